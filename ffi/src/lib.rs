@@ -1,0 +1,7 @@
+//! Everything that calls into C: llama.cpp through `llama-cpp-2` (and, where
+//! the safe crate has no wrapper, `llama-cpp-sys-2`). Each `unsafe` block
+//! says why it holds; everything exported is safe.
+
+pub mod llama;
+
+pub use llama::{EngineError, LlamaEngine, LlamaOptions, LoadedModel, Runtime};

@@ -1,0 +1,390 @@
+//! llama.cpp as an [`Engine`]: prompts and decode steps are submitted with
+//! `llama_decode` and timed on the host clock from just before the call until
+//! `llama_synchronize` returns, so the time covers all of the engine's work
+//! and none of the harness's (batches are built before the clock starts).
+
+use std::ffi::CStr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use inferbench_harness::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
+use inferbench_models::{GgufError, GgufFile, ModelSummary};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::{BatchAddError, LlamaBatch};
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token_type::LlamaTokenAttr;
+
+/// llama.cpp's LLAMA_MAX_SEQ: sequences one context can hold.
+pub const MAX_SEQUENCES: u32 = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("initialising llama.cpp: {0}")]
+    Backend(String),
+    #[error("{0}")]
+    InvalidModel(#[from] GgufError),
+    #[error("loading model {path}: llama.cpp refused it: {source}")]
+    Load {
+        path: PathBuf,
+        #[source]
+        source: llama_cpp_2::LlamaModelLoadError,
+    },
+    #[error("creating a llama.cpp context for {sequences} sequences of {cells} cells: {source}")]
+    Context {
+        sequences: u32,
+        cells: u32,
+        #[source]
+        source: llama_cpp_2::LlamaContextLoadError,
+    },
+    #[error("llama_decode failed during {phase}: {source}")]
+    Decode {
+        phase: &'static str,
+        #[source]
+        source: llama_cpp_2::DecodeError,
+    },
+    #[error("building a batch: {0}")]
+    Batch(#[from] BatchAddError),
+    #[error("{0} before the engine was configured")]
+    NotConfigured(&'static str),
+    #[error("batch of {0} sequences is more than llama.cpp's limit of {MAX_SEQUENCES}")]
+    TooManySequences(u32),
+}
+
+/// The initialised llama.cpp library. `llama_backend_init` may run only once
+/// per process, so there is one `Runtime`, shared by everything that needs it.
+#[derive(Debug)]
+pub struct Runtime {
+    backend: LlamaBackend,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+impl Runtime {
+    /// The process's runtime, initialised on first use. With `quiet`,
+    /// llama.cpp's and ggml's logs are silenced (decided on first call only).
+    pub fn get(quiet: bool) -> Result<&'static Runtime, EngineError> {
+        RUNTIME
+            .get_or_init(|| {
+                let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+                if quiet {
+                    backend.void_logs();
+                }
+                Ok(Runtime { backend })
+            })
+            .as_ref()
+            .map_err(|e| EngineError::Backend(e.clone()))
+    }
+
+    /// ggml's version and commit as compiled in.
+    pub fn ggml_version(&self) -> String {
+        // SAFETY: both return pointers to static NUL-terminated strings
+        // compiled into ggml; they are never freed or mutated.
+        let (version, commit) = unsafe {
+            (
+                cstr_to_string(llama_cpp_sys_2::ggml_version()),
+                cstr_to_string(llama_cpp_sys_2::ggml_commit()),
+            )
+        };
+        format!("ggml {version} ({commit})")
+    }
+
+    /// llama.cpp's own account of the CPU features it was built with and
+    /// uses (e.g. "CPU : SSE3 = 1 | AVX512 = 1 | ...").
+    pub fn system_info(&self) -> String {
+        // SAFETY: llama_print_system_info returns a pointer to a static
+        // buffer that stays valid until the next call; it is copied at once.
+        // The backend is initialised (self exists), which it requires.
+        let info = unsafe { cstr_to_string(llama_cpp_sys_2::llama_print_system_info()) };
+        info.trim().trim_end_matches('|').trim().to_string()
+    }
+
+    /// Devices ggml can compute on, as "backend: description".
+    pub fn devices(&self) -> Vec<String> {
+        llama_cpp_2::list_llama_ggml_backend_devices()
+            .into_iter()
+            .map(|d| format!("{}: {} ({})", d.backend, d.description, d.name))
+            .collect()
+    }
+
+    /// True when some device other than the CPU is available.
+    pub fn has_gpu(&self) -> bool {
+        self.backend.supports_gpu_offload()
+    }
+}
+
+/// # Safety
+/// `ptr` must be null or point to a NUL-terminated string valid for the call.
+unsafe fn cstr_to_string(ptr: *const std::os::raw::c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A model validated by inferbench's GGUF reader, then loaded by llama.cpp.
+pub struct LoadedModel {
+    model: LlamaModel,
+    pub summary: ModelSummary,
+    pub gpu_layers_requested: i32,
+}
+
+impl LoadedModel {
+    /// Validates `path` completely before llama.cpp sees it: llama.cpp may
+    /// abort the whole process on a malformed file.
+    pub fn load(runtime: &Runtime, path: &Path, gpu_layers: i32) -> Result<Self, EngineError> {
+        let summary = GgufFile::open(path)?.summary()?;
+        // Negative means "all", as in llama.cpp's own tools.
+        let layers = u32::try_from(gpu_layers).unwrap_or(u32::MAX);
+        let params = LlamaModelParams::default().with_n_gpu_layers(layers);
+        let model =
+            LlamaModel::load_from_file(&runtime.backend, path, &params).map_err(|source| {
+                EngineError::Load {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        Ok(LoadedModel {
+            model,
+            summary,
+            gpu_layers_requested: gpu_layers,
+        })
+    }
+
+    pub fn n_ctx_train(&self) -> u32 {
+        self.model.n_ctx_train()
+    }
+
+    /// Layers llama.cpp puts on a GPU: none without one; otherwise the
+    /// requested count, capped at the model's layers plus its output layer.
+    pub fn gpu_layers_offloaded(&self, runtime: &Runtime) -> u32 {
+        if !runtime.has_gpu() {
+            return 0;
+        }
+        let all = self.model.n_layer() + 1;
+        u32::try_from(self.gpu_layers_requested).map_or(all, |n| n.min(all))
+    }
+}
+
+/// Settings of every context the engine creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LlamaOptions {
+    pub threads: u32,
+    pub threads_batch: u32,
+    /// Physical batch: tokens evaluated per graph (llama.cpp's n_ubatch).
+    pub ubatch: u32,
+    /// One KV pool shared by all sequences instead of one per sequence.
+    pub kv_unified: bool,
+}
+
+struct Configured<'m> {
+    ctx: LlamaContext<'m>,
+    shape: BatchShape,
+    /// Next token of each sequence (the last sampled one).
+    next_tokens: Vec<LlamaToken>,
+    positions: Vec<i32>,
+    /// Index in the last evaluated batch of each sequence's logits.
+    output_index: Vec<i32>,
+    step_batch: LlamaBatch<'static>,
+    decode_calls: u64,
+}
+
+/// llama.cpp driven one step at a time, greedy sampling, EOS ignored (every
+/// sequence generates exactly the requested number of tokens).
+pub struct LlamaEngine<'m> {
+    runtime: &'m Runtime,
+    model: &'m LoadedModel,
+    options: LlamaOptions,
+    sampler: LlamaSampler,
+    configured: Option<Configured<'m>>,
+}
+
+impl<'m> LlamaEngine<'m> {
+    pub fn new(runtime: &'m Runtime, model: &'m LoadedModel, options: LlamaOptions) -> Self {
+        LlamaEngine {
+            runtime,
+            model,
+            options,
+            sampler: LlamaSampler::greedy(),
+            configured: None,
+        }
+    }
+
+    fn configured(&mut self, what: &'static str) -> Result<&mut Configured<'m>, EngineError> {
+        self.configured
+            .as_mut()
+            .ok_or(EngineError::NotConfigured(what))
+    }
+
+    /// KV cells per sequence llama.cpp will allocate: it pads to 256.
+    fn cells_per_sequence(shape: &BatchShape) -> u32 {
+        shape.context_per_sequence().max(1).div_ceil(256) * 256
+    }
+}
+
+fn timed(f: impl FnOnce() -> Result<(), EngineError>) -> Result<Timed, EngineError> {
+    let start = Instant::now();
+    f()?;
+    Ok(Timed::host(start.elapsed()))
+}
+
+impl Engine for LlamaEngine<'_> {
+    type Error = EngineError;
+
+    fn prompt_vocab(&self) -> PromptVocab {
+        let vocab = self.model.model.vocab();
+        let ordinary = (0..vocab.n_tokens())
+            .filter(|&id| {
+                let token = LlamaToken(id);
+                vocab.attr(token).contains(LlamaTokenAttr::Normal) && !vocab.is_eog(token)
+            })
+            .collect();
+        let bos = vocab.bos();
+        let add_bos = vocab.should_add_bos() && bos.0 >= 0;
+        PromptVocab {
+            bos: add_bos.then_some(bos.0),
+            ordinary,
+        }
+    }
+
+    fn max_context_per_sequence(&self) -> u32 {
+        self.model.n_ctx_train()
+    }
+
+    fn configure(&mut self, shape: &BatchShape) -> Result<(), EngineError> {
+        if shape.sequences > MAX_SEQUENCES {
+            return Err(EngineError::TooManySequences(shape.sequences));
+        }
+        // Free the old context (and its KV cache) before allocating the next.
+        self.configured = None;
+        let cells = Self::cells_per_sequence(shape);
+        let n_ctx = cells * shape.sequences;
+        // The whole prefill goes to llama_decode as one logical batch, so
+        // the logits of every sequence's last prompt token survive to be
+        // sampled; llama.cpp splits it into n_ubatch-sized graphs itself.
+        let n_batch = (shape.sequences * shape.prompt_tokens).max(shape.sequences);
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(n_batch)
+            .with_n_ubatch(self.options.ubatch.min(n_batch))
+            .with_n_seq_max(shape.sequences)
+            .with_n_threads(self.options.threads as i32)
+            .with_n_threads_batch(self.options.threads_batch as i32)
+            .with_kv_unified(self.options.kv_unified)
+            .with_no_perf(false);
+        let ctx = self
+            .model
+            .model
+            .new_context(&self.runtime.backend, params)
+            .map_err(|source| EngineError::Context {
+                sequences: shape.sequences,
+                cells,
+                source,
+            })?;
+        let b = shape.sequences as usize;
+        self.configured = Some(Configured {
+            ctx,
+            shape: *shape,
+            next_tokens: vec![LlamaToken(0); b],
+            positions: vec![0; b],
+            output_index: vec![0; b],
+            step_batch: LlamaBatch::new(b, shape.sequences as i32),
+            decode_calls: 0,
+        });
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), EngineError> {
+        let c = self.configured("reset")?;
+        c.ctx.clear_kv_cache();
+        c.positions.fill(0);
+        Ok(())
+    }
+
+    fn prefill(&mut self, prompts: &[Vec<TokenId>]) -> Result<Timed, EngineError> {
+        let c = self.configured("prefill")?;
+        let total: usize = prompts.iter().map(Vec::len).sum();
+        let mut batch = LlamaBatch::new(total.max(1), c.shape.sequences as i32);
+        let mut index = 0i32;
+        for (seq, prompt) in prompts.iter().enumerate() {
+            for (pos, &token) in prompt.iter().enumerate() {
+                let last = pos + 1 == prompt.len();
+                batch.add(LlamaToken(token), pos as i32, &[seq as i32], last)?;
+                if last {
+                    c.output_index[seq] = index;
+                }
+                index += 1;
+            }
+            c.positions[seq] = prompt.len() as i32;
+        }
+        c.decode_calls += 1;
+        let ctx = &mut c.ctx;
+        timed(|| {
+            ctx.decode(&mut batch)
+                .map_err(|source| EngineError::Decode {
+                    phase: "prefill",
+                    source,
+                })?;
+            ctx.synchronize();
+            Ok(())
+        })
+    }
+
+    fn sample(&mut self) -> Result<Timed, EngineError> {
+        let sampler = &mut self.sampler;
+        let c = self
+            .configured
+            .as_mut()
+            .ok_or(EngineError::NotConfigured("sample"))?;
+        let start = Instant::now();
+        for (next, &index) in c.next_tokens.iter_mut().zip(&c.output_index) {
+            *next = sampler.sample(&c.ctx, index);
+        }
+        Ok(Timed::host(start.elapsed()))
+    }
+
+    fn decode_step(&mut self) -> Result<Timed, EngineError> {
+        let c = self.configured("decode step")?;
+        c.step_batch.clear();
+        for seq in 0..c.next_tokens.len() {
+            c.step_batch
+                .add(c.next_tokens[seq], c.positions[seq], &[seq as i32], true)?;
+            c.output_index[seq] = seq as i32;
+            c.positions[seq] += 1;
+        }
+        c.decode_calls += 1;
+        let (ctx, batch) = (&mut c.ctx, &mut c.step_batch);
+        timed(|| {
+            ctx.decode(batch).map_err(|source| EngineError::Decode {
+                phase: "decode step",
+                source,
+            })?;
+            ctx.synchronize();
+            Ok(())
+        })
+    }
+
+    fn take_counters(&mut self) -> Option<EngineCounters> {
+        let c = self.configured.as_mut()?;
+        let t = c.ctx.timings();
+        let counters = EngineCounters {
+            // llama.cpp files single-token evaluations under "eval" and all
+            // others under "prompt eval"; a batch decode step is the latter.
+            eval_ms: t.t_p_eval_ms() + t.t_eval_ms(),
+            evals: c.decode_calls,
+            tokens: (t.n_p_eval() + t.n_eval()).max(0) as u64,
+        };
+        c.ctx.reset_timings();
+        c.decode_calls = 0;
+        Some(counters)
+    }
+}

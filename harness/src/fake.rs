@@ -1,0 +1,156 @@
+//! A fake engine with exactly known, deterministic timings. It never sleeps:
+//! it reports the durations a cost model gives, so runner tests can check
+//! every metric against its definition, with no clock involved.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use crate::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
+
+/// The fake's cost model, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FakeTimings {
+    pub prefill_base_ms: f64,
+    pub prefill_per_token_ms: f64,
+    pub decode_base_ms: f64,
+    pub decode_per_sequence_ms: f64,
+    pub sample_per_sequence_ms: f64,
+    /// The engine's own counters report this fraction of the host time.
+    pub counter_fraction: f64,
+    /// When set, steps also report a device time of this fraction.
+    pub device_fraction: Option<f64>,
+}
+
+impl Default for FakeTimings {
+    fn default() -> Self {
+        FakeTimings {
+            prefill_base_ms: 1.0,
+            prefill_per_token_ms: 0.01,
+            decode_base_ms: 2.0,
+            decode_per_sequence_ms: 0.5,
+            sample_per_sequence_ms: 0.1,
+            counter_fraction: 0.9,
+            device_fraction: None,
+        }
+    }
+}
+
+/// How often each operation was called.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub configures: u32,
+    pub resets: u32,
+    pub prefills: u32,
+    pub decode_steps: u32,
+    pub samples: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeEngine {
+    timings: FakeTimings,
+    max_context: u32,
+    shape: Option<BatchShape>,
+    calls: CallCounts,
+    slow_runs_left: u32,
+    slow: bool,
+    counters: EngineCounters,
+}
+
+impl FakeEngine {
+    pub fn new(timings: FakeTimings) -> Self {
+        FakeEngine {
+            timings,
+            max_context: 4096,
+            shape: None,
+            calls: CallCounts::default(),
+            slow_runs_left: 0,
+            slow: false,
+            counters: EngineCounters::default(),
+        }
+    }
+
+    pub fn with_max_context(mut self, max_context: u32) -> Self {
+        self.max_context = max_context;
+        self
+    }
+
+    /// The first `runs` runs take 100× longer, as a cold engine might.
+    pub fn with_slow_first_calls(mut self, runs: u32) -> Self {
+        self.slow_runs_left = runs;
+        self
+    }
+
+    pub fn calls(&self) -> CallCounts {
+        self.calls
+    }
+
+    fn timed(&mut self, host_ms: f64, counted: Option<u64>) -> Timed {
+        let host_ms = if self.slow { host_ms * 100.0 } else { host_ms };
+        if let Some(tokens) = counted {
+            self.counters.eval_ms += host_ms * self.timings.counter_fraction;
+            self.counters.evals += 1;
+            self.counters.tokens += tokens;
+        }
+        let duration = |ms: f64| Duration::from_nanos((ms * 1e6).round() as u64);
+        Timed {
+            host: duration(host_ms),
+            device: self.timings.device_fraction.map(|f| duration(host_ms * f)),
+        }
+    }
+
+    fn sequences(&self) -> u32 {
+        self.shape.map_or(1, |s| s.sequences)
+    }
+}
+
+impl Engine for FakeEngine {
+    type Error = Infallible;
+
+    fn prompt_vocab(&self) -> PromptVocab {
+        PromptVocab {
+            bos: Some(1),
+            ordinary: (3..259).collect(),
+        }
+    }
+
+    fn max_context_per_sequence(&self) -> u32 {
+        self.max_context
+    }
+
+    fn configure(&mut self, shape: &BatchShape) -> Result<(), Infallible> {
+        self.calls.configures += 1;
+        self.shape = Some(*shape);
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), Infallible> {
+        self.calls.resets += 1;
+        self.slow = self.slow_runs_left > 0;
+        self.slow_runs_left = self.slow_runs_left.saturating_sub(1);
+        Ok(())
+    }
+
+    fn prefill(&mut self, prompts: &[Vec<TokenId>]) -> Result<Timed, Infallible> {
+        self.calls.prefills += 1;
+        let tokens: usize = prompts.iter().map(Vec::len).sum();
+        let ms = self.timings.prefill_base_ms + self.timings.prefill_per_token_ms * tokens as f64;
+        Ok(self.timed(ms, Some(tokens as u64)))
+    }
+
+    fn sample(&mut self) -> Result<Timed, Infallible> {
+        self.calls.samples += 1;
+        let ms = self.timings.sample_per_sequence_ms * f64::from(self.sequences());
+        Ok(self.timed(ms, None))
+    }
+
+    fn decode_step(&mut self) -> Result<Timed, Infallible> {
+        self.calls.decode_steps += 1;
+        let n = self.sequences();
+        let ms = self.timings.decode_base_ms + self.timings.decode_per_sequence_ms * f64::from(n);
+        Ok(self.timed(ms, Some(u64::from(n))))
+    }
+
+    fn take_counters(&mut self) -> Option<EngineCounters> {
+        Some(std::mem::take(&mut self.counters))
+    }
+}

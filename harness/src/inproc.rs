@@ -1,0 +1,482 @@
+//! The in-process runner: drives an [`Engine`] through warm-up and measured
+//! runs of one batch shape and turns the timings into a result point.
+//!
+//! Metric definitions (shared with the HTTP mode; per sequence, as a served
+//! request would see them):
+//! - `ttft_ms` = prefill + first sample.
+//! - `itl_ms`  = one decode step + its sample: the gap between consecutive
+//!   tokens of a sequence; pooled over sequences and steps.
+//! - `e2e_ms`  = ttft + Σ itl: from the start of prefill to the last token.
+//! - `tpot_ms` = (e2e − ttft) / (gen_tokens − 1).
+//!
+//! Engine-phase metrics (per run or per step, not per sequence):
+//! - `prefill_ms`: evaluating all prompts of the batch, synchronized.
+//! - `decode_step_ms`: evaluating one token of every sequence, synchronized.
+//! - `sample_ms`: sampling one token for every sequence.
+//! - `prefill_tok_s` = batch × prompt_tokens / prefill;
+//!   `decode_tok_s` = batch × (gen_tokens − 1) / Σ itl;
+//!   `throughput_tok_s` = batch × gen_tokens / e2e.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::engine::{BatchShape, Engine, EngineCounters, Timed};
+use crate::result::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
+use crate::stats::Distribution;
+use crate::workload::synthetic_prompts;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointSpec {
+    pub shape: BatchShape,
+    pub warmup_runs: u32,
+    pub runs: u32,
+    pub seed: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError<E: std::error::Error + 'static> {
+    #[error("{0}")]
+    Engine(#[source] E),
+    #[error("{what} needs {needed} tokens of context per sequence, but the model allows {max}")]
+    ContextTooLong { what: String, needed: u32, max: u32 },
+}
+
+/// Reported after every run, warm-up or measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunProgress {
+    pub warmup: bool,
+    pub done: u32,
+    pub of: u32,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Timings of one complete run.
+struct RunTimings {
+    prefill: Timed,
+    samples: Vec<Timed>,
+    steps: Vec<Timed>,
+    prefill_counters: Option<EngineCounters>,
+    decode_counters: Option<EngineCounters>,
+}
+
+/// Executes one run; `None` when interrupted before it completed.
+fn run_once<E: Engine>(
+    engine: &mut E,
+    shape: &BatchShape,
+    prompts: &[Vec<i32>],
+    interrupt: &AtomicBool,
+) -> Result<Option<RunTimings>, E::Error> {
+    engine.reset()?;
+    // Counters left from the previous run or warm-up belong to nobody.
+    engine.take_counters();
+    let prefill = engine.prefill(prompts)?;
+    let prefill_counters = engine.take_counters();
+    let mut samples = Vec::with_capacity(shape.gen_tokens as usize);
+    let mut steps = Vec::with_capacity(shape.gen_tokens.saturating_sub(1) as usize);
+    samples.push(engine.sample()?);
+    for _ in 1..shape.gen_tokens {
+        if interrupt.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        steps.push(engine.decode_step()?);
+        samples.push(engine.sample()?);
+    }
+    let decode_counters = engine.take_counters();
+    Ok(Some(RunTimings {
+        prefill,
+        samples,
+        steps,
+        prefill_counters,
+        decode_counters,
+    }))
+}
+
+#[derive(Debug, Clone)]
+struct Accumulator {
+    shape: BatchShape,
+    runs: u32,
+    ttft: Distribution,
+    itl: Distribution,
+    tpot: Distribution,
+    e2e: Distribution,
+    prefill: Distribution,
+    decode_step: Distribution,
+    sample: Distribution,
+    prefill_tok_s: Distribution,
+    decode_tok_s: Distribution,
+    throughput_tok_s: Distribution,
+    engine_prefill: Distribution,
+    engine_decode_step: Distribution,
+    device_prefill: Distribution,
+    device_decode_step: Distribution,
+    // Host time of the steps that have a device time, for a like-for-like ratio.
+    host_prefill_with_device: f64,
+    host_decode_with_device: f64,
+    host_prefill_with_counters: f64,
+    host_decode_with_counters: f64,
+}
+
+impl Accumulator {
+    fn new(shape: BatchShape) -> Self {
+        let ms = Distribution::milliseconds;
+        let rate = Distribution::per_second;
+        Accumulator {
+            shape,
+            runs: 0,
+            ttft: ms(),
+            itl: ms(),
+            tpot: ms(),
+            e2e: ms(),
+            prefill: ms(),
+            decode_step: ms(),
+            sample: ms(),
+            prefill_tok_s: rate(),
+            decode_tok_s: rate(),
+            throughput_tok_s: rate(),
+            engine_prefill: ms(),
+            engine_decode_step: ms(),
+            device_prefill: ms(),
+            device_decode_step: ms(),
+            host_prefill_with_device: 0.0,
+            host_decode_with_device: 0.0,
+            host_prefill_with_counters: 0.0,
+            host_decode_with_counters: 0.0,
+        }
+    }
+
+    fn add(&mut self, run: &RunTimings) {
+        let b = u64::from(self.shape.sequences);
+        let prefill_ms = ms(run.prefill.host);
+        let first_sample_ms = ms(run.samples[0].host);
+        let ttft = prefill_ms + first_sample_ms;
+        self.prefill.record(prefill_ms);
+        self.ttft.record_n(ttft, b);
+        let mut decode_total = 0.0;
+        for (step, sample) in run.steps.iter().zip(&run.samples[1..]) {
+            let itl = ms(step.host) + ms(sample.host);
+            self.decode_step.record(ms(step.host));
+            self.itl.record_n(itl, b);
+            decode_total += itl;
+        }
+        for sample in &run.samples {
+            self.sample.record(ms(sample.host));
+        }
+        let e2e = ttft + decode_total;
+        self.e2e.record_n(e2e, b);
+        let generated_after_first = u64::from(self.shape.gen_tokens.saturating_sub(1));
+        if generated_after_first > 0 {
+            self.tpot
+                .record_n(decode_total / generated_after_first as f64, b);
+            self.decode_tok_s
+                .record((b * generated_after_first) as f64 / (decode_total / 1e3));
+        }
+        let prompt_tokens = b * u64::from(self.shape.prompt_tokens);
+        self.prefill_tok_s
+            .record(prompt_tokens as f64 / (prefill_ms / 1e3));
+        self.throughput_tok_s
+            .record((b * u64::from(self.shape.gen_tokens)) as f64 / (e2e / 1e3));
+
+        if let Some(c) = run.prefill_counters.filter(|c| c.evals > 0) {
+            self.engine_prefill.record(c.eval_ms);
+            self.host_prefill_with_counters += prefill_ms;
+        }
+        if let Some(c) = run.decode_counters.filter(|c| c.evals > 0) {
+            // The engine reports a total per run; its per-step mean is what
+            // compares with the harness's per-step distribution.
+            self.engine_decode_step
+                .record_n(c.eval_ms / c.evals as f64, c.evals);
+            self.host_decode_with_counters += run.steps.iter().map(|s| ms(s.host)).sum::<f64>();
+        }
+        if let Some(device) = run.prefill.device {
+            self.device_prefill.record(ms(device));
+            self.host_prefill_with_device += prefill_ms;
+        }
+        for step in &run.steps {
+            if let Some(device) = step.device {
+                self.device_decode_step.record(ms(device));
+                self.host_decode_with_device += ms(step.host);
+            }
+        }
+        self.runs += 1;
+    }
+
+    fn finish(&self, warmup_runs: u32, complete: bool) -> InprocPoint {
+        let b = u64::from(self.shape.sequences);
+        let ratio = |host: f64, other: &Distribution| {
+            (other.sum() > 0.0 && host > 0.0).then(|| host / other.sum())
+        };
+        let engine_counters = (self.engine_prefill.count() + self.engine_decode_step.count() > 0)
+            .then(|| CounterComparison {
+                prefill_ms: self.engine_prefill.stats(),
+                decode_step_ms: self.engine_decode_step.stats(),
+                harness_over_engine_prefill: ratio(
+                    self.host_prefill_with_counters,
+                    &self.engine_prefill,
+                ),
+                harness_over_engine_decode_step: ratio(
+                    self.host_decode_with_counters,
+                    &self.engine_decode_step,
+                ),
+            });
+        let device_timing = (self.device_prefill.count() + self.device_decode_step.count() > 0)
+            .then(|| DeviceComparison {
+                prefill_ms: self.device_prefill.stats(),
+                decode_step_ms: self.device_decode_step.stats(),
+                host_over_device_prefill: ratio(
+                    self.host_prefill_with_device,
+                    &self.device_prefill,
+                ),
+                host_over_device_decode_step: ratio(
+                    self.host_decode_with_device,
+                    &self.device_decode_step,
+                ),
+            });
+        let runs = u64::from(self.runs);
+        InprocPoint {
+            prompt_tokens: self.shape.prompt_tokens,
+            gen_tokens: self.shape.gen_tokens,
+            batch: self.shape.sequences,
+            complete,
+            runs: self.runs,
+            warmup_runs,
+            tokens: TokenTotals {
+                prompt: runs * b * u64::from(self.shape.prompt_tokens),
+                generated: runs * b * u64::from(self.shape.gen_tokens),
+            },
+            ttft_ms: self.ttft.stats(),
+            itl_ms: self.itl.stats(),
+            tpot_ms: self.tpot.stats(),
+            e2e_ms: self.e2e.stats(),
+            prefill_ms: self.prefill.stats(),
+            decode_step_ms: self.decode_step.stats(),
+            sample_ms: self.sample.stats(),
+            prefill_tok_s: self.prefill_tok_s.stats(),
+            decode_tok_s: self.decode_tok_s.stats(),
+            throughput_tok_s: self.throughput_tok_s.stats(),
+            engine_counters,
+            device_timing,
+        }
+    }
+}
+
+/// Measures one point: `warmup_runs` runs whose timings are discarded, then
+/// `runs` measured runs. When `interrupt` is raised, the run in flight is
+/// abandoned and the point comes back with `complete: false` and the runs
+/// already measured.
+pub fn measure_point<E: Engine>(
+    engine: &mut E,
+    spec: &PointSpec,
+    interrupt: &AtomicBool,
+    mut on_run: impl FnMut(RunProgress),
+) -> Result<InprocPoint, RunnerError<E::Error>> {
+    let shape = spec.shape;
+    let max = engine.max_context_per_sequence();
+    if shape.context_per_sequence() > max {
+        return Err(RunnerError::ContextTooLong {
+            what: format!(
+                "{} prompt tokens + {} generated tokens",
+                shape.prompt_tokens, shape.gen_tokens
+            ),
+            needed: shape.context_per_sequence(),
+            max,
+        });
+    }
+    engine.configure(&shape).map_err(RunnerError::Engine)?;
+    let prompts = synthetic_prompts(
+        &engine.prompt_vocab(),
+        shape.sequences,
+        shape.prompt_tokens,
+        spec.seed,
+    );
+    let mut acc = Accumulator::new(shape);
+    for i in 0..spec.warmup_runs {
+        if interrupt.load(Ordering::Relaxed)
+            || run_once(engine, &shape, &prompts, interrupt)
+                .map_err(RunnerError::Engine)?
+                .is_none()
+        {
+            return Ok(acc.finish(i, false));
+        }
+        on_run(RunProgress {
+            warmup: true,
+            done: i + 1,
+            of: spec.warmup_runs,
+        });
+    }
+    for i in 0..spec.runs {
+        if interrupt.load(Ordering::Relaxed) {
+            return Ok(acc.finish(spec.warmup_runs, false));
+        }
+        match run_once(engine, &shape, &prompts, interrupt).map_err(RunnerError::Engine)? {
+            Some(run) => acc.add(&run),
+            None => return Ok(acc.finish(spec.warmup_runs, false)),
+        }
+        on_run(RunProgress {
+            warmup: false,
+            done: i + 1,
+            of: spec.runs,
+        });
+    }
+    Ok(acc.finish(spec.warmup_runs, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{FakeEngine, FakeTimings};
+
+    fn spec(sequences: u32, prompt_tokens: u32, gen_tokens: u32, runs: u32) -> PointSpec {
+        PointSpec {
+            shape: BatchShape {
+                sequences,
+                prompt_tokens,
+                gen_tokens,
+            },
+            warmup_runs: 2,
+            runs,
+            seed: 1,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn metrics_follow_their_definitions_exactly() {
+        // prefill = 1 ms + 0.01 ms/token; decode = 2 ms + 0.5 ms/sequence;
+        // sample = 0.1 ms/sequence; counters report 90% of the host time.
+        let timings = FakeTimings::default();
+        let mut engine = FakeEngine::new(timings);
+        let point = measure_point(
+            &mut engine,
+            &spec(4, 100, 5, 3),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+        assert!(point.complete);
+        assert_eq!((point.runs, point.warmup_runs), (3, 2));
+        // 2 warm-up + 3 measured runs, each 1 prefill and 4 decode steps.
+        assert_eq!(engine.calls().prefills, 5);
+        assert_eq!(engine.calls().decode_steps, 20);
+        assert_eq!(point.tokens.prompt, 3 * 4 * 100);
+        assert_eq!(point.tokens.generated, 3 * 4 * 5);
+
+        let prefill = 1.0 + 0.01 * 400.0; // 5 ms
+        let sample = 0.1 * 4.0; // 0.4 ms
+        let decode = 2.0 + 0.5 * 4.0; // 4 ms
+        let itl = decode + sample;
+        let ttft = prefill + sample;
+        let e2e = ttft + 4.0 * itl;
+
+        let p = point.prefill_ms.unwrap();
+        assert_eq!(p.count, 3);
+        assert!(close(p.mean, prefill));
+        let d = point.decode_step_ms.unwrap();
+        assert_eq!(d.count, 3 * 4);
+        assert!(close(d.mean, decode));
+        assert_eq!(point.sample_ms.unwrap().count, 3 * 5);
+        let t = point.ttft_ms.unwrap();
+        assert_eq!(t.count, 3 * 4, "one TTFT per sequence per run");
+        assert!(close(t.mean, ttft));
+        let i = point.itl_ms.unwrap();
+        assert_eq!(i.count, 3 * 4 * 4);
+        assert!(close(i.mean, itl));
+        assert!(close(point.e2e_ms.unwrap().mean, e2e));
+        assert!(close(point.tpot_ms.unwrap().mean, (e2e - ttft) / 4.0));
+        assert!(close(
+            point.prefill_tok_s.unwrap().mean,
+            400.0 / (prefill / 1e3)
+        ));
+        assert!(close(
+            point.decode_tok_s.unwrap().mean,
+            16.0 / (4.0 * itl / 1e3)
+        ));
+        assert!(close(
+            point.throughput_tok_s.unwrap().mean,
+            20.0 / (e2e / 1e3)
+        ));
+
+        let c = point.engine_counters.unwrap();
+        assert!(close(c.decode_step_ms.unwrap().mean, 0.9 * decode));
+        assert!(close(c.harness_over_engine_decode_step.unwrap(), 1.0 / 0.9));
+        assert!(close(c.harness_over_engine_prefill.unwrap(), 1.0 / 0.9));
+        assert!(point.device_timing.is_none());
+    }
+
+    #[test]
+    fn single_generated_token_has_no_decode_metrics() {
+        let mut engine = FakeEngine::new(FakeTimings::default());
+        let point = measure_point(
+            &mut engine,
+            &spec(1, 8, 1, 2),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+        assert!(
+            point.itl_ms.is_none() && point.tpot_ms.is_none() && point.decode_step_ms.is_none()
+        );
+        assert_eq!(point.ttft_ms.unwrap().count, 2);
+        assert_eq!(engine.calls().decode_steps, 0);
+    }
+
+    #[test]
+    fn context_limit_is_checked_before_configuring() {
+        let mut engine = FakeEngine::new(FakeTimings::default()).with_max_context(64);
+        let err = measure_point(
+            &mut engine,
+            &spec(1, 60, 6, 1),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("65 tokens of context"), "{err}");
+        assert_eq!(engine.calls().configures, 0);
+        // 60 + 5 decoded tokens would need 65; 60 + 4 fits exactly.
+        measure_point(
+            &mut engine,
+            &spec(1, 60, 5, 1),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn interrupt_keeps_measured_runs_and_marks_incomplete() {
+        let interrupt = AtomicBool::new(false);
+        let mut engine = FakeEngine::new(FakeTimings::default());
+        let mut seen = Vec::new();
+        let point = measure_point(&mut engine, &spec(2, 4, 3, 10), &interrupt, |p| {
+            seen.push(p);
+            if !p.warmup && p.done == 3 {
+                interrupt.store(true, Ordering::Relaxed);
+            }
+        })
+        .unwrap();
+        assert!(!point.complete);
+        assert_eq!(point.runs, 3);
+        assert_eq!(point.ttft_ms.unwrap().count, 6);
+        assert_eq!(seen.len(), 2 + 3);
+    }
+
+    #[test]
+    fn warmup_never_enters_statistics() {
+        // The fake's first calls are 100× slower: only warm-up sees them.
+        let mut engine = FakeEngine::new(FakeTimings::default()).with_slow_first_calls(2);
+        let point = measure_point(
+            &mut engine,
+            &spec(1, 10, 3, 4),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+        let p = point.prefill_ms.unwrap();
+        assert_eq!(p.max, p.min, "a warm-up timing leaked into the statistics");
+    }
+}

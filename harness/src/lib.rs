@@ -1,0 +1,11 @@
+//! Engine-agnostic measurement. Runners drive anything that implements
+//! [`engine::Engine`]; statistics and result types know nothing of llama.cpp.
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod fake;
+pub mod host;
+pub mod inproc;
+pub mod result;
+pub mod stats;
+pub mod workload;

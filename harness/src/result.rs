@@ -1,0 +1,245 @@
+//! The result file: its serde types (separate from the accumulators that
+//! fill them) and the writer that keeps it valid on disk at every moment.
+//! `schema/result.schema.json` describes the same shape; tests validate
+//! every file the tool writes against it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::{HistogramInfo, Stats};
+
+/// Bumped on any change that could break a reader of older files.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Inproc,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Still being written: points finished so far are in the file.
+    Running,
+    Complete,
+    /// Stopped by Ctrl-C (or SIGTERM).
+    Interrupted,
+    /// Stopped by an error, named in `error`.
+    Failed,
+}
+
+/// A whole result file. `S` is the mode's settings, `P` its point type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultFile<S, P> {
+    pub schema_version: u32,
+    pub mode: Mode,
+    /// True unless every requested point was measured completely.
+    pub partial: bool,
+    pub status: RunStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+    pub provenance: Provenance,
+    pub settings: S,
+    pub histogram: HistogramInfo,
+    pub points: Vec<P>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub tool: ToolInfo,
+    pub engine: EngineInfo,
+    pub host: HostInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelInfo>,
+    /// When the run started (RFC 3339, UTC).
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    /// Cargo profile the binary was built with.
+    pub build_profile: String,
+    pub target: String,
+    /// `-C target-cpu` the binary was built for, if any.
+    pub target_cpu: Option<String>,
+    /// Cargo features of the binary.
+    pub features: Vec<String>,
+    pub rustc: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// e.g. "llama.cpp".
+    pub name: String,
+    /// e.g. ggml's version and commit.
+    pub version: String,
+    /// How the engine is reached, e.g. "llama-cpp-2 0.1.160 (llama-cpp-sys-2 0.1.161)".
+    pub bindings: String,
+    /// Compute backend doing the work, e.g. "CPU" or "CUDA".
+    pub backend: String,
+    /// Features the engine reports for the CPU (llama_print_system_info).
+    pub cpu_features: Option<String>,
+    pub devices: Vec<String>,
+    pub threads: Option<u32>,
+    pub threads_batch: Option<u32>,
+    pub gpu_layers_requested: Option<i32>,
+    pub gpu_layers_offloaded: Option<u32>,
+    /// Which clock timed the steps: "host" or "cuda_events+host".
+    pub timing_source: String,
+    /// Anything the timing source wants the reader to know (e.g. why CUDA
+    /// events were not used).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostInfo {
+    pub cpu_model: String,
+    pub logical_cores: u32,
+    pub physical_cores: Option<u32>,
+    pub memory_bytes: u64,
+    pub os: String,
+    pub kernel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    pub path: String,
+    pub sha256: Option<String>,
+    pub file_size_bytes: u64,
+    pub name: Option<String>,
+    pub architecture: String,
+    pub parameters: u64,
+    pub layers: Option<u64>,
+    pub context_length: Option<u64>,
+    pub quantization: String,
+    pub tensor_types: std::collections::BTreeMap<String, u64>,
+}
+
+/// Token totals over the measured runs of a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenTotals {
+    pub prompt: u64,
+    pub generated: u64,
+}
+
+/// The engine's own counters beside the harness's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CounterComparison {
+    pub prefill_ms: Option<Stats>,
+    /// Per-step mean the engine reports, one value per step.
+    pub decode_step_ms: Option<Stats>,
+    /// Σ harness prefill / Σ engine prefill: 1.0 means the harness adds nothing.
+    pub harness_over_engine_prefill: Option<f64>,
+    pub harness_over_engine_decode_step: Option<f64>,
+}
+
+/// Device-clock timings (CUDA events) beside the host clock.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeviceComparison {
+    pub prefill_ms: Option<Stats>,
+    pub decode_step_ms: Option<Stats>,
+    pub host_over_device_prefill: Option<f64>,
+    pub host_over_device_decode_step: Option<f64>,
+}
+
+/// One in-process measurement point. Metric definitions: see [`crate::inproc`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InprocPoint {
+    pub prompt_tokens: u32,
+    pub gen_tokens: u32,
+    /// Sequences decoded together.
+    pub batch: u32,
+    /// False when the run was interrupted during this point.
+    pub complete: bool,
+    /// Measured runs (warm-up excluded).
+    pub runs: u32,
+    pub warmup_runs: u32,
+    pub tokens: TokenTotals,
+    pub ttft_ms: Option<Stats>,
+    pub itl_ms: Option<Stats>,
+    pub tpot_ms: Option<Stats>,
+    pub e2e_ms: Option<Stats>,
+    pub prefill_ms: Option<Stats>,
+    pub decode_step_ms: Option<Stats>,
+    pub sample_ms: Option<Stats>,
+    pub prefill_tok_s: Option<Stats>,
+    pub decode_tok_s: Option<Stats>,
+    pub throughput_tok_s: Option<Stats>,
+    pub engine_counters: Option<CounterComparison>,
+    pub device_timing: Option<DeviceComparison>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("writing result file {path}: {source}")]
+pub struct WriteError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Writes a result file atomically (a temporary file renamed over the old
+/// one), so that a reader, or a crash, never sees half a file.
+#[derive(Debug, Clone)]
+pub struct ResultWriter {
+    path: PathBuf,
+}
+
+impl ResultWriter {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ResultWriter { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write<T: Serialize>(&self, value: &T) -> Result<(), WriteError> {
+        let err = |source| WriteError {
+            path: self.path.clone(),
+            source,
+        };
+        let mut tmp_name = self.path.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
+        let mut file = std::fs::File::create(&tmp).map_err(err)?;
+        serde_json::to_writer_pretty(&mut file, value).map_err(|e| err(e.into()))?;
+        file.write_all(b"\n").map_err(err)?;
+        file.sync_data().map_err(err)?;
+        std::fs::rename(&tmp, &self.path).map_err(err)
+    }
+}
+
+/// What `inproc` was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InprocSettings {
+    pub model: String,
+    pub prompt_tokens: Vec<u32>,
+    pub gen_tokens: u32,
+    pub batch: Vec<u32>,
+    pub warmup: u32,
+    pub runs: u32,
+    pub seed: u64,
+    pub threads: u32,
+    pub threads_batch: u32,
+    pub n_gpu_layers: i32,
+    pub ubatch: u32,
+    pub kv_unified: bool,
+    /// How tokens are chosen: "greedy".
+    pub sampler: String,
+    /// False: end-of-sequence tokens are ignored, every sequence generates
+    /// exactly `gen_tokens`.
+    pub stop_at_eos: bool,
+}
+
+pub type InprocResult = ResultFile<InprocSettings, InprocPoint>;

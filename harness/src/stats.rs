@@ -1,0 +1,270 @@
+//! The one statistics implementation: every timing and throughput in every
+//! result goes through [`Distribution`] and comes out as a [`Stats`] object.
+//!
+//! Percentiles come from an HDR histogram, which keeps them exact to a fixed
+//! number of significant figures whatever the order or number of samples;
+//! count, mean, standard deviation, min and max are computed exactly from the
+//! raw values. Percentiles are clamped to [min, max] so that the histogram's
+//! bucket rounding can never report a p99.9 above the true maximum.
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Significant figures kept by every histogram: values are exact to 0.1%.
+pub const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// How a distribution's values map to the histogram's integer units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Values in milliseconds, recorded in nanoseconds.
+    Milliseconds,
+    /// Values in tokens (or requests) per second, recorded in thousandths.
+    PerSecond,
+}
+
+impl Unit {
+    fn scale(self) -> f64 {
+        match self {
+            Unit::Milliseconds => 1e6,
+            Unit::PerSecond => 1e3,
+        }
+    }
+}
+
+/// The summary every metric is reported as.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub count: u64,
+    pub mean: f64,
+    /// Sample standard deviation (n − 1); 0 for a single value.
+    pub std: f64,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// The histogram settings, recorded once in every result file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HistogramInfo {
+    pub implementation: String,
+    pub significant_figures: u8,
+    pub timing_unit_recorded: String,
+    pub rate_unit_recorded: String,
+}
+
+impl HistogramInfo {
+    pub fn current() -> Self {
+        HistogramInfo {
+            implementation: "hdrhistogram 7".into(),
+            significant_figures: SIGNIFICANT_FIGURES,
+            timing_unit_recorded: "ns".into(),
+            rate_unit_recorded: "milli-per-second".into(),
+        }
+    }
+}
+
+/// Accumulates values of one metric.
+#[derive(Debug, Clone)]
+pub struct Distribution {
+    unit: Unit,
+    histogram: Histogram<u64>,
+    count: u64,
+    // Welford's running mean and sum of squared deviations: stable for long
+    // runs, where a naive sum of squares loses precision.
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Distribution {
+    pub fn new(unit: Unit) -> Self {
+        // Auto-resizing keeps any value recordable (a stalled request of an
+        // hour, or a rate of millions), at no cost in precision.
+        let mut histogram =
+            Histogram::new(SIGNIFICANT_FIGURES).expect("3 significant figures is a valid setting");
+        histogram.auto(true);
+        Distribution {
+            unit,
+            histogram,
+            count: 0,
+            mean: 0.0,
+            m2: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+
+    pub fn milliseconds() -> Self {
+        Self::new(Unit::Milliseconds)
+    }
+
+    pub fn per_second() -> Self {
+        Self::new(Unit::PerSecond)
+    }
+
+    /// Records one value in the distribution's unit. Negative and non-finite
+    /// values are measurement bugs, not data: they are refused.
+    pub fn record(&mut self, value: f64) {
+        self.record_n(value, 1);
+    }
+
+    /// Records the same value `n` times (one per sequence of a batch step).
+    pub fn record_n(&mut self, value: f64, n: u64) {
+        assert!(
+            value.is_finite() && value >= 0.0,
+            "a measured value must be finite and non-negative, got {value}"
+        );
+        if n == 0 {
+            return;
+        }
+        let scaled = (value * self.unit.scale()).round() as u64;
+        self.histogram
+            .record_n(scaled, n)
+            .expect("auto-resizing histogram accepts any u64");
+        // Welford's update for n equal values at once.
+        let total = self.count + n;
+        let delta = value - self.mean;
+        self.mean += delta * n as f64 / total as f64;
+        self.m2 += delta * delta * (self.count as f64) * (n as f64) / total as f64;
+        self.count = total;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn sum(&self) -> f64 {
+        self.mean * self.count as f64
+    }
+
+    pub fn mean(&self) -> Option<f64> {
+        (self.count > 0).then_some(self.mean)
+    }
+
+    /// The summary, or `None` when nothing was recorded.
+    pub fn stats(&self) -> Option<Stats> {
+        if self.count == 0 {
+            return None;
+        }
+        let scale = self.unit.scale();
+        let at =
+            |q: f64| (self.histogram.value_at_quantile(q) as f64 / scale).clamp(self.min, self.max);
+        let std = if self.count > 1 {
+            (self.m2 / (self.count - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        Some(Stats {
+            count: self.count,
+            mean: self.mean,
+            std,
+            min: self.min,
+            p50: at(0.50),
+            p90: at(0.90),
+            p95: at(0.95),
+            p99: at(0.99),
+            p999: at(0.999),
+            max: self.max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * b.abs().max(1e-12)
+    }
+
+    #[test]
+    fn one_to_hundred_hand_computed() {
+        let mut d = Distribution::milliseconds();
+        for v in 1..=100 {
+            d.record(v as f64);
+        }
+        let s = d.stats().unwrap();
+        assert_eq!(s.count, 100);
+        assert!(close(s.mean, 50.5, 1e-12));
+        // Sample std of 1..=100: sqrt(100*101/12) = 29.011491975882016.
+        assert!(close(s.std, 29.011_491_975_882_016, 1e-12));
+        assert_eq!(s.min, 1.0);
+        assert_eq!(s.max, 100.0);
+        // Nearest-rank percentiles: the smallest value with at least q of
+        // the samples at or below it; within the histogram's 0.1%.
+        for (got, want) in [
+            (s.p50, 50.0),
+            (s.p90, 90.0),
+            (s.p95, 95.0),
+            (s.p99, 99.0),
+            (s.p999, 100.0),
+        ] {
+            assert!(close(got, want, 1e-3), "got {got}, want {want}");
+        }
+    }
+
+    #[test]
+    fn order_does_not_matter() {
+        let values = [7.25, 0.5, 3.0, 12.0, 3.0, 9.5, 0.75];
+        let mut a = Distribution::milliseconds();
+        let mut b = Distribution::milliseconds();
+        values.iter().for_each(|v| a.record(*v));
+        values.iter().rev().for_each(|v| b.record(*v));
+        assert_eq!(a.stats(), b.stats());
+    }
+
+    #[test]
+    fn record_n_equals_repeated_record() {
+        let mut a = Distribution::milliseconds();
+        let mut b = Distribution::milliseconds();
+        a.record_n(2.0, 3);
+        a.record_n(5.0, 2);
+        for v in [2.0, 2.0, 2.0, 5.0, 5.0] {
+            b.record(v);
+        }
+        let (sa, sb) = (a.stats().unwrap(), b.stats().unwrap());
+        assert_eq!(sa.count, sb.count);
+        assert!(close(sa.mean, 3.2, 1e-12) && close(sb.mean, 3.2, 1e-12));
+        // Sample variance of {2,2,2,5,5}: (3*1.44 + 2*3.24)/4 = 2.7.
+        assert!(close(sa.std, 2.7f64.sqrt(), 1e-12));
+        assert!(close(sb.std, 2.7f64.sqrt(), 1e-12));
+        assert_eq!(sa.p50, sb.p50);
+    }
+
+    #[test]
+    fn single_value_and_empty() {
+        assert!(Distribution::milliseconds().stats().is_none());
+        let mut d = Distribution::per_second();
+        d.record(1234.5);
+        let s = d.stats().unwrap();
+        assert_eq!((s.count, s.std, s.min, s.max), (1, 0.0, 1234.5, 1234.5));
+        // Clamped to the exact min/max despite bucket rounding.
+        assert_eq!(s.p50, 1234.5);
+        assert_eq!(s.p999, 1234.5);
+    }
+
+    #[test]
+    fn sub_microsecond_and_hour_long_values_keep_precision() {
+        let mut d = Distribution::milliseconds();
+        d.record(0.000_5); // 500 ns
+        d.record(3_600_000.0); // one hour
+        let s = d.stats().unwrap();
+        assert_eq!(s.min, 0.000_5);
+        assert!(close(s.p50, 0.000_5, 1e-3));
+        assert!(close(s.p99, 3_600_000.0, 1e-3));
+    }
+
+    #[test]
+    #[should_panic(expected = "finite and non-negative")]
+    fn negative_values_are_refused() {
+        Distribution::milliseconds().record(-1.0);
+    }
+}

@@ -1,0 +1,218 @@
+//! `inferbench inproc`: llama.cpp in this process, swept over prompt lengths
+//! and batch sizes, with the result file rewritten after every point.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use inferbench_ffi::{LlamaEngine, LlamaOptions, LoadedModel, Runtime};
+use inferbench_harness::engine::BatchShape;
+use inferbench_harness::inproc::{measure_point, PointSpec};
+use inferbench_harness::result::{
+    InprocResult, InprocSettings, Mode, ResultWriter, RunStatus, SCHEMA_VERSION,
+};
+use inferbench_harness::stats::HistogramInfo;
+
+use crate::cli::InprocArgs;
+use crate::{interrupt, model, provenance, report, EXIT_INTERRUPTED};
+
+fn default_out_path() -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    PathBuf::from("results").join(format!("inproc-{stamp}.json"))
+}
+
+fn shapes(args: &InprocArgs) -> Vec<BatchShape> {
+    args.prompt_tokens
+        .0
+        .iter()
+        .flat_map(|&prompt_tokens| {
+            args.batch.0.iter().map(move |&sequences| BatchShape {
+                sequences,
+                prompt_tokens,
+                gen_tokens: args.gen_tokens,
+            })
+        })
+        .collect()
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    // indicatif draws nothing when stderr is not a terminal.
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs {msg}",
+        )
+        .expect("valid template"),
+    );
+    bar
+}
+
+pub fn run(args: InprocArgs) -> Result<ExitCode> {
+    let model_path = model::resolve(args.model.clone())?;
+    if !model_path.is_file() {
+        bail!("--model {}: no such file", model_path.display());
+    }
+    let out_path = args.out.clone().unwrap_or_else(default_out_path);
+    let threads = match args.threads {
+        Some(t) => t,
+        None => inferbench_harness::host::physical_cores()
+            .or_else(|| {
+                std::thread::available_parallelism()
+                    .ok()
+                    .map(|n| n.get() as u32)
+            })
+            .unwrap_or(1),
+    };
+    let options = LlamaOptions {
+        threads,
+        threads_batch: threads,
+        ubatch: args.ubatch,
+        kv_unified: args.kv_unified,
+    };
+
+    let runtime = Runtime::get(!args.verbose)?;
+    let loaded = LoadedModel::load(runtime, &model_path, args.n_gpu_layers)
+        .with_context(|| format!("--model {}", model_path.display()))?;
+
+    let shapes = shapes(&args);
+    // Refuse impossible points before measuring anything.
+    let max = loaded.n_ctx_train();
+    for s in &shapes {
+        if s.context_per_sequence() > max {
+            bail!(
+                "--prompt-tokens {} with --gen-tokens {} needs {} tokens of context per sequence, \
+                 but {} allows at most {max}",
+                s.prompt_tokens,
+                s.gen_tokens,
+                s.context_per_sequence(),
+                model_path.display()
+            );
+        }
+        if s.sequences > inferbench_ffi::llama::MAX_SEQUENCES {
+            bail!(
+                "--batch {}: llama.cpp decodes at most {} sequences together",
+                s.sequences,
+                inferbench_ffi::llama::MAX_SEQUENCES
+            );
+        }
+    }
+
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
+    }
+    let writer = ResultWriter::new(&out_path);
+    let engine_info = provenance::llama_engine_info(runtime, &loaded, &options);
+    let model_info = provenance::model_info(&model_path, &loaded)?;
+    let mut result = InprocResult {
+        schema_version: SCHEMA_VERSION,
+        mode: Mode::Inproc,
+        partial: true,
+        status: RunStatus::Running,
+        error: None,
+        started_at: provenance::now_rfc3339(),
+        updated_at: provenance::now_rfc3339(),
+        provenance: provenance::provenance(engine_info, Some(model_info)),
+        settings: InprocSettings {
+            model: model_path.display().to_string(),
+            prompt_tokens: args.prompt_tokens.0.clone(),
+            gen_tokens: args.gen_tokens,
+            batch: args.batch.0.clone(),
+            warmup: args.warmup,
+            runs: args.runs,
+            seed: args.seed,
+            threads: options.threads,
+            threads_batch: options.threads_batch,
+            n_gpu_layers: args.n_gpu_layers,
+            ubatch: options.ubatch,
+            kv_unified: options.kv_unified,
+            sampler: "greedy".into(),
+            stop_at_eos: false,
+        },
+        histogram: HistogramInfo::current(),
+        points: Vec::new(),
+    };
+    writer.write(&result)?;
+    report::print_header(&result.provenance);
+
+    let interrupt = interrupt::flag();
+    let bar = progress_bar(shapes.len() as u64 * u64::from(args.warmup + args.runs));
+    let mut engine = LlamaEngine::new(runtime, &loaded, options);
+    let mut failure = None;
+    for shape in &shapes {
+        if interrupt.load(Ordering::Relaxed) {
+            break;
+        }
+        bar.set_message(format!(
+            "pp{} tg{} B{}",
+            shape.prompt_tokens, shape.gen_tokens, shape.sequences
+        ));
+        let spec = PointSpec {
+            shape: *shape,
+            warmup_runs: args.warmup,
+            runs: args.runs,
+            seed: args.seed,
+        };
+        match measure_point(&mut engine, &spec, interrupt, |_| bar.inc(1)) {
+            Ok(point) => {
+                bar.suspend(|| report::print_row(&point));
+                // A point interrupted before its first measured run holds no data.
+                if point.runs > 0 {
+                    result.points.push(point);
+                }
+            }
+            Err(e) => {
+                failure = Some(format!(
+                    "point pp{} tg{} B{}: {e}",
+                    shape.prompt_tokens, shape.gen_tokens, shape.sequences
+                ));
+            }
+        }
+        save(&writer, &mut result, args.csv.as_deref())?;
+        if failure.is_some() {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+
+    let interrupted = interrupt.load(Ordering::Relaxed);
+    result.status = match (&failure, interrupted) {
+        (Some(_), _) => RunStatus::Failed,
+        (None, true) => RunStatus::Interrupted,
+        (None, false) => RunStatus::Complete,
+    };
+    result.error = failure.clone();
+    result.partial = result.status != RunStatus::Complete
+        || result.points.len() != shapes.len()
+        || result.points.iter().any(|p| !p.complete);
+    save(&writer, &mut result, args.csv.as_deref())?;
+    eprintln!(
+        "results: {}{}",
+        out_path.display(),
+        if result.partial { " (partial)" } else { "" }
+    );
+    if let Some(f) = failure {
+        bail!("{f}");
+    }
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {
+    result.updated_at = provenance::now_rfc3339();
+    writer.write(result)?;
+    if let Some(csv) = csv {
+        report::write_csv(csv, &result.points)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+#![forbid(unsafe_code)]
+
+mod cli;
+mod inproc;
+mod interrupt;
+mod model;
+mod provenance;
+mod report;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Exit status of a run stopped by Ctrl-C (128 + SIGINT), its partial result saved.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Inproc(args) => inproc::run(args),
+        cli::Command::Model(cmd) => model::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line, without a backtrace.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The provenance block every result carries: what was measured, with what
+//! build of what, on which machine.
+
+use std::path::Path;
+
+use anyhow::Result;
+use inferbench_ffi::{LlamaOptions, LoadedModel, Runtime};
+use inferbench_harness::result::{EngineInfo, ModelInfo, Provenance, ToolInfo};
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+pub fn tool_info() -> ToolInfo {
+    ToolInfo {
+        name: env!("CARGO_PKG_NAME").into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: non_empty(env!("INFERBENCH_GIT_COMMIT")),
+        git_dirty: match env!("INFERBENCH_GIT_DIRTY") {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        build_profile: env!("INFERBENCH_PROFILE").into(),
+        target: env!("INFERBENCH_TARGET").into(),
+        target_cpu: non_empty(env!("INFERBENCH_TARGET_CPU")),
+        features: env!("INFERBENCH_FEATURES")
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+        rustc: non_empty(env!("INFERBENCH_RUSTC")),
+    }
+}
+
+pub fn llama_engine_info(
+    runtime: &Runtime,
+    model: &LoadedModel,
+    options: &LlamaOptions,
+) -> EngineInfo {
+    let offloaded = model.gpu_layers_offloaded(runtime);
+    EngineInfo {
+        name: "llama.cpp".into(),
+        version: runtime.ggml_version(),
+        bindings: format!(
+            "llama-cpp-2 {} (llama-cpp-sys-2 {})",
+            env!("INFERBENCH_LLAMA_CPP_2"),
+            env!("INFERBENCH_LLAMA_CPP_SYS_2")
+        ),
+        backend: if offloaded > 0 { "GPU" } else { "CPU" }.into(),
+        cpu_features: Some(runtime.system_info()),
+        devices: runtime.devices(),
+        threads: Some(options.threads),
+        threads_batch: Some(options.threads_batch),
+        gpu_layers_requested: Some(model.gpu_layers_requested),
+        gpu_layers_offloaded: Some(offloaded),
+        timing_source: "host".into(),
+        notes: Vec::new(),
+    }
+}
+
+pub fn model_info(path: &Path, model: &LoadedModel) -> Result<ModelInfo> {
+    let s = &model.summary;
+    Ok(ModelInfo {
+        path: path.display().to_string(),
+        sha256: Some(crate::model::sha256_file(path)?),
+        file_size_bytes: s.file_size_bytes,
+        name: s.name.clone(),
+        architecture: s.architecture.clone(),
+        parameters: s.parameters,
+        layers: s.layers,
+        context_length: s.context_length,
+        quantization: s.quantization.clone(),
+        tensor_types: s.tensor_types.clone(),
+    })
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+pub fn provenance(engine: EngineInfo, model: Option<ModelInfo>) -> Provenance {
+    Provenance {
+        tool: tool_info(),
+        engine,
+        host: inferbench_harness::host::host_info(),
+        model,
+        timestamp: now_rfc3339(),
+    }
+}
