@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "inferbench",
     version,
+    args_override_self = true,
     about = "Measure LLM inference honestly: llama.cpp in-process, and served endpoints",
     long_about = "Measure LLM inference honestly.\n\n\
         `inproc` links llama.cpp into this process and times prefill, every decode step and \

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -17,6 +18,9 @@ use inferbench_harness::stats::HistogramInfo;
 
 use crate::cli::InprocArgs;
 use crate::{interrupt, model, provenance, report, EXIT_INTERRUPTED};
+
+/// How often a point in flight is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 fn default_out_path() -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
@@ -160,7 +164,23 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
             runs: args.runs,
             seed: args.seed,
         };
-        match measure_point(&mut engine, &spec, interrupt, |_| bar.inc(1)) {
+        let mut last_save = Instant::now();
+        let mut save_error = None;
+        let measured = measure_point(&mut engine, &spec, interrupt, |progress| {
+            bar.inc(1);
+            // A long point is saved while it runs, so that even a kill that
+            // cannot be caught loses at most a second of measurements.
+            if !progress.warmup && last_save.elapsed() >= SAVE_EVERY && save_error.is_none() {
+                let mut snapshot = result.clone();
+                snapshot.points.push(progress.snapshot());
+                save_error = save(&writer, &mut snapshot, None).err();
+                last_save = Instant::now();
+            }
+        });
+        if let Some(e) = save_error {
+            return Err(e);
+        }
+        match measured {
             Ok(point) => {
                 bar.suspend(|| report::print_row(&point));
                 // A point interrupted before its first measured run holds no data.

@@ -42,11 +42,21 @@ pub enum RunnerError<E: std::error::Error + 'static> {
 }
 
 /// Reported after every run, warm-up or measured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunProgress {
+#[derive(Debug, Clone, Copy)]
+pub struct RunProgress<'a> {
     pub warmup: bool,
     pub done: u32,
     pub of: u32,
+    acc: &'a Accumulator,
+    warmup_runs: u32,
+}
+
+impl RunProgress<'_> {
+    /// The point as measured so far (`complete: false`), for saving a long
+    /// point while it runs.
+    pub fn snapshot(&self) -> InprocPoint {
+        self.acc.finish(self.warmup_runs, false)
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -270,7 +280,7 @@ pub fn measure_point<E: Engine>(
     engine: &mut E,
     spec: &PointSpec,
     interrupt: &AtomicBool,
-    mut on_run: impl FnMut(RunProgress),
+    mut on_run: impl FnMut(&RunProgress),
 ) -> Result<InprocPoint, RunnerError<E::Error>> {
     let shape = spec.shape;
     let max = engine.max_context_per_sequence();
@@ -300,10 +310,12 @@ pub fn measure_point<E: Engine>(
         {
             return Ok(acc.finish(i, false));
         }
-        on_run(RunProgress {
+        on_run(&RunProgress {
             warmup: true,
             done: i + 1,
             of: spec.warmup_runs,
+            acc: &acc,
+            warmup_runs: i + 1,
         });
     }
     for i in 0..spec.runs {
@@ -314,10 +326,12 @@ pub fn measure_point<E: Engine>(
             Some(run) => acc.add(&run),
             None => return Ok(acc.finish(spec.warmup_runs, false)),
         }
-        on_run(RunProgress {
+        on_run(&RunProgress {
             warmup: false,
             done: i + 1,
             of: spec.runs,
+            acc: &acc,
+            warmup_runs: spec.warmup_runs,
         });
     }
     Ok(acc.finish(spec.warmup_runs, true))
@@ -453,7 +467,10 @@ mod tests {
         let mut engine = FakeEngine::new(FakeTimings::default());
         let mut seen = Vec::new();
         let point = measure_point(&mut engine, &spec(2, 4, 3, 10), &interrupt, |p| {
-            seen.push(p);
+            seen.push((p.warmup, p.done));
+            if !p.warmup {
+                assert_eq!(p.snapshot().runs, p.done);
+            }
             if !p.warmup && p.done == 3 {
                 interrupt.store(true, Ordering::Relaxed);
             }

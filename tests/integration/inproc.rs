@@ -1,0 +1,151 @@
+use serde_json::Value;
+
+use crate::util::*;
+
+fn count(point: &Value, metric: &str) -> u64 {
+    point[metric]["count"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{metric} has no count: {}", point[metric]))
+}
+
+#[test]
+fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, csv) = (dir.path().join("r.json"), dir.path().join("r.csv"));
+    let o = bin()
+        .args([
+            "inproc",
+            "--prompt-tokens",
+            "16,40",
+            "--gen-tokens",
+            "5",
+            "--batch",
+            "1,3",
+        ])
+        .args(["--runs", "2", "--warmup", "1", "--threads", "2", "--model"])
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(&out)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert_eq!(r["mode"], "inproc");
+    assert_eq!(r["status"], "complete");
+    assert_eq!(r["partial"], false);
+    assert_eq!(r["provenance"]["engine"]["name"], "llama.cpp");
+    assert_eq!(r["provenance"]["engine"]["threads"], 2);
+    assert_eq!(r["provenance"]["model"]["sha256"], sha256(tiny_model()));
+    assert_eq!(r["provenance"]["model"]["quantization"], "Q8_0");
+    assert!(r["provenance"]["engine"]["cpu_features"]
+        .as_str()
+        .unwrap()
+        .contains("CPU"));
+
+    let points = r["points"].as_array().unwrap();
+    let shapes: Vec<(u64, u64)> = points
+        .iter()
+        .map(|p| {
+            (
+                p["prompt_tokens"].as_u64().unwrap(),
+                p["batch"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shapes, [(16, 1), (16, 3), (40, 1), (40, 3)]);
+    for p in points {
+        let (pp, b) = (
+            p["prompt_tokens"].as_u64().unwrap(),
+            p["batch"].as_u64().unwrap(),
+        );
+        let (runs, gen) = (2, 5);
+        assert_eq!(p["complete"], true);
+        assert_eq!(p["runs"], runs);
+        assert_eq!(p["warmup_runs"], 1);
+        assert_eq!(p["gen_tokens"], gen);
+        assert_eq!(p["tokens"]["prompt"], runs * b * pp);
+        assert_eq!(p["tokens"]["generated"], runs * b * gen);
+        // Per run: one prefill, gen − 1 decode steps, gen samples.
+        assert_eq!(count(p, "prefill_ms"), runs);
+        assert_eq!(count(p, "decode_step_ms"), runs * (gen - 1));
+        assert_eq!(count(p, "sample_ms"), runs * gen);
+        // Per sequence: one TTFT, E2E and TPOT per run, gen − 1 ITLs.
+        assert_eq!(count(p, "ttft_ms"), runs * b);
+        assert_eq!(count(p, "e2e_ms"), runs * b);
+        assert_eq!(count(p, "tpot_ms"), runs * b);
+        assert_eq!(count(p, "itl_ms"), runs * b * (gen - 1));
+        assert_eq!(count(p, "prefill_tok_s"), runs);
+        // llama.cpp's own counters saw the same decode steps.
+        let engine = &p["engine_counters"];
+        assert_eq!(engine["decode_step_ms"]["count"], runs * (gen - 1));
+        assert!(engine["harness_over_engine_decode_step"].as_f64().unwrap() > 0.0);
+        // TTFT includes prefill; E2E includes TTFT.
+        assert!(p["ttft_ms"]["min"].as_f64().unwrap() >= p["prefill_ms"]["min"].as_f64().unwrap());
+        assert!(p["e2e_ms"]["min"].as_f64().unwrap() >= p["ttft_ms"]["min"].as_f64().unwrap());
+        assert!(p["device_timing"].is_null());
+    }
+
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 4, "{csv}");
+    assert!(lines[0].starts_with("prompt_tokens,gen_tokens,batch,complete,runs,ttft_ms_mean"));
+    assert!(lines[2].starts_with("16,5,3,true,2,"), "{}", lines[2]);
+
+    // The table a person reads: one row per point.
+    let table = stdout(&o);
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.starts_with("| ") && l.contains(" 5 |"))
+            .count(),
+        4,
+        "{table}"
+    );
+}
+
+#[test]
+fn default_model_is_the_generated_tiny_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .env("INFERBENCH_CACHE_DIR", &cache)
+        .args([
+            "inproc", "-p", "8", "-n", "2", "-b", "2", "-r", "1", "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let generated = cache.join("inferbench-tiny-v1.gguf");
+    assert_eq!(sha256(&generated), sha256(tiny_model()));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert_eq!(r["provenance"]["model"]["name"], "inferbench-tiny");
+    assert_eq!(r["points"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn single_generated_token_has_null_decode_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "inproc", "-p", "8", "-n", "1", "-b", "1", "-r", "2", "--model",
+        ])
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let p = &r["points"][0];
+    assert!(p["itl_ms"].is_null() && p["tpot_ms"].is_null() && p["decode_tok_s"].is_null());
+    assert_eq!(count(p, "ttft_ms"), 2);
+}

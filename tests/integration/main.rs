@@ -1,0 +1,9 @@
+//! One integration test binary: every test runs the real `inferbench`
+//! binary (real llama.cpp, real GGUF files) and checks what a user or a
+//! script would see: exit codes, messages, files.
+
+mod bad_input;
+mod inproc;
+mod interrupt;
+mod model;
+mod util;
