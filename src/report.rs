@@ -74,10 +74,13 @@ pub fn print_row(p: &InprocPoint) {
     );
 }
 
+/// A named metric of a point, for the CSV columns.
+type MetricColumn = (&'static str, fn(&InprocPoint) -> Option<Stats>);
+
 /// Writes one row per point: the point's shape, then mean, p50 and p99 of
 /// every metric.
 pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
-    let metrics: [(&str, fn(&InprocPoint) -> Option<Stats>); 10] = [
+    let metrics: [MetricColumn; 10] = [
         ("ttft_ms", |p| p.ttft_ms),
         ("itl_ms", |p| p.itl_ms),
         ("tpot_ms", |p| p.tpot_ms),
