@@ -85,6 +85,7 @@ pub fn provenance(engine: EngineInfo, model: Option<ModelInfo>) -> Provenance {
         engine,
         host: inferbench_harness::host::host_info(),
         model,
+        server: None,
         timestamp: now_rfc3339(),
     }
 }

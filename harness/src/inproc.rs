@@ -1,8 +1,8 @@
 //! The in-process runner: drives an [`Engine`] through warm-up and measured
 //! runs of one batch shape and turns the timings into a result point.
 //!
-//! Metric definitions (shared with the HTTP mode; per sequence, as a served
-//! request would see them):
+//! Request metrics follow [`crate::metrics`] (per sequence, as a served
+//! request would see them); in-process they reduce to:
 //! - `ttft_ms` = prefill + first sample.
 //! - `itl_ms`  = one decode step + its sample: the gap between consecutive
 //!   tokens of a sequence; pooled over sequences and steps.
@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::engine::{BatchShape, Engine, EngineCounters, Timed};
+use crate::metrics;
 use crate::result::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
 use crate::stats::Distribution;
 use crate::workload::synthetic_prompts;
@@ -176,10 +177,9 @@ impl Accumulator {
         }
         let e2e = ttft + decode_total;
         self.e2e.record_n(e2e, b);
-        let generated_after_first = u64::from(self.shape.gen_tokens.saturating_sub(1));
-        if generated_after_first > 0 {
-            self.tpot
-                .record_n(decode_total / generated_after_first as f64, b);
+        if let Some(tpot) = metrics::tpot_ms(e2e, ttft, u64::from(self.shape.gen_tokens)) {
+            self.tpot.record_n(tpot, b);
+            let generated_after_first = u64::from(self.shape.gen_tokens - 1);
             self.decode_tok_s
                 .record((b * generated_after_first) as f64 / (decode_total / 1e3));
         }

@@ -5,7 +5,10 @@
 pub mod engine;
 pub mod fake;
 pub mod host;
+pub mod http;
 pub mod inproc;
+pub mod metrics;
 pub mod result;
 pub mod stats;
+pub mod telemetry;
 pub mod workload;

@@ -57,6 +57,9 @@ pub struct Provenance {
     pub host: HostInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelInfo>,
+    /// The server measured (HTTP mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerInfo>,
     /// When the run started (RFC 3339, UTC).
     pub timestamp: String,
 }
@@ -243,3 +246,124 @@ pub struct InprocSettings {
 }
 
 pub type InprocResult = ResultFile<InprocSettings, InprocPoint>;
+
+/// The server an HTTP run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub url: String,
+    pub endpoint: String,
+    pub model: String,
+    /// The server's answer to `GET /v1/models`.
+    pub models: serde_json::Value,
+    /// The first `system_fingerprint` the server streamed, if any.
+    pub system_fingerprint: Option<String>,
+}
+
+/// The load of one HTTP point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadDescription {
+    /// "closed" (fixed concurrency) or "open" (arrival schedule).
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Requests per second asked for (open loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// "poisson", "gamma" or "constant" (open loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burstiness: Option<f64>,
+    /// Cap on requests in flight (open loop); a request due while the cap is
+    /// reached waits, and counts as late.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inflight: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// In flight when the run was interrupted: neither succeeded nor failed.
+    pub cancelled: u64,
+    pub failed_by_class: std::collections::BTreeMap<String, u64>,
+}
+
+/// Output tokens by the server's usage against the count of content chunks,
+/// over the requests that had both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenDiscrepancy {
+    pub requests_compared: u64,
+    pub requests_differing: u64,
+    pub total_abs_difference: u64,
+}
+
+/// What measuring cost the client itself: when it nears a core, the client,
+/// not the server, may be the bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClientCost {
+    pub cpu_s: Option<f64>,
+    /// Of one core, over the point's wall time.
+    pub cpu_percent: Option<f64>,
+    pub cpu_ms_per_output_token: Option<f64>,
+}
+
+/// One HTTP measurement point. Definitions: [`crate::metrics`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpPoint {
+    pub load: LoadDescription,
+    pub complete: bool,
+    pub requests: RequestCounts,
+    pub late_requests: u64,
+    pub schedule_lag_ms: Option<Stats>,
+    pub ttft_ms: Option<Stats>,
+    /// Open loop: TTFT from the intended send time (coordinated omission corrected).
+    pub ttft_from_scheduled_ms: Option<Stats>,
+    pub itl_ms: Option<Stats>,
+    pub tpot_ms: Option<Stats>,
+    pub e2e_ms: Option<Stats>,
+    pub input_tokens: Option<Stats>,
+    pub output_tokens: Option<Stats>,
+    /// How many requests counted their output tokens from each source.
+    pub output_tokens_source: std::collections::BTreeMap<String, u64>,
+    pub token_count_discrepancy: Option<TokenDiscrepancy>,
+    /// Chunks with empty text (vLLM sends them for partial UTF-8 tokens).
+    pub empty_chunks: u64,
+    /// First send to last completion of a successful request.
+    pub duration_s: f64,
+    pub output_throughput_tok_s: f64,
+    pub request_throughput_req_s: f64,
+    pub input_throughput_tok_s: f64,
+    pub per_request_output_tok_s: Option<Stats>,
+    /// Requests meeting every SLO, per second (absent without `--slo`).
+    pub goodput_req_s: Option<f64>,
+    pub slo_met: Option<u64>,
+    /// llama.cpp's server: its own prompt time and time per generated token.
+    pub server_prompt_ms: Option<Stats>,
+    pub server_predicted_per_token_ms: Option<Stats>,
+    pub client: ClientCost,
+}
+
+/// What `http` was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpSettings {
+    pub url: String,
+    pub endpoint: String,
+    pub model: String,
+    /// The environment variable the API key was read from, and whether it
+    /// was set. The key itself is never saved.
+    pub api_key_env: String,
+    pub api_key_present: bool,
+    pub workload: String,
+    pub num_requests: Option<u64>,
+    pub duration_s: Option<f64>,
+    pub warmup: u64,
+    pub seed: u64,
+    pub ignore_eos: bool,
+    pub timeout_s: f64,
+    pub slo: Option<crate::http::point::Slo>,
+    pub client_threads: u32,
+}
+
+pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;

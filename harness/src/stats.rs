@@ -21,6 +21,8 @@ pub enum Unit {
     Milliseconds,
     /// Values in tokens (or requests) per second, recorded in thousandths.
     PerSecond,
+    /// Counts (tokens per request), recorded as they are.
+    Count,
 }
 
 impl Unit {
@@ -28,6 +30,7 @@ impl Unit {
         match self {
             Unit::Milliseconds => 1e6,
             Unit::PerSecond => 1e3,
+            Unit::Count => 1.0,
         }
     }
 }
@@ -106,6 +109,10 @@ impl Distribution {
 
     pub fn per_second() -> Self {
         Self::new(Unit::PerSecond)
+    }
+
+    pub fn counts() -> Self {
+        Self::new(Unit::Count)
     }
 
     /// Records one value in the distribution's unit. Negative and non-finite

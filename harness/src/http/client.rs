@@ -1,0 +1,484 @@
+//! A streaming client for OpenAI-compatible servers: sends one request,
+//! timestamps every chunk as it is parsed, and turns every way a request can
+//! go wrong into a classified [`Failure`] rather than an error that stops
+//! the run.
+
+use std::time::{Duration, Instant};
+
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::chunk::{error_message, Chunk, Usage};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /v1/completions` with a `prompt`.
+    Completions,
+    /// `POST /v1/chat/completions` with one user message.
+    Chat,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Chat => "/v1/chat/completions",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Scheme, host and port, e.g. `http://127.0.0.1:8000` (a trailing `/v1`
+    /// is accepted and dropped).
+    pub base_url: String,
+    pub endpoint: Endpoint,
+    pub model: String,
+    /// Sent as a bearer token; never logged or saved.
+    pub api_key: Option<String>,
+    /// Longest wait for the response headers, and for each chunk after.
+    pub timeout: Duration,
+    /// Ask the server to ignore end-of-sequence so that every request
+    /// generates exactly `max_tokens` (`ignore_eos` and `min_tokens`: each
+    /// server honours one or the other).
+    pub ignore_eos: bool,
+    /// Keep the generated text (needed to count tokens with a tokenizer).
+    pub keep_text: bool,
+}
+
+/// Why a request failed. Failed requests are counted per class and kept out
+/// of every latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    ConnectionRefused,
+    Dns,
+    /// Any other failure to connect.
+    Connect,
+    Http4xx,
+    Http5xx,
+    /// No response headers within the timeout.
+    TimeoutFirstByte,
+    /// The stream went silent for longer than the timeout.
+    Stall,
+    /// The body ended (or the connection broke) before the stream's end.
+    StreamCut,
+    /// Not an event stream, or broken SSE framing.
+    MalformedSse,
+    /// A `data:` line that is not the JSON of a chunk.
+    MalformedJson,
+    /// The server reported an error inside the stream.
+    ServerError,
+    /// The stream ended properly without any generated text.
+    ZeroTokens,
+    Other,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::ConnectionRefused => "connection_refused",
+            FailureClass::Dns => "dns",
+            FailureClass::Connect => "connect",
+            FailureClass::Http4xx => "http_4xx",
+            FailureClass::Http5xx => "http_5xx",
+            FailureClass::TimeoutFirstByte => "timeout_first_byte",
+            FailureClass::Stall => "stall",
+            FailureClass::StreamCut => "stream_cut",
+            FailureClass::MalformedSse => "malformed_sse",
+            FailureClass::MalformedJson => "malformed_json",
+            FailureClass::ServerError => "server_error",
+            FailureClass::ZeroTokens => "zero_tokens",
+            FailureClass::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+/// One request to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSpec {
+    pub prompt: String,
+    pub max_tokens: u32,
+    /// Prompt length the workload asked for (the server's usage says what it saw).
+    pub input_tokens_requested: u32,
+}
+
+/// Everything observed of one request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub sent: Instant,
+    pub headers_at: Option<Instant>,
+    /// Arrival of every chunk that carried generated text.
+    pub content_times: Vec<Instant>,
+    pub chunks: u64,
+    pub empty_chunks: u64,
+    pub text: Option<String>,
+    pub usage: Option<Usage>,
+    pub finish_reason: Option<String>,
+    pub server_timings: Option<Value>,
+    pub system_fingerprint: Option<String>,
+    pub response_id: Option<String>,
+    pub failure: Option<Failure>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--url {url}: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("{url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url}: HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    BadAnswer { url: String, message: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    base: String,
+    config: ClientConfig,
+}
+
+/// Removes the API key from anything that could be printed or saved.
+fn redact(message: String, key: Option<&str>) -> String {
+    match key {
+        Some(k) if !k.is_empty() && message.contains(k) => message.replace(k, "[redacted]"),
+        _ => message,
+    }
+}
+
+fn transport_class(e: &reqwest::Error) -> FailureClass {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return FailureClass::ConnectionRefused;
+            }
+        }
+        let text = s.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return FailureClass::Dns;
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        FailureClass::Connect
+    } else if e.is_timeout() {
+        FailureClass::TimeoutFirstByte
+    } else {
+        FailureClass::Other
+    }
+}
+
+/// The error and its causes on one line: reqwest's own message alone often
+/// omits the part that says what went wrong.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+impl HttpClient {
+    pub fn new(config: ClientConfig) -> Result<HttpClient, ClientError> {
+        let trimmed = config.base_url.trim_end_matches('/');
+        let base = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_string();
+        let bad = |message: &str| ClientError::BadUrl {
+            url: config.base_url.clone(),
+            message: message.into(),
+        };
+        let parsed = reqwest::Url::parse(&base).map_err(|e| bad(&e.to_string()))?;
+        match parsed.scheme() {
+            "http" => {}
+            "https" => return Err(bad("https is not supported by this build; use http")),
+            other => return Err(bad(&format!("unsupported scheme '{other}', use http"))),
+        }
+        if parsed.host_str().is_none() {
+            return Err(bad("no host"));
+        }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(usize::MAX)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(config.timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| bad(&error_chain(&e)))?;
+        Ok(HttpClient { http, base, config })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.config.api_key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    /// `GET /v1/models`: proves the server is reachable before any load is
+    /// sent, and names the models it serves.
+    pub async fn models(&self) -> Result<Value, ClientError> {
+        let url = self.url("/v1/models");
+        let key = self.config.api_key.as_deref();
+        let unreachable = |message: String| ClientError::Unreachable {
+            url: url.clone(),
+            message: redact(message, key),
+        };
+        let req = self.authorize(self.http.get(&url));
+        let resp =
+            tokio::time::timeout(self.config.timeout.min(Duration::from_secs(30)), req.send())
+                .await
+                .map_err(|_| unreachable("no answer within the timeout".into()))?
+                .map_err(|e| {
+                    let class = transport_class(&e);
+                    let what = match class {
+                        FailureClass::ConnectionRefused => {
+                            "connection refused (is the server running?)"
+                        }
+                        FailureClass::Dns => "host name not found",
+                        _ => "request failed",
+                    };
+                    unreachable(format!("{what}: {}", error_chain(&e)))
+                })?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| unreachable(error_chain(&e)))?;
+        if !status.is_success() {
+            let message = serde_json::from_str::<Value>(&body)
+                .map(|v| error_message(v.get("error").unwrap_or(&v)))
+                .unwrap_or_else(|_| body.chars().take(300).collect());
+            return Err(ClientError::Status {
+                url,
+                status: status.as_u16(),
+                message: redact(message, key),
+            });
+        }
+        serde_json::from_str(&body).map_err(|e| ClientError::BadAnswer {
+            url,
+            message: format!("not JSON: {e}"),
+        })
+    }
+
+    fn body(&self, spec: &RequestSpec) -> Value {
+        let mut body = match self.config.endpoint {
+            Endpoint::Completions => json!({ "prompt": spec.prompt }),
+            Endpoint::Chat => json!({ "messages": [{ "role": "user", "content": spec.prompt }] }),
+        };
+        let extra = json!({
+            "model": self.config.model,
+            "max_tokens": spec.max_tokens,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+            "temperature": 0.0,
+        });
+        let obj = body.as_object_mut().expect("object");
+        obj.extend(extra.as_object().expect("object").clone());
+        if self.config.ignore_eos {
+            obj.insert("ignore_eos".into(), json!(true));
+            obj.insert("min_tokens".into(), json!(spec.max_tokens));
+        }
+        body
+    }
+
+    /// Sends one request and follows its stream to the end.
+    pub async fn send(&self, spec: &RequestSpec) -> Outcome {
+        let body = self.body(spec);
+        let req = self
+            .authorize(self.http.post(self.url(self.config.endpoint.path())))
+            .json(&body);
+        let mut outcome = Outcome {
+            sent: Instant::now(),
+            headers_at: None,
+            content_times: Vec::with_capacity(spec.max_tokens as usize),
+            chunks: 0,
+            empty_chunks: 0,
+            text: self.config.keep_text.then(String::new),
+            usage: None,
+            finish_reason: None,
+            server_timings: None,
+            system_fingerprint: None,
+            response_id: None,
+            failure: None,
+        };
+        if let Err(failure) = self.follow(req, &mut outcome).await {
+            outcome.failure = Some(Failure {
+                message: redact(failure.message, self.config.api_key.as_deref()),
+                ..failure
+            });
+        }
+        outcome
+    }
+
+    async fn follow(
+        &self,
+        req: reqwest::RequestBuilder,
+        outcome: &mut Outcome,
+    ) -> Result<(), Failure> {
+        let timeout = self.config.timeout;
+        let fail = |class: FailureClass, message: String| Failure {
+            class,
+            http_status: None,
+            message,
+        };
+        outcome.sent = Instant::now();
+        let resp = match tokio::time::timeout(timeout, req.send()).await {
+            Err(_) => {
+                return Err(fail(
+                    FailureClass::TimeoutFirstByte,
+                    format!("no response within {timeout:?}"),
+                ))
+            }
+            Ok(Err(e)) => return Err(fail(transport_class(&e), error_chain(&e))),
+            Ok(Ok(resp)) => resp,
+        };
+        outcome.headers_at = Some(Instant::now());
+        let status = resp.status();
+        if !status.is_success() {
+            let body = tokio::time::timeout(timeout, resp.text())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let message = serde_json::from_str::<Value>(&body)
+                .map(|v| error_message(v.get("error").unwrap_or(&v)))
+                .unwrap_or_else(|_| body.chars().take(300).collect());
+            let class = if status.is_server_error() {
+                FailureClass::Http5xx
+            } else {
+                FailureClass::Http4xx
+            };
+            return Err(Failure {
+                class,
+                http_status: Some(status.as_u16()),
+                message: format!("HTTP {status}: {message}"),
+            });
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !content_type.starts_with("text/event-stream") {
+            return Err(fail(
+                FailureClass::MalformedSse,
+                format!("expected an event stream (text/event-stream), got '{content_type}'"),
+            ));
+        }
+
+        let mut events = resp.bytes_stream().eventsource();
+        let mut done = false;
+        loop {
+            let next = match tokio::time::timeout(timeout, events.next()).await {
+                Err(_) => {
+                    return Err(fail(
+                        FailureClass::Stall,
+                        format!("no data for {timeout:?} after {} chunks", outcome.chunks),
+                    ))
+                }
+                Ok(next) => next,
+            };
+            let event = match next {
+                None => break,
+                Some(Ok(event)) => event,
+                Some(Err(EventStreamError::Transport(e))) => {
+                    return Err(fail(
+                        FailureClass::StreamCut,
+                        format!(
+                            "connection broke after {} chunks: {}",
+                            outcome.chunks,
+                            error_chain(&e)
+                        ),
+                    ))
+                }
+                Some(Err(e)) => return Err(fail(FailureClass::MalformedSse, e.to_string())),
+            };
+            let now = Instant::now();
+            if event.event == "error" {
+                return Err(fail(FailureClass::ServerError, event.data));
+            }
+            if event.data.trim() == "[DONE]" {
+                done = true;
+                break;
+            }
+            let chunk = Chunk::parse(&event.data).map_err(|e| {
+                let shown: String = event.data.chars().take(120).collect();
+                fail(FailureClass::MalformedJson, format!("{e} in data: {shown}"))
+            })?;
+            if let Some(error) = chunk.error {
+                return Err(fail(FailureClass::ServerError, error));
+            }
+            outcome.chunks += 1;
+            if chunk.has_content() {
+                outcome.content_times.push(now);
+                if let (Some(text), Some(piece)) = (outcome.text.as_mut(), chunk.text.as_deref()) {
+                    text.push_str(piece);
+                }
+            } else if chunk.text.is_some() {
+                outcome.empty_chunks += 1;
+            }
+            if chunk.finish_reason.is_some() {
+                outcome.finish_reason = chunk.finish_reason;
+            }
+            if chunk.usage.is_some() {
+                outcome.usage = chunk.usage;
+            }
+            if chunk.timings.is_some() {
+                outcome.server_timings = chunk.timings;
+            }
+            if outcome.system_fingerprint.is_none() {
+                outcome.system_fingerprint = chunk.system_fingerprint;
+            }
+            if outcome.response_id.is_none() {
+                outcome.response_id = chunk.id;
+            }
+        }
+        if !done && outcome.finish_reason.is_none() {
+            return Err(fail(
+                FailureClass::StreamCut,
+                format!(
+                    "stream ended after {} chunks without [DONE] or a finish_reason",
+                    outcome.chunks
+                ),
+            ));
+        }
+        if outcome.content_times.is_empty() {
+            return Err(fail(
+                FailureClass::ZeroTokens,
+                format!("{} chunks, none with generated text", outcome.chunks),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,408 @@
+//! A scripted OpenAI-compatible streaming server on 127.0.0.1, for tests
+//! that need exactly known timings or injected faults, and for measuring the
+//! client's own error. It records when it handed each content chunk to the
+//! connection (the truth the client's timestamps are compared with). It never
+//! stands in for a real engine in a claim about one.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// How the usage arrives, as the real servers differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageStyle {
+    /// In the last chunk with choices, beside `finish_reason` (llama.cpp).
+    InFinalChunk,
+    /// A separate last chunk with empty `choices` (vLLM, OpenAI).
+    SeparateChunk,
+    /// Never (llama-cpp-python while streaming).
+    Absent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and an OpenAI-style error body.
+    Status(u16),
+    /// Accept the request and never send headers.
+    NoHeaders,
+    /// Send `n` tokens, then nothing more, keeping the connection open.
+    StallAfter(u32),
+    /// Send `n` tokens, then end the body without `[DONE]` or a finish_reason.
+    CutAfter(u32),
+    /// Send `n` tokens, then a `data:` line that is not JSON.
+    MalformedJsonAfter(u32),
+    /// Send `n` tokens, then bytes that are not UTF-8.
+    BadUtf8After(u32),
+    /// Answer 200 with a JSON body instead of an event stream.
+    NotEventStream,
+    /// A proper stream end with no generated text.
+    ZeroTokens,
+    /// Send `n` tokens, then an error object inside the stream.
+    ErrorInStreamAfter(u32),
+}
+
+/// What the server does for one request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Script {
+    pub ttft: Duration,
+    pub itl: Duration,
+    pub tokens: u32,
+    pub usage: UsageStyle,
+    /// Every `n`th chunk has empty text (as vLLM's partial UTF-8 tokens).
+    pub empty_every: Option<u32>,
+    pub fault: Option<Fault>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            ttft: Duration::from_millis(20),
+            itl: Duration::from_millis(5),
+            tokens: 8,
+            usage: UsageStyle::InFinalChunk,
+            empty_every: None,
+            fault: None,
+        }
+    }
+}
+
+/// Chooses the script of request `n` (in arrival order) from its JSON body.
+pub type ScriptFn = dyn Fn(u64, &Value) -> Script + Send + Sync;
+
+#[derive(Debug, Default, Clone)]
+pub struct Truth {
+    pub received: Option<Instant>,
+    /// When each content chunk was handed to the connection.
+    pub content_sent: Vec<Instant>,
+    pub body: Value,
+    pub authorization: Option<String>,
+}
+
+pub struct MockServer {
+    pub addr: SocketAddr,
+    truth: Arc<Mutex<HashMap<String, Truth>>>,
+    requests: Arc<AtomicU64>,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)).boxed())
+        .expect("valid response")
+}
+
+fn chunk_json(
+    id: &str,
+    chat: bool,
+    text: Option<&str>,
+    finish: Option<&str>,
+    usage: Option<Value>,
+) -> String {
+    let choice = match (chat, text) {
+        (_, None) => None,
+        (true, Some(t)) => {
+            Some(json!({"index": 0, "delta": {"content": t}, "finish_reason": finish}))
+        }
+        (false, Some(t)) => Some(json!({"index": 0, "text": t, "finish_reason": finish})),
+    };
+    let mut v = json!({
+        "id": id,
+        "object": if chat { "chat.completion.chunk" } else { "text_completion" },
+        "model": "mock-model",
+        "system_fingerprint": "mock-fp",
+        "choices": choice.map_or_else(Vec::new, |c| vec![c]),
+    });
+    if let Some(u) = usage {
+        v["usage"] = u;
+    }
+    format!("data: {v}\n\n")
+}
+
+impl MockServer {
+    /// Starts the server on its own thread and runtime, so that its timing
+    /// does not depend on how busy the caller's runtime is.
+    pub fn start(
+        script: impl Fn(u64, &Value) -> Script + Send + Sync + 'static,
+    ) -> std::io::Result<MockServer> {
+        let script: Arc<ScriptFn> = Arc::new(script);
+        let truth = Arc::new(Mutex::new(HashMap::new()));
+        let requests = Arc::new(AtomicU64::new(0));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let (truth_c, requests_c) = (truth.clone(), requests.clone());
+        std::thread::Builder::new()
+            .name("mock-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("mock runtime");
+                rt.block_on(async move {
+                    let listener = match TcpListener::bind("127.0.0.1:0").await {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = addr_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = addr_tx.send(listener.local_addr());
+                    let mut shutdown_rx = shutdown_rx;
+                    loop {
+                        let (stream, _) = tokio::select! {
+                            accepted = listener.accept() => match accepted {
+                                Ok(a) => a,
+                                Err(_) => continue,
+                            },
+                            _ = &mut shutdown_rx => break,
+                        };
+                        let _ = stream.set_nodelay(true);
+                        let (script, truth, requests) =
+                            (script.clone(), truth_c.clone(), requests_c.clone());
+                        tokio::spawn(async move {
+                            let service = hyper::service::service_fn(move |req| {
+                                handle(req, script.clone(), truth.clone(), requests.clone())
+                            });
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        });
+                    }
+                });
+            })?;
+        let addr = addr_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("mock server thread ended"))??;
+        Ok(MockServer {
+            addr,
+            truth,
+            requests,
+            shutdown: Some(shutdown_tx),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// What the server did for the response with this id (`mock-N`).
+    pub fn truth(&self, response_id: &str) -> Option<Truth> {
+        self.truth
+            .lock()
+            .expect("truth lock")
+            .get(response_id)
+            .cloned()
+    }
+
+    pub fn all_truth(&self) -> Vec<Truth> {
+        self.truth
+            .lock()
+            .expect("truth lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    script: Arc<ScriptFn>,
+    truth: Arc<Mutex<HashMap<String, Truth>>>,
+    requests: Arc<AtomicU64>,
+) -> Result<Response<Body>, Infallible> {
+    let received = Instant::now();
+    let path = req.uri().path().to_string();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if req.method() == hyper::Method::GET && path == "/v1/models" {
+        return Ok(full(
+            StatusCode::OK,
+            "application/json",
+            json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "inferbench"}]}).to_string(),
+        ));
+    }
+    let chat = match path.as_str() {
+        "/v1/completions" => false,
+        "/v1/chat/completions" => true,
+        _ => {
+            return Ok(full(
+                StatusCode::NOT_FOUND,
+                "application/json",
+                json!({"error": {"message": format!("no route {path}")}}).to_string(),
+            ))
+        }
+    };
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let n = requests.fetch_add(1, Ordering::Relaxed);
+    let s = script(n, &body);
+    let id = format!("mock-{n}");
+    truth.lock().expect("truth lock").insert(
+        id.clone(),
+        Truth {
+            received: Some(received),
+            content_sent: Vec::new(),
+            body,
+            authorization,
+        },
+    );
+
+    match s.fault {
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return Ok(full(
+                status,
+                "application/json",
+                json!({"error": {"message": format!("injected status {code}"), "code": code}})
+                    .to_string(),
+            ));
+        }
+        Some(Fault::NoHeaders) => {
+            std::future::pending::<()>().await;
+        }
+        Some(Fault::NotEventStream) => {
+            return Ok(full(
+                StatusCode::OK,
+                "application/json",
+                json!({"choices": []}).to_string(),
+            ));
+        }
+        _ => {}
+    }
+
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
+    tokio::spawn(async move {
+        let send = |text: String| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok() }
+        };
+        let record = |at: Instant| {
+            if let Some(t) = truth.lock().expect("truth lock").get_mut(&id) {
+                t.content_sent.push(at);
+            }
+        };
+        let usage = json!({"prompt_tokens": 7, "completion_tokens": s.tokens, "total_tokens": 7 + s.tokens});
+        let fault_at = match s.fault {
+            Some(
+                Fault::StallAfter(k)
+                | Fault::CutAfter(k)
+                | Fault::MalformedJsonAfter(k)
+                | Fault::BadUtf8After(k)
+                | Fault::ErrorInStreamAfter(k),
+            ) => Some(k),
+            _ => None,
+        };
+        let tokens = if s.fault == Some(Fault::ZeroTokens) {
+            0
+        } else {
+            s.tokens
+        };
+        // Absolute deadlines: one late wake-up never shifts the ones after it.
+        let first = received + s.ttft;
+        for k in 0..tokens {
+            if fault_at == Some(k) {
+                break;
+            }
+            tokio::time::sleep_until((first + s.itl * k).into()).await;
+            let last = k + 1 == tokens;
+            let empty = s.empty_every.is_some_and(|e| e > 0 && (k + 1) % e == 0) && !last;
+            let text = if empty {
+                String::new()
+            } else {
+                format!(" t{k}")
+            };
+            let finish = last.then_some("length");
+            let with_usage = (last && s.usage == UsageStyle::InFinalChunk).then(|| usage.clone());
+            let frame = chunk_json(&id, chat, Some(&text), finish, with_usage);
+            let now = Instant::now();
+            if !send(frame).await {
+                return;
+            }
+            if !empty {
+                record(now);
+            }
+        }
+        match s.fault {
+            Some(Fault::StallAfter(_)) => {
+                std::future::pending::<()>().await;
+            }
+            Some(Fault::CutAfter(_)) => return,
+            Some(Fault::MalformedJsonAfter(_)) => {
+                send("data: {\"choices\": [oops\n\n".into()).await;
+                return;
+            }
+            Some(Fault::BadUtf8After(_)) => {
+                let _ = tx
+                    .send(Ok(Frame::data(Bytes::from_static(
+                        b"data: \xff\xfe\xfd\n\n",
+                    ))))
+                    .await;
+                return;
+            }
+            Some(Fault::ErrorInStreamAfter(_)) => {
+                send(format!(
+                    "data: {}\n\n",
+                    json!({"error": {"message": "injected failure", "code": 500}})
+                ))
+                .await;
+                return;
+            }
+            Some(Fault::ZeroTokens) => {
+                send(chunk_json(&id, chat, Some(""), Some("stop"), None)).await;
+            }
+            _ => {}
+        }
+        if s.usage == UsageStyle::SeparateChunk {
+            send(chunk_json(&id, chat, None, None, Some(usage))).await;
+        }
+        send("data: [DONE]\n\n".into()).await;
+    });
+    Ok(Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
+        .expect("valid response"))
+}
+
+/// An mpsc receiver as a stream of frames.
+fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

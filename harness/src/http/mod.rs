@@ -1,0 +1,11 @@
+//! The HTTP mode: any OpenAI-compatible server, measured at the client over
+//! streaming SSE, with the same metric definitions as the in-process mode
+//! ([`crate::metrics`]).
+
+pub mod arrival;
+pub mod chunk;
+pub mod client;
+pub mod load;
+pub mod mock;
+pub mod point;
+pub mod workload;

@@ -1,0 +1,343 @@
+//! From finished requests to a result point: one [`RequestRecord`] per
+//! request (the requests log), accumulated into the point's statistics.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{Failure, Outcome};
+use crate::metrics;
+use crate::result::{ClientCost, HttpPoint, LoadDescription, RequestCounts, TokenDiscrepancy};
+use crate::stats::Distribution;
+
+/// Latency objectives a request must all meet to count towards goodput.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
+    }
+}
+
+/// Where a request's output token count came from, best first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    Usage,
+    Chunks,
+}
+
+/// One request as the requests log records it. Times in ms, relative to the
+/// point's start unless named otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestRecord {
+    pub index: u64,
+    /// Open loop: when the request was due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_ms: Option<f64>,
+    pub sent_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_lag_ms: Option<f64>,
+    /// It waited for a free slot under the in-flight cap.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub late: bool,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttft_from_scheduled_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e2e_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpot_ms: Option<f64>,
+    /// Arrival of each content chunk, relative to the send.
+    pub content_ms: Vec<f64>,
+    pub chunks: u64,
+    pub empty_chunks: u64,
+    pub input_tokens_requested: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tokens_source: Option<TokenSource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_id: Option<String>,
+    /// llama.cpp's server: its own account of the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_timings: Option<serde_json::Value>,
+}
+
+/// A finished request as the load generator hands it over.
+#[derive(Debug, Clone)]
+pub struct Completed {
+    pub index: u64,
+    pub scheduled: Option<Instant>,
+    pub late: bool,
+    pub input_tokens_requested: u32,
+    pub outcome: Outcome,
+}
+
+fn ms_between(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1e3
+}
+
+/// Accumulates one point.
+#[derive(Debug)]
+pub struct HttpAccumulator {
+    start: Instant,
+    cpu_start: Option<cpu_time::ProcessTime>,
+    slo: Slo,
+    counts: RequestCounts,
+    late: u64,
+    slo_met: u64,
+    first_send: Option<Instant>,
+    last_done: Option<Instant>,
+    ttft: Distribution,
+    ttft_from_scheduled: Distribution,
+    itl: Distribution,
+    tpot: Distribution,
+    e2e: Distribution,
+    schedule_lag: Distribution,
+    input_tokens: Distribution,
+    output_tokens: Distribution,
+    per_request_tok_s: Distribution,
+    server_prompt_ms: Distribution,
+    server_per_token_ms: Distribution,
+    output_tokens_total: u64,
+    input_tokens_total: u64,
+    sources: BTreeMap<String, u64>,
+    discrepancy: TokenDiscrepancy,
+    empty_chunks: u64,
+    fingerprint: Option<String>,
+}
+
+impl HttpAccumulator {
+    pub fn new(start: Instant, slo: Slo) -> Self {
+        let ms = Distribution::milliseconds;
+        HttpAccumulator {
+            start,
+            cpu_start: cpu_time::ProcessTime::try_now().ok(),
+            slo,
+            counts: RequestCounts::default(),
+            late: 0,
+            slo_met: 0,
+            first_send: None,
+            last_done: None,
+            ttft: ms(),
+            ttft_from_scheduled: ms(),
+            itl: ms(),
+            tpot: ms(),
+            e2e: ms(),
+            schedule_lag: ms(),
+            input_tokens: Distribution::counts(),
+            output_tokens: Distribution::counts(),
+            per_request_tok_s: Distribution::per_second(),
+            server_prompt_ms: ms(),
+            server_per_token_ms: ms(),
+            output_tokens_total: 0,
+            input_tokens_total: 0,
+            sources: BTreeMap::new(),
+            discrepancy: TokenDiscrepancy::default(),
+            empty_chunks: 0,
+            fingerprint: None,
+        }
+    }
+
+    pub fn system_fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+
+    pub fn add(&mut self, c: Completed) -> RequestRecord {
+        let o = c.outcome;
+        let sent_ms = ms_between(self.start, o.sent);
+        let schedule_lag_ms = c.scheduled.map(|s| ms_between(s, o.sent));
+        self.counts.total += 1;
+        if c.late {
+            self.late += 1;
+        }
+        if let Some(lag) = schedule_lag_ms {
+            self.schedule_lag.record(lag);
+        }
+        self.first_send = Some(self.first_send.map_or(o.sent, |f| f.min(o.sent)));
+        let content_ms: Vec<f64> = o
+            .content_times
+            .iter()
+            .map(|t| ms_between(o.sent, *t))
+            .collect();
+        let mut record = RequestRecord {
+            index: c.index,
+            scheduled_ms: c.scheduled.map(|s| ms_between(self.start, s)),
+            sent_ms,
+            schedule_lag_ms,
+            late: c.late,
+            ok: o.failure.is_none(),
+            failure: o.failure.clone(),
+            ttft_ms: None,
+            ttft_from_scheduled_ms: None,
+            e2e_ms: None,
+            tpot_ms: None,
+            content_ms,
+            chunks: o.chunks,
+            empty_chunks: o.empty_chunks,
+            input_tokens_requested: c.input_tokens_requested,
+            input_tokens: o.usage.and_then(|u| u.prompt_tokens),
+            output_tokens: None,
+            output_tokens_source: None,
+            finish_reason: o.finish_reason.clone(),
+            response_id: o.response_id.clone(),
+            server_timings: o.server_timings.clone(),
+        };
+        if self.fingerprint.is_none() {
+            self.fingerprint = o.system_fingerprint.clone();
+        }
+        if let Some(failure) = &o.failure {
+            self.counts.failed += 1;
+            *self
+                .counts
+                .failed_by_class
+                .entry(failure.class.name().to_string())
+                .or_insert(0) += 1;
+            return record;
+        }
+
+        self.counts.succeeded += 1;
+        let last = *o.content_times.last().expect("success has content");
+        self.last_done = Some(self.last_done.map_or(last, |l| l.max(last)));
+        let chunk_count = o.content_times.len() as u64;
+        let usage_count = o.usage.and_then(|u| u.completion_tokens);
+        let (output_tokens, source) = match usage_count {
+            Some(n) => (n, TokenSource::Usage),
+            None => (chunk_count, TokenSource::Chunks),
+        };
+        if let Some(n) = usage_count {
+            self.discrepancy.requests_compared += 1;
+            if n != chunk_count {
+                self.discrepancy.requests_differing += 1;
+                self.discrepancy.total_abs_difference += n.abs_diff(chunk_count);
+            }
+        }
+        *self
+            .sources
+            .entry(format!("{source:?}").to_lowercase())
+            .or_insert(0) += 1;
+        self.empty_chunks += o.empty_chunks;
+
+        let ttft = record.content_ms[0];
+        let e2e = *record.content_ms.last().expect("non-empty");
+        self.ttft.record(ttft);
+        self.e2e.record(e2e);
+        for gap in metrics::inter_token_gaps(&record.content_ms) {
+            self.itl.record(gap);
+        }
+        let tpot = metrics::tpot_ms(e2e, ttft, output_tokens);
+        if let Some(tpot) = tpot {
+            self.tpot.record(tpot);
+        }
+        let ttft_from_scheduled = c.scheduled.map(|s| ms_between(s, o.content_times[0]));
+        if let Some(t) = ttft_from_scheduled {
+            self.ttft_from_scheduled.record(t);
+        }
+        let input = record
+            .input_tokens
+            .unwrap_or(u64::from(c.input_tokens_requested));
+        self.input_tokens.record(input as f64);
+        self.input_tokens_total += input;
+        self.output_tokens.record(output_tokens as f64);
+        self.output_tokens_total += output_tokens;
+        if e2e > 0.0 {
+            self.per_request_tok_s
+                .record(output_tokens as f64 / (e2e / 1e3));
+        }
+        if let Some(t) = &o.server_timings {
+            if let Some(v) = t.get("prompt_ms").and_then(|v| v.as_f64()) {
+                self.server_prompt_ms.record(v.max(0.0));
+            }
+            if let Some(v) = t.get("predicted_per_token_ms").and_then(|v| v.as_f64()) {
+                self.server_per_token_ms.record(v.max(0.0));
+            }
+        }
+        if !self.slo.is_empty() {
+            // Under an open loop the user waits from when the request was due.
+            let ttft_seen = ttft_from_scheduled.unwrap_or(ttft);
+            let meets = |limit: Option<f64>, value: Option<f64>| match (limit, value) {
+                (Some(limit), Some(value)) => value <= limit,
+                (Some(_), None) => true,
+                (None, _) => true,
+            };
+            if meets(self.slo.ttft_ms, Some(ttft_seen))
+                && meets(self.slo.tpot_ms, tpot)
+                && meets(self.slo.e2e_ms, Some(e2e))
+            {
+                self.slo_met += 1;
+            }
+        }
+        record.ttft_ms = Some(ttft);
+        record.ttft_from_scheduled_ms = ttft_from_scheduled;
+        record.e2e_ms = Some(e2e);
+        record.tpot_ms = tpot;
+        record.output_tokens = Some(output_tokens);
+        record.output_tokens_source = Some(source);
+        record
+    }
+
+    pub fn finish(&self, load: LoadDescription, complete: bool, cancelled: u64) -> HttpPoint {
+        let window = match (self.first_send, self.last_done) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        };
+        let secs = window.as_secs_f64();
+        let per_sec = |n: f64| if secs > 0.0 { n / secs } else { 0.0 };
+        let cpu_s = self
+            .cpu_start
+            .and_then(|start| start.try_elapsed().ok())
+            .map(|d| d.as_secs_f64());
+        let wall_s = self.start.elapsed().as_secs_f64();
+        let mut counts = self.counts.clone();
+        counts.cancelled = cancelled;
+        HttpPoint {
+            load,
+            complete,
+            requests: counts,
+            late_requests: self.late,
+            schedule_lag_ms: self.schedule_lag.stats(),
+            ttft_ms: self.ttft.stats(),
+            ttft_from_scheduled_ms: self.ttft_from_scheduled.stats(),
+            itl_ms: self.itl.stats(),
+            tpot_ms: self.tpot.stats(),
+            e2e_ms: self.e2e.stats(),
+            input_tokens: self.input_tokens.stats(),
+            output_tokens: self.output_tokens.stats(),
+            output_tokens_source: self.sources.clone(),
+            token_count_discrepancy: (self.discrepancy.requests_compared > 0)
+                .then_some(self.discrepancy),
+            empty_chunks: self.empty_chunks,
+            duration_s: secs,
+            output_throughput_tok_s: per_sec(self.output_tokens_total as f64),
+            request_throughput_req_s: per_sec(self.counts.succeeded as f64),
+            input_throughput_tok_s: per_sec(self.input_tokens_total as f64),
+            per_request_output_tok_s: self.per_request_tok_s.stats(),
+            goodput_req_s: (!self.slo.is_empty()).then(|| per_sec(self.slo_met as f64)),
+            slo_met: (!self.slo.is_empty()).then_some(self.slo_met),
+            server_prompt_ms: self.server_prompt_ms.stats(),
+            server_predicted_per_token_ms: self.server_per_token_ms.stats(),
+            client: ClientCost {
+                cpu_s,
+                cpu_percent: cpu_s.map(|c| 100.0 * c / wall_s.max(1e-9)),
+                cpu_ms_per_output_token: cpu_s
+                    .filter(|_| self.output_tokens_total > 0)
+                    .map(|c| c * 1e3 / self.output_tokens_total as f64),
+            },
+        }
+    }
+}

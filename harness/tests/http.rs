@@ -1,0 +1,479 @@
+//! The HTTP client and load generator against the scripted mock server, over
+//! real sockets on 127.0.0.1.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use inferbench_harness::http::arrival::Arrival;
+use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient};
+use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
+use inferbench_harness::http::mock::{Fault, MockServer, Script, UsageStyle};
+use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::workload::Workload;
+use inferbench_harness::result::{HttpPoint, LoadDescription};
+
+fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc<HttpClient> {
+    Arc::new(
+        HttpClient::new(ClientConfig {
+            base_url: server.url(),
+            endpoint,
+            model: "mock-model".into(),
+            api_key: api_key.map(str::to_string),
+            timeout: Duration::from_secs(2),
+            ignore_eos: true,
+            keep_text: false,
+        })
+        .unwrap(),
+    )
+}
+
+fn describe() -> LoadDescription {
+    LoadDescription {
+        kind: "closed".into(),
+        concurrency: None,
+        rate: None,
+        arrival: None,
+        burstiness: None,
+        max_inflight: None,
+    }
+}
+
+async fn measure(
+    client: Arc<HttpClient>,
+    load: Load,
+    requests: u64,
+    seed: u64,
+    slo: Slo,
+) -> (Vec<RequestRecord>, HttpPoint) {
+    let workload = Arc::new(Workload::parse("fixed:16:8").unwrap());
+    let start = Instant::now();
+    let mut acc = HttpAccumulator::new(start, slo);
+    let mut records = Vec::new();
+    let plan = PointPlan {
+        load,
+        limits: Limits {
+            num_requests: Some(requests),
+            duration: None,
+        },
+        seed,
+        start,
+    };
+    let end = run_point(
+        client,
+        workload,
+        plan,
+        Arc::new(AtomicBool::new(false)),
+        |c| records.push(acc.add(c)),
+    )
+    .await;
+    assert!(!end.interrupted);
+    records.sort_by_key(|r| r.index);
+    let point = acc.finish(describe(), true, end.cancelled);
+    (records, point)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn known_delays_give_exact_counts_and_close_timings() {
+    let server = MockServer::start(|_, _| Script {
+        ttft: Duration::from_millis(40),
+        itl: Duration::from_millis(10),
+        tokens: 8,
+        ..Script::default()
+    })
+    .unwrap();
+    let (records, p) = measure(
+        client(&server, Endpoint::Completions, None),
+        Load::Closed { concurrency: 2 },
+        6,
+        1,
+        Slo::default(),
+    )
+    .await;
+    assert_eq!(
+        (p.requests.total, p.requests.succeeded, p.requests.failed),
+        (6, 6, 0)
+    );
+    assert_eq!(p.ttft_ms.unwrap().count, 6);
+    assert_eq!(p.itl_ms.unwrap().count, 6 * 7);
+    assert_eq!(p.tpot_ms.unwrap().count, 6);
+    assert_eq!(p.output_tokens.unwrap().mean, 8.0);
+    assert_eq!(p.output_tokens_source.get("usage"), Some(&6));
+    assert_eq!(p.token_count_discrepancy.unwrap().requests_differing, 0);
+    assert_eq!(server.requests(), 6);
+    // Each request's client-side times against the server's own record of
+    // when it sent each chunk (same clock, same process). Loose bounds: CI
+    // machines are noisy; the benchmark measures the real error.
+    for r in &records {
+        let truth = server.truth(r.response_id.as_deref().unwrap()).unwrap();
+        assert_eq!(truth.content_sent.len(), r.content_ms.len());
+        assert!(r.ttft_ms.unwrap() >= 40.0 - 1.0, "{r:?}");
+        let sent_gap = truth.content_sent[1]
+            .duration_since(truth.content_sent[0])
+            .as_secs_f64()
+            * 1e3;
+        let seen_gap = r.content_ms[1] - r.content_ms[0];
+        assert!(
+            (sent_gap - seen_gap).abs() < 15.0,
+            "sent {sent_gap} seen {seen_gap}"
+        );
+    }
+    let itl = p.itl_ms.unwrap();
+    assert!(itl.p50 > 5.0 && itl.p50 < 30.0, "{itl:?}");
+    let ttft = p.ttft_ms.unwrap();
+    assert!(ttft.p50 >= 39.0 && ttft.p50 < 90.0, "{ttft:?}");
+    assert!(p.output_throughput_tok_s > 0.0 && p.duration_s > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn every_fault_is_counted_in_its_class_and_kept_out_of_latencies() {
+    let faults = [
+        None,
+        Some(Fault::Status(404)),
+        Some(Fault::Status(503)),
+        Some(Fault::NoHeaders),
+        Some(Fault::StallAfter(2)),
+        Some(Fault::CutAfter(3)),
+        Some(Fault::MalformedJsonAfter(1)),
+        Some(Fault::BadUtf8After(1)),
+        Some(Fault::NotEventStream),
+        Some(Fault::ZeroTokens),
+        Some(Fault::ErrorInStreamAfter(2)),
+        None,
+    ];
+    let server = MockServer::start(move |n, _| {
+        let index = n as usize % faults.len();
+        Script {
+            ttft: Duration::from_millis(2),
+            itl: Duration::from_millis(1),
+            tokens: 5,
+            fault: faults[index],
+            ..Script::default()
+        }
+    })
+    .unwrap();
+    // Short timeout so stalls and missing headers are detected quickly.
+    let client = Arc::new(
+        HttpClient::new(ClientConfig {
+            base_url: server.url(),
+            endpoint: Endpoint::Completions,
+            model: "mock-model".into(),
+            api_key: None,
+            timeout: Duration::from_millis(400),
+            ignore_eos: false,
+            keep_text: false,
+        })
+        .unwrap(),
+    );
+    let workload = Arc::new(Workload::parse("fixed:4:5").unwrap());
+    let start = Instant::now();
+    let mut acc = HttpAccumulator::new(start, Slo::default());
+    let mut records = Vec::new();
+    let plan = PointPlan {
+        load: Load::Closed { concurrency: 2 },
+        limits: Limits {
+            num_requests: Some(faults.len() as u64 * 3),
+            duration: None,
+        },
+        seed: 0,
+        start,
+    };
+    let end = run_point(
+        client,
+        workload,
+        plan,
+        Arc::new(AtomicBool::new(false)),
+        |c| records.push(acc.add(c)),
+    )
+    .await;
+    assert_eq!(end.cancelled, 0);
+    let p = acc.finish(describe(), true, 0);
+    let by_class = &p.requests.failed_by_class;
+    assert_eq!(p.requests.total, records.len() as u64);
+    assert_eq!(p.requests.succeeded + p.requests.failed, p.requests.total);
+    // Every class this mock can inject shows up, none as "other".
+    for class in [
+        "http_4xx",
+        "http_5xx",
+        "timeout_first_byte",
+        "stall",
+        "stream_cut",
+        "malformed_json",
+        "malformed_sse",
+        "zero_tokens",
+        "server_error",
+    ] {
+        assert!(
+            by_class.get(class).copied().unwrap_or(0) > 0,
+            "{class} missing: {by_class:?}"
+        );
+    }
+    assert!(!by_class.contains_key("other"), "{by_class:?}");
+    // Only successes enter the latency statistics.
+    assert_eq!(p.ttft_ms.map_or(0, |s| s.count), p.requests.succeeded);
+    assert_eq!(p.e2e_ms.map_or(0, |s| s.count), p.requests.succeeded);
+    for r in records.iter().filter(|r| !r.ok) {
+        let f = r.failure.as_ref().unwrap();
+        assert!(!f.message.is_empty());
+        assert!(r.ttft_ms.is_none());
+        if f.class.name().starts_with("http_") {
+            assert!(
+                f.message.contains("injected status"),
+                "server message kept: {f:?}"
+            );
+            assert!(f.http_status.is_some());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn refused_and_unresolvable_connections_are_classified() {
+    // A port nothing listens on: bind, learn the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let refused = HttpClient::new(ClientConfig {
+        base_url: format!("http://127.0.0.1:{port}"),
+        endpoint: Endpoint::Completions,
+        model: "m".into(),
+        api_key: None,
+        timeout: Duration::from_secs(2),
+        ignore_eos: false,
+        keep_text: false,
+    })
+    .unwrap();
+    let spec = Workload::parse("short").unwrap().request(0, 0);
+    let o = refused.send(&spec).await;
+    assert_eq!(o.failure.unwrap().class.name(), "connection_refused");
+    let e = refused.models().await.unwrap_err().to_string();
+    assert!(
+        e.contains("connection refused") && e.contains(&port.to_string()),
+        "{e}"
+    );
+
+    let dns = HttpClient::new(ClientConfig {
+        base_url: "http://no-such-host.invalid:8000".into(),
+        ..refused.config().clone()
+    })
+    .unwrap();
+    assert_eq!(dns.send(&spec).await.failure.unwrap().class.name(), "dns");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn chat_and_every_usage_style() {
+    for (endpoint, usage, empty_every) in [
+        (Endpoint::Chat, UsageStyle::SeparateChunk, Some(3)),
+        (Endpoint::Completions, UsageStyle::SeparateChunk, None),
+        (Endpoint::Chat, UsageStyle::Absent, None),
+        (Endpoint::Completions, UsageStyle::InFinalChunk, Some(4)),
+    ] {
+        let server = MockServer::start(move |_, _| Script {
+            ttft: Duration::from_millis(2),
+            itl: Duration::from_millis(1),
+            tokens: 9,
+            usage,
+            empty_every,
+            fault: None,
+        })
+        .unwrap();
+        let (records, p) = measure(
+            client(&server, endpoint, None),
+            Load::Closed { concurrency: 3 },
+            6,
+            2,
+            Slo::default(),
+        )
+        .await;
+        assert_eq!(
+            p.requests.succeeded, 6,
+            "{endpoint:?} {usage:?}: {:?}",
+            p.requests
+        );
+        // Chunks with empty text are not content: 9 tokens, every third empty
+        // except the last, leaves 7 content chunks.
+        let content = match empty_every {
+            Some(3) => 7,
+            Some(4) => 7,
+            _ => 9,
+        };
+        assert!(records.iter().all(|r| r.content_ms.len() == content));
+        assert_eq!(p.empty_chunks, 6 * (9 - content as u64));
+        let truth = server.all_truth();
+        let body = &truth[0].body;
+        match endpoint {
+            Endpoint::Chat => assert_eq!(body["messages"][0]["role"], "user"),
+            Endpoint::Completions => assert!(body["prompt"].is_string()),
+        }
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["ignore_eos"], true);
+        assert_eq!(body["max_tokens"], 8);
+        if usage == UsageStyle::Absent {
+            // Without usage, tokens are counted from content chunks.
+            assert_eq!(p.output_tokens_source.get("chunks"), Some(&6));
+            assert_eq!(p.output_tokens.unwrap().mean, content as f64);
+            assert!(p.token_count_discrepancy.is_none());
+        } else {
+            assert_eq!(p.output_tokens_source.get("usage"), Some(&6));
+            assert_eq!(p.output_tokens.unwrap().mean, 9.0);
+            let d = p.token_count_discrepancy.unwrap();
+            assert_eq!(d.requests_differing, if content == 9 { 0 } else { 6 });
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn open_loop_schedule_is_reproducible_and_on_rate() {
+    let server = MockServer::start(|_, _| Script {
+        ttft: Duration::from_millis(1),
+        itl: Duration::from_millis(1),
+        tokens: 2,
+        ..Script::default()
+    })
+    .unwrap();
+    let open = |arrival| Load::Open {
+        rate: 50.0,
+        arrival,
+        max_inflight: 64,
+    };
+    let (a, _) = measure(
+        client(&server, Endpoint::Completions, None),
+        open(Arrival::Poisson),
+        40,
+        11,
+        Slo::default(),
+    )
+    .await;
+    let (b, _) = measure(
+        client(&server, Endpoint::Completions, None),
+        open(Arrival::Poisson),
+        40,
+        11,
+        Slo::default(),
+    )
+    .await;
+    let due = |r: &[RequestRecord]| {
+        r.iter()
+            .map(|r| r.scheduled_ms.unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (da, db) = (due(&a), due(&b));
+    // Intended times are relative to each point's own start: equal to the
+    // microsecond whatever the run.
+    assert!(
+        da.iter().zip(&db).all(|(x, y)| (x - y).abs() < 1e-3),
+        "{da:?} vs {db:?}"
+    );
+
+    let (c, p) = measure(
+        client(&server, Endpoint::Completions, None),
+        open(Arrival::Constant),
+        60,
+        3,
+        Slo::default(),
+    )
+    .await;
+    assert_eq!(p.requests.succeeded, 60);
+    let first = c.iter().map(|r| r.sent_ms).fold(f64::INFINITY, f64::min);
+    let last = c.iter().map(|r| r.sent_ms).fold(0.0, f64::max);
+    let achieved = 59.0 / ((last - first) / 1e3);
+    assert!(
+        (achieved - 50.0).abs() / 50.0 < 0.05,
+        "achieved {achieved} req/s"
+    );
+    assert_eq!(p.late_requests, 0);
+    assert_eq!(p.schedule_lag_ms.unwrap().count, 60);
+    assert_eq!(p.ttft_from_scheduled_ms.unwrap().count, 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn in_flight_cap_makes_requests_late_never_skipped() {
+    let server = MockServer::start(|_, _| Script {
+        ttft: Duration::from_millis(60),
+        itl: Duration::from_millis(1),
+        tokens: 2,
+        ..Script::default()
+    })
+    .unwrap();
+    // 100 req/s against 60 ms requests with at most 2 in flight: most wait.
+    let load = Load::Open {
+        rate: 100.0,
+        arrival: Arrival::Constant,
+        max_inflight: 2,
+    };
+    let (records, p) = measure(
+        client(&server, Endpoint::Completions, None),
+        load,
+        20,
+        0,
+        Slo::default(),
+    )
+    .await;
+    assert_eq!(p.requests.total, 20, "no request skipped");
+    assert!(p.late_requests > 0);
+    assert!(records.iter().filter(|r| r.late).count() as u64 == p.late_requests);
+    let lag = p.schedule_lag_ms.unwrap();
+    assert!(lag.max > 20.0, "lag reported: {lag:?}");
+    // The corrected TTFT includes the wait: larger than the plain one.
+    assert!(p.ttft_from_scheduled_ms.unwrap().max > p.ttft_ms.unwrap().max);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn slo_goodput_counts_requests_meeting_every_objective() {
+    let server = MockServer::start(|n, _| Script {
+        ttft: Duration::from_millis(if n % 2 == 0 { 5 } else { 120 }),
+        itl: Duration::from_millis(1),
+        tokens: 3,
+        ..Script::default()
+    })
+    .unwrap();
+    let slo = Slo {
+        ttft_ms: Some(60.0),
+        tpot_ms: None,
+        e2e_ms: None,
+    };
+    let (_, p) = measure(
+        client(&server, Endpoint::Completions, None),
+        Load::Closed { concurrency: 1 },
+        6,
+        0,
+        slo,
+    )
+    .await;
+    assert_eq!(p.slo_met, Some(3));
+    assert!(p.goodput_req_s.unwrap() > 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn api_key_is_sent_but_never_recorded() {
+    let secret = "sk-inferbench-secret-4242";
+    let server = MockServer::start(|n, _| Script {
+        ttft: Duration::from_millis(1),
+        itl: Duration::from_millis(1),
+        tokens: 2,
+        fault: (n == 1).then_some(Fault::Status(401)),
+        ..Script::default()
+    })
+    .unwrap();
+    let (records, p) = measure(
+        client(&server, Endpoint::Completions, Some(secret)),
+        Load::Closed { concurrency: 1 },
+        3,
+        0,
+        Slo::default(),
+    )
+    .await;
+    assert_eq!(
+        server.all_truth()[0].authorization.as_deref(),
+        Some(&*format!("Bearer {secret}"))
+    );
+    assert_eq!(p.requests.failed, 1);
+    let everything = format!(
+        "{}{}",
+        serde_json::to_string(&records).unwrap(),
+        serde_json::to_string(&p).unwrap()
+    );
+    assert!(!everything.contains(secret));
+}
