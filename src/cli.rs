@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Time llama.cpp in this process: prefill, each decode step, sampling; batch-size sweeps.
     Inproc(InprocArgs),
+    /// Load an OpenAI-compatible server over streaming HTTP: TTFT, ITL, TPOT, E2E, throughput, goodput.
+    Http(HttpArgs),
     /// Inspect GGUF files, or write the tiny test model.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -137,4 +141,177 @@ pub struct InprocArgs {
     /// Show llama.cpp's own log.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+}
+
+/// A comma-separated list of distinct positive rates, e.g. `0.5,1,2`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateList(pub Vec<f64>);
+
+fn rate_list(s: &str) -> Result<RateList, String> {
+    if s.trim().is_empty() {
+        return Err("the rate list is empty; give e.g. 1,2,4".into());
+    }
+    let mut rates = Vec::new();
+    for item in s.split(',') {
+        let item = item.trim();
+        let v: f64 = item
+            .parse()
+            .map_err(|_| format!("'{item}' in the rate list is not a number"))?;
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("'{item}' in the rate list is not a positive rate"));
+        }
+        if rates.contains(&v) {
+            return Err(format!("the rate list repeats {v}"));
+        }
+        rates.push(v);
+    }
+    Ok(RateList(rates))
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("'{s}' is not a duration like 500ms, 30s or 2m ({e})"))?;
+    if d.is_zero() {
+        return Err(format!("'{s}' is zero"));
+    }
+    Ok(d)
+}
+
+/// Latency objectives, e.g. `ttft=500ms,tpot=50ms,e2e=10s`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SloSpec {
+    pub ttft: Option<Duration>,
+    pub tpot: Option<Duration>,
+    pub e2e: Option<Duration>,
+}
+
+fn slo(s: &str) -> Result<SloSpec, String> {
+    let mut spec = SloSpec::default();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("'{item}' is not NAME=DURATION (e.g. ttft=500ms)"))?;
+        let d = Some(duration(value)?);
+        match name.trim() {
+            "ttft" => spec.ttft = d,
+            "tpot" => spec.tpot = d,
+            "e2e" => spec.e2e = d,
+            other => {
+                return Err(format!(
+                    "unknown objective '{other}': use ttft, tpot or e2e"
+                ))
+            }
+        }
+    }
+    if spec == SloSpec::default() {
+        return Err("no objective given; e.g. ttft=500ms,tpot=50ms".into());
+    }
+    Ok(spec)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndpointArg {
+    /// POST /v1/completions with a prompt.
+    Completions,
+    /// POST /v1/chat/completions with one user message.
+    Chat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArrivalArg {
+    /// Exponential gaps: independent users (the usual model of served traffic).
+    Poisson,
+    /// Gamma gaps; --burstiness below 1 is burstier than Poisson, above 1 more regular.
+    Gamma,
+    /// Equal gaps.
+    Constant,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    /// Server base URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted).
+    #[arg(long)]
+    pub url: String,
+
+    /// Which API to call.
+    #[arg(long, value_enum, default_value_t = EndpointArg::Completions)]
+    pub endpoint: EndpointArg,
+
+    /// Model name to request. Default: the first id the server lists at /v1/models.
+    #[arg(long)]
+    pub model: Option<String>,
+
+    /// Environment variable holding the API key (sent as a bearer token; never printed or saved).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    pub api_key_env: String,
+
+    /// Closed loop: requests kept in flight, comma separated for a sweep. Closed loops understate
+    /// latency under load (a slow server slows the arrivals); use --rate for served-load claims.
+    #[arg(long, value_parser = positive_list("concurrency"), conflicts_with = "rate")]
+    pub concurrency: Option<PositiveList>,
+
+    /// Open loop: requests per second, comma separated for a sweep. Requests go out on a schedule
+    /// fixed in advance, however the server keeps up.
+    #[arg(long, value_parser = rate_list)]
+    pub rate: Option<RateList>,
+
+    /// Arrival process of the open loop.
+    #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
+    pub arrival: ArrivalArg,
+
+    /// Shape of the gamma arrival process (requires --arrival gamma).
+    #[arg(long)]
+    pub burstiness: Option<f64>,
+
+    /// Open loop: most requests in flight at once; a request due beyond it waits and counts as late.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inflight: u32,
+
+    /// Measured requests per point (default 100 unless --duration is given).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub num_requests: Option<u64>,
+
+    /// Time per point (e.g. 60s); with --num-requests, whichever ends first.
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+
+    /// Warm-up requests before each point, never counted.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+
+    /// fixed:IN:OUT, short, medium, long, chat, code, long-qa, summarization, or sharegpt:PATH.
+    #[arg(long, default_value = "fixed:128:64")]
+    pub workload: String,
+
+    /// Seed of prompts, lengths and arrival times.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Ask the server to ignore end-of-sequence, so each request generates its full output length.
+    #[arg(long)]
+    pub ignore_eos: bool,
+
+    /// Objectives for goodput, e.g. ttft=500ms,tpot=50ms,e2e=10s.
+    #[arg(long, value_parser = slo)]
+    pub slo: Option<SloSpec>,
+
+    /// Longest wait for response headers, and for each chunk after them.
+    #[arg(long, default_value = "300s", value_parser = duration)]
+    pub timeout: Duration,
+
+    /// Result file (JSON), written after every point. Default: results/http-<time>.json.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+
+    /// Also write one CSV row per point.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+
+    /// One JSON line per request, streamed to this file as requests finish.
+    #[arg(long)]
+    pub requests_log: Option<PathBuf>,
+
+    /// Threads of the client's runtime. One keeps the client light beside a server on the same host.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub client_threads: u32,
 }

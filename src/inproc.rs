@@ -1,7 +1,7 @@
 //! `inferbench inproc`: llama.cpp in this process, swept over prompt lengths
 //! and batch sizes, with the result file rewritten after every point.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -21,16 +21,6 @@ use crate::{interrupt, model, provenance, report, EXIT_INTERRUPTED};
 
 /// How often a point in flight is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-
-fn default_out_path() -> PathBuf {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        .to_string()
-        .replace([':', '-'], "")
-        .replace('T', "-")
-        .trim_end_matches('Z')
-        .to_string();
-    PathBuf::from("results").join(format!("inproc-{stamp}.json"))
-}
 
 fn shapes(args: &InprocArgs) -> Vec<BatchShape> {
     args.prompt_tokens
@@ -63,7 +53,10 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
     if !model_path.is_file() {
         bail!("--model {}: no such file", model_path.display());
     }
-    let out_path = args.out.clone().unwrap_or_else(default_out_path);
+    let out_path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_result_path("inproc"));
     let threads = match args.threads {
         Some(t) => t,
         None => inferbench_harness::host::physical_cores()
@@ -166,7 +159,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
         };
         let mut last_save = Instant::now();
         let mut save_error = None;
-        let measured = measure_point(&mut engine, &spec, interrupt, |progress| {
+        let measured = measure_point(&mut engine, &spec, &interrupt, |progress| {
             bar.inc(1);
             // A long point is saved while it runs, so that even a kill that
             // cannot be caught loses at most a second of measurements.

@@ -4,9 +4,29 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
-use inferbench_harness::result::{InprocPoint, Provenance};
+use inferbench_harness::result::{HttpPoint, HttpResult, InprocPoint, Provenance};
 use inferbench_harness::stats::Stats;
+
+/// `results/<mode>-<UTC time>.json`, for runs given no `--out`.
+pub fn default_result_path(mode: &str) -> PathBuf {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .replace('T', "-")
+        .trim_end_matches('Z')
+        .to_string();
+    PathBuf::from("results").join(format!("{mode}-{stamp}.json"))
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("writing CSV {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing CSV {}", path.display()))
+}
 
 pub fn print_header(provenance: &Provenance) {
     let e = &provenance.engine;
@@ -116,8 +136,127 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
             ratio.map_or(String::new(), |r| r.to_string())
         ));
     }
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("writing CSV {}", path.display()))?;
-    file.write_all(out.as_bytes())
-        .with_context(|| format!("writing CSV {}", path.display()))
+    write_file(path, &out)
+}
+
+pub fn print_http_header(result: &HttpResult) {
+    let s = &result.settings;
+    println!(
+        "server: {} {} | model {} | workload {} | client threads {} | host {} ({} cores)",
+        s.url,
+        s.endpoint,
+        s.model,
+        s.workload,
+        s.client_threads,
+        result.provenance.host.cpu_model,
+        result.provenance.host.logical_cores,
+    );
+    println!();
+    println!(
+        "| {:>12} | {:>9} | {:>11} | {:>11} | {:>10} | {:>10} | {:>11} | {:>10} | {:>9} | {:>8} | {:>9} | {:>10} |",
+        "load", "ok/failed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "TPOT p50 ms",
+        "E2E p50 ms", "out tok/s", "req/s", "goodput/s", "client CPU"
+    );
+    println!(
+        "| {:->12} | {:->9} | {:->11} | {:->11} | {:->10} | {:->10} | {:->11} | {:->10} | {:->9} | {:->8} | {:->9} | {:->10} |",
+        ":", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":"
+    );
+}
+
+pub fn print_http_row(p: &HttpPoint) {
+    let p50 = |s: &Stats| s.p50;
+    let p99 = |s: &Stats| s.p99;
+    let load = match (p.load.concurrency, p.load.rate) {
+        (Some(c), _) => format!("c={c}"),
+        (_, Some(r)) => format!("{r} req/s"),
+        _ => "-".into(),
+    };
+    // Under an open loop the user waits from the intended send time.
+    let ttft = if p.ttft_from_scheduled_ms.is_some() {
+        &p.ttft_from_scheduled_ms
+    } else {
+        &p.ttft_ms
+    };
+    println!(
+        "| {:>12} | {:>9} | {:>11} | {:>11} | {:>10} | {:>10} | {:>11} | {:>10} | {:>9.1} | {:>8.2} | {:>9} | {:>10} |{}",
+        load,
+        format!("{}/{}", p.requests.succeeded, p.requests.failed),
+        cell(ttft, p50, 2),
+        cell(ttft, p99, 2),
+        cell(&p.itl_ms, p50, 2),
+        cell(&p.itl_ms, p99, 2),
+        cell(&p.tpot_ms, p50, 2),
+        cell(&p.e2e_ms, p50, 1),
+        p.output_throughput_tok_s,
+        p.request_throughput_req_s,
+        p.goodput_req_s.map_or_else(|| "-".into(), |g| format!("{g:.2}")),
+        p.client.cpu_percent.map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
+        if p.complete { "" } else { " (incomplete)" },
+    );
+    if !p.requests.failed_by_class.is_empty() {
+        let classes: Vec<String> = p
+            .requests
+            .failed_by_class
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        println!("  failed: {}", classes.join(", "));
+    }
+    if p.late_requests > 0 {
+        println!(
+            "  {} requests waited for the in-flight cap; schedule lag max {:.1} ms",
+            p.late_requests,
+            p.schedule_lag_ms.map_or(0.0, |s| s.max)
+        );
+    }
+}
+
+/// A named metric of an HTTP point, for the CSV columns.
+type HttpMetricColumn = (&'static str, fn(&HttpPoint) -> Option<Stats>);
+
+pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
+    let metrics: [HttpMetricColumn; 5] = [
+        ("ttft_ms", |p| p.ttft_ms),
+        ("ttft_from_scheduled_ms", |p| p.ttft_from_scheduled_ms),
+        ("itl_ms", |p| p.itl_ms),
+        ("tpot_ms", |p| p.tpot_ms),
+        ("e2e_ms", |p| p.e2e_ms),
+    ];
+    let mut out = String::from("load,concurrency,rate,complete,total,succeeded,failed,late");
+    for (name, _) in &metrics {
+        out.push_str(&format!(",{name}_mean,{name}_p50,{name}_p99"));
+    }
+    out.push_str(
+        ",output_tok_s,request_s,input_tok_s,goodput_req_s,duration_s,client_cpu_percent\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for p in points {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}",
+            p.load.kind,
+            p.load.concurrency.map_or(String::new(), |c| c.to_string()),
+            opt(p.load.rate),
+            p.complete,
+            p.requests.total,
+            p.requests.succeeded,
+            p.requests.failed,
+            p.late_requests
+        ));
+        for (_, get) in &metrics {
+            match get(p) {
+                Some(s) => out.push_str(&format!(",{},{},{}", s.mean, s.p50, s.p99)),
+                None => out.push_str(",,,"),
+            }
+        }
+        out.push_str(&format!(
+            ",{},{},{},{},{},{}\n",
+            p.output_throughput_tok_s,
+            p.request_throughput_req_s,
+            p.input_throughput_tok_s,
+            opt(p.goodput_req_s),
+            p.duration_s,
+            opt(p.client.cpu_percent)
+        ));
+    }
+    write_file(path, &out)
 }

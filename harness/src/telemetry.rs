@@ -186,8 +186,11 @@ impl Gauge {
     }
 
     fn summary(&self) -> Option<MeanMax> {
+        // Rounding in the sum can put the mean of equal values a hair above
+        // them (0.1 three times: 0.10000000000000002); it cannot truly
+        // exceed the max.
         (self.count > 0).then(|| MeanMax {
-            mean: self.sum / self.count as f64,
+            mean: (self.sum / self.count as f64).min(self.max),
             max: self.max,
         })
     }
@@ -701,7 +704,7 @@ mod tests {
     }
 
     #[test]
-    fn non_finite_values_are_skipped() {
+    fn gauge_skips_non_finite_values_and_keeps_mean_within_max() {
         let mut g = Gauge::default();
         g.add(Some(f64::NAN));
         assert_eq!(g.summary(), None);
@@ -713,6 +716,18 @@ mod tests {
             Some(MeanMax {
                 mean: -2.0,
                 max: -1.0
+            })
+        );
+        // Regression: the mean of equal values came out above them.
+        let mut g = Gauge::default();
+        for _ in 0..3 {
+            g.add(Some(0.1));
+        }
+        assert_eq!(
+            g.summary(),
+            Some(MeanMax {
+                mean: 0.1,
+                max: 0.1
             })
         );
     }

@@ -3,6 +3,7 @@
 //! script would see: exit codes, messages, files.
 
 mod bad_input;
+mod http;
 mod inproc;
 mod interrupt;
 mod model;

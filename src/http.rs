@@ -1,0 +1,396 @@
+//! `inferbench http`: an OpenAI-compatible server under closed- or open-loop
+//! load, one point per concurrency or rate, the result file rewritten after
+//! every point and every second during one, the requests log streamed.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use inferbench_harness::http::arrival::Arrival;
+use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient};
+use inferbench_harness::http::load::{run_point, warmup_seed, Limits, Load, PointPlan};
+use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::workload::Workload;
+use inferbench_harness::result::{
+    EngineInfo, HttpResult, HttpSettings, LoadDescription, Mode, ResultWriter, RunStatus,
+    ServerInfo, SCHEMA_VERSION,
+};
+use inferbench_harness::stats::HistogramInfo;
+use serde::Serialize;
+
+use crate::cli::{ArrivalArg, EndpointArg, HttpArgs};
+use crate::{interrupt, provenance, report, EXIT_INTERRUPTED};
+
+/// Exit status of a run that completed but had failed requests.
+pub const EXIT_REQUESTS_FAILED: u8 = 3;
+
+/// How often a point in flight is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Serialize)]
+struct LogLine<'a> {
+    point: usize,
+    #[serde(flatten)]
+    record: &'a RequestRecord,
+}
+
+fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
+    let arrival = match (args.arrival, args.burstiness) {
+        (ArrivalArg::Gamma, Some(b)) if b.is_finite() && b > 0.0 => {
+            Arrival::Gamma { burstiness: b }
+        }
+        (ArrivalArg::Gamma, Some(b)) => bail!("--burstiness {b}: must be a positive number"),
+        (ArrivalArg::Gamma, None) => bail!("--arrival gamma needs --burstiness (1.0 is Poisson)"),
+        (_, Some(_)) => bail!("--burstiness applies to --arrival gamma only"),
+        (ArrivalArg::Poisson, None) => Arrival::Poisson,
+        (ArrivalArg::Constant, None) => Arrival::Constant,
+    };
+    let arrival_name = match arrival {
+        Arrival::Poisson => "poisson",
+        Arrival::Gamma { .. } => "gamma",
+        Arrival::Constant => "constant",
+    };
+    if let Some(rates) = &args.rate {
+        return Ok(rates
+            .0
+            .iter()
+            .map(|&rate| {
+                let load = Load::Open {
+                    rate,
+                    arrival,
+                    max_inflight: args.max_inflight,
+                };
+                let description = LoadDescription {
+                    kind: "open".into(),
+                    concurrency: None,
+                    rate: Some(rate),
+                    arrival: Some(arrival_name.into()),
+                    burstiness: args.burstiness,
+                    max_inflight: Some(args.max_inflight),
+                };
+                (load, description)
+            })
+            .collect());
+    }
+    let concurrencies = args
+        .concurrency
+        .as_ref()
+        .map_or_else(|| vec![1], |c| c.0.clone());
+    Ok(concurrencies
+        .into_iter()
+        .map(|concurrency| {
+            let description = LoadDescription {
+                kind: "closed".into(),
+                concurrency: Some(concurrency),
+                rate: None,
+                arrival: None,
+                burstiness: None,
+                max_inflight: None,
+            };
+            (Load::Closed { concurrency }, description)
+        })
+        .collect())
+}
+
+fn load_label(d: &LoadDescription) -> String {
+    match (d.concurrency, d.rate) {
+        (Some(c), _) => format!("c={c}"),
+        (_, Some(r)) => format!("{r} req/s"),
+        _ => "-".into(),
+    }
+}
+
+pub fn run(args: HttpArgs) -> Result<ExitCode> {
+    let loads = loads(&args)?;
+    let workload = Arc::new(Workload::parse(&args.workload)?);
+    let limits = Limits {
+        num_requests: args.num_requests.or(if args.duration.is_none() {
+            Some(100)
+        } else {
+            None
+        }),
+        duration: args.duration,
+    };
+    let api_key = std::env::var(&args.api_key_env)
+        .ok()
+        .filter(|k| !k.is_empty());
+    let slo = args.slo.map(|s| Slo {
+        ttft_ms: s.ttft.map(|d| d.as_secs_f64() * 1e3),
+        tpot_ms: s.tpot.map(|d| d.as_secs_f64() * 1e3),
+        e2e_ms: s.e2e.map(|d| d.as_secs_f64() * 1e3),
+    });
+    let out_path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| report::default_result_path("http"));
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads as usize)
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    let endpoint = match args.endpoint {
+        EndpointArg::Completions => Endpoint::Completions,
+        EndpointArg::Chat => Endpoint::Chat,
+    };
+    let mut config = ClientConfig {
+        base_url: args.url.clone(),
+        endpoint,
+        model: args.model.clone().unwrap_or_default(),
+        api_key,
+        timeout: args.timeout,
+        ignore_eos: args.ignore_eos,
+        keep_text: false,
+    };
+    let probe = HttpClient::new(config.clone())?;
+    let models = runtime.block_on(probe.models())?;
+    if config.model.is_empty() {
+        config.model = models["data"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+            .with_context(|| {
+                format!(
+                    "{}: /v1/models lists no model id; name one with --model",
+                    probe.url("/v1/models")
+                )
+            })?;
+    }
+    let client = Arc::new(HttpClient::new(config.clone())?);
+
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
+    }
+    let writer = ResultWriter::new(&out_path);
+    let mut log = match &args.requests_log {
+        Some(path) => Some(BufWriter::new(std::fs::File::create(path).with_context(
+            || format!("--requests-log {}: cannot create", path.display()),
+        )?)),
+        None => None,
+    };
+
+    let engine = EngineInfo {
+        name: "openai-compatible server".into(),
+        version: "unknown (see provenance.server)".into(),
+        bindings: "reqwest 0.13, eventsource-stream 0.2 (HTTP/1.1, SSE)".into(),
+        backend: "http".into(),
+        cpu_features: None,
+        devices: Vec::new(),
+        threads: Some(args.client_threads),
+        threads_batch: None,
+        gpu_layers_requested: None,
+        gpu_layers_offloaded: None,
+        timing_source: "client host clock".into(),
+        notes: Vec::new(),
+    };
+    let mut prov = provenance::provenance(engine, None);
+    prov.server = Some(ServerInfo {
+        url: args.url.clone(),
+        endpoint: endpoint.path().into(),
+        model: config.model.clone(),
+        models,
+        system_fingerprint: None,
+    });
+    let mut result = HttpResult {
+        schema_version: SCHEMA_VERSION,
+        mode: Mode::Http,
+        partial: true,
+        status: RunStatus::Running,
+        error: None,
+        started_at: provenance::now_rfc3339(),
+        updated_at: provenance::now_rfc3339(),
+        provenance: prov,
+        settings: HttpSettings {
+            url: args.url.clone(),
+            endpoint: endpoint.path().into(),
+            model: config.model.clone(),
+            api_key_env: args.api_key_env.clone(),
+            api_key_present: config.api_key.is_some(),
+            workload: workload.name(),
+            num_requests: limits.num_requests,
+            duration_s: limits.duration.map(|d| d.as_secs_f64()),
+            warmup: args.warmup,
+            seed: args.seed,
+            ignore_eos: args.ignore_eos,
+            timeout_s: args.timeout.as_secs_f64(),
+            slo,
+            client_threads: args.client_threads,
+        },
+        histogram: HistogramInfo::current(),
+        points: Vec::new(),
+    };
+    save(&writer, &mut result, args.csv.as_deref())?;
+    report::print_http_header(&result);
+
+    let interrupt = interrupt::flag();
+    let mut failed_requests = 0u64;
+    for (point_index, (load, description)) in loads.iter().enumerate() {
+        if interrupt.load(Ordering::Relaxed) {
+            break;
+        }
+        if args.warmup > 0 {
+            let warm = warmup(
+                &runtime,
+                &client,
+                &workload,
+                *load,
+                args.warmup,
+                args.seed,
+                &interrupt,
+            );
+            if let Some(message) = warm {
+                bail!("{}: warm-up failed: {message}", load_label(description));
+            }
+        }
+        let start = Instant::now();
+        let plan = PointPlan {
+            load: *load,
+            limits,
+            seed: args.seed,
+            start,
+        };
+        let mut acc = HttpAccumulator::new(start, slo.unwrap_or_default());
+        let mut last_save = Instant::now();
+        let mut io_error: Option<anyhow::Error> = None;
+        let end = runtime.block_on(run_point(
+            client.clone(),
+            workload.clone(),
+            plan,
+            interrupt.clone(),
+            |completed| {
+                let record = acc.add(completed);
+                if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
+                    let line = serde_json::to_string(&LogLine {
+                        point: point_index,
+                        record: &record,
+                    })
+                    .expect("records serialize");
+                    if let Err(e) = writeln!(log, "{line}") {
+                        io_error = Some(anyhow::Error::new(e).context("writing --requests-log"));
+                    }
+                }
+                if last_save.elapsed() >= SAVE_EVERY && io_error.is_none() {
+                    let mut snapshot = result.clone();
+                    snapshot
+                        .points
+                        .push(acc.finish(description.clone(), false, 0));
+                    if let Err(e) = save(&writer, &mut snapshot, None) {
+                        io_error = Some(e);
+                    }
+                    if let Some(log) = log.as_mut() {
+                        let _ = log.flush();
+                    }
+                    last_save = Instant::now();
+                }
+            },
+        ));
+        if let Some(e) = io_error {
+            return Err(e);
+        }
+        if let Some(log) = log.as_mut() {
+            log.flush().context("writing --requests-log")?;
+        }
+        let point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
+        if result
+            .provenance
+            .server
+            .as_ref()
+            .is_some_and(|s| s.system_fingerprint.is_none())
+        {
+            if let Some(server) = result.provenance.server.as_mut() {
+                server.system_fingerprint = acc.system_fingerprint().map(str::to_string);
+            }
+        }
+        failed_requests += point.requests.failed;
+        report::print_http_row(&point);
+        if point.requests.total > 0 {
+            result.points.push(point);
+        }
+        save(&writer, &mut result, args.csv.as_deref())?;
+    }
+
+    let interrupted = interrupt.load(Ordering::Relaxed);
+    result.status = if interrupted {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Complete
+    };
+    result.partial = interrupted
+        || result.points.len() != loads.len()
+        || result.points.iter().any(|p| !p.complete);
+    save(&writer, &mut result, args.csv.as_deref())?;
+    eprintln!(
+        "results: {}{}",
+        out_path.display(),
+        if result.partial { " (partial)" } else { "" }
+    );
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if failed_requests > 0 {
+        eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
+        ExitCode::from(EXIT_REQUESTS_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs the warm-up requests of a point. `Some(message)` when every one
+/// failed: the server cannot serve this load at all, and measuring it would
+/// only count failures.
+fn warmup(
+    runtime: &tokio::runtime::Runtime,
+    client: &Arc<HttpClient>,
+    workload: &Arc<Workload>,
+    load: Load,
+    count: u64,
+    seed: u64,
+    interrupt: &Arc<AtomicBool>,
+) -> Option<String> {
+    let concurrency = match load {
+        Load::Closed { concurrency } => concurrency,
+        Load::Open { .. } => 1,
+    };
+    let plan = PointPlan {
+        load: Load::Closed {
+            concurrency: concurrency.min(count as u32).max(1),
+        },
+        limits: Limits {
+            num_requests: Some(count),
+            duration: None,
+        },
+        seed: warmup_seed(seed),
+        start: Instant::now(),
+    };
+    let mut failures = Vec::new();
+    let mut successes = 0;
+    runtime.block_on(run_point(
+        client.clone(),
+        workload.clone(),
+        plan,
+        interrupt.clone(),
+        |c| match c.outcome.failure {
+            Some(f) => failures.push(format!("{}: {}", f.class.name(), f.message)),
+            None => successes += 1,
+        },
+    ));
+    (successes == 0 && !failures.is_empty()).then(|| {
+        format!(
+            "all {} warm-up requests failed; first: {}",
+            failures.len(),
+            failures[0]
+        )
+    })
+}
+
+fn save(writer: &ResultWriter, result: &mut HttpResult, csv: Option<&Path>) -> Result<()> {
+    result.updated_at = provenance::now_rfc3339();
+    writer.write(result)?;
+    if let Some(csv) = csv {
+        report::write_http_csv(csv, &result.points)?;
+    }
+    Ok(())
+}

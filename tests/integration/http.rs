@@ -1,0 +1,371 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use inferbench_harness::http::mock::{Fault, MockServer, Script};
+
+use crate::util::*;
+
+fn fast(tokens: u32) -> Script {
+    Script {
+        ttft: Duration::from_millis(3),
+        itl: Duration::from_millis(1),
+        tokens,
+        ..Script::default()
+    }
+}
+
+#[test]
+fn closed_loop_sweep_writes_points_log_and_csv() {
+    let server = MockServer::start(|_, _| fast(6)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log, csv) = (
+        dir.path().join("r.json"),
+        dir.path().join("req.jsonl"),
+        dir.path().join("r.csv"),
+    );
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--concurrency",
+            "1,4",
+            "--num-requests",
+            "12",
+        ])
+        .args([
+            "--warmup",
+            "3",
+            "--workload",
+            "fixed:20:6",
+            "--ignore-eos",
+            "--slo",
+            "ttft=5s,tpot=1s",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--requests-log")
+        .arg(&log)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert_eq!(r["mode"], "http");
+    assert_eq!(r["status"], "complete");
+    assert_eq!(r["partial"], false);
+    assert_eq!(
+        r["settings"]["model"], "mock-model",
+        "model taken from /v1/models"
+    );
+    assert_eq!(
+        r["provenance"]["server"]["models"]["data"][0]["id"],
+        "mock-model"
+    );
+    assert_eq!(r["provenance"]["server"]["system_fingerprint"], "mock-fp");
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    for (p, c) in points.iter().zip([1, 4]) {
+        assert_eq!(p["load"]["kind"], "closed");
+        assert_eq!(p["load"]["concurrency"], c);
+        assert_eq!(p["requests"]["total"], 12);
+        assert_eq!(p["requests"]["succeeded"], 12);
+        assert_eq!(p["ttft_ms"]["count"], 12);
+        assert_eq!(p["itl_ms"]["count"], 12 * 5);
+        assert_eq!(p["output_tokens"]["mean"], 6.0);
+        assert_eq!(p["slo_met"], 12);
+        assert!(
+            p["ttft_from_scheduled_ms"].is_null(),
+            "closed loop has no schedule"
+        );
+        assert!(p["client"]["cpu_percent"].as_f64().is_some());
+    }
+    // Warm-up (3 per point) reached the server but not the statistics or the log.
+    assert_eq!(server.requests(), 2 * (12 + 3));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 24);
+    assert_eq!(lines.iter().filter(|l| l["point"] == 1).count(), 12);
+    assert!(lines
+        .iter()
+        .all(|l| l["ok"] == true && l["content_ms"].as_array().unwrap().len() == 6));
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 3);
+    assert!(stdout(&o).contains("c=4"));
+}
+
+#[test]
+fn open_loop_point_reports_schedule_and_corrected_ttft() {
+    let server = MockServer::start(|_, _| fast(3)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &format!("{}/v1", server.url()),
+            "--rate",
+            "40",
+            "--arrival",
+            "gamma",
+        ])
+        .args([
+            "--burstiness",
+            "0.5",
+            "--num-requests",
+            "20",
+            "--warmup",
+            "0",
+            "--endpoint",
+            "chat",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let p = &r["points"][0];
+    assert_eq!(p["load"]["kind"], "open");
+    assert_eq!(p["load"]["rate"], 40.0);
+    assert_eq!(p["load"]["arrival"], "gamma");
+    assert_eq!(p["schedule_lag_ms"]["count"], 20);
+    assert_eq!(p["ttft_from_scheduled_ms"]["count"], 20);
+    assert!(p["ttft_from_scheduled_ms"]["min"].as_f64() >= p["ttft_ms"]["min"].as_f64());
+    assert_eq!(r["settings"]["endpoint"], "/v1/chat/completions");
+    assert!(server
+        .all_truth()
+        .iter()
+        .all(|t| t.body["messages"].is_array()));
+}
+
+#[test]
+fn failed_requests_are_counted_and_exit_3() {
+    let server = MockServer::start(|n, _| Script {
+        fault: match n % 4 {
+            1 => Some(Fault::Status(500)),
+            2 => Some(Fault::CutAfter(1)),
+            _ => None,
+        },
+        ..fast(4)
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--num-requests",
+            "8",
+            "--warmup",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("requests failed"));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert_eq!(r["status"], "complete");
+    let p = &r["points"][0];
+    assert_eq!(p["requests"]["failed_by_class"]["http_5xx"], 2);
+    assert_eq!(p["requests"]["failed_by_class"]["stream_cut"], 2);
+    assert_eq!(p["requests"]["succeeded"], 4);
+    assert_eq!(p["ttft_ms"]["count"], 4);
+}
+
+#[test]
+fn api_key_is_used_but_appears_in_no_output() {
+    let secret = "sk-test-7f3a9c1e2b";
+    let server = MockServer::start(|n, _| Script {
+        fault: (n == 2).then_some(Fault::Status(401)),
+        ..fast(2)
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log, csv) = (
+        dir.path().join("r.json"),
+        dir.path().join("l.jsonl"),
+        dir.path().join("r.csv"),
+    );
+    let o = bin()
+        .env("INFERBENCH_TEST_KEY", secret)
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--num-requests",
+            "4",
+            "--warmup",
+            "1",
+        ])
+        .args(["--api-key-env", "INFERBENCH_TEST_KEY"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--requests-log")
+        .arg(&log)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(server
+        .all_truth()
+        .iter()
+        .all(|t| t.authorization.as_deref() == Some(&*format!("Bearer {secret}"))));
+    let r = read_json(&out);
+    assert_eq!(r["settings"]["api_key_env"], "INFERBENCH_TEST_KEY");
+    assert_eq!(r["settings"]["api_key_present"], true);
+    for text in [
+        stdout(&o),
+        stderr(&o),
+        std::fs::read_to_string(&out).unwrap(),
+        std::fs::read_to_string(&log).unwrap(),
+        std::fs::read_to_string(&csv).unwrap(),
+    ] {
+        assert!(!text.contains(secret), "the key leaked into: {text}");
+    }
+}
+
+#[test]
+fn unreachable_server_and_failing_warmup_stop_before_measuring() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let url = format!("http://127.0.0.1:{port}");
+    let o = bin()
+        .args(["http", "--url", &url])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "connection refused");
+    assert!(stderr(&o).contains(&url));
+    assert!(!out.exists());
+
+    let server = MockServer::start(|_, _| Script {
+        fault: Some(Fault::Status(404)),
+        ..fast(2)
+    })
+    .unwrap();
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--model", "nope"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "warm-up failed");
+    assert!(stderr(&o).contains("http_4xx"));
+
+    for (args, needle) in [
+        (&["--rate", "1", "--arrival", "gamma"][..], "--burstiness"),
+        (
+            &["--rate", "1", "--burstiness", "2"][..],
+            "--arrival gamma only",
+        ),
+        (&["--workload", "fixed:1"][..], "fixed:IN:OUT"),
+    ] {
+        let o = bin()
+            .args(["http", "--url", &server.url()])
+            .args(args)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, 1, needle);
+    }
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--rate", "0"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 2, "not a positive rate");
+}
+
+#[test]
+fn ctrl_c_keeps_a_valid_partial_http_result() {
+    let server = MockServer::start(|_, _| Script {
+        ttft: Duration::from_millis(5),
+        itl: Duration::from_millis(20),
+        tokens: 100,
+        ..Script::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let child = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--concurrency",
+            "2",
+            "--duration",
+            "10m",
+            "--warmup",
+            "0",
+        ])
+        .args(["--workload", "fixed:8:200"])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Requests of 100 tokens at 20 ms take about 2 s: wait until one has
+    // finished and a snapshot of the point is on disk.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "no finished request saved");
+        std::thread::sleep(Duration::from_millis(100));
+        if !out.exists() {
+            continue;
+        }
+        let r = read_json(&out);
+        if r["points"][0]["requests"]["succeeded"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
+            assert_valid_result(&r);
+            break;
+        }
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let started = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "in-flight requests were not abandoned"
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(r["partial"], true);
+    let p = &r["points"][0];
+    assert_eq!(p["complete"], false);
+    assert!(p["requests"]["succeeded"].as_u64().unwrap() >= 1);
+    assert!(p["requests"]["cancelled"].as_u64().unwrap() >= 1);
+}
