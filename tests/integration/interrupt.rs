@@ -8,28 +8,30 @@ fn ctrl_c_leaves_a_valid_partial_result() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     // Far more runs than the test waits for: only Ctrl-C ends it.
-    let child = bin()
-        .args([
-            "inproc",
-            "-p",
-            "8",
-            "-n",
-            "16",
-            "-b",
-            "1,2",
-            "-r",
-            "100000000",
-            "--warmup",
-            "0",
-        ])
-        .arg("--model")
-        .arg(tiny_model())
-        .arg("--out")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = KillOnDrop(Some(
+        bin()
+            .args([
+                "inproc",
+                "-p",
+                "8",
+                "-n",
+                "16",
+                "-b",
+                "1,2",
+                "-r",
+                "100000000",
+                "--warmup",
+                "0",
+            ])
+            .arg("--model")
+            .arg(tiny_model())
+            .arg("--out")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     // The point in flight is saved every second: wait until the file holds
     // measured runs, then interrupt.
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -57,7 +59,7 @@ fn ctrl_c_leaves_a_valid_partial_result() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let output = child.wait_with_output().unwrap();
+    let output = child.wait_with_output();
     let err = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(130), "stderr: {err}");
     assert!(err.contains("(partial)"), "{err}");
