@@ -255,6 +255,13 @@ pub struct HttpArgs {
     #[arg(long, value_parser = rate_list)]
     pub rate: Option<RateList>,
 
+    /// Search for the highest open-loop rate whose p99 meets every --slo objective with no failed
+    /// request: doubling from START (default 1 req/s), then bisecting to within 10%. Every probe is
+    /// a point of the result; `max_rate` holds the answer. Reproducible from --seed.
+    #[arg(long, value_name = "START", num_args = 0..=1, default_missing_value = "1",
+          conflicts_with_all = ["rate", "concurrency"], requires = "slo")]
+    pub find_max_rate: Option<f64>,
+
     /// Arrival process of the open loop.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
     pub arrival: ArrivalArg,

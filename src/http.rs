@@ -16,10 +16,10 @@ use inferbench_harness::http::load::{run_point, warmup_seed, Limits, Load, Point
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::result::{
-    EngineInfo, HttpResult, HttpSettings, LoadDescription, Mode, ResultWriter, RunStatus,
-    ServerInfo, SCHEMA_VERSION,
+    EngineInfo, HttpPoint, HttpResult, HttpSettings, LoadDescription, MaxRateSearch, Mode,
+    ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
 };
-use inferbench_harness::stats::HistogramInfo;
+use inferbench_harness::stats::{HistogramInfo, Stats};
 use serde::Serialize;
 
 use crate::cli::{ArrivalArg, EndpointArg, HttpArgs};
@@ -54,9 +54,13 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         Arrival::Gamma { .. } => "gamma",
         Arrival::Constant => "constant",
     };
-    if let Some(rates) = &args.rate {
+    let search_start = match args.find_max_rate {
+        Some(r) if r.is_finite() && r > 0.0 => Some(vec![r]),
+        Some(r) => bail!("--find-max-rate {r}: the start rate must be positive"),
+        None => None,
+    };
+    if let Some(rates) = search_start.or_else(|| args.rate.as_ref().map(|r| r.0.clone())) {
         return Ok(rates
-            .0
             .iter()
             .map(|&rate| {
                 let load = Load::Open {
@@ -166,7 +170,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
     }
     let writer = ResultWriter::new(&out_path);
-    let mut log = match &args.requests_log {
+    let log = match &args.requests_log {
         Some(path) => Some(BufWriter::new(std::fs::File::create(path).with_context(
             || format!("--requests-log {}: cannot create", path.display()),
         )?)),
@@ -222,97 +226,54 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         },
         histogram: HistogramInfo::current(),
         points: Vec::new(),
+        max_rate: None,
     };
     save(&writer, &mut result, args.csv.as_deref())?;
     report::print_http_header(&result);
 
-    let interrupt = interrupt::flag();
-    let mut failed_requests = 0u64;
-    for (point_index, (load, description)) in loads.iter().enumerate() {
-        if interrupt.load(Ordering::Relaxed) {
-            break;
+    let mut session = Session {
+        runtime,
+        client,
+        workload,
+        limits,
+        seed: args.seed,
+        warmup: args.warmup,
+        slo: slo.unwrap_or_default(),
+        interrupt: interrupt::flag(),
+        writer,
+        csv: args.csv.clone(),
+        log,
+        result,
+        failed_requests: 0,
+    };
+    let planned = match &args.find_max_rate {
+        Some(_) => None,
+        None => Some(loads.len()),
+    };
+    match args.find_max_rate {
+        Some(start_rate) => {
+            let Load::Open { arrival, .. } = loads[0].0 else {
+                unreachable!("--find-max-rate implies an open loop")
+            };
+            let search = search_max_rate(&mut session, start_rate, arrival, &loads[0].1)?;
+            session.result.max_rate = Some(search);
         }
-        if args.warmup > 0 {
-            let warm = warmup(
-                &runtime,
-                &client,
-                &workload,
-                *load,
-                args.warmup,
-                args.seed,
-                &interrupt,
-            );
-            if let Some(message) = warm {
-                bail!("{}: warm-up failed: {message}", load_label(description));
+        None => {
+            for (load, description) in &loads {
+                if session.interrupted() {
+                    break;
+                }
+                session.measure(*load, description)?;
             }
         }
-        let start = Instant::now();
-        let plan = PointPlan {
-            load: *load,
-            limits,
-            seed: args.seed,
-            start,
-        };
-        let mut acc = HttpAccumulator::new(start, slo.unwrap_or_default());
-        let mut last_save = Instant::now();
-        let mut io_error: Option<anyhow::Error> = None;
-        let end = runtime.block_on(run_point(
-            client.clone(),
-            workload.clone(),
-            plan,
-            interrupt.clone(),
-            |completed| {
-                let record = acc.add(completed);
-                if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
-                    let line = serde_json::to_string(&LogLine {
-                        point: point_index,
-                        record: &record,
-                    })
-                    .expect("records serialize");
-                    if let Err(e) = writeln!(log, "{line}") {
-                        io_error = Some(anyhow::Error::new(e).context("writing --requests-log"));
-                    }
-                }
-                if last_save.elapsed() >= SAVE_EVERY && io_error.is_none() {
-                    let mut snapshot = result.clone();
-                    snapshot
-                        .points
-                        .push(acc.finish(description.clone(), false, 0));
-                    if let Err(e) = save(&writer, &mut snapshot, None) {
-                        io_error = Some(e);
-                    }
-                    if let Some(log) = log.as_mut() {
-                        let _ = log.flush();
-                    }
-                    last_save = Instant::now();
-                }
-            },
-        ));
-        if let Some(e) = io_error {
-            return Err(e);
-        }
-        if let Some(log) = log.as_mut() {
-            log.flush().context("writing --requests-log")?;
-        }
-        let point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
-        if result
-            .provenance
-            .server
-            .as_ref()
-            .is_some_and(|s| s.system_fingerprint.is_none())
-        {
-            if let Some(server) = result.provenance.server.as_mut() {
-                server.system_fingerprint = acc.system_fingerprint().map(str::to_string);
-            }
-        }
-        failed_requests += point.requests.failed;
-        report::print_http_row(&point);
-        if point.requests.total > 0 {
-            result.points.push(point);
-        }
-        save(&writer, &mut result, args.csv.as_deref())?;
     }
-
+    let Session {
+        interrupt,
+        writer,
+        mut result,
+        failed_requests,
+        ..
+    } = session;
     let interrupted = interrupt.load(Ordering::Relaxed);
     result.status = if interrupted {
         RunStatus::Interrupted
@@ -320,7 +281,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         RunStatus::Complete
     };
     result.partial = interrupted
-        || result.points.len() != loads.len()
+        || planned.is_some_and(|n| result.points.len() != n)
         || result.points.iter().any(|p| !p.complete);
     save(&writer, &mut result, args.csv.as_deref())?;
     eprintln!(
@@ -330,7 +291,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
     );
     Ok(if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if failed_requests > 0 {
+    } else if failed_requests > 0 && args.find_max_rate.is_none() {
         eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
         ExitCode::from(EXIT_REQUESTS_FAILED)
     } else {
@@ -383,6 +344,180 @@ fn warmup(
             failures.len(),
             failures[0]
         )
+    })
+}
+
+/// Everything the points of one run share.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<HttpClient>,
+    workload: Arc<Workload>,
+    limits: Limits,
+    seed: u64,
+    warmup: u64,
+    slo: Slo,
+    interrupt: Arc<AtomicBool>,
+    writer: ResultWriter,
+    csv: Option<std::path::PathBuf>,
+    log: Option<BufWriter<std::fs::File>>,
+    result: HttpResult,
+    failed_requests: u64,
+}
+
+impl Session {
+    fn interrupted(&self) -> bool {
+        self.interrupt.load(Ordering::Relaxed)
+    }
+
+    /// Warm-up, then one measured point: logged, saved every second while it
+    /// runs, appended to the result and saved when it ends.
+    fn measure(&mut self, load: Load, description: &LoadDescription) -> Result<HttpPoint> {
+        if self.warmup > 0 {
+            let warm = warmup(
+                &self.runtime,
+                &self.client,
+                &self.workload,
+                load,
+                self.warmup,
+                self.seed,
+                &self.interrupt,
+            );
+            if let Some(message) = warm {
+                bail!("{}: warm-up failed: {message}", load_label(description));
+            }
+        }
+        let point_index = self.result.points.len();
+        let start = Instant::now();
+        let plan = PointPlan {
+            load,
+            limits: self.limits,
+            seed: self.seed,
+            start,
+        };
+        let mut acc = HttpAccumulator::new(start, self.slo);
+        let mut last_save = Instant::now();
+        let mut io_error: Option<anyhow::Error> = None;
+        let (result, writer, log) = (&self.result, &self.writer, &mut self.log);
+        let end = self.runtime.block_on(run_point(
+            self.client.clone(),
+            self.workload.clone(),
+            plan,
+            self.interrupt.clone(),
+            |completed| {
+                let record = acc.add(completed);
+                if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
+                    let line = serde_json::to_string(&LogLine {
+                        point: point_index,
+                        record: &record,
+                    })
+                    .expect("records serialize");
+                    if let Err(e) = writeln!(log, "{line}") {
+                        io_error = Some(anyhow::Error::new(e).context("writing --requests-log"));
+                    }
+                }
+                if last_save.elapsed() >= SAVE_EVERY && io_error.is_none() {
+                    let mut snapshot = result.clone();
+                    snapshot
+                        .points
+                        .push(acc.finish(description.clone(), false, 0));
+                    if let Err(e) = save(writer, &mut snapshot, None) {
+                        io_error = Some(e);
+                    }
+                    if let Some(log) = log.as_mut() {
+                        let _ = log.flush();
+                    }
+                    last_save = Instant::now();
+                }
+            },
+        ));
+        if let Some(e) = io_error {
+            return Err(e);
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.flush().context("writing --requests-log")?;
+        }
+        let point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
+        if let Some(server) = self.result.provenance.server.as_mut() {
+            if server.system_fingerprint.is_none() {
+                server.system_fingerprint = acc.system_fingerprint().map(str::to_string);
+            }
+        }
+        self.failed_requests += point.requests.failed;
+        report::print_http_row(&point);
+        if point.requests.total > 0 {
+            self.result.points.push(point.clone());
+        }
+        save(&self.writer, &mut self.result, self.csv.as_deref())?;
+        Ok(point)
+    }
+}
+
+/// Whether a point's p99 meets every objective, with no failed request.
+/// Under an open loop TTFT counts from the intended send time.
+fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
+    let within = |limit: Option<f64>, stats: Option<Stats>| match limit {
+        None => true,
+        Some(limit) => stats.is_some_and(|s| s.p99 <= limit),
+    };
+    let ttft = point.ttft_from_scheduled_ms.or(point.ttft_ms);
+    point.requests.failed == 0
+        && point.requests.succeeded > 0
+        && within(slo.ttft_ms, ttft)
+        && within(slo.tpot_ms, point.tpot_ms)
+        && within(slo.e2e_ms, point.e2e_ms)
+}
+
+/// Probes that bracket the highest rate meeting the SLO at p99: doubling
+/// from `start_rate` until a rate fails, then bisecting until the bracket is
+/// within 10% (at most 12 probes). Every probe uses the same seed, so the
+/// search repeats exactly against a server that behaves the same.
+fn search_max_rate(
+    session: &mut Session,
+    start_rate: f64,
+    arrival: Arrival,
+    template: &LoadDescription,
+) -> Result<MaxRateSearch> {
+    const MAX_PROBES: usize = 12;
+    let probe = |session: &mut Session, rate: f64| -> Result<(bool, bool)> {
+        let load = Load::Open {
+            rate,
+            arrival,
+            max_inflight: template.max_inflight.unwrap_or(u32::MAX),
+        };
+        let description = LoadDescription {
+            rate: Some(rate),
+            ..template.clone()
+        };
+        let point = session.measure(load, &description)?;
+        Ok((meets_slo(&point, &session.slo), point.complete))
+    };
+    let mut best: Option<f64> = None;
+    let mut failing: Option<f64> = None;
+    let mut rate = start_rate;
+    let mut probes = 0;
+    while probes < MAX_PROBES && !session.interrupted() {
+        probes += 1;
+        let (ok, complete) = probe(session, rate)?;
+        if !complete {
+            break;
+        }
+        if ok {
+            best = Some(rate);
+        } else {
+            failing = Some(rate);
+        }
+        rate = match (best, failing) {
+            (Some(lo), None) => lo * 2.0,
+            (None, Some(hi)) => hi / 2.0,
+            (Some(lo), Some(hi)) if (hi - lo) / hi > 0.1 => (lo + hi) / 2.0,
+            _ => break,
+        };
+    }
+    Ok(MaxRateSearch {
+        max_rate: best,
+        lowest_failing_rate: failing,
+        probes: probes as u32,
+        criterion: "p99 of every --slo objective met and no failed request".into(),
     })
 }
 

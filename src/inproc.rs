@@ -135,6 +135,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
         },
         histogram: HistogramInfo::current(),
         points: Vec::new(),
+        max_rate: None,
     };
     writer.write(&result)?;
     report::print_header(&result.provenance);

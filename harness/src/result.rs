@@ -48,6 +48,21 @@ pub struct ResultFile<S, P> {
     pub settings: S,
     pub histogram: HistogramInfo,
     pub points: Vec<P>,
+    /// `http --find-max-rate`: the answer of the search whose probes are the points.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_rate: Option<MaxRateSearch>,
+}
+
+/// The outcome of a search for the highest rate meeting the SLO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaxRateSearch {
+    /// Highest probed rate that met the criterion (none did: null).
+    pub max_rate: Option<f64>,
+    /// Lowest probed rate that did not (none failed: null, the server was
+    /// never pushed past the SLO within the probes).
+    pub lowest_failing_rate: Option<f64>,
+    pub probes: u32,
+    pub criterion: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -371,3 +371,75 @@ fn ctrl_c_keeps_a_valid_partial_http_result() {
     assert!(p["requests"]["succeeded"].as_u64().unwrap() >= 1);
     assert!(p["requests"]["cancelled"].as_u64().unwrap() >= 1);
 }
+
+#[test]
+fn find_max_rate_brackets_the_rate_where_the_slo_breaks() {
+    use std::sync::{Arc, Mutex};
+    // A server with one worker and 20 ms of work per request: below 50 req/s
+    // nothing queues (TTFT 20 ms); above it the queue, and TTFT, grow with
+    // every request.
+    let busy_until = Arc::new(Mutex::new(Instant::now()));
+    let server = MockServer::start(move |_, _| {
+        let now = Instant::now();
+        let mut busy = busy_until.lock().unwrap();
+        *busy = (*busy).max(now) + Duration::from_millis(20);
+        Script {
+            ttft: *busy - now,
+            ..fast(2)
+        }
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--find-max-rate",
+            "10",
+            "--arrival",
+            "constant",
+        ])
+        .args([
+            "--slo",
+            "ttft=60ms",
+            "--num-requests",
+            "30",
+            "--warmup",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let search = &r["max_rate"];
+    let max = search["max_rate"].as_f64().unwrap();
+    let failing = search["lowest_failing_rate"].as_f64().unwrap();
+    // 40 req/s never queues; at 80 req/s the 30th request waits 29 × 7.5 ms.
+    assert!(max >= 40.0 && failing <= 80.0 && failing > max, "{search}");
+    assert!(
+        (failing - max) / failing <= 0.1 + 1e-9,
+        "bracket within 10%: {search}"
+    );
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len() as u64, search["probes"].as_u64().unwrap());
+    let rates: Vec<f64> = points
+        .iter()
+        .map(|p| p["load"]["rate"].as_f64().unwrap())
+        .collect();
+    assert_eq!(
+        &rates[..3],
+        &[10.0, 20.0, 40.0],
+        "doubling first: {rates:?}"
+    );
+
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--find-max-rate"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 2, "--slo");
+}
