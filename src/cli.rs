@@ -28,7 +28,7 @@ pub enum Command {
     /// Time llama.cpp in this process: prefill, each decode step, sampling; batch-size sweeps.
     Inproc(InprocArgs),
     /// Load an OpenAI-compatible server over streaming HTTP: TTFT, ITL, TPOT, E2E, throughput, goodput.
-    Http(HttpArgs),
+    Http(Box<HttpArgs>),
     /// Inspect GGUF files, or write the tiny test model.
     #[command(subcommand)]
     Model(ModelCommand),

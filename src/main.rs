@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Inproc(args) => inproc::run(args),
-        cli::Command::Http(args) => http::run(args),
+        cli::Command::Http(args) => http::run(*args),
         cli::Command::Model(cmd) => model::run(cmd),
     };
     match result {
