@@ -318,6 +318,11 @@ pub struct HttpArgs {
     #[arg(long)]
     pub requests_log: Option<PathBuf>,
 
+    /// The server's tokenizer.json: makes synthetic prompts exactly --workload's input length, and
+    /// counts output tokens when the server sends no usage (better than counting chunks).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+
     /// Threads of the client's runtime. One keeps the client light beside a server on the same host.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub client_threads: u32,

@@ -14,6 +14,7 @@ use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient};
 use inferbench_harness::http::load::{run_point, warmup_seed, Limits, Load, PointPlan};
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::result::{
     EngineInfo, HttpPoint, HttpResult, HttpSettings, LoadDescription, MaxRateSearch, Mode,
@@ -110,7 +111,15 @@ fn load_label(d: &LoadDescription) -> String {
 
 pub fn run(args: HttpArgs) -> Result<ExitCode> {
     let loads = loads(&args)?;
-    let workload = Arc::new(Workload::parse(&args.workload)?);
+    let tokenizer = match &args.tokenizer {
+        Some(path) => Some(Arc::new(Tokenizer::from_file(path)?)),
+        None => None,
+    };
+    let mut workload = Workload::parse(&args.workload)?;
+    if let Some(t) = &tokenizer {
+        workload = workload.with_tokenizer(t.clone());
+    }
+    let workload = Arc::new(workload);
     let limits = Limits {
         num_requests: args.num_requests.or(if args.duration.is_none() {
             Some(100)
@@ -148,7 +157,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         api_key,
         timeout: args.timeout,
         ignore_eos: args.ignore_eos,
-        keep_text: false,
+        keep_text: tokenizer.is_some(),
     };
     let probe = HttpClient::new(config.clone())?;
     let models = runtime.block_on(probe.models())?;
@@ -223,6 +232,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             timeout_s: args.timeout.as_secs_f64(),
             slo,
             client_threads: args.client_threads,
+            tokenizer: args.tokenizer.as_ref().map(|p| p.display().to_string()),
         },
         histogram: HistogramInfo::current(),
         points: Vec::new(),
@@ -245,6 +255,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         log,
         result,
         failed_requests: 0,
+        tokenizer,
     };
     let planned = match &args.find_max_rate {
         Some(_) => None,
@@ -362,6 +373,7 @@ struct Session {
     log: Option<BufWriter<std::fs::File>>,
     result: HttpResult,
     failed_requests: u64,
+    tokenizer: Option<Arc<Tokenizer>>,
 }
 
 impl Session {
@@ -394,7 +406,7 @@ impl Session {
             seed: self.seed,
             start,
         };
-        let mut acc = HttpAccumulator::new(start, self.slo);
+        let mut acc = HttpAccumulator::new(start, self.slo).with_tokenizer(self.tokenizer.clone());
         let mut last_save = Instant::now();
         let mut io_error: Option<anyhow::Error> = None;
         let (result, writer, log) = (&self.result, &self.writer, &mut self.log);

@@ -305,10 +305,13 @@ pub struct RequestCounts {
     pub failed_by_class: std::collections::BTreeMap<String, u64>,
 }
 
-/// Output tokens by the server's usage against the count of content chunks,
-/// over the requests that had both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// The output token count used against the next-best count (usage against
+/// the tokenizer or the content chunks, tokenizer against chunks), over the
+/// requests that had both.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TokenDiscrepancy {
+    /// e.g. "usage_vs_chunks".
+    pub against: String,
     pub requests_compared: u64,
     pub requests_differing: u64,
     pub total_abs_difference: u64,
@@ -379,6 +382,8 @@ pub struct HttpSettings {
     pub timeout_s: f64,
     pub slo: Option<crate::http::point::Slo>,
     pub client_threads: u32,
+    /// The `tokenizer.json` used for prompt lengths and output counts.
+    pub tokenizer: Option<String>,
 }
 
 pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;

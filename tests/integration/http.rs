@@ -443,3 +443,96 @@ fn find_max_rate_brackets_the_rate_where_the_slo_breaks() {
         .unwrap();
     assert_clean_failure(&o, 2, "--slo");
 }
+
+/// A word-level tokenizer.json: every whitespace-separated word one token.
+fn word_tokenizer(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut vocab = serde_json::Map::new();
+    vocab.insert("[UNK]".into(), 0.into());
+    for (i, w) in ["the", "of", "and"].iter().enumerate() {
+        vocab.insert((*w).into(), (i + 1).into());
+    }
+    let json = serde_json::json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
+        "decoder": null, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
+    });
+    let path = dir.join("tokenizer.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn tokenizer_counts_output_without_usage_and_sizes_prompts() {
+    use inferbench_harness::http::mock::UsageStyle;
+    let server = MockServer::start(|_, _| Script {
+        usage: UsageStyle::Absent,
+        empty_every: Some(3),
+        ..fast(7)
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tokenizer = word_tokenizer(dir.path());
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--num-requests",
+            "5",
+            "--warmup",
+            "0",
+        ])
+        .args(["--workload", "fixed:33:7", "--tokenizer"])
+        .arg(&tokenizer)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let p = &r["points"][0];
+    assert_eq!(p["output_tokens_source"]["tokenizer"], 5);
+    // 7 generated pieces, 2 of them empty: the tokenizer sees 5 words, as
+    // many as content chunks.
+    assert_eq!(p["output_tokens"]["mean"], 5.0);
+    assert_eq!(
+        p["token_count_discrepancy"]["against"],
+        "tokenizer_vs_chunks"
+    );
+    assert_eq!(p["token_count_discrepancy"]["requests_differing"], 0);
+    for t in server.all_truth() {
+        assert_eq!(
+            t.body["prompt"]
+                .as_str()
+                .unwrap()
+                .split_whitespace()
+                .count(),
+            33
+        );
+    }
+    assert_eq!(r["settings"]["tokenizer"], tokenizer.display().to_string());
+
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--tokenizer",
+            "/nonexistent/tokenizer.json",
+        ])
+        .output()
+        .unwrap();
+    assert_clean_failure(
+        &o,
+        1,
+        "--tokenizer /nonexistent/tokenizer.json: no such file",
+    );
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--tokenizer"])
+        .arg(dir.path().join("r.json"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "not a tokenizer.json");
+}

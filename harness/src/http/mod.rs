@@ -8,4 +8,5 @@ pub mod client;
 pub mod load;
 pub mod mock;
 pub mod point;
+pub mod tokenizer;
 pub mod workload;

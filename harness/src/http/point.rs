@@ -2,11 +2,13 @@
 //! request (the requests log), accumulated into the point's statistics.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::client::{Failure, Outcome};
+use super::tokenizer::Tokenizer;
 use crate::metrics;
 use crate::result::{ClientCost, HttpPoint, LoadDescription, RequestCounts, TokenDiscrepancy};
 use crate::stats::Distribution;
@@ -30,7 +32,18 @@ impl Slo {
 #[serde(rename_all = "snake_case")]
 pub enum TokenSource {
     Usage,
+    Tokenizer,
     Chunks,
+}
+
+impl TokenSource {
+    fn name(self) -> &'static str {
+        match self {
+            TokenSource::Usage => "usage",
+            TokenSource::Tokenizer => "tokenizer",
+            TokenSource::Chunks => "chunks",
+        }
+    }
 }
 
 /// One request as the requests log records it. Times in ms, relative to the
@@ -120,6 +133,7 @@ pub struct HttpAccumulator {
     discrepancy: TokenDiscrepancy,
     empty_chunks: u64,
     fingerprint: Option<String>,
+    tokenizer: Option<Arc<Tokenizer>>,
 }
 
 impl HttpAccumulator {
@@ -151,7 +165,15 @@ impl HttpAccumulator {
             discrepancy: TokenDiscrepancy::default(),
             empty_chunks: 0,
             fingerprint: None,
+            tokenizer: None,
         }
+    }
+
+    /// Counts output tokens with the server's tokenizer when it sends no usage
+    /// (the client must keep the generated text).
+    pub fn with_tokenizer(mut self, tokenizer: Option<Arc<Tokenizer>>) -> Self {
+        self.tokenizer = tokenizer;
+        self
     }
 
     pub fn system_fingerprint(&self) -> Option<&str> {
@@ -214,23 +236,34 @@ impl HttpAccumulator {
         self.counts.succeeded += 1;
         let last = *o.content_times.last().expect("success has content");
         self.last_done = Some(self.last_done.map_or(last, |l| l.max(last)));
-        let chunk_count = o.content_times.len() as u64;
-        let usage_count = o.usage.and_then(|u| u.completion_tokens);
-        let (output_tokens, source) = match usage_count {
-            Some(n) => (n, TokenSource::Usage),
-            None => (chunk_count, TokenSource::Chunks),
-        };
-        if let Some(n) = usage_count {
-            self.discrepancy.requests_compared += 1;
-            if n != chunk_count {
-                self.discrepancy.requests_differing += 1;
-                self.discrepancy.total_abs_difference += n.abs_diff(chunk_count);
+        // Every available count, best first; the best is used and compared
+        // with the next.
+        let counts: Vec<(u64, TokenSource)> = [
+            o.usage
+                .and_then(|u| u.completion_tokens)
+                .map(|n| (n, TokenSource::Usage)),
+            self.tokenizer
+                .as_ref()
+                .zip(o.text.as_deref())
+                .map(|(t, text)| (t.count(text) as u64, TokenSource::Tokenizer)),
+            Some((o.content_times.len() as u64, TokenSource::Chunks)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (output_tokens, source) = counts[0];
+        if let Some(&(other, against)) = counts.get(1) {
+            let d = &mut self.discrepancy;
+            if d.against.is_empty() {
+                d.against = format!("{}_vs_{}", source.name(), against.name());
+            }
+            d.requests_compared += 1;
+            if output_tokens != other {
+                d.requests_differing += 1;
+                d.total_abs_difference += output_tokens.abs_diff(other);
             }
         }
-        *self
-            .sources
-            .entry(format!("{source:?}").to_lowercase())
-            .or_insert(0) += 1;
+        *self.sources.entry(source.name().to_string()).or_insert(0) += 1;
         self.empty_chunks += o.empty_chunks;
 
         let ttft = record.content_ms[0];
@@ -320,7 +353,7 @@ impl HttpAccumulator {
             output_tokens: self.output_tokens.stats(),
             output_tokens_source: self.sources.clone(),
             token_count_discrepancy: (self.discrepancy.requests_compared > 0)
-                .then_some(self.discrepancy),
+                .then(|| self.discrepancy.clone()),
             empty_chunks: self.empty_chunks,
             duration_s: secs,
             output_throughput_tok_s: per_sec(self.output_tokens_total as f64),

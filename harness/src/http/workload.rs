@@ -10,7 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use super::client::RequestSpec;
+use super::tokenizer::Tokenizer;
 
 /// A token-length distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -64,8 +67,16 @@ pub struct Conversation {
     pub output_tokens: u32,
 }
 
+/// What to send, and optionally the server's tokenizer to make prompt
+/// lengths exact.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    source: Source,
+    tokenizer: Option<Arc<Tokenizer>>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
-pub enum Workload {
+enum Source {
     Lengths {
         name: String,
         input: Length,
@@ -106,11 +117,67 @@ impl Workload {
     /// `fixed:IN:OUT`, a preset (`short`, `medium`, `long`), a distribution
     /// (`chat`, `code`, `long-qa`, `summarization`), or `sharegpt:PATH`.
     pub fn parse(spec: &str) -> Result<Workload, WorkloadError> {
+        Ok(Workload {
+            source: Source::parse(spec)?,
+            tokenizer: None,
+        })
+    }
+
+    /// Counts prompt tokens with the server's tokenizer, so that synthetic
+    /// prompts have exactly the requested length.
+    pub fn with_tokenizer(mut self, tokenizer: Arc<Tokenizer>) -> Workload {
+        self.tokenizer = Some(tokenizer);
+        self
+    }
+
+    pub fn name(&self) -> String {
+        match &self.source {
+            Source::Lengths { name, .. } => name.clone(),
+            Source::ShareGpt { path, .. } => format!("sharegpt:{}", path.display()),
+        }
+    }
+
+    /// Request `index` of the stream `seed`: the same whatever else is asked.
+    pub fn request(&self, seed: u64, index: u64) -> RequestSpec {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(index);
+        match &self.source {
+            Source::Lengths { input, output, .. } => {
+                let input_tokens = input.sample(&mut rng);
+                let max_tokens = output.sample(&mut rng).max(1);
+                let prompt = match &self.tokenizer {
+                    Some(t) => exact_text(&mut rng, input_tokens, t),
+                    None => synthetic_text(&mut rng, input_tokens),
+                };
+                RequestSpec {
+                    prompt,
+                    max_tokens,
+                    input_tokens_requested: input_tokens,
+                }
+            }
+            Source::ShareGpt { conversations, .. } => {
+                let c = conversations.choose(&mut rng).expect("non-empty");
+                let input_tokens = self
+                    .tokenizer
+                    .as_ref()
+                    .map_or(c.input_tokens_estimate, |t| t.count(&c.prompt) as u32);
+                RequestSpec {
+                    prompt: c.prompt.clone(),
+                    max_tokens: c.output_tokens.max(1),
+                    input_tokens_requested: input_tokens,
+                }
+            }
+        }
+    }
+}
+
+impl Source {
+    fn parse(spec: &str) -> Result<Source, WorkloadError> {
         let bad = |message: String| WorkloadError::Spec {
             spec: spec.to_string(),
             message,
         };
-        let lengths = |name: &str, input, output| Workload::Lengths {
+        let lengths = |name: &str, input, output| Source::Lengths {
             name: name.to_string(),
             input,
             output,
@@ -153,7 +220,7 @@ impl Workload {
         })
     }
 
-    fn sharegpt(path: &Path) -> Result<Workload, WorkloadError> {
+    fn sharegpt(path: &Path) -> Result<Source, WorkloadError> {
         let err = |message: String| WorkloadError::ShareGpt {
             path: path.to_path_buf(),
             message,
@@ -203,56 +270,46 @@ impl Workload {
                 "no conversation with a human turn followed by a reply".into()
             ));
         }
-        Ok(Workload::ShareGpt {
+        Ok(Source::ShareGpt {
             path: path.to_path_buf(),
             conversations,
         })
     }
+}
 
-    pub fn name(&self) -> String {
-        match self {
-            Workload::Lengths { name, .. } => name.clone(),
-            Workload::ShareGpt { path, .. } => format!("sharegpt:{}", path.display()),
-        }
-    }
-
-    /// Request `index` of the stream `seed`: the same whatever else is asked.
-    pub fn request(&self, seed: u64, index: u64) -> RequestSpec {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(index);
-        match self {
-            Workload::Lengths { input, output, .. } => {
-                let input_tokens = input.sample(&mut rng);
-                let max_tokens = output.sample(&mut rng).max(1);
-                RequestSpec {
-                    prompt: synthetic_text(&mut rng, input_tokens),
-                    max_tokens,
-                    input_tokens_requested: input_tokens,
-                }
-            }
-            Workload::ShareGpt { conversations, .. } => {
-                let c = conversations.choose(&mut rng).expect("non-empty");
-                RequestSpec {
-                    prompt: c.prompt.clone(),
-                    max_tokens: c.output_tokens.max(1),
-                    input_tokens_requested: c.input_tokens_estimate,
-                }
-            }
-        }
-    }
+fn random_words(rng: &mut ChaCha8Rng, n: u32) -> Vec<&'static str> {
+    (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect()
 }
 
 /// About `tokens` tokens of text: random common words, so no two requests
 /// share a prefix a server could cache.
 fn synthetic_text(rng: &mut ChaCha8Rng, tokens: u32) -> String {
-    let mut text = String::with_capacity(tokens as usize * 6);
-    for i in 0..tokens {
-        if i > 0 {
-            text.push(' ');
+    random_words(rng, tokens).join(" ")
+}
+
+/// Exactly `tokens` tokens by `tokenizer` where words allow it: start from
+/// one word a token, then add or drop words by the difference until the
+/// count matches (a few rounds; words are one or two tokens each).
+fn exact_text(rng: &mut ChaCha8Rng, tokens: u32, tokenizer: &Tokenizer) -> String {
+    let mut words = random_words(rng, tokens);
+    for _ in 0..16 {
+        let count = tokenizer.count(&words.join(" ")) as i64;
+        let diff = i64::from(tokens) - count;
+        match diff {
+            0 => break,
+            d if d > 0 => words.extend(random_words(rng, d as u32)),
+            d => {
+                let drop = ((-d) as usize).min(words.len().saturating_sub(1)).max(1);
+                if words.len() <= 1 {
+                    break;
+                }
+                words.truncate(words.len() - drop);
+            }
         }
-        text.push_str(WORDS[rng.random_range(0..WORDS.len())]);
     }
-    text
+    words.join(" ")
 }
 
 #[cfg(test)]
