@@ -141,6 +141,11 @@ pub struct InprocArgs {
     /// Show llama.cpp's own log.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+
+    /// Do not sample host, process and GPU telemetry during points (a sampler thread wakes 10
+    /// times a second to read /proc and NVML).
+    #[arg(long)]
+    pub no_telemetry: bool,
 }
 
 /// A comma-separated list of distinct positive rates, e.g. `0.5,1,2`.
@@ -322,6 +327,14 @@ pub struct HttpArgs {
     /// counts output tokens when the server sends no usage (better than counting chunks).
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
+
+    /// Also read GPU telemetry through NVML (for a server on this machine).
+    #[arg(long)]
+    pub gpu_telemetry: bool,
+
+    /// Do not sample host and client-process telemetry during points.
+    #[arg(long, conflicts_with = "gpu_telemetry")]
+    pub no_telemetry: bool,
 
     /// Threads of the client's runtime. One keeps the client light beside a server on the same host.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]

@@ -24,6 +24,7 @@ use inferbench_harness::stats::{HistogramInfo, Stats};
 use serde::Serialize;
 
 use crate::cli::{ArrivalArg, EndpointArg, HttpArgs};
+use crate::telemetry::PointTelemetry;
 use crate::{interrupt, provenance, report, EXIT_INTERRUPTED};
 
 /// Exit status of a run that completed but had failed requests.
@@ -186,7 +187,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         None => None,
     };
 
-    let engine = EngineInfo {
+    let mut engine = EngineInfo {
         name: "openai-compatible server".into(),
         version: "unknown (see provenance.server)".into(),
         bindings: "reqwest 0.13, eventsource-stream 0.2 (HTTP/1.1, SSE)".into(),
@@ -200,6 +201,8 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         timing_source: "client host clock".into(),
         notes: Vec::new(),
     };
+    let (telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, args.gpu_telemetry);
+    engine.notes.extend(telemetry_note);
     let mut prov = provenance::provenance(engine, None);
     prov.server = Some(ServerInfo {
         url: args.url.clone(),
@@ -256,6 +259,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         result,
         failed_requests: 0,
         tokenizer,
+        telemetry,
     };
     let planned = match &args.find_max_rate {
         Some(_) => None,
@@ -374,6 +378,7 @@ struct Session {
     result: HttpResult,
     failed_requests: u64,
     tokenizer: Option<Arc<Tokenizer>>,
+    telemetry: PointTelemetry,
 }
 
 impl Session {
@@ -410,6 +415,7 @@ impl Session {
         let mut last_save = Instant::now();
         let mut io_error: Option<anyhow::Error> = None;
         let (result, writer, log) = (&self.result, &self.writer, &mut self.log);
+        self.telemetry.start();
         let end = self.runtime.block_on(run_point(
             self.client.clone(),
             self.workload.clone(),
@@ -442,13 +448,15 @@ impl Session {
                 }
             },
         ));
+        let telemetry = self.telemetry.stop();
         if let Some(e) = io_error {
             return Err(e);
         }
         if let Some(log) = self.log.as_mut() {
             log.flush().context("writing --requests-log")?;
         }
-        let point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
+        let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
+        point.telemetry = telemetry;
         if let Some(server) = self.result.provenance.server.as_mut() {
             if server.system_fingerprint.is_none() {
                 server.system_fingerprint = acc.system_fingerprint().map(str::to_string);

@@ -17,6 +17,7 @@ use inferbench_harness::result::{
 use inferbench_harness::stats::HistogramInfo;
 
 use crate::cli::InprocArgs;
+use crate::telemetry::PointTelemetry;
 use crate::{interrupt, model, provenance, report, EXIT_INTERRUPTED};
 
 /// How often a point in flight is saved.
@@ -106,7 +107,10 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
             .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
     }
     let writer = ResultWriter::new(&out_path);
-    let engine_info = provenance::llama_engine_info(runtime, &loaded, &options);
+    let mut engine = LlamaEngine::new(runtime, &loaded, options);
+    let mut engine_info = provenance::llama_engine_info(runtime, &loaded, &engine, &options);
+    let (mut telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, true);
+    engine_info.notes.extend(telemetry_note);
     let model_info = provenance::model_info(&model_path, &loaded)?;
     let mut result = InprocResult {
         schema_version: SCHEMA_VERSION,
@@ -142,7 +146,6 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
 
     let interrupt = interrupt::flag();
     let bar = progress_bar(shapes.len() as u64 * u64::from(args.warmup + args.runs));
-    let mut engine = LlamaEngine::new(runtime, &loaded, options);
     let mut failure = None;
     for shape in &shapes {
         if interrupt.load(Ordering::Relaxed) {
@@ -160,8 +163,15 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
         };
         let mut last_save = Instant::now();
         let mut save_error = None;
+        if args.warmup == 0 {
+            telemetry.start();
+        }
         let measured = measure_point(&mut engine, &spec, &interrupt, |progress| {
             bar.inc(1);
+            // Telemetry covers the measured runs: it starts when warm-up ends.
+            if progress.warmup && progress.done == progress.of {
+                telemetry.start();
+            }
             // A long point is saved while it runs, so that even a kill that
             // cannot be caught loses at most a second of measurements.
             if !progress.warmup && last_save.elapsed() >= SAVE_EVERY && save_error.is_none() {
@@ -171,11 +181,13 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
                 last_save = Instant::now();
             }
         });
+        let summary = telemetry.stop();
         if let Some(e) = save_error {
             return Err(e);
         }
         match measured {
-            Ok(point) => {
+            Ok(mut point) => {
+                point.telemetry = summary;
                 bar.suspend(|| report::print_row(&point));
                 // A point interrupted before its first measured run holds no data.
                 if point.runs > 0 {

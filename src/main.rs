@@ -7,6 +7,7 @@ mod interrupt;
 mod model;
 mod provenance;
 mod report;
+mod telemetry;
 
 use std::process::ExitCode;
 

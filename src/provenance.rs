@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use inferbench_ffi::{LlamaOptions, LoadedModel, Runtime};
+use inferbench_ffi::{LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::result::{EngineInfo, ModelInfo, Provenance, ToolInfo};
 
 fn non_empty(s: &str) -> Option<String> {
@@ -36,9 +36,23 @@ pub fn tool_info() -> ToolInfo {
 pub fn llama_engine_info(
     runtime: &Runtime,
     model: &LoadedModel,
+    engine: &LlamaEngine,
     options: &LlamaOptions,
 ) -> EngineInfo {
     let offloaded = model.gpu_layers_offloaded(runtime);
+    let mut notes = engine.timing_notes().to_vec();
+    if let Some(cuda) = inferbench_ffi::cuda::cuda_driver_info() {
+        notes.push(format!(
+            "CUDA driver {} ({})",
+            cuda.driver_version,
+            cuda.device_names.join(", ")
+        ));
+    }
+    if let Ok(nvml) = inferbench_ffi::nvml::NvmlProbe::new() {
+        if let Some(v) = nvml.driver_version() {
+            notes.push(format!("NVIDIA driver {v}"));
+        }
+    }
     EngineInfo {
         name: "llama.cpp".into(),
         version: runtime.ggml_version(),
@@ -54,8 +68,8 @@ pub fn llama_engine_info(
         threads_batch: Some(options.threads_batch),
         gpu_layers_requested: Some(model.gpu_layers_requested),
         gpu_layers_offloaded: Some(offloaded),
-        timing_source: "host".into(),
-        notes: Vec::new(),
+        timing_source: engine.timing_source().into(),
+        notes,
     }
 }
 

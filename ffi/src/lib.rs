@@ -2,6 +2,8 @@
 //! the safe crate has no wrapper, `llama-cpp-sys-2`). Each `unsafe` block
 //! says why it holds; everything exported is safe.
 
+pub mod cuda;
 pub mod llama;
+pub mod nvml;
 
 pub use llama::{EngineError, LlamaEngine, LlamaOptions, LoadedModel, Runtime};

@@ -7,10 +7,12 @@ use std::ffi::CStr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use inferbench_harness::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
 use inferbench_models::{GgufError, GgufFile, ModelSummary};
+
+use crate::cuda::{DeviceTimer, DeviceTimerStatus};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -199,24 +201,57 @@ struct Configured<'m> {
 }
 
 /// llama.cpp driven one step at a time, greedy sampling, EOS ignored (every
-/// sequence generates exactly the requested number of tokens).
+/// sequence generates exactly the requested number of tokens). With layers
+/// on a GPU and a CUDA driver present, prefill and decode steps are also
+/// timed with CUDA events (see [`crate::cuda`]).
 pub struct LlamaEngine<'m> {
     runtime: &'m Runtime,
     model: &'m LoadedModel,
     options: LlamaOptions,
     sampler: LlamaSampler,
     configured: Option<Configured<'m>>,
+    device_timer: Option<DeviceTimer>,
+    timing_notes: Vec<String>,
 }
 
 impl<'m> LlamaEngine<'m> {
     pub fn new(runtime: &'m Runtime, model: &'m LoadedModel, options: LlamaOptions) -> Self {
+        let (device_timer, timing_notes) = if model.gpu_layers_offloaded(runtime) == 0 {
+            (
+                None,
+                vec!["host clock only: no layers run on a GPU".to_string()],
+            )
+        } else {
+            match DeviceTimer::probe() {
+                DeviceTimerStatus::Available(timer) => (Some(timer), Vec::new()),
+                DeviceTimerStatus::Unavailable { reason } => {
+                    (None, vec![format!("host clock only: {reason}")])
+                }
+            }
+        };
         LlamaEngine {
             runtime,
             model,
             options,
             sampler: LlamaSampler::greedy(),
             configured: None,
+            device_timer,
+            timing_notes,
         }
+    }
+
+    /// "cuda_events+host" when steps are also timed on the GPU, else "host".
+    pub fn timing_source(&self) -> &'static str {
+        if self.device_timer.is_some() {
+            "cuda_events+host"
+        } else {
+            "host"
+        }
+    }
+
+    /// Why the device clock is or is not used, for the result file.
+    pub fn timing_notes(&self) -> &[String] {
+        &self.timing_notes
     }
 
     fn configured(&mut self, what: &'static str) -> Result<&mut Configured<'m>, EngineError> {
@@ -231,10 +266,31 @@ impl<'m> LlamaEngine<'m> {
     }
 }
 
-fn timed(f: impl FnOnce() -> Result<(), EngineError>) -> Result<Timed, EngineError> {
-    let start = Instant::now();
-    f()?;
-    Ok(Timed::host(start.elapsed()))
+/// Times `f` on the host clock and, with a timer, on the device clock too.
+/// `f` must end with a full synchronize (see [`DeviceTimer::time`]).
+fn timed(
+    timer: Option<&mut DeviceTimer>,
+    f: impl FnOnce() -> Result<(), EngineError>,
+) -> Result<Timed, EngineError> {
+    let Some(timer) = timer else {
+        let start = Instant::now();
+        f()?;
+        return Ok(Timed::host(start.elapsed()));
+    };
+    let mut host = Duration::ZERO;
+    let (result, device) = timer.time(|| {
+        let start = Instant::now();
+        let result = f();
+        host = start.elapsed();
+        result
+    });
+    result?;
+    // A step whose events failed keeps its host time; the device statistics
+    // then count fewer steps, which the result shows.
+    Ok(Timed {
+        host,
+        device: device.ok(),
+    })
 }
 
 impl Engine for LlamaEngine<'_> {
@@ -311,7 +367,10 @@ impl Engine for LlamaEngine<'_> {
     }
 
     fn prefill(&mut self, prompts: &[Vec<TokenId>]) -> Result<Timed, EngineError> {
-        let c = self.configured("prefill")?;
+        let c = self
+            .configured
+            .as_mut()
+            .ok_or(EngineError::NotConfigured("prefill"))?;
         let total: usize = prompts.iter().map(Vec::len).sum();
         let mut batch = LlamaBatch::new(total.max(1), c.shape.sequences as i32);
         let mut index = 0i32;
@@ -328,7 +387,7 @@ impl Engine for LlamaEngine<'_> {
         }
         c.decode_calls += 1;
         let ctx = &mut c.ctx;
-        timed(|| {
+        timed(self.device_timer.as_mut(), || {
             ctx.decode(&mut batch)
                 .map_err(|source| EngineError::Decode {
                     phase: "prefill",
@@ -353,7 +412,10 @@ impl Engine for LlamaEngine<'_> {
     }
 
     fn decode_step(&mut self) -> Result<Timed, EngineError> {
-        let c = self.configured("decode step")?;
+        let c = self
+            .configured
+            .as_mut()
+            .ok_or(EngineError::NotConfigured("decode step"))?;
         c.step_batch.clear();
         for seq in 0..c.next_tokens.len() {
             c.step_batch
@@ -363,7 +425,7 @@ impl Engine for LlamaEngine<'_> {
         }
         c.decode_calls += 1;
         let (ctx, batch) = (&mut c.ctx, &mut c.step_batch);
-        timed(|| {
+        timed(self.device_timer.as_mut(), || {
             ctx.decode(batch).map_err(|source| EngineError::Decode {
                 phase: "decode step",
                 source,

@@ -268,6 +268,7 @@ impl Accumulator {
             throughput_tok_s: self.throughput_tok_s.stats(),
             engine_counters,
             device_timing,
+            telemetry: None,
         }
     }
 }

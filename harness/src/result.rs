@@ -196,6 +196,8 @@ pub struct InprocPoint {
     pub throughput_tok_s: Option<Stats>,
     pub engine_counters: Option<CounterComparison>,
     pub device_timing: Option<DeviceComparison>,
+    /// Host, process and GPU readings while the point's measured runs ran.
+    pub telemetry: Option<crate::telemetry::TelemetrySummary>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,6 +363,9 @@ pub struct HttpPoint {
     pub server_prompt_ms: Option<Stats>,
     pub server_predicted_per_token_ms: Option<Stats>,
     pub client: ClientCost,
+    /// Host, client-process and (with `--gpu-telemetry`) GPU readings while
+    /// the point's measured requests ran.
+    pub telemetry: Option<crate::telemetry::TelemetrySummary>,
 }
 
 /// What `http` was asked to do.

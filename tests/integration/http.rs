@@ -81,6 +81,7 @@ fn closed_loop_sweep_writes_points_log_and_csv() {
             "closed loop has no schedule"
         );
         assert!(p["client"]["cpu_percent"].as_f64().is_some());
+        assert!(p["telemetry"]["logical_cores"].as_u64().unwrap() >= 1);
     }
     // Warm-up (3 per point) reached the server but not the statistics or the log.
     assert_eq!(server.requests(), 2 * (12 + 3));

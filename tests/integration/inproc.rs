@@ -87,6 +87,9 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
         assert!(p["ttft_ms"]["min"].as_f64().unwrap() >= p["prefill_ms"]["min"].as_f64().unwrap());
         assert!(p["e2e_ms"]["min"].as_f64().unwrap() >= p["ttft_ms"]["min"].as_f64().unwrap());
         assert!(p["device_timing"].is_null());
+        // Host telemetry sampled; no GPU on this machine, so no `gpus` at all.
+        assert!(p["telemetry"]["logical_cores"].as_u64().unwrap() >= 1);
+        assert!(p["telemetry"].get("gpus").is_none());
     }
 
     let csv = std::fs::read_to_string(&csv).unwrap();
@@ -148,4 +151,43 @@ fn single_generated_token_has_null_decode_metrics() {
     let p = &r["points"][0];
     assert!(p["itl_ms"].is_null() && p["tpot_ms"].is_null() && p["decode_tok_s"].is_null());
     assert_eq!(count(p, "ttft_ms"), 2);
+}
+
+#[test]
+fn gpu_layers_without_a_gpu_fall_back_to_the_host_clock_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args([
+            "inproc",
+            "-p",
+            "8",
+            "-n",
+            "3",
+            "-b",
+            "1",
+            "-r",
+            "1",
+            "--n-gpu-layers",
+            "-1",
+            "--no-telemetry",
+        ])
+        .arg("--model")
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let e = &r["provenance"]["engine"];
+    assert_eq!(e["timing_source"], "host");
+    assert_eq!(e["gpu_layers_requested"], -1);
+    assert_eq!(e["gpu_layers_offloaded"], 0);
+    assert_eq!(e["backend"], "CPU");
+    let notes = e["notes"].to_string();
+    assert!(notes.contains("host clock only"), "{notes}");
+    assert!(r["points"][0]["telemetry"].is_null(), "--no-telemetry");
+    assert!(r["points"][0]["device_timing"].is_null());
 }

@@ -371,6 +371,7 @@ impl HttpAccumulator {
                     .filter(|_| self.output_tokens_total > 0)
                     .map(|c| c * 1e3 / self.output_tokens_total as f64),
             },
+            telemetry: None,
         }
     }
 }
