@@ -7,4 +7,5 @@ mod http;
 mod inproc;
 mod interrupt;
 mod model;
+mod real_servers;
 mod util;
