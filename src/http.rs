@@ -542,10 +542,5 @@ fn search_max_rate(
 }
 
 fn save(writer: &ResultWriter, result: &mut HttpResult, csv: Option<&Path>) -> Result<()> {
-    result.updated_at = provenance::now_rfc3339();
-    writer.write(result)?;
-    if let Some(csv) = csv {
-        report::write_http_csv(csv, &result.points)?;
-    }
-    Ok(())
+    report::save_result(writer, result, csv, report::write_http_csv)
 }

@@ -235,10 +235,5 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
 }
 
 fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {
-    result.updated_at = provenance::now_rfc3339();
-    writer.write(result)?;
-    if let Some(csv) = csv {
-        report::write_csv(csv, &result.points)?;
-    }
-    Ok(())
+    report::save_result(writer, result, csv, report::write_csv)
 }

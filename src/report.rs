@@ -7,7 +7,9 @@ use std::path::Path;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use inferbench_harness::result::{HttpPoint, HttpResult, InprocPoint, Provenance};
+use inferbench_harness::result::{
+    HttpPoint, HttpResult, InprocPoint, Provenance, ResultFile, ResultWriter,
+};
 use inferbench_harness::stats::Stats;
 
 /// `results/<mode>-<UTC time>.json`, for runs given no `--out`.
@@ -19,6 +21,21 @@ pub fn default_result_path(mode: &str) -> PathBuf {
         .trim_end_matches('Z')
         .to_string();
     PathBuf::from("results").join(format!("{mode}-{stamp}.json"))
+}
+
+/// Stamps and writes a result file, and its CSV when one was asked for.
+pub fn save_result<S: serde::Serialize, P: serde::Serialize>(
+    writer: &ResultWriter,
+    result: &mut ResultFile<S, P>,
+    csv: Option<&Path>,
+    write_csv: fn(&Path, &[P]) -> Result<()>,
+) -> Result<()> {
+    result.updated_at = crate::provenance::now_rfc3339();
+    writer.write(result)?;
+    if let Some(csv) = csv {
+        write_csv(csv, &result.points)?;
+    }
+    Ok(())
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {

@@ -304,6 +304,9 @@ pub struct RequestCounts {
     pub failed: u64,
     /// In flight when the run was interrupted: neither succeeded nor failed.
     pub cancelled: u64,
+    /// Requests sent a second time because a kept-alive connection closed
+    /// before any response (counted once in `total`).
+    pub retried: u64,
     pub failed_by_class: std::collections::BTreeMap<String, u64>,
 }
 

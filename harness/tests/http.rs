@@ -477,3 +477,58 @@ async fn api_key_is_sent_but_never_recorded() {
     );
     assert!(!everything.contains(secret));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_closed_before_any_response_is_retried_once() {
+    // Every other request's connection is closed unanswered: each request's
+    // first attempt fails that way and its one retry succeeds.
+    let server = MockServer::start(|n, _| Script {
+        fault: (n % 2 == 0).then_some(Fault::CloseConnection),
+        ..Script {
+            ttft: Duration::from_millis(1),
+            itl: Duration::from_millis(1),
+            tokens: 2,
+            ..Script::default()
+        }
+    })
+    .unwrap();
+    let (records, p) = measure(
+        client(&server, Endpoint::Completions, None),
+        Load::Closed { concurrency: 1 },
+        3,
+        0,
+        Slo::default(),
+    )
+    .await;
+    eprintln!(
+        "alternating: {:?} server saw {}",
+        p.requests,
+        server.requests()
+    );
+    assert_eq!(p.requests.succeeded, 3, "{:?}", p.requests);
+    assert_eq!(p.requests.retried, 3);
+    assert!(records.iter().all(|r| r.retries == 1));
+    assert_eq!(server.requests(), 6);
+
+    // A server that always closes: the retry fails too, and says how.
+    let closing = MockServer::start(|_, _| Script {
+        fault: Some(Fault::CloseConnection),
+        ..Script::default()
+    })
+    .unwrap();
+    let (_, p) = measure(
+        client(&closing, Endpoint::Completions, None),
+        Load::Closed { concurrency: 1 },
+        2,
+        0,
+        Slo::default(),
+    )
+    .await;
+    assert_eq!(
+        p.requests.failed_by_class.get("connection_closed"),
+        Some(&2),
+        "{:?}",
+        p.requests
+    );
+    assert_eq!(closing.requests(), 4, "one retry each, no more");
+}

@@ -58,6 +58,9 @@ pub enum FailureClass {
     Dns,
     /// Any other failure to connect.
     Connect,
+    /// The connection closed before any response, twice (see
+    /// [`HttpClient::send`] on the one retry).
+    ConnectionClosed,
     Http4xx,
     Http5xx,
     /// No response headers within the timeout.
@@ -83,6 +86,7 @@ impl FailureClass {
             FailureClass::ConnectionRefused => "connection_refused",
             FailureClass::Dns => "dns",
             FailureClass::Connect => "connect",
+            FailureClass::ConnectionClosed => "connection_closed",
             FailureClass::Http4xx => "http_4xx",
             FailureClass::Http5xx => "http_5xx",
             FailureClass::TimeoutFirstByte => "timeout_first_byte",
@@ -129,6 +133,9 @@ pub struct Outcome {
     pub server_timings: Option<Value>,
     pub system_fingerprint: Option<String>,
     pub response_id: Option<String>,
+    /// Times the request was sent again because a kept-alive connection
+    /// closed before any response (0 or 1).
+    pub retries: u32,
     pub failure: Option<Failure>,
 }
 
@@ -163,7 +170,27 @@ fn redact(message: String, key: Option<&str>) -> String {
     }
 }
 
+/// The server closed a kept-alive connection as this request went out on it,
+/// before any byte of response: the request never reached the server.
+/// (cpp-httplib, under llama.cpp's server, closes a connection after a few
+/// requests without announcing it.)
+fn closed_before_response(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
 fn transport_class(e: &reqwest::Error) -> FailureClass {
+    if closed_before_response(e) {
+        return FailureClass::ConnectionClosed;
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
@@ -311,7 +338,10 @@ impl HttpClient {
         body
     }
 
-    /// Sends one request and follows its stream to the end.
+    /// Sends one request and follows its stream to the end. A request whose
+    /// kept-alive connection closes before any response is sent once more on
+    /// a new connection, its clock restarted (the first attempt never reached
+    /// the server); the retry is counted.
     pub async fn send(&self, spec: &RequestSpec) -> Outcome {
         let body = self.body(spec);
         let req = self
@@ -329,6 +359,7 @@ impl HttpClient {
             server_timings: None,
             system_fingerprint: None,
             response_id: None,
+            retries: 0,
             failure: None,
         };
         if let Err(failure) = self.follow(req, &mut outcome).await {
@@ -351,16 +382,25 @@ impl HttpClient {
             http_status: None,
             message,
         };
-        outcome.sent = Instant::now();
-        let resp = match tokio::time::timeout(timeout, req.send()).await {
-            Err(_) => {
-                return Err(fail(
-                    FailureClass::TimeoutFirstByte,
-                    format!("no response within {timeout:?}"),
-                ))
+        let mut attempt = Some(req);
+        let resp = loop {
+            let req = attempt.take().expect("an attempt to make");
+            let retry = (outcome.retries == 0).then(|| req.try_clone()).flatten();
+            outcome.sent = Instant::now();
+            match tokio::time::timeout(timeout, req.send()).await {
+                Err(_) => {
+                    return Err(fail(
+                        FailureClass::TimeoutFirstByte,
+                        format!("no response within {timeout:?}"),
+                    ))
+                }
+                Ok(Err(e)) if retry.is_some() && closed_before_response(&e) => {
+                    outcome.retries += 1;
+                    attempt = retry;
+                }
+                Ok(Err(e)) => return Err(fail(transport_class(&e), error_chain(&e))),
+                Ok(Ok(resp)) => break resp,
             }
-            Ok(Err(e)) => return Err(fail(transport_class(&e), error_chain(&e))),
-            Ok(Ok(resp)) => resp,
         };
         outcome.headers_at = Some(Instant::now());
         let status = resp.status();

@@ -51,6 +51,8 @@ pub enum Fault {
     ZeroTokens,
     /// Send `n` tokens, then an error object inside the stream.
     ErrorInStreamAfter(u32),
+    /// Close the connection without any response.
+    CloseConnection,
 }
 
 /// What the server does for one request.
@@ -236,7 +238,7 @@ async fn handle(
     script: Arc<ScriptFn>,
     truth: Arc<Mutex<HashMap<String, Truth>>>,
     requests: Arc<AtomicU64>,
-) -> Result<Response<Body>, Infallible> {
+) -> Result<Response<Body>, std::io::Error> {
     let received = Instant::now();
     let path = req.uri().path().to_string();
     let authorization = req
@@ -301,6 +303,10 @@ async fn handle(
                 "application/json",
                 json!({"choices": []}).to_string(),
             ));
+        }
+        Some(Fault::CloseConnection) => {
+            // A service error makes hyper drop the connection unanswered.
+            return Err(std::io::Error::other("injected connection close"));
         }
         _ => {}
     }

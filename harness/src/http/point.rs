@@ -75,6 +75,9 @@ pub struct RequestRecord {
     pub content_ms: Vec<f64>,
     pub chunks: u64,
     pub empty_chunks: u64,
+    /// Sent again after a kept-alive connection closed before any response.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub retries: u32,
     pub input_tokens_requested: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
@@ -89,6 +92,10 @@ pub struct RequestRecord {
     /// llama.cpp's server: its own account of the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_timings: Option<serde_json::Value>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A finished request as the load generator hands it over.
@@ -185,6 +192,7 @@ impl HttpAccumulator {
         let sent_ms = ms_between(self.start, o.sent);
         let schedule_lag_ms = c.scheduled.map(|s| ms_between(s, o.sent));
         self.counts.total += 1;
+        self.counts.retried += u64::from(o.retries);
         if c.late {
             self.late += 1;
         }
@@ -212,6 +220,7 @@ impl HttpAccumulator {
             content_ms,
             chunks: o.chunks,
             empty_chunks: o.empty_chunks,
+            retries: o.retries,
             input_tokens_requested: c.input_tokens_requested,
             input_tokens: o.usage.and_then(|u| u.prompt_tokens),
             output_tokens: None,
