@@ -17,7 +17,7 @@ impl PointTelemetry {
         let (probe, note) = if enabled && gpu {
             match inferbench_ffi::nvml::NvmlProbe::new() {
                 Ok(p) => (Some(Box::new(p) as Box<dyn GpuProbe>), None),
-                Err(e) => (None, Some(format!("no GPU telemetry: {e}"))),
+                Err(e) => (None, Some(e.to_string())),
             }
         } else {
             (None, None)

@@ -219,14 +219,12 @@ impl<'m> LlamaEngine<'m> {
         let (device_timer, timing_notes) = if model.gpu_layers_offloaded(runtime) == 0 {
             (
                 None,
-                vec!["host clock only: no layers run on a GPU".to_string()],
+                vec!["no layers on a GPU: host timing only".to_string()],
             )
         } else {
             match DeviceTimer::probe() {
                 DeviceTimerStatus::Available(timer) => (Some(timer), Vec::new()),
-                DeviceTimerStatus::Unavailable { reason } => {
-                    (None, vec![format!("host clock only: {reason}")])
-                }
+                DeviceTimerStatus::Unavailable { reason } => (None, vec![reason]),
             }
         };
         LlamaEngine {

@@ -187,7 +187,7 @@ fn gpu_layers_without_a_gpu_fall_back_to_the_host_clock_and_say_so() {
     assert_eq!(e["gpu_layers_offloaded"], 0);
     assert_eq!(e["backend"], "CPU");
     let notes = e["notes"].to_string();
-    assert!(notes.contains("host clock only"), "{notes}");
+    assert!(notes.contains("host timing only"), "{notes}");
     assert!(r["points"][0]["telemetry"].is_null(), "--no-telemetry");
     assert!(r["points"][0]["device_timing"].is_null());
 }
