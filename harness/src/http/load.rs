@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::arrival::{schedule, Arrival};
-use super::client::HttpClient;
+use super::client::{HttpClient, RequestSpec};
 use super::point::Completed;
 use super::workload::Workload;
 
@@ -110,15 +110,15 @@ pub async fn run_point(
     let deadline = limits.duration.map(|d| start + d);
     let time_left = move || deadline.is_none_or(|d| Instant::now() < d);
 
+    // Requests are built by the callers before they are due: building one
+    // (with a tokenizer, several encodings of a long prompt) must never count
+    // as schedule lag or latency.
     let send_one = {
         let client = client.clone();
-        let workload = workload.clone();
-        move |index: u64, scheduled: Option<Instant>, late: bool| {
+        move |index: u64, spec: RequestSpec, scheduled: Option<Instant>, late: bool| {
             let client = client.clone();
-            let workload = workload.clone();
             let cancel = cancel.clone();
             async move {
-                let spec = workload.request(seed, index);
                 tokio::select! {
                     outcome = client.send(&spec) => Some(Completed {
                         index,
@@ -137,11 +137,12 @@ pub async fn run_point(
         Load::Closed { concurrency } => {
             let next = Arc::new(AtomicU64::new(0));
             for _ in 0..concurrency {
-                let (tx, next, send_one, interrupt) = (
+                let (tx, next, send_one, interrupt, workload) = (
                     tx.clone(),
                     next.clone(),
                     send_one.clone(),
                     interrupt.clone(),
+                    workload.clone(),
                 );
                 tokio::spawn(async move {
                     loop {
@@ -152,7 +153,8 @@ pub async fn run_point(
                         if index >= max {
                             break;
                         }
-                        let done = send_one(index, None, false).await;
+                        let spec = workload.request(seed, index);
+                        let done = send_one(index, spec, None, false).await;
                         let was_cancelled = done.is_none();
                         if tx.send(done).is_err() || was_cancelled {
                             break;
@@ -176,6 +178,7 @@ pub async fn run_point(
                         break;
                     }
                     let due = start + offset;
+                    let spec = workload.request(seed, index);
                     tokio::time::sleep_until(due.into()).await;
                     if interrupt.load(Ordering::Relaxed) {
                         break;
@@ -189,7 +192,7 @@ pub async fn run_point(
                     };
                     let (tx, send_one) = (tx.clone(), send_one.clone());
                     tokio::spawn(async move {
-                        let done = send_one(index, Some(due), late).await;
+                        let done = send_one(index, spec, Some(due), late).await;
                         drop(permit);
                         let _ = tx.send(done);
                     });
