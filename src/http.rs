@@ -14,6 +14,7 @@ use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient};
 use inferbench_harness::http::load::{run_point, warmup_seed, Limits, Load, PointPlan};
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::result::{
@@ -142,10 +143,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| report::default_result_path("http"));
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.client_threads as usize)
-        .enable_all()
-        .build()
+    let runtime = ClientRuntime::new(args.client_threads, args.busy_poll)
         .context("starting the client runtime")?;
     let endpoint = match args.endpoint {
         EndpointArg::Completions => Endpoint::Completions,
@@ -198,11 +196,16 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         threads_batch: None,
         gpu_layers_requested: None,
         gpu_layers_offloaded: None,
-        timing_source: "client host clock".into(),
+        timing_source: "client host clock, at the arrival of each chunk's bytes".into(),
         notes: Vec::new(),
     };
     let (telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, args.gpu_telemetry);
     engine.notes.extend(telemetry_note);
+    if args.busy_poll {
+        engine.notes.push(
+            "--busy-poll: the client's threads spin polling their sockets, so its CPU use reads about 100% per thread by design".into(),
+        );
+    }
     let mut prov = provenance::provenance(engine, None);
     prov.server = Some(ServerInfo {
         url: args.url.clone(),
@@ -235,6 +238,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             timeout_s: args.timeout.as_secs_f64(),
             slo,
             client_threads: args.client_threads,
+            busy_poll: args.busy_poll,
             tokenizer: args.tokenizer.as_ref().map(|p| p.display().to_string()),
         },
         histogram: HistogramInfo::current(),
@@ -318,7 +322,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
 /// failed: the server cannot serve this load at all, and measuring it would
 /// only count failures.
 fn warmup(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &ClientRuntime,
     client: &Arc<HttpClient>,
     workload: &Arc<Workload>,
     load: Load,
@@ -364,7 +368,7 @@ fn warmup(
 
 /// Everything the points of one run share.
 struct Session {
-    runtime: tokio::runtime::Runtime,
+    runtime: ClientRuntime,
     client: Arc<HttpClient>,
     workload: Arc<Workload>,
     limits: Limits,

@@ -159,12 +159,13 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
 pub fn print_http_header(result: &HttpResult) {
     let s = &result.settings;
     println!(
-        "server: {} {} | model {} | workload {} | client threads {} | host {} ({} cores)",
+        "server: {} {} | model {} | workload {} | client threads {}{} | host {} ({} cores)",
         s.url,
         s.endpoint,
         s.model,
         s.workload,
         s.client_threads,
+        if s.busy_poll { " (busy poll)" } else { "" },
         result.provenance.host.cpu_model,
         result.provenance.host.logical_cores,
     );

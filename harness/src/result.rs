@@ -390,6 +390,10 @@ pub struct HttpSettings {
     pub timeout_s: f64,
     pub slo: Option<crate::http::point::Slo>,
     pub client_threads: u32,
+    /// The client's threads spun polling their sockets (`--busy-poll`): its
+    /// CPU use then reads about 100% per thread by design.
+    #[serde(default)]
+    pub busy_poll: bool,
     /// The `tokenizer.json` used for prompt lengths and output counts.
     pub tokenizer: Option<String>,
 }

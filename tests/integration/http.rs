@@ -65,6 +65,7 @@ fn closed_loop_sweep_writes_points_log_and_csv() {
         "mock-model"
     );
     assert_eq!(r["provenance"]["server"]["system_fingerprint"], "mock-fp");
+    assert_eq!(r["settings"]["busy_poll"], false);
     let points = r["points"].as_array().unwrap();
     assert_eq!(points.len(), 2);
     for (p, c) in points.iter().zip([1, 4]) {
@@ -123,6 +124,9 @@ fn open_loop_point_reports_schedule_and_corrected_ttft() {
             "0",
             "--endpoint",
             "chat",
+            "--client-threads",
+            "2",
+            "--busy-poll",
         ])
         .arg("--out")
         .arg(&out)
@@ -139,6 +143,9 @@ fn open_loop_point_reports_schedule_and_corrected_ttft() {
     assert_eq!(p["ttft_from_scheduled_ms"]["count"], 20);
     assert!(p["ttft_from_scheduled_ms"]["min"].as_f64() >= p["ttft_ms"]["min"].as_f64());
     assert_eq!(r["settings"]["endpoint"], "/v1/chat/completions");
+    assert_eq!(r["settings"]["client_threads"], 2);
+    assert_eq!(r["settings"]["busy_poll"], true);
+    assert!(stdout(&o).contains("(busy poll)"));
     assert!(server
         .all_truth()
         .iter()

@@ -3,6 +3,8 @@
 //! go wrong into a classified [`Failure`] rather than an error that stops
 //! the run.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventsource_stream::{EventStreamError, Eventsource};
@@ -160,6 +162,10 @@ pub struct HttpClient {
     http: reqwest::Client,
     base: String,
     config: ClientConfig,
+}
+
+fn nanos_since(origin: Instant) -> u64 {
+    u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Removes the API key from anything that could be printed or saved.
@@ -437,17 +443,37 @@ impl HttpClient {
             ));
         }
 
-        let mut events = resp.bytes_stream().eventsource();
+        // Each chunk is stamped with the arrival of the bytes that completed
+        // it, taken before SSE and JSON parsing, so that parsing costs no
+        // accuracy.
+        let origin = outcome.sent;
+        let arrived = Arc::new(AtomicU64::new(0));
+        let stamp = arrived.clone();
+        let mut events = resp
+            .bytes_stream()
+            .inspect(move |_| stamp.store(nanos_since(origin), Ordering::Relaxed))
+            .eventsource();
+        // One timer for stall detection, re-armed only when it fires: arming
+        // one per chunk would cost more than the rest of reading a chunk.
+        let mut last_data = Instant::now();
+        let stall = tokio::time::sleep(timeout);
+        tokio::pin!(stall);
         let mut done = false;
         loop {
-            let next = match tokio::time::timeout(timeout, events.next()).await {
-                Err(_) => {
-                    return Err(fail(
-                        FailureClass::Stall,
-                        format!("no data for {timeout:?} after {} chunks", outcome.chunks),
-                    ))
+            let next = tokio::select! {
+                biased;
+                next = events.next() => next,
+                () = &mut stall => {
+                    let quiet_until = last_data + timeout;
+                    if Instant::now() >= quiet_until {
+                        return Err(fail(
+                            FailureClass::Stall,
+                            format!("no data for {timeout:?} after {} chunks", outcome.chunks),
+                        ));
+                    }
+                    stall.as_mut().reset(quiet_until.into());
+                    continue;
                 }
-                Ok(next) => next,
             };
             let event = match next {
                 None => break,
@@ -464,7 +490,8 @@ impl HttpClient {
                 }
                 Some(Err(e)) => return Err(fail(FailureClass::MalformedSse, e.to_string())),
             };
-            let now = Instant::now();
+            let now = origin + Duration::from_nanos(arrived.load(Ordering::Relaxed));
+            last_data = now;
             if event.event == "error" {
                 return Err(fail(FailureClass::ServerError, event.data));
             }

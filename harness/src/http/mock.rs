@@ -18,7 +18,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// How the usage arrives, as the real servers differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,8 @@ pub struct MockServer {
     truth: Arc<Mutex<HashMap<String, Truth>>>,
     requests: Arc<AtomicU64>,
     shutdown: Option<oneshot::Sender<()>>,
+    /// Linux thread id of the server's thread, to read its CPU time.
+    thread_id: Option<u32>,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -146,11 +148,13 @@ impl MockServer {
         let truth = Arc::new(Mutex::new(HashMap::new()));
         let requests = Arc::new(AtomicU64::new(0));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let (truth_c, requests_c) = (truth.clone(), requests.clone());
         std::thread::Builder::new()
             .name("mock-server".into())
             .spawn(move || {
+                let _ = tid_tx.send(current_thread_id());
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
@@ -195,11 +199,22 @@ impl MockServer {
             truth,
             requests,
             shutdown: Some(shutdown_tx),
+            thread_id: tid_rx.recv().ok().flatten(),
         })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// CPU time the server's thread has used so far (Linux only), so that a
+    /// benchmark in the same process can tell its own cost from the server's.
+    pub fn thread_cpu(&self) -> Option<Duration> {
+        let stat =
+            std::fs::read_to_string(format!("/proc/self/task/{}/schedstat", self.thread_id?))
+                .ok()?;
+        let nanos = stat.split_whitespace().next()?.parse().ok()?;
+        Some(Duration::from_nanos(nanos))
     }
 
     pub fn requests(&self) -> u64 {
@@ -231,6 +246,12 @@ impl Drop for MockServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// The calling thread's Linux thread id.
+fn current_thread_id() -> Option<u32> {
+    let link = std::fs::read_link("/proc/thread-self").ok()?;
+    link.file_name()?.to_str()?.parse().ok()
 }
 
 async fn handle(
@@ -311,104 +332,147 @@ async fn handle(
         _ => {}
     }
 
-    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(64);
-    tokio::spawn(async move {
-        let send = |text: String| {
-            let tx = tx.clone();
-            async move { tx.send(Ok(Frame::data(Bytes::from(text)))).await.is_ok() }
-        };
-        let record = |at: Instant| {
-            if let Some(t) = truth.lock().expect("truth lock").get_mut(&id) {
-                t.content_sent.push(at);
-            }
-        };
-        let usage = json!({"prompt_tokens": 7, "completion_tokens": s.tokens, "total_tokens": 7 + s.tokens});
-        let fault_at = match s.fault {
-            Some(
-                Fault::StallAfter(k)
-                | Fault::CutAfter(k)
-                | Fault::MalformedJsonAfter(k)
-                | Fault::BadUtf8After(k)
-                | Fault::ErrorInStreamAfter(k),
-            ) => Some(k),
-            _ => None,
-        };
-        let tokens = if s.fault == Some(Fault::ZeroTokens) {
-            0
-        } else {
-            s.tokens
-        };
-        // Absolute deadlines: one late wake-up never shifts the ones after it.
-        let first = received + s.ttft;
-        for k in 0..tokens {
-            if fault_at == Some(k) {
-                break;
-            }
-            tokio::time::sleep_until((first + s.itl * k).into()).await;
-            let last = k + 1 == tokens;
-            let empty = s.empty_every.is_some_and(|e| e > 0 && (k + 1) % e == 0) && !last;
-            let text = if empty {
-                String::new()
-            } else {
-                format!(" t{k}")
-            };
-            let finish = last.then_some("length");
-            let with_usage = (last && s.usage == UsageStyle::InFinalChunk).then(|| usage.clone());
-            let frame = chunk_json(&id, chat, Some(&text), finish, with_usage);
-            let now = Instant::now();
-            if !send(frame).await {
-                return;
-            }
-            if !empty {
-                record(now);
-            }
+    let plan = stream_plan(&id, chat, &s, received);
+    let record = move |at: Instant| {
+        if let Some(t) = truth.lock().expect("truth lock").get_mut(&id) {
+            t.content_sent.push(at);
         }
-        match s.fault {
-            Some(Fault::StallAfter(_)) => {
-                std::future::pending::<()>().await;
-            }
-            Some(Fault::CutAfter(_)) => return,
-            Some(Fault::MalformedJsonAfter(_)) => {
-                send("data: {\"choices\": [oops\n\n".into()).await;
-                return;
-            }
-            Some(Fault::BadUtf8After(_)) => {
-                let _ = tx
-                    .send(Ok(Frame::data(Bytes::from_static(
-                        b"data: \xff\xfe\xfd\n\n",
-                    ))))
-                    .await;
-                return;
-            }
-            Some(Fault::ErrorInStreamAfter(_)) => {
-                send(format!(
-                    "data: {}\n\n",
-                    json!({"error": {"message": "injected failure", "code": 500}})
-                ))
-                .await;
-                return;
-            }
-            Some(Fault::ZeroTokens) => {
-                send(chunk_json(&id, chat, Some(""), Some("stop"), None)).await;
-            }
-            _ => {}
-        }
-        if s.usage == UsageStyle::SeparateChunk {
-            send(chunk_json(&id, chat, None, None, Some(usage))).await;
-        }
-        send("data: [DONE]\n\n".into()).await;
-    });
+    };
     Ok(Response::builder()
         .status(StatusCode::OK)
         .header("content-type", "text/event-stream")
         .header("cache-control", "no-cache")
-        .body(BodyExt::boxed(StreamBody::new(tokio_stream_from(rx))))
+        .body(BodyExt::boxed(StreamBody::new(paced(plan, record))))
         .expect("valid response"))
 }
 
-/// An mpsc receiver as a stream of frames.
-fn tokio_stream_from(
-    mut rx: mpsc::Receiver<Result<Frame<Bytes>, Infallible>>,
-) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// One piece of a scripted stream.
+enum Emit {
+    /// At this instant, these bytes; `content` marks a chunk with generated
+    /// text, whose instant is recorded as truth.
+    Frame {
+        at: Option<Instant>,
+        bytes: Bytes,
+        content: bool,
+    },
+    /// Nothing more, ever, with the connection kept open.
+    Stall,
+}
+
+/// Everything the response body will do, decided before the first byte.
+fn stream_plan(id: &str, chat: bool, s: &Script, received: Instant) -> Vec<Emit> {
+    let frame = |at: Option<Instant>, text: String, content: bool| Emit::Frame {
+        at,
+        bytes: Bytes::from(text),
+        content,
+    };
+    let usage = json!({"prompt_tokens": 7, "completion_tokens": s.tokens, "total_tokens": 7 + s.tokens});
+    let fault_at = match s.fault {
+        Some(
+            Fault::StallAfter(k)
+            | Fault::CutAfter(k)
+            | Fault::MalformedJsonAfter(k)
+            | Fault::BadUtf8After(k)
+            | Fault::ErrorInStreamAfter(k),
+        ) => Some(k),
+        _ => None,
+    };
+    let tokens = if s.fault == Some(Fault::ZeroTokens) {
+        0
+    } else {
+        s.tokens
+    };
+    let mut plan = Vec::with_capacity(tokens as usize + 2);
+    // Absolute deadlines: one late wake-up never shifts the ones after it.
+    let first = received + s.ttft;
+    for k in 0..tokens {
+        if fault_at == Some(k) {
+            break;
+        }
+        let last = k + 1 == tokens;
+        let empty = s.empty_every.is_some_and(|e| e > 0 && (k + 1) % e == 0) && !last;
+        let text = if empty {
+            String::new()
+        } else {
+            format!(" t{k}")
+        };
+        let finish = last.then_some("length");
+        let with_usage = (last && s.usage == UsageStyle::InFinalChunk).then(|| usage.clone());
+        plan.push(frame(
+            Some(first + s.itl * k),
+            chunk_json(id, chat, Some(&text), finish, with_usage),
+            !empty,
+        ));
+    }
+    match s.fault {
+        Some(Fault::StallAfter(_)) => {
+            plan.push(Emit::Stall);
+            return plan;
+        }
+        Some(Fault::CutAfter(_)) => return plan,
+        Some(Fault::MalformedJsonAfter(_)) => {
+            plan.push(frame(None, "data: {\"choices\": [oops\n\n".into(), false));
+            return plan;
+        }
+        Some(Fault::BadUtf8After(_)) => {
+            plan.push(Emit::Frame {
+                at: None,
+                bytes: Bytes::from_static(b"data: \xff\xfe\xfd\n\n"),
+                content: false,
+            });
+            return plan;
+        }
+        Some(Fault::ErrorInStreamAfter(_)) => {
+            let error = json!({"error": {"message": "injected failure", "code": 500}});
+            plan.push(frame(None, format!("data: {error}\n\n"), false));
+            return plan;
+        }
+        Some(Fault::ZeroTokens) => {
+            plan.push(frame(
+                None,
+                chunk_json(id, chat, Some(""), Some("stop"), None),
+                false,
+            ));
+        }
+        _ => {}
+    }
+    if s.usage == UsageStyle::SeparateChunk {
+        plan.push(frame(
+            None,
+            chunk_json(id, chat, None, None, Some(usage)),
+            false,
+        ));
+    }
+    plan.push(frame(None, "data: [DONE]\n\n".into(), false));
+    plan
+}
+
+/// The plan as a body stream. hyper's connection task polls it and writes
+/// each frame to the socket in the same poll, so the instant recorded here
+/// is within microseconds of the bytes entering the socket: no task hop or
+/// channel sits between the truth and the write.
+fn paced(
+    plan: Vec<Emit>,
+    record: impl Fn(Instant) + Send + Sync + 'static,
+) -> impl futures_util::Stream<Item = Result<Frame<Bytes>, Infallible>> + Send + Sync {
+    futures_util::stream::unfold(
+        (plan.into_iter(), record),
+        |(mut plan, record)| async move {
+            match plan.next()? {
+                Emit::Stall => {
+                    std::future::pending::<()>().await;
+                    None
+                }
+                Emit::Frame { at, bytes, content } => {
+                    if let Some(at) = at {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    if content {
+                        record(Instant::now());
+                    }
+                    Some((Ok(Frame::data(bytes)), (plan, record)))
+                }
+            }
+        },
+    )
 }

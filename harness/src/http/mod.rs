@@ -8,5 +8,6 @@ pub mod client;
 pub mod load;
 pub mod mock;
 pub mod point;
+pub mod runtime;
 pub mod tokenizer;
 pub mod workload;
