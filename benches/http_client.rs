@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, Outcome};
+use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, Outcome, TlsOptions};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::mock::{MockServer, Script};
 use inferbench_harness::http::runtime::ClientRuntime;
@@ -92,6 +92,7 @@ fn measure(n: u32, busy_poll: bool, tokens: u32, itl: Duration) {
             timeout: Duration::from_secs(60),
             ignore_eos: false,
             keep_text: false,
+            tls: TlsOptions::default(),
         })
         .expect("client"),
     );
@@ -122,7 +123,10 @@ fn measure(n: u32, busy_poll: bool, tokens: u32, itl: Duration) {
         (Some(before), Some(after)) => after.saturating_sub(before),
         _ => Duration::ZERO,
     };
-    let cpu = process_cpu.elapsed().saturating_sub(server_cpu).as_secs_f64();
+    let cpu = process_cpu
+        .elapsed()
+        .saturating_sub(server_cpu)
+        .as_secs_f64();
 
     let mut ttft_err = Distribution::milliseconds();
     let mut itl_err = Distribution::milliseconds();

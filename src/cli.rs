@@ -346,4 +346,14 @@ pub struct HttpArgs {
     /// client thread. Use it when the server has cores to spare.
     #[arg(long)]
     pub busy_poll: bool,
+
+    /// PEM file of a certificate authority to trust for an https server (a
+    /// self-signed one), besides the system's; repeat for more.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+
+    /// Accept any certificate from an https server: encrypted, but the
+    /// server is not authenticated.
+    #[arg(long)]
+    pub insecure: bool,
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use inferbench_harness::http::arrival::Arrival;
-use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient};
+use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
 use inferbench_harness::http::load::{run_point, warmup_seed, Limits, Load, PointPlan};
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
 use inferbench_harness::http::runtime::ClientRuntime;
@@ -157,6 +157,10 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         timeout: args.timeout,
         ignore_eos: args.ignore_eos,
         keep_text: tokenizer.is_some(),
+        tls: TlsOptions {
+            ca_certs: args.ca_cert.clone(),
+            insecure: args.insecure,
+        },
     };
     let probe = HttpClient::new(config.clone())?;
     let models = runtime.block_on(probe.models())?;
@@ -239,6 +243,12 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             slo,
             client_threads: args.client_threads,
             busy_poll: args.busy_poll,
+            ca_certs: args
+                .ca_cert
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            insecure_tls: args.insecure,
             tokenizer: args.tokenizer.as_ref().map(|p| p.display().to_string()),
         },
         histogram: HistogramInfo::current(),

@@ -394,6 +394,12 @@ pub struct HttpSettings {
     /// CPU use then reads about 100% per thread by design.
     #[serde(default)]
     pub busy_poll: bool,
+    /// Extra certificate authorities trusted for https (`--ca-cert`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certs: Vec<String>,
+    /// Server certificates were not checked (`--insecure`).
+    #[serde(default)]
+    pub insecure_tls: bool,
     /// The `tokenizer.json` used for prompt lengths and output counts.
     pub tokenizer: Option<String>,
 }

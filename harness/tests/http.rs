@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inferbench_harness::http::arrival::Arrival;
-use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient};
+use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::mock::{Fault, MockServer, Script, UsageStyle};
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
@@ -23,6 +23,7 @@ fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc
             timeout: Duration::from_secs(2),
             ignore_eos: true,
             keep_text: false,
+            tls: TlsOptions::default(),
         })
         .unwrap(),
     )
@@ -162,6 +163,7 @@ async fn every_fault_is_counted_in_its_class_and_kept_out_of_latencies() {
             timeout: Duration::from_millis(400),
             ignore_eos: false,
             keep_text: false,
+            tls: TlsOptions::default(),
         })
         .unwrap(),
     );
@@ -242,6 +244,7 @@ async fn refused_and_unresolvable_connections_are_classified() {
         timeout: Duration::from_secs(2),
         ignore_eos: false,
         keep_text: false,
+        tls: TlsOptions::default(),
     })
     .unwrap();
     let spec = Workload::parse("short").unwrap().request(0, 0);
@@ -531,4 +534,80 @@ async fn a_connection_closed_before_any_response_is_retried_once() {
         p.requests
     );
     assert_eq!(closing.requests(), 4, "one retry each, no more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn https_with_a_trusted_self_signed_certificate() {
+    let server = MockServer::start_tls(|_, _| Script {
+        tokens: 5,
+        ..Script::default()
+    })
+    .unwrap();
+    assert!(server.url().starts_with("https://"));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, server.certificate().unwrap()).unwrap();
+    let config = |tls: TlsOptions| ClientConfig {
+        tls,
+        ..client(&server, Endpoint::Chat, None).config().clone()
+    };
+
+    // Not trusted: refused at the probe, and the message says why.
+    let untrusted = HttpClient::new(config(TlsOptions::default())).unwrap();
+    let e = untrusted.models().await.unwrap_err().to_string();
+    assert!(
+        e.contains(&server.url()) && e.contains("TLS") && e.contains("--ca-cert"),
+        "{e}"
+    );
+    let spec = Workload::parse("fixed:8:5").unwrap().request(0, 0);
+    let refused = untrusted.send(&spec).await.failure.unwrap();
+    assert_eq!(refused.class.name(), "tls");
+
+    for tls in [
+        TlsOptions {
+            ca_certs: vec![ca.clone()],
+            insecure: false,
+        },
+        TlsOptions {
+            ca_certs: Vec::new(),
+            insecure: true,
+        },
+    ] {
+        let client = HttpClient::new(config(tls)).unwrap();
+        assert_eq!(
+            client.models().await.unwrap()["data"][0]["id"],
+            "mock-model"
+        );
+        let o = client.send(&spec).await;
+        assert!(o.failure.is_none(), "{:?}", o.failure);
+        assert_eq!(o.content_times.len(), 5);
+    }
+}
+
+#[test]
+fn unreadable_or_non_pem_ca_certificates_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").unwrap();
+    for path in [dir.path().join("missing.pem"), not_pem] {
+        let e = HttpClient::new(ClientConfig {
+            base_url: "https://127.0.0.1:1".into(),
+            endpoint: Endpoint::Completions,
+            model: "m".into(),
+            api_key: None,
+            timeout: Duration::from_secs(2),
+            ignore_eos: false,
+            keep_text: false,
+            tls: TlsOptions {
+                ca_certs: vec![path.clone()],
+                insecure: false,
+            },
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with(&format!("--ca-cert {}:", path.display())),
+            "{e}"
+        );
+    }
 }

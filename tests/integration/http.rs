@@ -303,6 +303,45 @@ fn unreachable_server_and_failing_warmup_stop_before_measuring() {
 }
 
 #[test]
+fn https_server_trusted_with_ca_cert_and_refused_without() {
+    let server = MockServer::start_tls(|_, _| fast(4)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, ca) = (dir.path().join("r.json"), dir.path().join("ca.pem"));
+    std::fs::write(&ca, server.certificate().unwrap()).unwrap();
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--num-requests", "4"])
+        .args(["--warmup", "1", "--workload", "fixed:8:4", "--ca-cert"])
+        .arg(&ca)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert_eq!(r["points"][0]["requests"]["succeeded"], 4);
+    assert_eq!(r["settings"]["ca_certs"][0], ca.display().to_string());
+    assert_eq!(r["settings"]["insecure_tls"], false);
+
+    let o = bin()
+        .args(["http", "--url", &server.url()])
+        .arg("--out")
+        .arg(dir.path().join("refused.json"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "TLS handshake failed");
+    assert!(stderr(&o).contains("--ca-cert"));
+
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--ca-cert"])
+        .arg(dir.path().join("absent.pem"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "--ca-cert");
+    assert!(stderr(&o).contains("absent.pem"));
+}
+
+#[test]
 fn ctrl_c_keeps_a_valid_partial_http_result() {
     let server = MockServer::start(|_, _| Script {
         ttft: Duration::from_millis(5),

@@ -3,6 +3,7 @@
 //! go wrong into a classified [`Failure`] rather than an error that stops
 //! the run.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,6 +50,19 @@ pub struct ClientConfig {
     pub ignore_eos: bool,
     /// Keep the generated text (needed to count tokens with a tokenizer).
     pub keep_text: bool,
+    pub tls: TlsOptions,
+}
+
+/// How an `https` server's certificate is checked. By default against the
+/// system's roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM files of certificate authorities to trust as well (a server with
+    /// a self-signed certificate).
+    pub ca_certs: Vec<PathBuf>,
+    /// Accept any certificate: the connection is encrypted but the server
+    /// is not authenticated.
+    pub insecure: bool,
 }
 
 /// Why a request failed. Failed requests are counted per class and kept out
@@ -60,6 +74,8 @@ pub enum FailureClass {
     Dns,
     /// Any other failure to connect.
     Connect,
+    /// The TLS handshake failed (most often: a certificate not trusted).
+    Tls,
     /// The connection closed before any response, twice (see
     /// [`HttpClient::send`] on the one retry).
     ConnectionClosed,
@@ -88,6 +104,7 @@ impl FailureClass {
             FailureClass::ConnectionRefused => "connection_refused",
             FailureClass::Dns => "dns",
             FailureClass::Connect => "connect",
+            FailureClass::Tls => "tls",
             FailureClass::ConnectionClosed => "connection_closed",
             FailureClass::Http4xx => "http_4xx",
             FailureClass::Http5xx => "http_5xx",
@@ -145,6 +162,8 @@ pub struct Outcome {
 pub enum ClientError {
     #[error("--url {url}: {message}")]
     BadUrl { url: String, message: String },
+    #[error("--ca-cert {}: {message}", path.display())]
+    CaCert { path: PathBuf, message: String },
     #[error("{url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("{url}: HTTP {status}: {message}")]
@@ -193,12 +212,32 @@ fn closed_before_response(e: &reqwest::Error) -> bool {
     false
 }
 
+/// A rustls error, possibly wrapped in I/O errors (the TLS stack nests two),
+/// whose `source` skips the wrapped error itself.
+fn is_tls_error(mut e: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if e.is::<tokio_rustls::rustls::Error>() {
+            return true;
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return false,
+        }
+    }
+}
+
 fn transport_class(e: &reqwest::Error) -> FailureClass {
     if closed_before_response(e) {
         return FailureClass::ConnectionClosed;
     }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
+        if is_tls_error(s) {
+            return FailureClass::Tls;
+        }
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
                 return FailureClass::ConnectionRefused;
@@ -244,14 +283,33 @@ impl HttpClient {
         };
         let parsed = reqwest::Url::parse(&base).map_err(|e| bad(&e.to_string()))?;
         match parsed.scheme() {
-            "http" => {}
-            "https" => return Err(bad("https is not supported by this build; use http")),
-            other => return Err(bad(&format!("unsupported scheme '{other}', use http"))),
+            "http" | "https" => {}
+            other => {
+                return Err(bad(&format!(
+                    "unsupported scheme '{other}', use http or https"
+                )))
+            }
         }
         if parsed.host_str().is_none() {
             return Err(bad("no host"));
         }
+        let mut roots = Vec::new();
+        for path in &config.tls.ca_certs {
+            let ca_error = |message: String| ClientError::CaCert {
+                path: path.clone(),
+                message,
+            };
+            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ca_error(format!("not a PEM certificate: {}", error_chain(&e))))?;
+            if certs.is_empty() {
+                return Err(ca_error("no PEM certificate in the file".into()));
+            }
+            roots.extend(certs);
+        }
         let http = reqwest::Client::builder()
+            .tls_certs_merge(roots)
+            .tls_danger_accept_invalid_certs(config.tls.insecure)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -298,6 +356,9 @@ impl HttpClient {
                             "connection refused (is the server running?)"
                         }
                         FailureClass::Dns => "host name not found",
+                        FailureClass::Tls => {
+                            "TLS handshake failed (trust a self-signed server with --ca-cert FILE, or skip the check with --insecure)"
+                        }
                         _ => "request failed",
                     };
                     unreachable(format!("{what}: {}", error_chain(&e)))

@@ -99,6 +99,8 @@ pub struct MockServer {
     shutdown: Option<oneshot::Sender<()>>,
     /// Linux thread id of the server's thread, to read its CPU time.
     thread_id: Option<u32>,
+    /// PEM of the self-signed certificate, when the server speaks TLS.
+    certificate: Option<String>,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -144,6 +146,27 @@ impl MockServer {
     pub fn start(
         script: impl Fn(u64, &Value) -> Script + Send + Sync + 'static,
     ) -> std::io::Result<MockServer> {
+        Self::start_with(script, false)
+    }
+
+    /// The same server behind TLS, with a self-signed certificate for
+    /// `127.0.0.1` and `localhost` made on the spot ([`Self::certificate`]).
+    pub fn start_tls(
+        script: impl Fn(u64, &Value) -> Script + Send + Sync + 'static,
+    ) -> std::io::Result<MockServer> {
+        Self::start_with(script, true)
+    }
+
+    fn start_with(
+        script: impl Fn(u64, &Value) -> Script + Send + Sync + 'static,
+        tls: bool,
+    ) -> std::io::Result<MockServer> {
+        let (acceptor, certificate) = if tls {
+            let (acceptor, pem) = tls_acceptor()?;
+            (Some(acceptor), Some(pem))
+        } else {
+            (None, None)
+        };
         let script: Arc<ScriptFn> = Arc::new(script);
         let truth = Arc::new(Mutex::new(HashMap::new()));
         let requests = Arc::new(AtomicU64::new(0));
@@ -178,15 +201,27 @@ impl MockServer {
                             _ = &mut shutdown_rx => break,
                         };
                         let _ = stream.set_nodelay(true);
-                        let (script, truth, requests) =
-                            (script.clone(), truth_c.clone(), requests_c.clone());
+                        let (script, truth, requests, acceptor) = (
+                            script.clone(),
+                            truth_c.clone(),
+                            requests_c.clone(),
+                            acceptor.clone(),
+                        );
                         tokio::spawn(async move {
                             let service = hyper::service::service_fn(move |req| {
                                 handle(req, script.clone(), truth.clone(), requests.clone())
                             });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
+                            let http = hyper::server::conn::http1::Builder::new();
+                            let _ = match acceptor {
+                                None => http.serve_connection(TokioIo::new(stream), service).await,
+                                Some(acceptor) => match acceptor.accept(stream).await {
+                                    Ok(tls) => {
+                                        http.serve_connection(TokioIo::new(tls), service).await
+                                    }
+                                    // A client that refused the certificate.
+                                    Err(_) => return,
+                                },
+                            };
                         });
                     }
                 });
@@ -200,11 +235,22 @@ impl MockServer {
             requests,
             shutdown: Some(shutdown_tx),
             thread_id: tid_rx.recv().ok().flatten(),
+            certificate,
         })
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certificate.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The PEM certificate a client must trust to reach a TLS server.
+    pub fn certificate(&self) -> Option<&str> {
+        self.certificate.as_deref()
     }
 
     /// CPU time the server's thread has used so far (Linux only), so that a
@@ -246,6 +292,28 @@ impl Drop for MockServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// A TLS acceptor with a fresh self-signed certificate, and its PEM.
+fn tls_acceptor() -> std::io::Result<(tokio_rustls::TlsAcceptor, String)> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .map_err(std::io::Error::other)?;
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(certified.cert.der().to_vec())],
+            key,
+        )
+        .map_err(std::io::Error::other)?;
+    Ok((
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        certified.cert.pem(),
+    ))
 }
 
 /// The calling thread's Linux thread id.
@@ -366,7 +434,8 @@ fn stream_plan(id: &str, chat: bool, s: &Script, received: Instant) -> Vec<Emit>
         bytes: Bytes::from(text),
         content,
     };
-    let usage = json!({"prompt_tokens": 7, "completion_tokens": s.tokens, "total_tokens": 7 + s.tokens});
+    let usage =
+        json!({"prompt_tokens": 7, "completion_tokens": s.tokens, "total_tokens": 7 + s.tokens});
     let fault_at = match s.fault {
         Some(
             Fault::StallAfter(k)
