@@ -3,8 +3,9 @@
 //! A scripted SSE server (its own thread and runtime, same process, same
 //! clock) records the instant it hands each content chunk to the socket
 //! (in the poll that writes it); the client, on the very runtime the `http`
-//! command uses (`--client-threads 1`, with and without `--busy-poll`),
-//! stamps each chunk as its bytes arrive. For N concurrent streams it
+//! command uses (`--client-threads 1`, with and without `--busy-poll`), its
+//! connections opened beforehand as the command does, stamps each chunk as
+//! its bytes arrive. For N concurrent streams it
 //! reports the error of the client's TTFT and ITL against that truth (p50,
 //! p99), the delay of every chunk, and the client's CPU per streamed token
 //! (the process's CPU time less the server thread's). The kernel's loopback
@@ -98,6 +99,10 @@ fn measure(n: u32, busy_poll: bool, tokens: u32, itl: Duration) {
     );
     let workload = Arc::new(Workload::parse(&format!("fixed:16:{tokens}")).expect("workload"));
     let requests = u64::from(n) * 2;
+    // As the `http` command does by default: no measured request pays for a
+    // handshake.
+    let preconnected = runtime.block_on(client.preconnect(n));
+    assert_eq!(preconnected, n, "preconnect");
     let plan = PointPlan {
         load: Load::Closed { concurrency: n },
         limits: Limits {

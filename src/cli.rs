@@ -347,6 +347,12 @@ pub struct HttpArgs {
     #[arg(long)]
     pub busy_poll: bool,
 
+    /// Do not open the point's connections before it starts: the first
+    /// requests then pay for their TCP (and TLS) handshakes, as a client
+    /// without a warm pool would.
+    #[arg(long)]
+    pub no_preconnect: bool,
+
     /// PEM file of a certificate authority to trust for an https server (a
     /// self-signed one), besides the system's; repeat for more.
     #[arg(long, value_name = "FILE")]

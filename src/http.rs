@@ -243,6 +243,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             slo,
             client_threads: args.client_threads,
             busy_poll: args.busy_poll,
+            preconnect: !args.no_preconnect,
             ca_certs: args
                 .ca_cert
                 .iter()
@@ -265,6 +266,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         limits,
         seed: args.seed,
         warmup: args.warmup,
+        preconnect: !args.no_preconnect,
         slo: slo.unwrap_or_default(),
         interrupt: interrupt::flag(),
         writer,
@@ -384,6 +386,7 @@ struct Session {
     limits: Limits,
     seed: u64,
     warmup: u64,
+    preconnect: bool,
     slo: Slo,
     interrupt: Arc<AtomicBool>,
     writer: ResultWriter,
@@ -417,6 +420,17 @@ impl Session {
                 bail!("{}: warm-up failed: {message}", load_label(description));
             }
         }
+        let preconnected = self.preconnect.then(|| {
+            // An open loop's in-flight count is not known ahead: a second's
+            // arrivals is a fair guess; later ones open their own.
+            let connections = match load {
+                Load::Closed { concurrency } => concurrency,
+                Load::Open {
+                    rate, max_inflight, ..
+                } => (rate.ceil() as u32).clamp(1, max_inflight),
+            };
+            self.runtime.block_on(self.client.preconnect(connections))
+        });
         let point_index = self.result.points.len();
         let start = Instant::now();
         let plan = PointPlan {
@@ -471,6 +485,7 @@ impl Session {
         }
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
         point.telemetry = telemetry;
+        point.client.preconnected = preconnected;
         if let Some(server) = self.result.provenance.server.as_mut() {
             if server.system_fingerprint.is_none() {
                 server.system_fingerprint = acc.system_fingerprint().map(str::to_string);

@@ -330,6 +330,11 @@ pub struct ClientCost {
     /// Of one core, over the point's wall time.
     pub cpu_percent: Option<f64>,
     pub cpu_ms_per_output_token: Option<f64>,
+    /// Connections opened before the point (`GET /v1/models` on each), so
+    /// that no measured request paid for a TCP or TLS handshake; absent
+    /// with `--no-preconnect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preconnected: Option<u32>,
 }
 
 /// One HTTP measurement point. Definitions: [`crate::metrics`].
@@ -394,6 +399,10 @@ pub struct HttpSettings {
     /// CPU use then reads about 100% per thread by design.
     #[serde(default)]
     pub busy_poll: bool,
+    /// Each point's connections were opened before it (see
+    /// [`ClientCost::preconnected`]).
+    #[serde(default)]
+    pub preconnect: bool,
     /// Extra certificate authorities trusted for https (`--ca-cert`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ca_certs: Vec<String>,

@@ -611,3 +611,31 @@ fn unreadable_or_non_pem_ca_certificates_are_named() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn preconnected_connections_carry_the_point_without_new_handshakes() {
+    let server = MockServer::start(|_, _| Script {
+        tokens: 3,
+        ..Script::default()
+    })
+    .unwrap();
+    let client = client(&server, Endpoint::Completions, None);
+    assert_eq!(client.preconnect(8).await, 8);
+    assert_eq!(server.connections(), 8);
+    let (records, _) = measure(
+        client,
+        Load::Closed { concurrency: 8 },
+        16,
+        3,
+        Slo::default(),
+    )
+    .await;
+    assert!(records.iter().all(|r| r.ok));
+    // Each connection carried two requests in turn: a stream read to its end
+    // leaves its connection reusable.
+    assert_eq!(
+        server.connections(),
+        8,
+        "a measured request opened a connection"
+    );
+}

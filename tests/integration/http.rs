@@ -82,6 +82,7 @@ fn closed_loop_sweep_writes_points_log_and_csv() {
             "closed loop has no schedule"
         );
         assert!(p["client"]["cpu_percent"].as_f64().is_some());
+        assert_eq!(p["client"]["preconnected"], c);
         assert!(p["telemetry"]["logical_cores"].as_u64().unwrap() >= 1);
     }
     // Warm-up (3 per point) reached the server but not the statistics or the log.
@@ -127,6 +128,7 @@ fn open_loop_point_reports_schedule_and_corrected_ttft() {
             "--client-threads",
             "2",
             "--busy-poll",
+            "--no-preconnect",
         ])
         .arg("--out")
         .arg(&out)
@@ -145,6 +147,8 @@ fn open_loop_point_reports_schedule_and_corrected_ttft() {
     assert_eq!(r["settings"]["endpoint"], "/v1/chat/completions");
     assert_eq!(r["settings"]["client_threads"], 2);
     assert_eq!(r["settings"]["busy_poll"], true);
+    assert_eq!(r["settings"]["preconnect"], false);
+    assert!(r["points"][0]["client"].get("preconnected").is_none());
     assert!(stdout(&o).contains("(busy poll)"));
     assert!(server
         .all_truth()

@@ -183,6 +183,9 @@ pub struct HttpClient {
     config: ClientConfig,
 }
 
+/// How long the client waits, after `[DONE]`, for the body's end.
+const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
+
 fn nanos_since(origin: Instant) -> u64 {
     u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
@@ -382,6 +385,30 @@ impl HttpClient {
             url,
             message: format!("not JSON: {e}"),
         })
+    }
+
+    /// Opens `connections` kept-alive connections at once (each carries a
+    /// `GET /v1/models`, which costs a server nothing) and leaves them in
+    /// the pool, so that the requests that follow do not pay for a TCP or
+    /// TLS handshake. Returns how many succeeded.
+    pub async fn preconnect(&self, connections: u32) -> u32 {
+        let url = self.url("/v1/models");
+        let probes = (0..connections).map(|_| {
+            let req = self.authorize(self.http.get(&url));
+            async move {
+                match tokio::time::timeout(self.config.timeout, req.send()).await {
+                    // Read to the end: only a finished response returns its
+                    // connection to the pool.
+                    Ok(Ok(resp)) => resp.bytes().await.is_ok(),
+                    _ => false,
+                }
+            }
+        });
+        futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count() as u32
     }
 
     fn body(&self, spec: &RequestSpec) -> Value {
@@ -591,6 +618,15 @@ impl HttpClient {
             if outcome.response_id.is_none() {
                 outcome.response_id = chunk.id;
             }
+        }
+        if done {
+            // A body dropped before its end takes its connection with it, and
+            // the next request would pay for a new handshake: read the end,
+            // which a server sends right after [DONE].
+            let _ = tokio::time::timeout(DRAIN_AFTER_DONE, async {
+                while events.next().await.is_some() {}
+            })
+            .await;
         }
         if !done && outcome.finish_reason.is_none() {
             return Err(fail(

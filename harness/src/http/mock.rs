@@ -96,6 +96,7 @@ pub struct MockServer {
     pub addr: SocketAddr,
     truth: Arc<Mutex<HashMap<String, Truth>>>,
     requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     shutdown: Option<oneshot::Sender<()>>,
     /// Linux thread id of the server's thread, to read its CPU time.
     thread_id: Option<u32>,
@@ -173,7 +174,9 @@ impl MockServer {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let (truth_c, requests_c) = (truth.clone(), requests.clone());
+        let connections = Arc::new(AtomicU64::new(0));
+        let (truth_c, requests_c, connections_c) =
+            (truth.clone(), requests.clone(), connections.clone());
         std::thread::Builder::new()
             .name("mock-server".into())
             .spawn(move || {
@@ -200,6 +203,7 @@ impl MockServer {
                             },
                             _ = &mut shutdown_rx => break,
                         };
+                        connections_c.fetch_add(1, Ordering::Relaxed);
                         let _ = stream.set_nodelay(true);
                         let (script, truth, requests, acceptor) = (
                             script.clone(),
@@ -233,6 +237,7 @@ impl MockServer {
             addr,
             truth,
             requests,
+            connections,
             shutdown: Some(shutdown_tx),
             thread_id: tid_rx.recv().ok().flatten(),
             certificate,
@@ -263,8 +268,14 @@ impl MockServer {
         Some(Duration::from_nanos(nanos))
     }
 
+    /// Completion requests received (`/v1/models` is not counted).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// What the server did for the response with this id (`mock-N`).

@@ -379,6 +379,7 @@ impl HttpAccumulator {
                 cpu_ms_per_output_token: cpu_s
                     .filter(|_| self.output_tokens_total > 0)
                     .map(|c| c * 1e3 / self.output_tokens_total as f64),
+                preconnected: None,
             },
             telemetry: None,
         }
