@@ -396,11 +396,11 @@ impl HttpClient {
         let probes = (0..connections).map(|_| {
             let req = self.authorize(self.http.get(&url));
             async move {
-                match tokio::time::timeout(self.config.timeout, req.send()).await {
+                match self.send_retrying(req, || {}).await.0 {
                     // Read to the end: only a finished response returns its
                     // connection to the pool.
-                    Ok(Ok(resp)) => resp.bytes().await.is_ok(),
-                    _ => false,
+                    Ok(resp) => resp.bytes().await.is_ok(),
+                    Err(_) => false,
                 }
             }
         });
@@ -465,6 +465,34 @@ impl HttpClient {
         outcome
     }
 
+    /// Sends `req` and waits for the response headers, within the timeout
+    /// (`Err(None)` past it). A request whose kept-alive connection was
+    /// closed before any response never reached the server: it goes once
+    /// more, on a new connection. `on_attempt` runs just before each try;
+    /// the retries made come back with the answer.
+    async fn send_retrying(
+        &self,
+        req: reqwest::RequestBuilder,
+        mut on_attempt: impl FnMut(),
+    ) -> (Result<reqwest::Response, Option<reqwest::Error>>, u32) {
+        let (mut req, mut retries) = (req, 0);
+        loop {
+            let retry = (retries == 0).then(|| req.try_clone()).flatten();
+            on_attempt();
+            match tokio::time::timeout(self.config.timeout, req.send()).await {
+                Err(_) => return (Err(None), retries),
+                Ok(Err(e)) if closed_before_response(&e) => match retry {
+                    Some(again) => {
+                        retries += 1;
+                        req = again;
+                    }
+                    None => return (Err(Some(e)), retries),
+                },
+                Ok(answer) => return (answer.map_err(Some), retries),
+            }
+        }
+    }
+
     async fn follow(
         &self,
         req: reqwest::RequestBuilder,
@@ -476,25 +504,19 @@ impl HttpClient {
             http_status: None,
             message,
         };
-        let mut attempt = Some(req);
-        let resp = loop {
-            let req = attempt.take().expect("an attempt to make");
-            let retry = (outcome.retries == 0).then(|| req.try_clone()).flatten();
-            outcome.sent = Instant::now();
-            match tokio::time::timeout(timeout, req.send()).await {
-                Err(_) => {
-                    return Err(fail(
-                        FailureClass::TimeoutFirstByte,
-                        format!("no response within {timeout:?}"),
-                    ))
-                }
-                Ok(Err(e)) if retry.is_some() && closed_before_response(&e) => {
-                    outcome.retries += 1;
-                    attempt = retry;
-                }
-                Ok(Err(e)) => return Err(fail(transport_class(&e), error_chain(&e))),
-                Ok(Ok(resp)) => break resp,
+        let (resp, retries) = self
+            .send_retrying(req, || outcome.sent = Instant::now())
+            .await;
+        outcome.retries = retries;
+        let resp = match resp {
+            Ok(resp) => resp,
+            Err(None) => {
+                return Err(fail(
+                    FailureClass::TimeoutFirstByte,
+                    format!("no response within {timeout:?}"),
+                ))
             }
+            Err(Some(e)) => return Err(fail(transport_class(&e), error_chain(&e))),
         };
         outcome.headers_at = Some(Instant::now());
         let status = resp.status();
