@@ -14,7 +14,8 @@
 //! Env: INFERBENCH_BENCH_STREAMS (default "1,64,256,1024"),
 //! INFERBENCH_BENCH_TOKENS (per request, default 40),
 //! INFERBENCH_BENCH_ITL_MS (default 20),
-//! INFERBENCH_BENCH_BUSY_POLL ("0", "1" or "0,1", the default: both).
+//! INFERBENCH_BENCH_BUSY_POLL ("0", "1" or "0,1", the default: both),
+//! INFERBENCH_BENCH_CLIENT_THREADS (default 1, as `--client-threads`).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -59,9 +60,10 @@ fn main() {
     let busy_polls: Vec<u8> = list("INFERBENCH_BENCH_BUSY_POLL", "0,1");
     let tokens: u32 = env_or("INFERBENCH_BENCH_TOKENS", 40);
     let itl = Duration::from_millis(env_or("INFERBENCH_BENCH_ITL_MS", 20));
+    let threads: u32 = env_or("INFERBENCH_BENCH_CLIENT_THREADS", 1);
 
     println!(
-        "client cost: {tokens} tokens per request, server ITL {} ms, TTFT 50 ms, client on 1 worker thread",
+        "client cost: {tokens} tokens per request, server ITL {} ms, TTFT 50 ms, client on {threads} worker thread(s)",
         itl.as_millis()
     );
     println!(
@@ -70,12 +72,12 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for &busy_poll in &busy_polls {
         for &n in &streams {
-            measure(n, busy_poll != 0, tokens, itl);
+            measure(n, busy_poll != 0, threads, tokens, itl);
         }
     }
 }
 
-fn measure(n: u32, busy_poll: bool, tokens: u32, itl: Duration) {
+fn measure(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Duration) {
     let server = MockServer::start(move |_, _| Script {
         ttft: Duration::from_millis(50),
         itl,
@@ -83,7 +85,7 @@ fn measure(n: u32, busy_poll: bool, tokens: u32, itl: Duration) {
         ..Script::default()
     })
     .expect("mock server");
-    let runtime = ClientRuntime::new(1, busy_poll).expect("runtime");
+    let runtime = ClientRuntime::new(threads, busy_poll).expect("runtime");
     let client = Arc::new(
         HttpClient::new(ClientConfig {
             base_url: server.url(),
