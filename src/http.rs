@@ -266,7 +266,6 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         limits,
         seed: args.seed,
         warmup: args.warmup,
-        preconnect: !args.no_preconnect,
         slo: slo.unwrap_or_default(),
         interrupt: interrupt::flag(),
         writer,
@@ -386,7 +385,6 @@ struct Session {
     limits: Limits,
     seed: u64,
     warmup: u64,
-    preconnect: bool,
     slo: Slo,
     interrupt: Arc<AtomicBool>,
     writer: ResultWriter,
@@ -420,7 +418,7 @@ impl Session {
                 bail!("{}: warm-up failed: {message}", load_label(description));
             }
         }
-        let preconnected = self.preconnect.then(|| {
+        let preconnected = self.result.settings.preconnect.then(|| {
             // An open loop's in-flight count is not known ahead: a second's
             // arrivals is a fair guess; later ones open their own.
             let connections = match load {

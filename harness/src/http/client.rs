@@ -563,8 +563,8 @@ impl HttpClient {
             .bytes_stream()
             .inspect(move |_| stamp.store(nanos_since(origin), Ordering::Relaxed))
             .eventsource();
-        // One timer for stall detection, re-armed only when it fires: arming
-        // one per chunk would cost more than the rest of reading a chunk.
+        // One timer for stall detection, re-armed only when it fires, so that
+        // a chunk costs no timer registration on the client's hot path.
         let mut last_data = Instant::now();
         let stall = tokio::time::sleep(timeout);
         tokio::pin!(stall);

@@ -86,7 +86,8 @@ pub type ScriptFn = dyn Fn(u64, &Value) -> Script + Send + Sync;
 #[derive(Debug, Default, Clone)]
 pub struct Truth {
     pub received: Option<Instant>,
-    /// When each content chunk was handed to the connection.
+    /// When each content chunk was handed to hyper, in the poll of the
+    /// connection that writes it to the socket.
     pub content_sent: Vec<Instant>,
     pub body: Value,
     pub authorization: Option<String>,
