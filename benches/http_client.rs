@@ -15,7 +15,9 @@
 //! INFERBENCH_BENCH_TOKENS (per request, default 40),
 //! INFERBENCH_BENCH_ITL_MS (default 20),
 //! INFERBENCH_BENCH_BUSY_POLL ("0", "1" or "0,1", the default: both),
-//! INFERBENCH_BENCH_CLIENT_THREADS (default 1, as `--client-threads`).
+//! INFERBENCH_BENCH_CLIENT_THREADS (default 1, as `--client-threads`),
+//! INFERBENCH_BENCH_TLS ("1": the server speaks TLS, the client trusts its
+//! certificate; the TLS cost then counts on both sides).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -61,10 +63,12 @@ fn main() {
     let tokens: u32 = env_or("INFERBENCH_BENCH_TOKENS", 40);
     let itl = Duration::from_millis(env_or("INFERBENCH_BENCH_ITL_MS", 20));
     let threads: u32 = env_or("INFERBENCH_BENCH_CLIENT_THREADS", 1);
+    let tls = env_or("INFERBENCH_BENCH_TLS", 0u8) != 0;
 
     println!(
-        "client cost: {tokens} tokens per request, server ITL {} ms, TTFT 50 ms, client on {threads} worker thread(s)",
-        itl.as_millis()
+        "client cost: {tokens} tokens per request, server ITL {} ms, TTFT 50 ms, client on {threads} worker thread(s){}",
+        itl.as_millis(),
+        if tls { ", over TLS" } else { "" }
     );
     println!(
         "| busy poll | streams | requests | chunks/s | TTFT err p50 ms | TTFT err p99 ms | ITL err p50 ms | ITL err p99 ms | chunk delay p50 / p99 / max ms | client CPU µs/token | client CPU % |"
@@ -72,19 +76,34 @@ fn main() {
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for &busy_poll in &busy_polls {
         for &n in &streams {
-            measure(n, busy_poll != 0, threads, tokens, itl);
+            measure(n, busy_poll != 0, threads, tls, tokens, itl);
         }
     }
 }
 
-fn measure(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Duration) {
-    let server = MockServer::start(move |_, _| Script {
+fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: Duration) {
+    let script = move |_: u64, _: &serde_json::Value| Script {
         ttft: Duration::from_millis(50),
         itl,
         tokens,
         ..Script::default()
-    })
+    };
+    let server = if tls {
+        MockServer::start_tls(script)
+    } else {
+        MockServer::start(script)
+    }
     .expect("mock server");
+    // Kept until the client is built from it.
+    let ca_dir = tempfile::tempdir().expect("temp dir");
+    let ca_certs = match server.certificate() {
+        Some(pem) => {
+            let path = ca_dir.path().join("ca.pem");
+            std::fs::write(&path, pem).expect("write the certificate");
+            vec![path]
+        }
+        None => Vec::new(),
+    };
     let runtime = ClientRuntime::new(threads, busy_poll).expect("runtime");
     let client = Arc::new(
         HttpClient::new(ClientConfig {
@@ -95,7 +114,10 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Duration) {
             timeout: Duration::from_secs(60),
             ignore_eos: false,
             keep_text: false,
-            tls: TlsOptions::default(),
+            tls: TlsOptions {
+                ca_certs,
+                insecure: false,
+            },
         })
         .expect("client"),
     );
