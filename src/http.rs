@@ -314,11 +314,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         || planned.is_some_and(|n| result.points.len() != n)
         || result.points.iter().any(|p| !p.complete);
     save(&writer, &mut result, args.csv.as_deref())?;
-    eprintln!(
-        "results: {}{}",
-        out_path.display(),
-        if result.partial { " (partial)" } else { "" }
-    );
+    report::print_result_path(&out_path, result.partial);
     Ok(if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if failed_requests > 0 && args.find_max_rate.is_none() {

@@ -219,11 +219,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
         || result.points.len() != shapes.len()
         || result.points.iter().any(|p| !p.complete);
     save(&writer, &mut result, args.csv.as_deref())?;
-    eprintln!(
-        "results: {}{}",
-        out_path.display(),
-        if result.partial { " (partial)" } else { "" }
-    );
+    report::print_result_path(&out_path, result.partial);
     if let Some(f) = failure {
         bail!("{f}");
     }

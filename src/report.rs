@@ -2,9 +2,7 @@
 //! point as it finishes, and the same rows as CSV.
 
 use std::io::Write;
-use std::path::Path;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use inferbench_harness::result::{
@@ -13,6 +11,15 @@ use inferbench_harness::result::{
 use inferbench_harness::stats::Stats;
 
 /// `results/<mode>-<UTC time>.json`, for runs given no `--out`.
+/// The last line of a run: where its result is, and whether it is partial.
+pub fn print_result_path(path: &Path, partial: bool) {
+    eprintln!(
+        "results: {}{}",
+        path.display(),
+        if partial { " (partial)" } else { "" }
+    );
+}
+
 pub fn default_result_path(mode: &str) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
