@@ -29,9 +29,32 @@ pub enum Command {
     Inproc(InprocArgs),
     /// Load an OpenAI-compatible server over streaming HTTP: TTFT, ITL, TPOT, E2E, throughput, goodput.
     Http(Box<HttpArgs>),
+    /// Put result files side by side: in-process against served, server against server.
+    Compare(CompareArgs),
     /// Inspect GGUF files, or write the tiny test model.
     #[command(subcommand)]
     Model(ModelCommand),
+}
+
+#[derive(Debug, Args)]
+#[command(long_about = "Put result files side by side.\n\n\
+        Points of different files that share a shape (the same prompt and output lengths, the \
+        same number of sequences in flight: in-process batch B matches concurrency B, an open \
+        loop matches the same rate) are printed together, each with its difference and ratio \
+        to the first file that has that shape. In-process against served, this is what the \
+        server, its HTTP stack and the network cost.")]
+pub struct CompareArgs {
+    /// Result files written by `inproc` or `http`; the first one is the reference.
+    #[arg(required = true, num_args = 2.., value_name = "RESULT.json")]
+    pub files: Vec<PathBuf>,
+
+    /// Write the comparison as JSON.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+
+    /// Write one row per compared point as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

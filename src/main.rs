@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod compare;
 mod http;
 mod inproc;
 mod interrupt;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Inproc(args) => inproc::run(args),
         cli::Command::Http(args) => http::run(*args),
+        cli::Command::Compare(args) => compare::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
     };
     match result {

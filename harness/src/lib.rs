@@ -2,6 +2,7 @@
 //! [`engine::Engine`]; statistics and result types know nothing of llama.cpp.
 #![forbid(unsafe_code)]
 
+pub mod compare;
 pub mod engine;
 pub mod fake;
 pub mod host;

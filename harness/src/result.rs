@@ -414,3 +414,71 @@ pub struct HttpSettings {
 }
 
 pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;
+
+/// A result file of either mode, read back.
+#[derive(Debug, Clone)]
+pub enum AnyResult {
+    Inproc(InprocResult),
+    Http(HttpResult),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("reading {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not an inferbench result file: {message}", path.display())]
+    NotAResult { path: PathBuf, message: String },
+    #[error(
+        "{} has schema_version {found}; this inferbench reads version {SCHEMA_VERSION}",
+        path.display()
+    )]
+    Version { path: PathBuf, found: u64 },
+}
+
+impl AnyResult {
+    /// Reads a file written by `inproc` or `http`, checking its schema version.
+    pub fn read(path: &Path) -> Result<AnyResult, ReadError> {
+        let not_a_result = |message: String| ReadError::NotAResult {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| not_a_result(format!("not JSON ({e})")))?;
+        let found = value
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| not_a_result("no schema_version".into()))?;
+        if found != u64::from(SCHEMA_VERSION) {
+            return Err(ReadError::Version {
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+        let parsed = match value.get("mode").and_then(serde_json::Value::as_str) {
+            Some("inproc") => serde_json::from_value(value).map(AnyResult::Inproc),
+            Some("http") => serde_json::from_value(value).map(AnyResult::Http),
+            other => {
+                return Err(not_a_result(format!(
+                    "mode {}, expected \"inproc\" or \"http\"",
+                    other.map_or("missing".into(), |m| format!("{m:?}"))
+                )))
+            }
+        };
+        parsed.map_err(|e| not_a_result(e.to_string()))
+    }
+
+    pub fn provenance(&self) -> &Provenance {
+        match self {
+            AnyResult::Inproc(r) => &r.provenance,
+            AnyResult::Http(r) => &r.provenance,
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! script would see: exit codes, messages, files.
 
 mod bad_input;
+mod compare;
 mod http;
 mod inproc;
 mod interrupt;

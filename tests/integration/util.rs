@@ -51,24 +51,59 @@ pub fn assert_clean_failure(o: &Output, code: i32, needle: &str) {
     );
 }
 
-/// Validates `result` against the committed JSON Schema.
-pub fn assert_valid_result(result: &Value) {
-    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/result.schema.json"),
-        )
-        .expect("schema file");
-        let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-        jsonschema::validator_for(&schema).expect("schema compiles")
-    });
+fn schema(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(name);
+    let text = std::fs::read_to_string(&path).expect("schema file");
+    serde_json::from_str(&text).expect("schema is JSON")
+}
+
+fn assert_valid(validator: &jsonschema::Validator, what: &str, instance: &Value) {
     let errors: Vec<String> = validator
-        .iter_errors(result)
+        .iter_errors(instance)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect();
     assert!(
         errors.is_empty(),
-        "result violates the schema:\n{}",
+        "{what} violates the schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Validates `result` against the committed JSON Schema.
+pub fn assert_valid_result(result: &Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        jsonschema::validator_for(&schema("result.schema.json")).expect("schema compiles")
+    });
+    assert_valid(validator, "result", result);
+}
+
+/// What is wrong with `compare --out`'s file against its schema, which
+/// refers to the result schema for statistics.
+pub fn comparison_errors(comparison: &Value) -> Vec<String> {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| {
+        let result = schema("result.schema.json");
+        let id = result["$id"].as_str().expect("$id").to_string();
+        let resource = jsonschema::Resource::from_contents(result).expect("result schema");
+        jsonschema::options()
+            .with_resource(id, resource)
+            .build(&schema("compare.schema.json"))
+            .expect("schema compiles")
+    });
+    validator
+        .iter_errors(comparison)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
+
+pub fn assert_valid_comparison(comparison: &Value) {
+    let errors = comparison_errors(comparison);
+    assert!(
+        errors.is_empty(),
+        "comparison violates the schema:\n{}",
         errors.join("\n")
     );
 }

@@ -130,6 +130,18 @@ impl Workload {
         self
     }
 
+    /// `(input, output)` tokens when every request asks for the same lengths.
+    pub fn fixed_lengths(&self) -> Option<(u32, u32)> {
+        match &self.source {
+            Source::Lengths {
+                input: Length::Fixed { tokens: input },
+                output: Length::Fixed { tokens: output },
+                ..
+            } => Some((*input, *output)),
+            _ => None,
+        }
+    }
+
     pub fn name(&self) -> String {
         match &self.source {
             Source::Lengths { name, .. } => name.clone(),

@@ -1,0 +1,459 @@
+//! Side by side: the points of several result files that share a shape (the
+//! same request lengths, the same number of sequences in flight), each
+//! against the first file that has that shape. In-process against served
+//! puts a number on what the server, its HTTP stack and the network cost;
+//! two servers, or two builds, compare the same way.
+
+use serde::Serialize;
+
+use crate::http::workload::Workload;
+use crate::result::{AnyResult, HttpPoint, InprocPoint, Mode, RunStatus};
+use crate::stats::Stats;
+
+/// Bumped on any change that could break a reader of older comparisons.
+pub const COMPARISON_VERSION: u32 = 1;
+
+/// The latency metrics compared, by their names in the result files.
+pub const METRICS: [&str; 4] = ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"];
+
+/// What makes two points comparable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shape {
+    /// `fixed:IN:OUT` when every request asks for the same lengths (presets
+    /// such as `short` included), else the workload as the run named it.
+    pub workload: String,
+    pub load: Load,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Load {
+    /// Sequences decoding together in-process, or requests kept in flight
+    /// by a closed loop.
+    InFlight(u32),
+    /// Open loop, requests per second.
+    Rate(f64),
+}
+
+/// One result file, as the comparison names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSummary {
+    pub path: String,
+    /// The file's name without `.json`, or its path when two names clash.
+    pub label: String,
+    pub mode: Mode,
+    pub status: RunStatus,
+    pub partial: bool,
+    /// What answered: the in-process engine and its backend, or the server.
+    pub engine: String,
+    pub model: Option<String>,
+    pub host: String,
+}
+
+/// Ratio and difference of one metric against the group's first row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Delta {
+    pub p50_delta: f64,
+    pub p50_ratio: Option<f64>,
+    pub p99_delta: f64,
+    pub p99_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RequestSummary {
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+/// One point of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Index into [`Comparison::sources`].
+    pub source: usize,
+    /// Index into that file's `points`.
+    pub point: usize,
+    /// `B=8` in-process, `c=8` closed loop, `2 req/s` open loop.
+    pub load: String,
+    pub complete: bool,
+    pub ttft_ms: Option<Stats>,
+    pub itl_ms: Option<Stats>,
+    pub tpot_ms: Option<Stats>,
+    pub e2e_ms: Option<Stats>,
+    /// In-process: B × G / E2E, mean over runs. Served: output tokens over
+    /// the point's window.
+    pub output_tok_s: Option<f64>,
+    /// Served points only.
+    pub requests: Option<RequestSummary>,
+    /// Input and output tokens per request as counted (served: by the
+    /// server's usage where it sent one), median.
+    pub input_tokens_p50: Option<f64>,
+    pub output_tokens_p50: Option<f64>,
+    /// Against the group's first row; absent on that row. Keys: [`METRICS`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vs_first: Option<std::collections::BTreeMap<&'static str, Delta>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_tok_s_ratio: Option<f64>,
+}
+
+impl Row {
+    pub fn metric(&self, name: &str) -> Option<Stats> {
+        match name {
+            "ttft_ms" => self.ttft_ms,
+            "itl_ms" => self.itl_ms,
+            "tpot_ms" => self.tpot_ms,
+            "e2e_ms" => self.e2e_ms,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub shape: Shape,
+    pub rows: Vec<Row>,
+}
+
+/// A point that no other file has a counterpart for.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unmatched {
+    pub source: usize,
+    pub point: usize,
+    pub shape: Shape,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub comparison_version: u32,
+    pub sources: Vec<SourceSummary>,
+    /// Shapes that at least two files have, in the order the files have them.
+    pub groups: Vec<Group>,
+    pub unmatched: Vec<Unmatched>,
+    /// What makes a row less than like for like.
+    pub warnings: Vec<String>,
+}
+
+/// Compares `files` (path and contents, in the order given).
+pub fn compare(files: &[(String, AnyResult)]) -> Comparison {
+    let sources: Vec<SourceSummary> = files
+        .iter()
+        .map(|(path, result)| summarize(path, result))
+        .collect();
+    let sources = with_unique_labels(sources);
+
+    let mut all: Vec<(Shape, Row)> = Vec::new();
+    for (index, (_, result)) in files.iter().enumerate() {
+        match result {
+            AnyResult::Inproc(r) => {
+                for (point, p) in r.points.iter().enumerate() {
+                    all.push(inproc_row(index, point, p));
+                }
+            }
+            AnyResult::Http(r) => {
+                let workload = canonical_workload(&r.settings.workload);
+                for (point, p) in r.points.iter().enumerate() {
+                    all.push(http_row(index, point, p, &workload));
+                }
+            }
+        }
+    }
+
+    let mut groups: Vec<Group> = Vec::new();
+    for (shape, row) in all {
+        match groups.iter_mut().find(|g| g.shape == shape) {
+            Some(g) => g.rows.push(row),
+            None => groups.push(Group {
+                shape,
+                rows: vec![row],
+            }),
+        }
+    }
+    let (groups, lone): (Vec<Group>, Vec<Group>) = groups.into_iter().partition(|g| {
+        g.rows
+            .iter()
+            .any(|r| r.source != g.rows.first().map_or(0, |f| f.source))
+    });
+    let unmatched = lone
+        .into_iter()
+        .flat_map(|g| {
+            let shape = g.shape;
+            g.rows.into_iter().map(move |r| Unmatched {
+                source: r.source,
+                point: r.point,
+                shape: shape.clone(),
+            })
+        })
+        .collect();
+    let groups: Vec<Group> = groups.into_iter().map(with_deltas).collect();
+    let warnings = warnings(files, &sources, &groups);
+    Comparison {
+        comparison_version: COMPARISON_VERSION,
+        sources,
+        groups,
+        unmatched,
+        warnings,
+    }
+}
+
+/// `fixed:IN:OUT` for any workload whose lengths are fixed, so that `short`
+/// and `fixed:10:100` match; other workloads keep their names.
+fn canonical_workload(spec: &str) -> String {
+    // A sharegpt workload would be read from its file again: its name is enough.
+    if spec.starts_with("sharegpt:") {
+        return spec.to_string();
+    }
+    Workload::parse(spec)
+        .ok()
+        .and_then(|w| w.fixed_lengths())
+        .map_or_else(|| spec.to_string(), |(i, o)| format!("fixed:{i}:{o}"))
+}
+
+fn inproc_row(source: usize, point: usize, p: &InprocPoint) -> (Shape, Row) {
+    let shape = Shape {
+        workload: format!("fixed:{}:{}", p.prompt_tokens, p.gen_tokens),
+        load: Load::InFlight(p.batch),
+    };
+    let row = Row {
+        source,
+        point,
+        load: format!("B={}", p.batch),
+        complete: p.complete,
+        ttft_ms: p.ttft_ms,
+        itl_ms: p.itl_ms,
+        tpot_ms: p.tpot_ms,
+        e2e_ms: p.e2e_ms,
+        output_tok_s: p.throughput_tok_s.map(|s| s.mean),
+        requests: None,
+        input_tokens_p50: Some(f64::from(p.prompt_tokens)),
+        output_tokens_p50: Some(f64::from(p.gen_tokens)),
+        vs_first: None,
+        output_tok_s_ratio: None,
+    };
+    (shape, row)
+}
+
+fn http_row(source: usize, point: usize, p: &HttpPoint, workload: &str) -> (Shape, Row) {
+    let (load, label) = match (p.load.concurrency, p.load.rate) {
+        (Some(c), _) => (Load::InFlight(c), format!("c={c}")),
+        (None, Some(r)) => (Load::Rate(r), format!("{r} req/s")),
+        // Not written by any version, but a file is outside our control.
+        (None, None) => (Load::InFlight(0), p.load.kind.clone()),
+    };
+    let shape = Shape {
+        workload: workload.to_string(),
+        load,
+    };
+    let row = Row {
+        source,
+        point,
+        load: label,
+        complete: p.complete,
+        ttft_ms: p.ttft_ms,
+        itl_ms: p.itl_ms,
+        tpot_ms: p.tpot_ms,
+        e2e_ms: p.e2e_ms,
+        output_tok_s: Some(p.output_throughput_tok_s),
+        requests: Some(RequestSummary {
+            succeeded: p.requests.succeeded,
+            failed: p.requests.failed,
+        }),
+        input_tokens_p50: p.input_tokens.map(|s| s.p50),
+        output_tokens_p50: p.output_tokens.map(|s| s.p50),
+        vs_first: None,
+        output_tok_s_ratio: None,
+    };
+    (shape, row)
+}
+
+fn ratio(value: f64, base: f64) -> Option<f64> {
+    (base > 0.0).then(|| value / base)
+}
+
+fn with_deltas(mut group: Group) -> Group {
+    let Some(first) = group.rows.first().cloned() else {
+        return group;
+    };
+    for row in group.rows.iter_mut().skip(1) {
+        let deltas = METRICS
+            .iter()
+            .filter_map(|&name| {
+                let (value, base) = (row.metric(name)?, first.metric(name)?);
+                Some((
+                    name,
+                    Delta {
+                        p50_delta: value.p50 - base.p50,
+                        p50_ratio: ratio(value.p50, base.p50),
+                        p99_delta: value.p99 - base.p99,
+                        p99_ratio: ratio(value.p99, base.p99),
+                    },
+                ))
+            })
+            .collect();
+        row.vs_first = Some(deltas);
+        row.output_tok_s_ratio = row
+            .output_tok_s
+            .zip(first.output_tok_s)
+            .and_then(|(value, base)| ratio(value, base));
+    }
+    group
+}
+
+fn summarize(path: &str, result: &AnyResult) -> SourceSummary {
+    let provenance = result.provenance();
+    let host = format!(
+        "{} ({} cores)",
+        provenance.host.cpu_model, provenance.host.logical_cores
+    );
+    let label = std::path::Path::new(path)
+        .file_stem()
+        .map_or_else(|| path.to_string(), |s| s.to_string_lossy().into_owned());
+    let (mode, status, partial, engine, model) = match result {
+        AnyResult::Inproc(r) => {
+            let e = &r.provenance.engine;
+            let gpu = match e.gpu_layers_offloaded {
+                Some(n) if n > 0 => format!(", {n} layers on GPU"),
+                _ => String::new(),
+            };
+            let engine = format!(
+                "in-process {} {} ({}, {} threads{gpu})",
+                e.name,
+                e.version,
+                e.backend,
+                e.threads.unwrap_or(0)
+            );
+            let model = r.provenance.model.as_ref().map(|m| {
+                format!(
+                    "{} ({}{})",
+                    m.name.as_deref().unwrap_or(&m.path),
+                    m.quantization,
+                    m.sha256.as_deref().map_or(String::new(), |s| format!(
+                        ", sha256 {}",
+                        &s[..s.len().min(12)]
+                    ))
+                )
+            });
+            (r.mode, r.status, r.partial, engine, model)
+        }
+        AnyResult::Http(r) => {
+            let s = &r.settings;
+            let engine = format!("served {} ({})", s.url, s.endpoint);
+            (r.mode, r.status, r.partial, engine, Some(s.model.clone()))
+        }
+    };
+    SourceSummary {
+        path: path.to_string(),
+        label,
+        mode,
+        status,
+        partial,
+        engine,
+        model,
+        host,
+    }
+}
+
+fn with_unique_labels(mut sources: Vec<SourceSummary>) -> Vec<SourceSummary> {
+    let labels: Vec<String> = sources.iter().map(|s| s.label.clone()).collect();
+    for source in &mut sources {
+        if labels.iter().filter(|l| **l == source.label).count() > 1 {
+            source.label = source.path.clone();
+        }
+    }
+    sources
+}
+
+fn warnings(
+    files: &[(String, AnyResult)],
+    sources: &[SourceSummary],
+    groups: &[Group],
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for s in sources {
+        if s.partial || s.status != RunStatus::Complete {
+            warnings.push(format!(
+                "{}: a partial result (status {})",
+                s.label,
+                serde_json::to_value(s.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(first) = sources.first() {
+        for s in &sources[1..] {
+            if s.host != first.host {
+                warnings.push(format!(
+                    "{} ran on {}, {} on {}: different machines",
+                    s.label, s.host, first.label, first.host
+                ));
+            }
+        }
+    }
+    let mut hashes = files.iter().zip(sources).filter_map(|((_, r), s)| {
+        let sha = r.provenance().model.as_ref()?.sha256.clone()?;
+        Some((s.label.as_str(), sha))
+    });
+    if let Some((first_label, first_sha)) = hashes.next() {
+        for (label, sha) in hashes {
+            if sha != first_sha {
+                warnings.push(format!(
+                    "{label} and {first_label} loaded different model files (sha256 differs)"
+                ));
+            }
+        }
+    }
+    for ((_, r), s) in files.iter().zip(sources) {
+        if let AnyResult::Http(r) = r {
+            if !r.settings.ignore_eos {
+                warnings.push(format!(
+                    "{}: run without --ignore-eos, so outputs may end early (see the output tokens)",
+                    s.label
+                ));
+            }
+        }
+    }
+    for g in groups {
+        let in_process_batch = g.rows.iter().any(|r| {
+            sources[r.source].mode == Mode::Inproc
+                && matches!(g.shape.load, Load::InFlight(b) if b > 1)
+        });
+        let served = g.rows.iter().any(|r| sources[r.source].mode == Mode::Http);
+        if in_process_batch && served {
+            warnings.push(format!(
+                "{} at {}: in-process, the batch's prompts are prefilled together and its TTFT \
+                 waits for all of them; a server receives requests one by one",
+                g.shape.workload,
+                g.rows
+                    .iter()
+                    .find(|r| sources[r.source].mode == Mode::Inproc)
+                    .map_or("", |r| r.load.as_str())
+            ));
+        }
+        let first = &g.rows[0];
+        for r in &g.rows[1..] {
+            for (what, value, base) in [
+                ("input", r.input_tokens_p50, first.input_tokens_p50),
+                ("output", r.output_tokens_p50, first.output_tokens_p50),
+            ] {
+                if let Some((value, base)) = value.zip(base).filter(|(v, b)| v != b) {
+                    warnings.push(format!(
+                        "{} {}: {value} {what} tokens per request (p50) against {base} for {} {}",
+                        sources[r.source].label, r.load, sources[first.source].label, first.load
+                    ));
+                }
+            }
+        }
+        for r in &g.rows {
+            if let Some(q) = r.requests.filter(|q| q.failed > 0) {
+                warnings.push(format!(
+                    "{} {}: {} of {} requests failed; its statistics cover the rest",
+                    sources[r.source].label,
+                    r.load,
+                    q.failed,
+                    q.failed + q.succeeded
+                ));
+            }
+        }
+    }
+    warnings
+}

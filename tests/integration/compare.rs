@@ -1,0 +1,243 @@
+use std::path::Path;
+use std::time::Duration;
+
+use inferbench_harness::http::mock::{MockServer, Script};
+use serde_json::Value;
+
+use crate::util::*;
+
+fn inproc(out: &Path, batches: &str) {
+    let o = bin()
+        .args(["inproc", "-p", "16", "-n", "4", "-b", batches])
+        .args([
+            "-r",
+            "2",
+            "--warmup",
+            "0",
+            "-t",
+            "2",
+            "--no-telemetry",
+            "--model",
+        ])
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// `load`: `--concurrency N,..` or `--rate R,..`.
+fn served(out: &Path, server: &MockServer, workload: &str, load: [&str; 2]) {
+    let o = bin()
+        .args(["http", "--url", &server.url()])
+        .args(load)
+        .args(["--num-requests", "4", "--warmup", "1", "--ignore-eos"])
+        .args(["--workload", workload, "--no-telemetry", "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn mock() -> MockServer {
+    MockServer::start(|_, _| Script {
+        ttft: Duration::from_millis(2),
+        itl: Duration::from_millis(1),
+        tokens: 4,
+        ..Script::default()
+    })
+    .unwrap()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn in_process_and_served_points_of_one_shape_line_up_against_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, server_file) = (
+        dir.path().join("engine.json"),
+        dir.path().join("server.json"),
+    );
+    inproc(&engine, "1,2");
+    let server = mock();
+    served(
+        &server_file,
+        &server,
+        "fixed:16:4",
+        ["--concurrency", "1,2,3"],
+    );
+    let (out, csv) = (dir.path().join("cmp.json"), dir.path().join("cmp.csv"));
+
+    let o = bin()
+        .arg("compare")
+        .args([&engine, &server_file])
+        .arg("--out")
+        .arg(&out)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("fixed:16:4, 1 in flight"), "{text}");
+    assert!(text.contains("fixed:16:4, 2 in flight"), "{text}");
+    assert!(text.contains("TTFT p50 vs engine"), "{text}");
+
+    let c = read_json(&out);
+    assert_valid_comparison(&c);
+    // The statistics are checked by the result schema's definition.
+    let mut broken = c.clone();
+    broken["groups"][0]["rows"][1]["ttft_ms"]["p50"] = "fast".into();
+    assert_eq!(comparison_errors(&broken).len(), 1);
+    assert_eq!(c["comparison_version"], 1);
+    assert_eq!(c["sources"][0]["label"], "engine");
+    assert_eq!(c["sources"][0]["mode"], "inproc");
+    assert_eq!(c["sources"][1]["mode"], "http");
+    let groups = c["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{c}");
+    for (g, n) in groups.iter().zip([1, 2]) {
+        assert_eq!(g["shape"]["workload"], "fixed:16:4");
+        assert_eq!(g["shape"]["load"]["in_flight"], n);
+        let rows = g["rows"].as_array().unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["source"], 0);
+        assert_eq!(rows[0]["load"], format!("B={n}"));
+        assert!(rows[0].get("vs_first").is_none());
+        assert_eq!(rows[1]["source"], 1);
+        assert_eq!(rows[1]["load"], format!("c={n}"));
+        assert_eq!(rows[1]["requests"]["succeeded"], 4);
+        for metric in ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"] {
+            let (base, other) = (&rows[0][metric], &rows[1][metric]);
+            let delta = &rows[1]["vs_first"][metric];
+            let f = |v: &Value| v.as_f64().unwrap();
+            assert!(close(
+                f(&delta["p50_delta"]),
+                f(&other["p50"]) - f(&base["p50"])
+            ));
+            assert!(close(
+                f(&delta["p50_ratio"]),
+                f(&other["p50"]) / f(&base["p50"])
+            ));
+            assert!(close(
+                f(&delta["p99_delta"]),
+                f(&other["p99"]) - f(&base["p99"])
+            ));
+        }
+        let ratio = rows[1]["output_tok_s_ratio"].as_f64().unwrap();
+        let tok_s = |r: &Value| r["output_tok_s"].as_f64().unwrap();
+        assert!(close(ratio, tok_s(&rows[1]) / tok_s(&rows[0])));
+    }
+    // Concurrency 3 has no in-process counterpart.
+    let unmatched = c["unmatched"].as_array().unwrap();
+    assert_eq!(unmatched.len(), 1, "{c}");
+    assert_eq!(unmatched[0]["source"], 1);
+    assert_eq!(unmatched[0]["point"], 2);
+    assert!(text.contains("without a counterpart: server fixed:16:4 3 in flight"));
+    // B=2 prefills both prompts at once; the comparison says so.
+    let warnings: Vec<&str> = c["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("at B=2") && w.contains("prefilled together")),
+        "{warnings:?}"
+    );
+
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 4, "{csv}");
+    assert!(lines[0].starts_with("workload,in_flight,rate,source"));
+    assert!(lines[2].starts_with("fixed:16:4,1,,server,"), "{csv}");
+}
+
+#[test]
+fn presets_match_their_fixed_lengths_and_clashing_names_become_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = mock();
+    for sub in ["x", "y"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let (a, b) = (dir.path().join("x/r.json"), dir.path().join("y/r.json"));
+    served(&a, &server, "short", ["--rate", "50,100"]);
+    served(&b, &server, "fixed:10:100", ["--rate", "100"]);
+    let out = dir.path().join("cmp.json");
+    let o = bin()
+        .arg("compare")
+        .args([&a, &b])
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("fixed:10:100, 100 req/s"),
+        "{}",
+        stdout(&o)
+    );
+    let c = read_json(&out);
+    assert_valid_comparison(&c);
+    assert_eq!(c["groups"].as_array().unwrap().len(), 1);
+    assert_eq!(c["groups"][0]["shape"]["load"]["rate"], 100.0);
+    assert_eq!(c["unmatched"][0]["shape"]["load"]["rate"], 50.0);
+    assert_eq!(c["sources"][0]["label"], a.display().to_string());
+    assert_eq!(c["sources"][1]["label"], b.display().to_string());
+}
+
+#[test]
+fn compare_rejects_what_it_cannot_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = dir.path().join("engine.json");
+    inproc(&engine, "1");
+
+    // One file is not a comparison.
+    let o = bin().arg("compare").arg(&engine).output().unwrap();
+    assert_clean_failure(&o, 2, "RESULT.json");
+
+    let missing = dir.path().join("missing.json");
+    let o = bin()
+        .arg("compare")
+        .args([&engine, &missing])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "missing.json");
+
+    let other = dir.path().join("other.json");
+    std::fs::write(&other, r#"{"hello": 1}"#).unwrap();
+    let o = bin()
+        .arg("compare")
+        .args([&engine, &other])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "other.json is not an inferbench result file");
+
+    std::fs::write(&other, "not json").unwrap();
+    let o = bin()
+        .arg("compare")
+        .args([&engine, &other])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "not JSON");
+
+    // Nothing in common: different lengths.
+    let server = mock();
+    let served_file = dir.path().join("served.json");
+    served(&served_file, &server, "fixed:20:4", ["--concurrency", "1"]);
+    let o = bin()
+        .arg("compare")
+        .args([&engine, &served_file])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "no point has a counterpart");
+    assert!(
+        stderr(&o).contains("fixed:20:4 1 in flight"),
+        "{}",
+        stderr(&o)
+    );
+}
