@@ -190,6 +190,10 @@ fn presets_match_their_fixed_lengths_and_clashing_names_become_paths() {
     assert_eq!(c["sources"][1]["label"], b.display().to_string());
 }
 
+fn compare(files: &[&Path]) -> std::process::Output {
+    bin().arg("compare").args(files).output().unwrap()
+}
+
 #[test]
 fn compare_rejects_what_it_cannot_compare() {
     let dir = tempfile::tempdir().unwrap();
@@ -197,43 +201,27 @@ fn compare_rejects_what_it_cannot_compare() {
     inproc(&engine, "1");
 
     // One file is not a comparison.
-    let o = bin().arg("compare").arg(&engine).output().unwrap();
+    let o = compare(&[&engine]);
     assert_clean_failure(&o, 2, "RESULT.json");
 
     let missing = dir.path().join("missing.json");
-    let o = bin()
-        .arg("compare")
-        .args([&engine, &missing])
-        .output()
-        .unwrap();
+    let o = compare(&[&engine, &missing]);
     assert_clean_failure(&o, 1, "missing.json");
 
     let other = dir.path().join("other.json");
     std::fs::write(&other, r#"{"hello": 1}"#).unwrap();
-    let o = bin()
-        .arg("compare")
-        .args([&engine, &other])
-        .output()
-        .unwrap();
+    let o = compare(&[&engine, &other]);
     assert_clean_failure(&o, 1, "other.json is not an inferbench result file");
 
     std::fs::write(&other, "not json").unwrap();
-    let o = bin()
-        .arg("compare")
-        .args([&engine, &other])
-        .output()
-        .unwrap();
+    let o = compare(&[&engine, &other]);
     assert_clean_failure(&o, 1, "not JSON");
 
     // Nothing in common: different lengths.
     let server = mock();
     let served_file = dir.path().join("served.json");
     served(&served_file, &server, "fixed:20:4", ["--concurrency", "1"]);
-    let o = bin()
-        .arg("compare")
-        .args([&engine, &served_file])
-        .output()
-        .unwrap();
+    let o = compare(&[&engine, &served_file]);
     assert_clean_failure(&o, 1, "no point has a counterpart");
     assert!(
         stderr(&o).contains("fixed:20:4 1 in flight"),
