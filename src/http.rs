@@ -103,14 +103,6 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         .collect())
 }
 
-fn load_label(d: &LoadDescription) -> String {
-    match (d.concurrency, d.rate) {
-        (Some(c), _) => format!("c={c}"),
-        (_, Some(r)) => format!("{r} req/s"),
-        _ => "-".into(),
-    }
-}
-
 pub fn run(args: HttpArgs) -> Result<ExitCode> {
     let loads = loads(&args)?;
     let tokenizer = match &args.tokenizer {
@@ -411,7 +403,7 @@ impl Session {
                 &self.interrupt,
             );
             if let Some(message) = warm {
-                bail!("{}: warm-up failed: {message}", load_label(description));
+                bail!("{}: warm-up failed: {message}", description.label());
             }
         }
         let preconnected = self.result.settings.preconnect.then(|| {

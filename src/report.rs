@@ -191,11 +191,7 @@ pub fn print_http_header(result: &HttpResult) {
 pub fn print_http_row(p: &HttpPoint) {
     let p50 = |s: &Stats| s.p50;
     let p99 = |s: &Stats| s.p99;
-    let load = match (p.load.concurrency, p.load.rate) {
-        (Some(c), _) => format!("c={c}"),
-        (_, Some(r)) => format!("{r} req/s"),
-        _ => "-".into(),
-    };
+    let load = p.load.label();
     // Under an open loop the user waits from the intended send time.
     let ttft = if p.ttft_from_scheduled_ms.is_some() {
         &p.ttft_from_scheduled_ms

@@ -167,11 +167,9 @@ pub fn compare(files: &[(String, AnyResult)]) -> Comparison {
             }),
         }
     }
-    let (groups, lone): (Vec<Group>, Vec<Group>) = groups.into_iter().partition(|g| {
-        g.rows
-            .iter()
-            .any(|r| r.source != g.rows.first().map_or(0, |f| f.source))
-    });
+    let (groups, lone): (Vec<Group>, Vec<Group>) = groups
+        .into_iter()
+        .partition(|g| g.rows.iter().any(|r| r.source != g.rows[0].source));
     let unmatched = lone
         .into_iter()
         .flat_map(|g| {
@@ -232,11 +230,11 @@ fn inproc_row(source: usize, point: usize, p: &InprocPoint) -> (Shape, Row) {
 }
 
 fn http_row(source: usize, point: usize, p: &HttpPoint, workload: &str) -> (Shape, Row) {
-    let (load, label) = match (p.load.concurrency, p.load.rate) {
-        (Some(c), _) => (Load::InFlight(c), format!("c={c}")),
-        (None, Some(r)) => (Load::Rate(r), format!("{r} req/s")),
+    let load = match (p.load.concurrency, p.load.rate) {
+        (Some(c), _) => Load::InFlight(c),
+        (None, Some(r)) => Load::Rate(r),
         // Not written by any version, but a file is outside our control.
-        (None, None) => (Load::InFlight(0), p.load.kind.clone()),
+        (None, None) => Load::InFlight(0),
     };
     let shape = Shape {
         workload: workload.to_string(),
@@ -245,7 +243,7 @@ fn http_row(source: usize, point: usize, p: &HttpPoint, workload: &str) -> (Shap
     let row = Row {
         source,
         point,
-        load: label,
+        load: p.load.label(),
         complete: p.complete,
         ttft_ms: p.ttft_ms,
         itl_ms: p.itl_ms,

@@ -297,6 +297,17 @@ pub struct LoadDescription {
     pub max_inflight: Option<u32>,
 }
 
+impl LoadDescription {
+    /// `c=8` for a closed loop, `2 req/s` for an open one.
+    pub fn label(&self) -> String {
+        match (self.concurrency, self.rate) {
+            (Some(c), _) => format!("c={c}"),
+            (_, Some(r)) => format!("{r} req/s"),
+            _ => "-".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RequestCounts {
     pub total: u64,
