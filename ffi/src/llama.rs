@@ -13,13 +13,13 @@ use inferbench_harness::engine::{BatchShape, Engine, EngineCounters, PromptVocab
 use inferbench_models::{GgufError, GgufFile, ModelSummary};
 
 use crate::cuda::{DeviceTimer, DeviceTimerStatus};
+use crate::greedy;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::{BatchAddError, LlamaBatch};
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
-use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
 
@@ -196,19 +196,21 @@ struct Configured<'m> {
     positions: Vec<i32>,
     /// Index in the last evaluated batch of each sequence's logits.
     output_index: Vec<i32>,
+    /// Each sequence's sampled token id, before it becomes a `LlamaToken`.
+    sampled: Vec<usize>,
     step_batch: LlamaBatch<'static>,
     decode_calls: u64,
 }
 
-/// llama.cpp driven one step at a time, greedy sampling, EOS ignored (every
-/// sequence generates exactly the requested number of tokens). With layers
+/// llama.cpp driven one step at a time, greedy sampling (see
+/// [`crate::greedy`]), EOS ignored (every sequence generates exactly the
+/// requested number of tokens). With layers
 /// on a GPU and a CUDA driver present, prefill and decode steps are also
 /// timed with CUDA events (see [`crate::cuda`]).
 pub struct LlamaEngine<'m> {
     runtime: &'m Runtime,
     model: &'m LoadedModel,
     options: LlamaOptions,
-    sampler: LlamaSampler,
     configured: Option<Configured<'m>>,
     device_timer: Option<DeviceTimer>,
     timing_notes: Vec<String>,
@@ -231,7 +233,6 @@ impl<'m> LlamaEngine<'m> {
             runtime,
             model,
             options,
-            sampler: LlamaSampler::greedy(),
             configured: None,
             device_timer,
             timing_notes,
@@ -351,6 +352,7 @@ impl Engine for LlamaEngine<'_> {
             next_tokens: vec![LlamaToken(0); b],
             positions: vec![0; b],
             output_index: vec![0; b],
+            sampled: vec![0; b],
             step_batch: LlamaBatch::new(b, shape.sequences as i32),
             decode_calls: 0,
         });
@@ -397,14 +399,21 @@ impl Engine for LlamaEngine<'_> {
     }
 
     fn sample(&mut self) -> Result<Timed, EngineError> {
-        let sampler = &mut self.sampler;
+        let threads = self.options.threads as usize;
         let c = self
             .configured
             .as_mut()
             .ok_or(EngineError::NotConfigured("sample"))?;
         let start = Instant::now();
-        for (next, &index) in c.next_tokens.iter_mut().zip(&c.output_index) {
-            *next = sampler.sample(&c.ctx, index);
+        let rows: Vec<&[f32]> = c
+            .output_index
+            .iter()
+            .map(|&index| c.ctx.get_logits_ith(index))
+            .collect();
+        greedy::argmax_rows(&rows, threads, &mut c.sampled);
+        for (next, &token) in c.next_tokens.iter_mut().zip(&c.sampled) {
+            // A row index is below n_vocab, which is an i32.
+            *next = LlamaToken(token as i32);
         }
         Ok(Timed::host(start.elapsed()))
     }
@@ -446,5 +455,61 @@ impl Engine for LlamaEngine<'_> {
         c.ctx.reset_timings();
         c.decode_calls = 0;
         Some(counters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferbench_models::{write_tiny_model, TinySpec};
+    use llama_cpp_2::sampling::LlamaSampler;
+
+    /// The engine's own greedy pass must pick exactly what llama.cpp's greedy
+    /// sampler picks from the same logits, for every sequence of a batch and
+    /// every step (all layers offloaded where a GPU is present).
+    #[test]
+    fn sampled_tokens_are_llama_cpps_greedy_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_model(&path, &TinySpec::default()).unwrap();
+        let runtime = Runtime::get(true).unwrap();
+        let model = LoadedModel::load(runtime, &path, -1).unwrap();
+        let options = LlamaOptions {
+            threads: 2,
+            threads_batch: 2,
+            ubatch: 512,
+            kv_unified: false,
+        };
+        let mut engine = LlamaEngine::new(runtime, &model, options);
+        let shape = BatchShape {
+            sequences: 4,
+            prompt_tokens: 8,
+            gen_tokens: 12,
+        };
+        engine.configure(&shape).unwrap();
+        let ordinary = engine.prompt_vocab().ordinary;
+        let prompts: Vec<Vec<TokenId>> = (0..4)
+            .map(|seq| {
+                (0..8)
+                    .map(|i| ordinary[(seq * 31 + i * 7) % ordinary.len()])
+                    .collect()
+            })
+            .collect();
+        engine.prefill(&prompts).unwrap();
+        let mut reference = LlamaSampler::greedy();
+        let mut seen = std::collections::HashSet::new();
+        for step in 1..shape.gen_tokens {
+            engine.sample().unwrap();
+            let c = engine.configured.as_ref().unwrap();
+            for (seq, &index) in c.output_index.iter().enumerate() {
+                let expected = reference.sample(&c.ctx, index);
+                assert_eq!(c.next_tokens[seq], expected, "step {step}, sequence {seq}");
+                seen.insert(expected);
+            }
+            engine.decode_step().unwrap();
+        }
+        // Random weights still give varied tokens: a sampler stuck on one id
+        // would not be compared meaningfully.
+        assert!(seen.len() > 3, "only {} distinct tokens", seen.len());
     }
 }
