@@ -497,9 +497,13 @@ fn run(
         match stop.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
             // Stopped (or the Sampler was dropped): a last sample for the
-            // remainder if it is long enough to say something.
+            // remainder if it is long enough to say something, and always
+            // for a point shorter than half an interval, which otherwise has
+            // none (seen on an H100: 45 ms points at 100 ms had no GPU
+            // readings). GPU gauges are instantaneous, and CPU% then covers
+            // the whole point.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
-                if last.elapsed() >= interval / 2 {
+                if acc.samples == 0 || last.elapsed() >= interval / 2 {
                     sample(&mut acc, &mut host, gpu.as_mut());
                 }
                 break;
@@ -801,6 +805,28 @@ mod tests {
         assert!(!dropped.load(Ordering::SeqCst));
         drop(probe);
         assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_point_shorter_than_half_an_interval_still_gets_one_sample() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let probe = CountingProbe {
+            calls: calls.clone(),
+            dropped: Arc::new(AtomicBool::new(false)),
+        };
+        let config = TelemetryConfig {
+            interval: Duration::from_secs(10),
+        };
+        let sampler = Sampler::start(config, Some(Box::new(probe))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let (s, _probe) = sampler.finish().unwrap();
+        assert_eq!(s.samples, 1);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let gpus = s.gpus.unwrap();
+        assert!(gpus
+            .iter()
+            .all(|g| g.samples == 1 && g.utilization_percent.is_some()));
+        assert!(s.process_rss_bytes.is_some());
     }
 
     #[test]
