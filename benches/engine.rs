@@ -1,7 +1,9 @@
 //! `cargo bench`: llama.cpp's prefill and one decode step, timed by the
 //! engine itself (host clock around llama_decode + synchronize) and handed to
 //! criterion through `iter_custom`, so criterion's statistics see engine time
-//! only, never prompt building or sampling.
+//! only, never prompt building or sampling; and, apart, sampling the next
+//! token of every sequence with each greedy sampler (the vocabulary's size
+//! decides its cost: bench a real model for numbers that mean something).
 //!
 //! Model: `$INFERBENCH_BENCH_MODEL`, default the tiny generated model.
 //! Threads: `$INFERBENCH_BENCH_THREADS`, default physical cores.
@@ -10,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use inferbench_ffi::{LlamaEngine, LlamaOptions, LoadedModel, Runtime};
+use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::{BatchShape, Engine};
 use inferbench_harness::workload::synthetic_prompts;
 
@@ -24,7 +26,7 @@ fn model_path() -> PathBuf {
     path
 }
 
-fn options() -> LlamaOptions {
+fn options(sampler: GreedySampler) -> LlamaOptions {
     let threads = std::env::var("INFERBENCH_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
@@ -35,6 +37,7 @@ fn options() -> LlamaOptions {
         threads_batch: threads,
         ubatch: 512,
         kv_unified: false,
+        sampler,
     }
 }
 
@@ -43,7 +46,7 @@ fn engine_benches(c: &mut Criterion) {
     let runtime = Runtime::get(true).expect("llama.cpp runtime");
     let model = LoadedModel::load(runtime, &path, 0)
         .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()));
-    let mut engine = LlamaEngine::new(runtime, &model, options());
+    let mut engine = LlamaEngine::new(runtime, &model, options(GreedySampler::Argmax));
     let vocab = engine.prompt_vocab();
 
     let mut group = c.benchmark_group("prefill");
@@ -106,6 +109,37 @@ fn engine_benches(c: &mut Criterion) {
                 total
             })
         });
+    }
+    group.finish();
+
+    // Choosing the next token of B sequences from the same logits, again and
+    // again: what each sampler costs per step.
+    let mut group = c.benchmark_group("sample");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500));
+    for sampler in [GreedySampler::Argmax, GreedySampler::Llama] {
+        let mut engine = LlamaEngine::new(runtime, &model, options(sampler));
+        for sequences in [1u32, 8] {
+            let shape = BatchShape {
+                sequences,
+                prompt_tokens: 16,
+                gen_tokens: 2,
+            };
+            engine.configure(&shape).expect("configure");
+            engine
+                .prefill(&synthetic_prompts(&vocab, sequences, 16, 0))
+                .expect("prefill");
+            group.throughput(Throughput::Elements(u64::from(sequences)));
+            let id = BenchmarkId::new(sampler.name(), sequences);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| engine.sample().expect("sample").host)
+                        .sum()
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use inferbench_ffi::{LlamaEngine, LlamaOptions, LoadedModel, Runtime};
+use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::BatchShape;
 use inferbench_harness::inproc::{measure_point, PointSpec};
 use inferbench_harness::result::{
@@ -16,7 +16,7 @@ use inferbench_harness::result::{
 };
 use inferbench_harness::stats::HistogramInfo;
 
-use crate::cli::InprocArgs;
+use crate::cli::{InprocArgs, SamplerArg};
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, model, provenance, report, EXIT_INTERRUPTED};
 
@@ -73,6 +73,10 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
         threads_batch: threads,
         ubatch: args.ubatch,
         kv_unified: args.kv_unified,
+        sampler: match args.sampler {
+            SamplerArg::Greedy => GreedySampler::Argmax,
+            SamplerArg::LlamaGreedy => GreedySampler::Llama,
+        },
     };
 
     let runtime = Runtime::get(!args.verbose)?;
@@ -134,7 +138,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
             n_gpu_layers: args.n_gpu_layers,
             ubatch: options.ubatch,
             kv_unified: options.kv_unified,
-            sampler: "greedy".into(),
+            sampler: options.sampler.name().into(),
             stop_at_eos: false,
         },
         histogram: HistogramInfo::current(),

@@ -7,4 +7,4 @@ pub mod greedy;
 pub mod llama;
 pub mod nvml;
 
-pub use llama::{EngineError, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
+pub use llama::{EngineError, GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};

@@ -20,6 +20,7 @@ use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::{BatchAddError, LlamaBatch};
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
 
@@ -177,6 +178,30 @@ impl LoadedModel {
     }
 }
 
+/// How the next token of each sequence is chosen. Both are greedy and pick
+/// the same tokens; they differ in the host work per token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GreedySampler {
+    /// The argmax of each logits row, read in place, rows over threads
+    /// ([`crate::greedy`]).
+    #[default]
+    Argmax,
+    /// llama.cpp's own greedy sampler (`llama_sampler_sample`), which first
+    /// copies the whole vocabulary into a candidate array per sequence, as
+    /// llama.cpp's common sampling (llama-server's) does.
+    Llama,
+}
+
+impl GreedySampler {
+    /// The result file's `settings.sampler`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GreedySampler::Argmax => "greedy",
+            GreedySampler::Llama => "llama-greedy",
+        }
+    }
+}
+
 /// Settings of every context the engine creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LlamaOptions {
@@ -186,6 +211,7 @@ pub struct LlamaOptions {
     pub ubatch: u32,
     /// One KV pool shared by all sequences instead of one per sequence.
     pub kv_unified: bool,
+    pub sampler: GreedySampler,
 }
 
 struct Configured<'m> {
@@ -211,6 +237,8 @@ pub struct LlamaEngine<'m> {
     runtime: &'m Runtime,
     model: &'m LoadedModel,
     options: LlamaOptions,
+    /// Only for [`GreedySampler::Llama`].
+    llama_sampler: Option<LlamaSampler>,
     configured: Option<Configured<'m>>,
     device_timer: Option<DeviceTimer>,
     timing_notes: Vec<String>,
@@ -233,6 +261,7 @@ impl<'m> LlamaEngine<'m> {
             runtime,
             model,
             options,
+            llama_sampler: (options.sampler == GreedySampler::Llama).then(LlamaSampler::greedy),
             configured: None,
             device_timer,
             timing_notes,
@@ -405,6 +434,12 @@ impl Engine for LlamaEngine<'_> {
             .as_mut()
             .ok_or(EngineError::NotConfigured("sample"))?;
         let start = Instant::now();
+        if let Some(sampler) = self.llama_sampler.as_mut() {
+            for (next, &index) in c.next_tokens.iter_mut().zip(&c.output_index) {
+                *next = sampler.sample(&c.ctx, index);
+            }
+            return Ok(Timed::host(start.elapsed()));
+        }
         let rows: Vec<&[f32]> = c
             .output_index
             .iter()
@@ -462,11 +497,44 @@ impl Engine for LlamaEngine<'_> {
 mod tests {
     use super::*;
     use inferbench_models::{write_tiny_model, TinySpec};
-    use llama_cpp_2::sampling::LlamaSampler;
+
+    const SHAPE: BatchShape = BatchShape {
+        sequences: 4,
+        prompt_tokens: 8,
+        gen_tokens: 12,
+    };
+
+    /// An engine on `model`, configured for `SHAPE` and prefilled.
+    fn prefilled<'m>(
+        runtime: &'m Runtime,
+        model: &'m LoadedModel,
+        sampler: GreedySampler,
+    ) -> LlamaEngine<'m> {
+        let options = LlamaOptions {
+            threads: 2,
+            threads_batch: 2,
+            ubatch: 512,
+            kv_unified: false,
+            sampler,
+        };
+        let mut engine = LlamaEngine::new(runtime, model, options);
+        engine.configure(&SHAPE).unwrap();
+        let ordinary = engine.prompt_vocab().ordinary;
+        let prompts: Vec<Vec<TokenId>> = (0..SHAPE.sequences as usize)
+            .map(|seq| {
+                (0..SHAPE.prompt_tokens as usize)
+                    .map(|i| ordinary[(seq * 31 + i * 7) % ordinary.len()])
+                    .collect()
+            })
+            .collect();
+        engine.prefill(&prompts).unwrap();
+        engine
+    }
 
     /// The engine's own greedy pass must pick exactly what llama.cpp's greedy
     /// sampler picks from the same logits, for every sequence of a batch and
-    /// every step (all layers offloaded where a GPU is present).
+    /// every step (all layers offloaded where a GPU is present); and the
+    /// engine set to llama.cpp's sampler must generate the same tokens.
     #[test]
     fn sampled_tokens_are_llama_cpps_greedy_choices() {
         let dir = tempfile::tempdir().unwrap();
@@ -474,39 +542,23 @@ mod tests {
         write_tiny_model(&path, &TinySpec::default()).unwrap();
         let runtime = Runtime::get(true).unwrap();
         let model = LoadedModel::load(runtime, &path, -1).unwrap();
-        let options = LlamaOptions {
-            threads: 2,
-            threads_batch: 2,
-            ubatch: 512,
-            kv_unified: false,
-        };
-        let mut engine = LlamaEngine::new(runtime, &model, options);
-        let shape = BatchShape {
-            sequences: 4,
-            prompt_tokens: 8,
-            gen_tokens: 12,
-        };
-        engine.configure(&shape).unwrap();
-        let ordinary = engine.prompt_vocab().ordinary;
-        let prompts: Vec<Vec<TokenId>> = (0..4)
-            .map(|seq| {
-                (0..8)
-                    .map(|i| ordinary[(seq * 31 + i * 7) % ordinary.len()])
-                    .collect()
-            })
-            .collect();
-        engine.prefill(&prompts).unwrap();
+        let mut argmax = prefilled(runtime, &model, GreedySampler::Argmax);
+        let mut llama = prefilled(runtime, &model, GreedySampler::Llama);
         let mut reference = LlamaSampler::greedy();
         let mut seen = std::collections::HashSet::new();
-        for step in 1..shape.gen_tokens {
-            engine.sample().unwrap();
-            let c = engine.configured.as_ref().unwrap();
+        for step in 1..SHAPE.gen_tokens {
+            argmax.sample().unwrap();
+            llama.sample().unwrap();
+            let c = argmax.configured.as_ref().unwrap();
             for (seq, &index) in c.output_index.iter().enumerate() {
                 let expected = reference.sample(&c.ctx, index);
                 assert_eq!(c.next_tokens[seq], expected, "step {step}, sequence {seq}");
                 seen.insert(expected);
             }
-            engine.decode_step().unwrap();
+            let via_llama = &llama.configured.as_ref().unwrap().next_tokens;
+            assert_eq!(&c.next_tokens, via_llama, "step {step}");
+            argmax.decode_step().unwrap();
+            llama.decode_step().unwrap();
         }
         // Random weights still give varied tokens: a sampler stuck on one id
         // would not be compared meaningfully.
