@@ -239,6 +239,11 @@ pub struct LlamaEngine<'m> {
     options: LlamaOptions,
     /// Only for [`GreedySampler::Llama`].
     llama_sampler: Option<LlamaSampler>,
+    /// Threads the argmax may spread rows over. One when llama.cpp computes
+    /// on the CPU: its OpenMP threads keep spinning on every core for a while
+    /// after each step, and a sampling thread competing with them took twice
+    /// as long as one thread alone (2 cores, batch 2).
+    sample_threads: usize,
     configured: Option<Configured<'m>>,
     device_timer: Option<DeviceTimer>,
     timing_notes: Vec<String>,
@@ -246,7 +251,8 @@ pub struct LlamaEngine<'m> {
 
 impl<'m> LlamaEngine<'m> {
     pub fn new(runtime: &'m Runtime, model: &'m LoadedModel, options: LlamaOptions) -> Self {
-        let (device_timer, timing_notes) = if model.gpu_layers_offloaded(runtime) == 0 {
+        let on_gpu = model.gpu_layers_offloaded(runtime) > 0;
+        let (device_timer, timing_notes) = if !on_gpu {
             (
                 None,
                 vec!["no layers on a GPU: host timing only".to_string()],
@@ -262,6 +268,7 @@ impl<'m> LlamaEngine<'m> {
             model,
             options,
             llama_sampler: (options.sampler == GreedySampler::Llama).then(LlamaSampler::greedy),
+            sample_threads: if on_gpu { options.threads as usize } else { 1 },
             configured: None,
             device_timer,
             timing_notes,
@@ -428,7 +435,7 @@ impl Engine for LlamaEngine<'_> {
     }
 
     fn sample(&mut self) -> Result<Timed, EngineError> {
-        let threads = self.options.threads as usize;
+        let threads = self.sample_threads;
         let c = self
             .configured
             .as_mut()
