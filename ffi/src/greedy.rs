@@ -8,9 +8,10 @@
 //! each row in place, and spreading the rows over threads, keeps sampling a
 //! small and separately reported share of each step.
 
-/// Rows of fewer logits than this, in all, are scanned on the calling thread:
-/// a scoped thread costs tens of microseconds to start, about what scanning
-/// this many logits takes.
+use rayon::prelude::*;
+
+/// Rows holding fewer logits than this, in all, are scanned on the calling
+/// thread: waking pool threads costs about what scanning this many takes.
 const LOGITS_PER_THREAD: usize = 1 << 18;
 
 /// Lanes scanned side by side: independent running maxima let the compiler
@@ -39,28 +40,25 @@ pub fn argmax(row: &[f32]) -> usize {
     row.iter().position(|&x| x == max).unwrap_or(0)
 }
 
-/// `argmax` of every row into `out` (one entry per row), over up to
-/// `threads` threads when the rows hold enough logits to pay for them.
-pub fn argmax_rows(rows: &[&[f32]], threads: usize, out: &mut [usize]) {
+/// `argmax` of every row into `out` (one entry per row), on `pool` when the
+/// rows hold enough logits to pay for waking it. Rows are tasks the pool's
+/// threads steal from each other: on a shared host one descheduled thread
+/// then delays only the rows it holds, not a fixed share of the batch.
+pub fn argmax_rows(rows: &[&[f32]], pool: Option<&rayon::ThreadPool>, out: &mut [usize]) {
     assert_eq!(rows.len(), out.len(), "one output per row");
     let logits: usize = rows.iter().map(|row| row.len()).sum();
-    let threads = threads.min(rows.len()).min(logits / LOGITS_PER_THREAD);
-    if threads <= 1 {
-        for (slot, row) in out.iter_mut().zip(rows) {
-            *slot = argmax(row);
+    match pool {
+        Some(pool) if rows.len() > 1 && logits >= 2 * LOGITS_PER_THREAD => pool.install(|| {
+            out.par_iter_mut()
+                .zip(rows.par_iter())
+                .for_each(|(slot, row)| *slot = argmax(row));
+        }),
+        _ => {
+            for (slot, row) in out.iter_mut().zip(rows) {
+                *slot = argmax(row);
+            }
         }
-        return;
     }
-    let per_thread = rows.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (rows, out) in rows.chunks(per_thread).zip(out.chunks_mut(per_thread)) {
-            scope.spawn(move || {
-                for (slot, row) in out.iter_mut().zip(rows) {
-                    *slot = argmax(row);
-                }
-            });
-        }
-    });
 }
 
 #[cfg(test)]
@@ -136,9 +134,16 @@ mod tests {
             .iter()
             .map(|row| first_strictly_greatest(row))
             .collect();
-        for threads in [1, 2, 3, 8, 64] {
+        let mut out = vec![usize::MAX; rows.len()];
+        argmax_rows(&rows, None, &mut out);
+        assert_eq!(out, expected, "on the calling thread");
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let mut out = vec![usize::MAX; rows.len()];
-            argmax_rows(&rows, threads, &mut out);
+            argmax_rows(&rows, Some(&pool), &mut out);
             assert_eq!(out, expected, "{threads} threads");
         }
     }

@@ -239,11 +239,11 @@ pub struct LlamaEngine<'m> {
     options: LlamaOptions,
     /// Only for [`GreedySampler::Llama`].
     llama_sampler: Option<LlamaSampler>,
-    /// Threads the argmax may spread rows over. One when llama.cpp computes
-    /// on the CPU: its OpenMP threads keep spinning on every core for a while
-    /// after each step, and a sampling thread competing with them took twice
-    /// as long as one thread alone (2 cores, batch 2).
-    sample_threads: usize,
+    /// Threads the argmax spreads rows over, with layers on a GPU only: on
+    /// the CPU, llama.cpp's OpenMP threads keep spinning on every core for a
+    /// while after each step, and a sampling thread competing with them took
+    /// twice as long as one thread alone (2 cores, batch 2).
+    sample_pool: Option<rayon::ThreadPool>,
     configured: Option<Configured<'m>>,
     device_timer: Option<DeviceTimer>,
     timing_notes: Vec<String>,
@@ -268,7 +268,17 @@ impl<'m> LlamaEngine<'m> {
             model,
             options,
             llama_sampler: (options.sampler == GreedySampler::Llama).then(LlamaSampler::greedy),
-            sample_threads: if on_gpu { options.threads as usize } else { 1 },
+            // Without a pool the rows are scanned on the calling thread,
+            // which is also what a pool that cannot start would leave.
+            sample_pool: on_gpu
+                .then(|| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(options.threads as usize)
+                        .thread_name(|i| format!("inferbench-sample-{i}"))
+                        .build()
+                        .ok()
+                })
+                .flatten(),
             configured: None,
             device_timer,
             timing_notes,
@@ -435,7 +445,6 @@ impl Engine for LlamaEngine<'_> {
     }
 
     fn sample(&mut self) -> Result<Timed, EngineError> {
-        let threads = self.sample_threads;
         let c = self
             .configured
             .as_mut()
@@ -452,7 +461,7 @@ impl Engine for LlamaEngine<'_> {
             .iter()
             .map(|&index| c.ctx.get_logits_ith(index))
             .collect();
-        greedy::argmax_rows(&rows, threads, &mut c.sampled);
+        greedy::argmax_rows(&rows, self.sample_pool.as_ref(), &mut c.sampled);
         for (next, &token) in c.next_tokens.iter_mut().zip(&c.sampled) {
             // A row index is below n_vocab, which is an i32.
             *next = LlamaToken(token as i32);
