@@ -229,3 +229,58 @@ fn compare_rejects_what_it_cannot_compare() {
         stderr(&o)
     );
 }
+
+/// The result files committed under docs/examples (measured on real machines,
+/// the H100 among them) stay valid against the schemas as they change, and
+/// `compare` still reads them: the GPU run's three sources give three rows
+/// per shape, with the served rows' GPU telemetry kept in the inputs.
+#[test]
+fn committed_example_results_fit_the_schemas_and_compare() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
+    let mut checked = 0;
+    for dir in [examples.clone(), examples.join("h100")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            if value.get("mode").is_some() {
+                assert_valid_result(&value);
+            } else {
+                assert_valid_comparison(&value);
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} example files");
+
+    let h100 = examples.join("h100");
+    let served: Value =
+        serde_json::from_slice(&std::fs::read(h100.join("serve-llama-server.json")).unwrap())
+            .unwrap();
+    for point in served["points"].as_array().unwrap() {
+        let gpu = &point["telemetry"]["gpus"][0];
+        assert!(gpu["samples"].as_u64().unwrap() > 0, "{point}");
+        assert!(gpu["power_watts"]["max"].as_f64().unwrap() > 0.0);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("compare.json");
+    let o = bin()
+        .arg("compare")
+        .arg(h100.join("serve-inproc-greedy.json"))
+        .arg(h100.join("serve-inproc-llama-greedy.json"))
+        .arg(h100.join("serve-llama-server.json"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let comparison: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_valid_comparison(&comparison);
+    let groups = comparison["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "batch/concurrency 1, 8 and 32");
+    for group in groups {
+        assert_eq!(group["rows"].as_array().unwrap().len(), 3, "{group}");
+    }
+}
