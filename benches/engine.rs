@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
-use inferbench_harness::engine::{BatchShape, Engine};
+use inferbench_harness::engine::{BatchShape, Engine, PromptVocab, TokenId};
 use inferbench_harness::workload::synthetic_prompts;
 
 fn model_path() -> PathBuf {
@@ -41,6 +41,23 @@ fn options(sampler: GreedySampler) -> LlamaOptions {
     }
 }
 
+/// Configures `engine` for the shape and returns its prompts.
+fn configure(
+    engine: &mut LlamaEngine<'_>,
+    vocab: &PromptVocab,
+    sequences: u32,
+    prompt_tokens: u32,
+    gen_tokens: u32,
+) -> Vec<Vec<TokenId>> {
+    let shape = BatchShape {
+        sequences,
+        prompt_tokens,
+        gen_tokens,
+    };
+    engine.configure(&shape).expect("configure");
+    synthetic_prompts(vocab, sequences, prompt_tokens, 0)
+}
+
 fn engine_benches(c: &mut Criterion) {
     let path = model_path();
     let runtime = Runtime::get(true).expect("llama.cpp runtime");
@@ -54,13 +71,7 @@ fn engine_benches(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500));
     for prompt_tokens in [128u32, 512] {
-        let shape = BatchShape {
-            sequences: 1,
-            prompt_tokens,
-            gen_tokens: 1,
-        };
-        engine.configure(&shape).expect("configure");
-        let prompts = synthetic_prompts(&vocab, 1, prompt_tokens, 0);
+        let prompts = configure(&mut engine, &vocab, 1, prompt_tokens, 1);
         group.throughput(Throughput::Elements(u64::from(prompt_tokens)));
         group.bench_function(BenchmarkId::from_parameter(prompt_tokens), |b| {
             b.iter_custom(|iters| {
@@ -83,13 +94,7 @@ fn engine_benches(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500));
     for sequences in [1u32, 8] {
-        let shape = BatchShape {
-            sequences,
-            prompt_tokens: 128,
-            gen_tokens: 65,
-        };
-        engine.configure(&shape).expect("configure");
-        let prompts = synthetic_prompts(&vocab, sequences, 128, 0);
+        let prompts = configure(&mut engine, &vocab, sequences, 128, 65);
         group.throughput(Throughput::Elements(u64::from(sequences)));
         group.bench_function(BenchmarkId::from_parameter(sequences), |b| {
             b.iter_custom(|iters| {
@@ -121,15 +126,8 @@ fn engine_benches(c: &mut Criterion) {
     for sampler in [GreedySampler::Argmax, GreedySampler::Llama] {
         let mut engine = LlamaEngine::new(runtime, &model, options(sampler));
         for sequences in [1u32, 8] {
-            let shape = BatchShape {
-                sequences,
-                prompt_tokens: 16,
-                gen_tokens: 2,
-            };
-            engine.configure(&shape).expect("configure");
-            engine
-                .prefill(&synthetic_prompts(&vocab, sequences, 16, 0))
-                .expect("prefill");
+            let prompts = configure(&mut engine, &vocab, sequences, 16, 2);
+            engine.prefill(&prompts).expect("prefill");
             group.throughput(Throughput::Elements(u64::from(sequences)));
             let id = BenchmarkId::new(sampler.name(), sequences);
             group.bench_function(id, |b| {

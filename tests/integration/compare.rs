@@ -238,7 +238,11 @@ fn compare_rejects_what_it_cannot_compare() {
 fn committed_example_results_fit_the_schemas_and_compare() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples");
     let mut checked = 0;
-    for dir in [examples.clone(), examples.join("h100")] {
+    for dir in [
+        examples.clone(),
+        examples.join("h100"),
+        examples.join("h100/cargo-cuda"),
+    ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().and_then(|e| e.to_str()) != Some("json") {
@@ -253,7 +257,7 @@ fn committed_example_results_fit_the_schemas_and_compare() {
             checked += 1;
         }
     }
-    assert!(checked >= 8, "only {checked} example files");
+    assert!(checked >= 10, "only {checked} example files");
 
     let h100 = examples.join("h100");
     let served: Value =
