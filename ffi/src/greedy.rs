@@ -11,8 +11,8 @@
 use rayon::prelude::*;
 
 /// Rows holding fewer logits than this, in all, are scanned on the calling
-/// thread: waking pool threads costs about what scanning this many takes.
-const LOGITS_PER_THREAD: usize = 1 << 18;
+/// thread: waking pool threads costs about what scanning them takes.
+const MIN_LOGITS_FOR_POOL: usize = 1 << 19;
 
 /// Lanes scanned side by side: independent running maxima let the compiler
 /// use vector max instructions. 16 fills two AVX registers.
@@ -48,7 +48,7 @@ pub fn argmax_rows(rows: &[&[f32]], pool: Option<&rayon::ThreadPool>, out: &mut 
     assert_eq!(rows.len(), out.len(), "one output per row");
     let logits: usize = rows.iter().map(|row| row.len()).sum();
     match pool {
-        Some(pool) if rows.len() > 1 && logits >= 2 * LOGITS_PER_THREAD => pool.install(|| {
+        Some(pool) if rows.len() > 1 && logits >= MIN_LOGITS_FOR_POOL => pool.install(|| {
             out.par_iter_mut()
                 .zip(rows.par_iter())
                 .for_each(|(slot, row)| *slot = argmax(row));
