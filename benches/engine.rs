@@ -14,7 +14,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::{BatchShape, Engine, PromptVocab, TokenId};
-use inferbench_harness::workload::synthetic_prompts;
+use inferbench_harness::workload::{batch_prompts, Phase, PromptStream};
 
 fn model_path() -> PathBuf {
     if let Some(path) = std::env::var_os("INFERBENCH_BENCH_MODEL") {
@@ -55,7 +55,14 @@ fn configure(
         gen_tokens,
     };
     engine.configure(&shape).expect("configure");
-    synthetic_prompts(vocab, sequences, prompt_tokens, 0)
+    batch_prompts(
+        vocab,
+        sequences,
+        prompt_tokens,
+        &PromptStream::new(0, 0, Phase::Measured),
+        0,
+    )
+    .expect("a vocabulary with ordinary tokens")
 }
 
 fn engine_benches(c: &mut Criterion) {

@@ -134,6 +134,11 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
             duration: None,
         },
         seed: 0,
+        prompts: inferbench_harness::workload::PromptStream::new(
+            0,
+            0,
+            inferbench_harness::workload::Phase::Measured,
+        ),
         start: Instant::now(),
     };
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(requests as usize);
@@ -184,8 +189,9 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
             itl_err.record((seen - sent).abs());
         }
     }
-    let show = |s: Option<Stats>, f: fn(&Stats) -> f64| {
-        s.map_or_else(|| "-".into(), |s| format!("{:.3}", f(&s)))
+    let show = |s: &Option<Stats>, f: fn(&Stats) -> f64| {
+        s.as_ref()
+            .map_or_else(|| "-".into(), |s| format!("{:.3}", f(s)))
     };
     let (t, i, d) = (ttft_err.stats(), itl_err.stats(), delay.stats());
     println!(
@@ -198,13 +204,13 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
             String::new()
         },
         chunks as f64 / wall,
-        show(t, |s| s.p50),
-        show(t, |s| s.p99),
-        show(i, |s| s.p50),
-        show(i, |s| s.p99),
-        show(d, |s| s.p50),
-        show(d, |s| s.p99),
-        show(d, |s| s.max),
+        show(&t, |s| s.p50),
+        show(&t, |s| s.p99),
+        show(&i, |s| s.p50),
+        show(&i, |s| s.p99),
+        show(&d, |s| s.p50),
+        show(&d, |s| s.p99),
+        show(&d, |s| s.max),
         if chunks > 0 {
             cpu * 1e6 / chunks as f64
         } else {

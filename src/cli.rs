@@ -31,6 +31,8 @@ pub enum Command {
     Http(Box<HttpArgs>),
     /// Put result files side by side: in-process against served, server against server.
     Compare(CompareArgs),
+    /// One model, the same token ids, in-process and served: each layer's cost with its interval.
+    Contrast(ContrastArgs),
     /// Inspect GGUF files, or write the tiny test model.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -55,6 +57,109 @@ pub struct CompareArgs {
     /// Write one row per compared point as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+}
+
+/// `--server llama-server[=PATH]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// The binary; `None`: look in PATH, then for scripts/servers' build.
+    pub path: Option<PathBuf>,
+}
+
+fn server_spec(s: &str) -> Result<ServerSpec, String> {
+    match s.split_once('=') {
+        None if s == "llama-server" => Ok(ServerSpec { path: None }),
+        Some(("llama-server", path)) if !path.is_empty() => Ok(ServerSpec {
+            path: Some(PathBuf::from(path)),
+        }),
+        _ => Err(format!(
+            "'{s}': inferbench starts llama.cpp's server only: llama-server or llama-server=PATH \
+             (for any other server, start it yourself and give --url)"
+        )),
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "One model, the same token ids, in-process and served, in one table.\n\n\
+        For each concurrency c, the in-process engine decodes batches of c sequences, then the \
+        server is loaded with c requests in flight whose prompts are the very token ids the \
+        in-process runs decoded (EOS ignored, warm-up excluded). Rows: the engine in-process \
+        (TTFT = prefill + first sample; per token = TPOT), inside the server (llama-server's own \
+        per-request timings: prompt_ms, predicted_per_token_ms), at the client over HTTP (TTFT, \
+        TPOT); then each layer's overhead over the one below, the difference of medians with its \
+        95% bootstrap interval. With --server llama-server inferbench starts llama.cpp's server \
+        itself on the same model and threads, and stops it at the end, on error and on Ctrl-C."
+)]
+pub struct ContrastArgs {
+    /// GGUF model: measured in-process, served, and the vocabulary every prompt's token ids come
+    /// from. Default: the tiny generated model.
+    #[arg(long, short = 'm')]
+    pub model: Option<PathBuf>,
+
+    /// Start llama.cpp's server on the model: `llama-server` (from PATH, or what
+    /// scripts/servers/install-llama-server built) or `llama-server=PATH`. It gets the same
+    /// threads, as many slots as the largest concurrency, a context that fits, 127.0.0.1 and a
+    /// free port.
+    #[arg(long, value_name = "llama-server[=PATH]", value_parser = server_spec,
+          conflicts_with = "url", required_unless_present = "url")]
+    pub server: Option<ServerSpec>,
+
+    /// A server already running on the same model (vLLM, llama-server, ...), checked through
+    /// /v1/models. It must accept token-id prompts on /v1/completions.
+    #[arg(long)]
+    pub url: Option<String>,
+
+    /// The model id to request (default: the first the server lists).
+    #[arg(long = "served-model")]
+    pub served_model: Option<String>,
+
+    /// Prompt tokens per request (BOS included).
+    #[arg(long, short = 'p', default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    pub prompt_tokens: u32,
+
+    /// Tokens generated per request.
+    #[arg(long, short = 'n', default_value_t = 64, value_parser = clap::value_parser!(u32).range(2..))]
+    pub gen_tokens: u32,
+
+    /// Concurrencies (served) and batch sizes (in-process), comma separated.
+    #[arg(long, short = 'c', default_value = "1,4,8", value_parser = positive_list("concurrency"))]
+    pub concurrency: PositiveList,
+
+    /// Measured requests per served point; in-process decodes as many prompts (at least 3 runs).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: u64,
+
+    /// Warm-up runs in-process and warm-up requests served, per point.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u32,
+
+    /// Threads, in-process and for the server. Default: physical cores.
+    #[arg(long, short = 't', value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Seed of the prompts, the same on both sides.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// In-process sampler. Default llama-greedy, llama.cpp's own greedy sampler, as llama-server
+    /// samples: the engine row then differs from the server's by the server alone.
+    #[arg(long, value_enum, default_value_t = SamplerArg::LlamaGreedy)]
+    pub sampler: SamplerArg,
+
+    /// Longest wait for a response's headers or next chunk, and for the server to start.
+    #[arg(long, default_value = "300s", value_parser = duration)]
+    pub timeout: Duration,
+
+    /// Result file (JSON). Default: results/contrast-<time>.json. Both runs also go to
+    /// FILE.inproc-cN.json and FILE.http.json beside it, written as they run; the started server's
+    /// log to FILE.server.log.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+
+    /// Show llama.cpp's own log.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -333,9 +438,26 @@ pub struct HttpArgs {
     #[arg(long, default_value = "fixed:128:64")]
     pub workload: String,
 
-    /// Seed of prompts, lengths and arrival times.
+    /// Seed of lengths and arrival times (and of prompts, with --prompt-seed).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+
+    /// Seed of the prompts' content (words, token ids, conversations). Default: drawn anew for
+    /// every run and recorded in the result (settings.prompt_seed). Servers cache prompt prefixes:
+    /// a run that repeated the last run's prompts against a server still up would measure that
+    /// cache, not prefill. Within a run no two requests share a prompt (every point, probe and
+    /// warm-up draws its own). Give it to repeat a run exactly; with --token-ids-from, the prompts
+    /// `inproc --seed S` decoded are those of `--prompt-seed S`, point by point.
+    #[arg(long)]
+    pub prompt_seed: Option<u64>,
+
+    /// Send each prompt as a token-id array (`"prompt": [ids]`, completions endpoint) drawn from
+    /// this GGUF's vocabulary exactly as `inproc` draws them: BOS first when the model wants one,
+    /// then ordinary tokens. The server then evaluates the very ids the in-process engine did,
+    /// with no tokenizer in between; the result records the file's sha256. llama-server and vLLM
+    /// accept token ids; llama-cpp-python does too.
+    #[arg(long, value_name = "MODEL.gguf", conflicts_with = "tokenizer")]
+    pub token_ids_from: Option<PathBuf>,
 
     /// Ask the server to ignore end-of-sequence, so each request generates its full output length.
     #[arg(long)]

@@ -5,17 +5,15 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use inferbench_harness::compare::{compare, Comparison, Delta, Load, Row, METRICS};
-use inferbench_harness::result::AnyResult;
 use inferbench_harness::stats::Stats;
 
 use crate::cli::CompareArgs;
 
 pub fn run(args: CompareArgs) -> Result<ExitCode> {
-    let files = args
-        .files
-        .iter()
-        .map(|path| Ok((path.display().to_string(), AnyResult::read(path)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let mut files = Vec::new();
+    for path in &args.files {
+        files.extend(inferbench_harness::contrast::read_sources(path)?);
+    }
     let comparison = compare(&files);
     if comparison.groups.is_empty() {
         let shapes: Vec<String> = comparison
@@ -130,8 +128,8 @@ fn print(c: &Comparison) {
     }
 }
 
-fn stat(s: Option<Stats>, pick: fn(&Stats) -> f64) -> String {
-    s.map_or_else(|| "-".into(), |s| format!("{:.2}", pick(&s)))
+fn stat(s: Option<&Stats>, pick: fn(&Stats) -> f64) -> String {
+    s.map_or_else(|| "-".into(), |s| format!("{:.2}", pick(s)))
 }
 
 fn tokens(v: Option<f64>) -> String {
@@ -176,13 +174,13 @@ fn table_row(label: &str, r: &Row) -> Vec<String> {
             tokens(r.input_tokens_p50),
             tokens(r.output_tokens_p50)
         ),
-        stat(r.ttft_ms, p50),
-        stat(r.ttft_ms, p99),
-        stat(r.itl_ms, p50),
-        stat(r.itl_ms, p99),
-        stat(r.tpot_ms, p50),
-        stat(r.tpot_ms, p99),
-        stat(r.e2e_ms, p50),
+        stat(r.ttft_ms.as_ref(), p50),
+        stat(r.ttft_ms.as_ref(), p99),
+        stat(r.itl_ms.as_ref(), p50),
+        stat(r.itl_ms.as_ref(), p99),
+        stat(r.tpot_ms.as_ref(), p50),
+        stat(r.tpot_ms.as_ref(), p99),
+        stat(r.e2e_ms.as_ref(), p50),
         r.output_tok_s
             .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
         versus(r, "ttft_ms"),
@@ -273,8 +271,8 @@ fn to_csv(c: &Comparison) -> String {
                 let delta = r.vs_first.as_ref().and_then(|d| d.get(m));
                 out.push_str(&format!(
                     ",{},{},{},{},{}",
-                    opt(stats.map(|s| s.p50)),
-                    opt(stats.map(|s| s.p99)),
+                    opt(stats.as_ref().map(|s| s.p50)),
+                    opt(stats.as_ref().map(|s| s.p99)),
                     opt(delta.map(|d| d.p50_delta)),
                     opt(delta.and_then(|d| d.p50_ratio)),
                     opt(delta.and_then(|d| d.p99_ratio)),

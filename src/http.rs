@@ -10,18 +10,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use inferbench_harness::engine::PromptVocab;
 use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
-use inferbench_harness::http::load::{run_point, warmup_seed, Limits, Load, PointPlan};
-use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
+use inferbench_harness::http::point::{
+    HttpAccumulator, RequestRecord, Slo, CACHE_WARNING_FRACTION,
+};
 use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::result::{
     EngineInfo, HttpPoint, HttpResult, HttpSettings, LoadDescription, MaxRateSearch, Mode,
-    ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
+    ModelInfo, ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
 };
 use inferbench_harness::stats::{HistogramInfo, Stats};
+use inferbench_harness::workload::{Phase, PromptStream};
 use serde::Serialize;
 
 use crate::cli::{ArrivalArg, EndpointArg, HttpArgs};
@@ -103,8 +107,52 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         .collect())
 }
 
+/// Token-id prompts: the vocabulary they are drawn from and the model file
+/// it belongs to.
+pub struct TokenPrompts {
+    pub vocab: PromptVocab,
+    pub model: ModelInfo,
+}
+
+impl TokenPrompts {
+    /// Reads the vocabulary of `path` through llama.cpp (no weights).
+    pub fn load(path: &Path) -> Result<TokenPrompts> {
+        if !path.is_file() {
+            bail!("--token-ids-from {}: no such file", path.display());
+        }
+        let runtime = inferbench_ffi::Runtime::get(true)?;
+        let loaded = inferbench_ffi::LoadedModel::load_vocab(runtime, path)
+            .with_context(|| format!("--token-ids-from {}", path.display()))?;
+        Ok(TokenPrompts {
+            vocab: loaded.prompt_vocab(),
+            model: provenance::model_info(path, &loaded)?,
+        })
+    }
+}
+
+/// What a finished sweep leaves: its result (also on disk) and the exit
+/// status the `http` command would give.
+pub struct Sweep {
+    pub result: HttpResult,
+    pub exit: ExitCode,
+}
+
 pub fn run(args: HttpArgs) -> Result<ExitCode> {
-    let loads = loads(&args)?;
+    let tokens = match &args.token_ids_from {
+        Some(path) => Some(TokenPrompts::load(path)?),
+        None => None,
+    };
+    Ok(sweep(&args, tokens)?.exit)
+}
+
+/// Runs every point of `args` against the server, writing the result file
+/// as it goes. Any error after the file was first written leaves it final,
+/// `failed` with the error.
+pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
+    let loads = loads(args)?;
+    if tokens.is_some() && args.endpoint == EndpointArg::Chat {
+        bail!("--token-ids-from sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)");
+    }
     let tokenizer = match &args.tokenizer {
         Some(path) => Some(Arc::new(Tokenizer::from_file(path)?)),
         None => None,
@@ -113,6 +161,14 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
     if let Some(t) = &tokenizer {
         workload = workload.with_tokenizer(t.clone());
     }
+    let (token_vocab, token_model) = match tokens {
+        Some(t) => (Some(t.vocab), Some(t.model)),
+        None => (None, None),
+    };
+    if let Some(vocab) = token_vocab {
+        workload = workload.with_token_ids(vocab).context("--token-ids-from")?;
+    }
+    let prompt_seed = args.prompt_seed.unwrap_or_else(rand_seed);
     let workload = Arc::new(workload);
     let limits = Limits {
         num_requests: args.num_requests.or(if args.duration.is_none() {
@@ -193,6 +249,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         gpu_layers_requested: None,
         gpu_layers_offloaded: None,
         timing_source: "client host clock, at the arrival of each chunk's bytes".into(),
+        build: None,
         notes: Vec::new(),
     };
     let (telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, args.gpu_telemetry);
@@ -202,7 +259,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             "--busy-poll: the client's threads spin polling their sockets, so its CPU use reads about 100% per thread by design".into(),
         );
     }
-    let mut prov = provenance::provenance(engine, None);
+    let mut prov = provenance::provenance(engine, token_model);
     prov.server = Some(ServerInfo {
         url: args.url.clone(),
         endpoint: endpoint.path().into(),
@@ -230,6 +287,11 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
             duration_s: limits.duration.map(|d| d.as_secs_f64()),
             warmup: args.warmup,
             seed: args.seed,
+            prompt_seed: Some(prompt_seed),
+            token_ids_from: args
+                .token_ids_from
+                .as_ref()
+                .map(|p| p.display().to_string()),
             ignore_eos: args.ignore_eos,
             timeout_s: args.timeout.as_secs_f64(),
             slo,
@@ -247,6 +309,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         histogram: HistogramInfo::current(),
         points: Vec::new(),
         max_rate: None,
+        notes: Vec::new(),
     };
     save(&writer, &mut result, args.csv.as_deref())?;
     report::print_http_header(&result);
@@ -257,6 +320,8 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         workload,
         limits,
         seed: args.seed,
+        prompt_seed,
+        next_point: 0,
         warmup: args.warmup,
         slo: slo.unwrap_or_default(),
         interrupt: interrupt::flag(),
@@ -272,22 +337,32 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         Some(_) => None,
         None => Some(loads.len()),
     };
-    match args.find_max_rate {
+    let measured = match args.find_max_rate {
         Some(start_rate) => {
             let Load::Open { arrival, .. } = loads[0].0 else {
                 unreachable!("--find-max-rate implies an open loop")
             };
-            let search = search_max_rate(&mut session, start_rate, arrival, &loads[0].1)?;
-            session.result.max_rate = Some(search);
+            search_max_rate(&mut session, start_rate, arrival, &loads[0].1)
+                .map(|search| session.result.max_rate = Some(search))
         }
-        None => {
-            for (load, description) in &loads {
-                if session.interrupted() {
-                    break;
-                }
+        None => loads.iter().try_for_each(|(load, description)| {
+            if !session.interrupted() {
                 session.measure(*load, description)?;
             }
+            Ok(())
+        }),
+    };
+    if let Err(e) = measured {
+        let result = &mut session.result;
+        result.status = RunStatus::Failed;
+        result.error = Some(format!("{e:#}"));
+        result.partial = true;
+        // The error is what the user must see; a failure to save is second.
+        if let Err(save_error) = save(&session.writer, result, args.csv.as_deref()) {
+            eprintln!("warning: {save_error:#}");
         }
+        report::print_result_path(&out_path, true);
+        return Err(e);
     }
     let Session {
         interrupt,
@@ -307,62 +382,65 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
         || result.points.iter().any(|p| !p.complete);
     save(&writer, &mut result, args.csv.as_deref())?;
     report::print_result_path(&out_path, result.partial);
-    Ok(if interrupted {
+    let exit = if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if failed_requests > 0 && args.find_max_rate.is_none() {
         eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
         ExitCode::from(EXIT_REQUESTS_FAILED)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    Ok(Sweep { result, exit })
 }
 
-/// Runs the warm-up requests of a point. `Some(message)` when every one
-/// failed: the server cannot serve this load at all, and measuring it would
-/// only count failures.
-fn warmup(
-    runtime: &ClientRuntime,
-    client: &Arc<HttpClient>,
-    workload: &Arc<Workload>,
-    load: Load,
-    count: u64,
-    seed: u64,
-    interrupt: &Arc<AtomicBool>,
-) -> Option<String> {
-    let concurrency = match load {
-        Load::Closed { concurrency } => concurrency,
-        Load::Open { .. } => 1,
-    };
-    let plan = PointPlan {
-        load: Load::Closed {
-            concurrency: concurrency.min(count as u32).max(1),
-        },
-        limits: Limits {
-            num_requests: Some(count),
-            duration: None,
-        },
-        seed: warmup_seed(seed),
-        start: Instant::now(),
-    };
-    let mut failures = Vec::new();
-    let mut successes = 0;
-    runtime.block_on(run_point(
-        client.clone(),
-        workload.clone(),
-        plan,
-        interrupt.clone(),
-        |c| match c.outcome.failure {
-            Some(f) => failures.push(format!("{}: {}", f.class.name(), f.message)),
-            None => successes += 1,
-        },
-    ));
-    (successes == 0 && !failures.is_empty()).then(|| {
-        format!(
-            "all {} warm-up requests failed; first: {}",
-            failures.len(),
-            failures[0]
-        )
-    })
+/// A prompt seed nobody chose: the clock's nanoseconds and the process id.
+fn rand_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// What a point says that the reader must not miss: cached prompt tokens in
+/// a workload built to be cache-free, a server counting prompts otherwise
+/// than they were sent.
+fn point_notes(point: &HttpPoint, token_ids: bool) -> Vec<String> {
+    let mut notes = Vec::new();
+    let label = point.load.label();
+    if let Some(cache) = &point.prompt_cache {
+        if cache.requests_hit > 0 && cache.cached_fraction >= CACHE_WARNING_FRACTION {
+            notes.push(format!(
+                "{label}: the server served {} of {} prompt tokens ({:.1}%) from its cache beyond the BOS, in {} of {} requests \
+                 ({}), although no two requests of this run share more than a BOS: its TTFT measures \
+                 that cache, not prefill. Another client, or an earlier run with the same --prompt-seed, \
+                 sent these prompts before.",
+                cache.unintended_cached_tokens,
+                cache.prompt_tokens,
+                100.0 * cache.cached_fraction,
+                cache.requests_hit,
+                cache.requests_reporting,
+                cache.source,
+            ));
+        }
+    }
+    // Text prompts are counted in words, an estimate; token ids are exact.
+    if let Some(check) = point.prompt_token_check.as_ref().filter(|_| token_ids) {
+        if check.requests_differing > 0 {
+            let how = if (check.mean_server_minus_sent - 1.0).abs() < 1e-9
+                && check.requests_differing == check.requests_compared
+            {
+                " (one more in every request: it adds a BOS token to each prompt)".to_string()
+            } else {
+                String::new()
+            };
+            notes.push(format!(
+                "{label}: the server counted the prompt otherwise than sent in {} of {} requests, \
+                 {:+.2} tokens on average{how}",
+                check.requests_differing, check.requests_compared, check.mean_server_minus_sent,
+            ));
+        }
+    }
+    notes
 }
 
 /// Everything the points of one run share.
@@ -372,6 +450,9 @@ struct Session {
     workload: Arc<Workload>,
     limits: Limits,
     seed: u64,
+    prompt_seed: u64,
+    /// Points measured or attempted so far: the next point's prompt streams.
+    next_point: u32,
     warmup: u64,
     slo: Slo,
     interrupt: Arc<AtomicBool>,
@@ -389,19 +470,57 @@ impl Session {
         self.interrupt.load(Ordering::Relaxed)
     }
 
+    /// Runs the warm-up requests of a point. `Some(message)` when every one
+    /// failed: the server cannot serve this load at all, and measuring it
+    /// would only count failures.
+    fn run_warmup(&self, load: Load, prompts: PromptStream) -> Option<String> {
+        let count = self.warmup;
+        let concurrency = match load {
+            Load::Closed { concurrency } => concurrency,
+            Load::Open { .. } => 1,
+        };
+        let plan = PointPlan {
+            load: Load::Closed {
+                concurrency: concurrency.min(count as u32).max(1),
+            },
+            limits: Limits {
+                num_requests: Some(count),
+                duration: None,
+            },
+            seed: self.seed,
+            prompts,
+            start: Instant::now(),
+        };
+        let mut failures = Vec::new();
+        let mut successes = 0;
+        self.runtime.block_on(run_point(
+            self.client.clone(),
+            self.workload.clone(),
+            plan,
+            self.interrupt.clone(),
+            |c| match c.outcome.failure {
+                Some(f) => failures.push(format!("{}: {}", f.class.name(), f.message)),
+                None => successes += 1,
+            },
+        ));
+        (successes == 0 && !failures.is_empty()).then(|| {
+            format!(
+                "all {} warm-up requests failed; first: {}",
+                failures.len(),
+                failures[0]
+            )
+        })
+    }
+
     /// Warm-up, then one measured point: logged, saved every second while it
     /// runs, appended to the result and saved when it ends.
     fn measure(&mut self, load: Load, description: &LoadDescription) -> Result<HttpPoint> {
+        let point = self.next_point;
+        self.next_point += 1;
+        let stream =
+            |phase| PromptStream::new(self.seed, point, phase).with_content_seed(self.prompt_seed);
         if self.warmup > 0 {
-            let warm = warmup(
-                &self.runtime,
-                &self.client,
-                &self.workload,
-                load,
-                self.warmup,
-                self.seed,
-                &self.interrupt,
-            );
+            let warm = self.run_warmup(load, stream(Phase::Warmup));
             if let Some(message) = warm {
                 bail!("{}: warm-up failed: {message}", description.label());
             }
@@ -423,6 +542,7 @@ impl Session {
             load,
             limits: self.limits,
             seed: self.seed,
+            prompts: stream(Phase::Measured),
             start,
         };
         let mut acc = HttpAccumulator::new(start, self.slo).with_tokenizer(self.tokenizer.clone());
@@ -479,6 +599,10 @@ impl Session {
         }
         self.failed_requests += point.requests.failed;
         report::print_http_row(&point);
+        for note in point_notes(&point, self.workload.sends_token_ids()) {
+            eprintln!("warning: {note}");
+            self.result.notes.push(note);
+        }
         if point.requests.total > 0 {
             self.result.points.push(point.clone());
         }
@@ -490,16 +614,19 @@ impl Session {
 /// Whether a point's p99 meets every objective, with no failed request.
 /// Under an open loop TTFT counts from the intended send time.
 fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
-    let within = |limit: Option<f64>, stats: Option<Stats>| match limit {
+    let within = |limit: Option<f64>, stats: Option<&Stats>| match limit {
         None => true,
         Some(limit) => stats.is_some_and(|s| s.p99 <= limit),
     };
-    let ttft = point.ttft_from_scheduled_ms.or(point.ttft_ms);
+    let ttft = point
+        .ttft_from_scheduled_ms
+        .as_ref()
+        .or(point.ttft_ms.as_ref());
     point.requests.failed == 0
         && point.requests.succeeded > 0
         && within(slo.ttft_ms, ttft)
-        && within(slo.tpot_ms, point.tpot_ms)
-        && within(slo.e2e_ms, point.e2e_ms)
+        && within(slo.tpot_ms, point.tpot_ms.as_ref())
+        && within(slo.e2e_ms, point.e2e_ms.as_ref())
 }
 
 /// Probes that bracket the highest rate meeting the SLO at p99: doubling

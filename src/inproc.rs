@@ -50,6 +50,21 @@ fn progress_bar(total: u64) -> ProgressBar {
 }
 
 pub fn run(args: InprocArgs) -> Result<ExitCode> {
+    Ok(sweep(&args, 0)?.exit)
+}
+
+/// What a finished sweep leaves: its result (also on disk) and the exit
+/// status the `inproc` command would give.
+pub struct Sweep {
+    pub result: InprocResult,
+    pub exit: ExitCode,
+}
+
+/// Measures every point of `args`, writing the result file as it goes. The
+/// points' prompt streams are numbered from `first_point` ([`PointSpec::point`]),
+/// so that a caller measuring one sweep in parts draws the prompts a served
+/// run of the whole sweep sends.
+pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let model_path = model::resolve(args.model.clone())?;
     if !model_path.is_file() {
         bail!("--model {}: no such file", model_path.display());
@@ -83,7 +98,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
     let loaded = LoadedModel::load(runtime, &model_path, args.n_gpu_layers)
         .with_context(|| format!("--model {}", model_path.display()))?;
 
-    let shapes = shapes(&args);
+    let shapes = shapes(args);
     // Refuse impossible points before measuring anything.
     let max = loaded.n_ctx_train();
     for s in &shapes {
@@ -144,6 +159,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
         histogram: HistogramInfo::current(),
         points: Vec::new(),
         max_rate: None,
+        notes: Vec::new(),
     };
     writer.write(&result)?;
     report::print_header(&result.provenance);
@@ -151,7 +167,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
     let interrupt = interrupt::flag();
     let bar = progress_bar(shapes.len() as u64 * u64::from(args.warmup + args.runs));
     let mut failure = None;
-    for shape in &shapes {
+    for (point, shape) in shapes.iter().enumerate() {
         if interrupt.load(Ordering::Relaxed) {
             break;
         }
@@ -164,6 +180,7 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
             warmup_runs: args.warmup,
             runs: args.runs,
             seed: args.seed,
+            point: first_point + point as u32,
         };
         let mut last_save = Instant::now();
         let mut save_error = None;
@@ -227,11 +244,12 @@ pub fn run(args: InprocArgs) -> Result<ExitCode> {
     if let Some(f) = failure {
         bail!("{f}");
     }
-    Ok(if interrupted {
+    let exit = if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else {
         ExitCode::SUCCESS
-    })
+    };
+    Ok(Sweep { result, exit })
 }
 
 fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {

@@ -2,9 +2,35 @@
 //! flight, keeping every measurement taken; the second exits at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 static INTERRUPTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// Processes this run started (a llama-server) that must not outlive it,
+/// even when a second Ctrl-C exits without unwinding.
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills `pid` if the run exits at once (second Ctrl-C); until `forget_child`.
+pub fn register_child(pid: u32) {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.push(pid);
+    }
+}
+
+pub fn forget_child(pid: u32) {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.retain(|&p| p != pid);
+    }
+}
+
+fn kill_children() {
+    let pids = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+    for pid in pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
 
 /// Installs the handler (once) and returns the flag runners poll.
 pub fn flag() -> Arc<AtomicBool> {
@@ -14,6 +40,7 @@ pub fn flag() -> Arc<AtomicBool> {
             let in_handler = flag.clone();
             let result = ctrlc::set_handler(move || {
                 if in_handler.swap(true, Ordering::SeqCst) {
+                    kill_children();
                     eprintln!("\ninterrupted again: exiting without saving");
                     std::process::exit(i32::from(crate::EXIT_INTERRUPTED));
                 }

@@ -2,12 +2,14 @@
 
 mod cli;
 mod compare;
+mod contrast;
 mod http;
 mod inproc;
 mod interrupt;
 mod model;
 mod provenance;
 mod report;
+mod server;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -23,6 +25,7 @@ fn main() -> ExitCode {
         cli::Command::Inproc(args) => inproc::run(args),
         cli::Command::Http(args) => http::run(*args),
         cli::Command::Compare(args) => compare::run(args),
+        cli::Command::Contrast(args) => contrast::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
     };
     match result {

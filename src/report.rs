@@ -96,6 +96,7 @@ fn cell(stats: &Option<Stats>, pick: fn(&Stats) -> f64, decimals: usize) -> Stri
 pub fn print_row(p: &InprocPoint) {
     let ratio = p
         .engine_counters
+        .as_ref()
         .and_then(|c| c.harness_over_engine_decode_step)
         .map_or_else(|| "-".into(), |r| format!("{r:.4}"));
     let mean = |s: &Stats| s.mean;
@@ -119,22 +120,22 @@ pub fn print_row(p: &InprocPoint) {
 }
 
 /// A named metric of a point, for the CSV columns.
-type MetricColumn = (&'static str, fn(&InprocPoint) -> Option<Stats>);
+type MetricColumn = (&'static str, fn(&InprocPoint) -> Option<&Stats>);
 
 /// Writes one row per point: the point's shape, then mean, p50 and p99 of
 /// every metric.
 pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
     let metrics: [MetricColumn; 10] = [
-        ("ttft_ms", |p| p.ttft_ms),
-        ("itl_ms", |p| p.itl_ms),
-        ("tpot_ms", |p| p.tpot_ms),
-        ("e2e_ms", |p| p.e2e_ms),
-        ("prefill_ms", |p| p.prefill_ms),
-        ("decode_step_ms", |p| p.decode_step_ms),
-        ("sample_ms", |p| p.sample_ms),
-        ("prefill_tok_s", |p| p.prefill_tok_s),
-        ("decode_tok_s", |p| p.decode_tok_s),
-        ("throughput_tok_s", |p| p.throughput_tok_s),
+        ("ttft_ms", |p| p.ttft_ms.as_ref()),
+        ("itl_ms", |p| p.itl_ms.as_ref()),
+        ("tpot_ms", |p| p.tpot_ms.as_ref()),
+        ("e2e_ms", |p| p.e2e_ms.as_ref()),
+        ("prefill_ms", |p| p.prefill_ms.as_ref()),
+        ("decode_step_ms", |p| p.decode_step_ms.as_ref()),
+        ("sample_ms", |p| p.sample_ms.as_ref()),
+        ("prefill_tok_s", |p| p.prefill_tok_s.as_ref()),
+        ("decode_tok_s", |p| p.decode_tok_s.as_ref()),
+        ("throughput_tok_s", |p| p.throughput_tok_s.as_ref()),
     ];
     let mut out = String::from("prompt_tokens,gen_tokens,batch,complete,runs");
     for (name, _) in &metrics {
@@ -154,6 +155,7 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
         }
         let ratio = p
             .engine_counters
+            .as_ref()
             .and_then(|c| c.harness_over_engine_decode_step);
         out.push_str(&format!(
             ",{}\n",
@@ -227,21 +229,23 @@ pub fn print_http_row(p: &HttpPoint) {
         println!(
             "  {} requests waited for the in-flight cap; schedule lag max {:.1} ms",
             p.late_requests,
-            p.schedule_lag_ms.map_or(0.0, |s| s.max)
+            p.schedule_lag_ms.as_ref().map_or(0.0, |s| s.max)
         );
     }
 }
 
 /// A named metric of an HTTP point, for the CSV columns.
-type HttpMetricColumn = (&'static str, fn(&HttpPoint) -> Option<Stats>);
+type HttpMetricColumn = (&'static str, fn(&HttpPoint) -> Option<&Stats>);
 
 pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
     let metrics: [HttpMetricColumn; 5] = [
-        ("ttft_ms", |p| p.ttft_ms),
-        ("ttft_from_scheduled_ms", |p| p.ttft_from_scheduled_ms),
-        ("itl_ms", |p| p.itl_ms),
-        ("tpot_ms", |p| p.tpot_ms),
-        ("e2e_ms", |p| p.e2e_ms),
+        ("ttft_ms", |p| p.ttft_ms.as_ref()),
+        ("ttft_from_scheduled_ms", |p| {
+            p.ttft_from_scheduled_ms.as_ref()
+        }),
+        ("itl_ms", |p| p.itl_ms.as_ref()),
+        ("tpot_ms", |p| p.tpot_ms.as_ref()),
+        ("e2e_ms", |p| p.e2e_ms.as_ref()),
     ];
     let mut out = String::from("load,concurrency,rate,complete,total,succeeded,failed,late");
     for (name, _) in &metrics {

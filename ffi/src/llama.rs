@@ -122,6 +122,27 @@ impl Runtime {
     }
 }
 
+/// How the linked llama.cpp was compiled, as its CMake cache said at build
+/// time (`None` when the build script could not read it).
+pub fn engine_build() -> Option<inferbench_harness::result::EngineBuild> {
+    let build_type = option_env!("INFERBENCH_LLAMA_BUILD_TYPE").filter(|t| !t.is_empty())?;
+    let native = option_env!("INFERBENCH_LLAMA_GGML_NATIVE").unwrap_or_default();
+    Some(inferbench_harness::result::EngineBuild {
+        cmake_build_type: build_type.to_string(),
+        c_flags: option_env!("INFERBENCH_LLAMA_C_FLAGS")
+            .unwrap_or_default()
+            .to_string(),
+        cxx_flags: option_env!("INFERBENCH_LLAMA_CXX_FLAGS")
+            .unwrap_or_default()
+            .to_string(),
+        ggml_native: match native.to_ascii_uppercase().as_str() {
+            "ON" | "TRUE" | "1" | "YES" => Some(true),
+            "OFF" | "FALSE" | "0" | "NO" => Some(false),
+            _ => None,
+        },
+    })
+}
+
 /// # Safety
 /// `ptr` must be null or point to a NUL-terminated string valid for the call.
 unsafe fn cstr_to_string(ptr: *const std::os::raw::c_char) -> String {
@@ -161,6 +182,44 @@ impl LoadedModel {
             summary,
             gpu_layers_requested: gpu_layers,
         })
+    }
+
+    /// Loads only the vocabulary of `path` (no weights, no compute buffers):
+    /// enough to draw the prompts an engine on this model would decode.
+    pub fn load_vocab(runtime: &Runtime, path: &Path) -> Result<Self, EngineError> {
+        let summary = GgufFile::open(path)?.summary()?;
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model =
+            LlamaModel::load_from_file(&runtime.backend, path, &params).map_err(|source| {
+                EngineError::Load {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+        Ok(LoadedModel {
+            model,
+            summary,
+            gpu_layers_requested: 0,
+        })
+    }
+
+    /// The tokens synthetic prompts are drawn from: every token llama.cpp
+    /// marks normal and that does not end generation, and the BOS token
+    /// when the model adds one to a prompt.
+    pub fn prompt_vocab(&self) -> PromptVocab {
+        let vocab = self.model.vocab();
+        let ordinary = (0..vocab.n_tokens())
+            .filter(|&id| {
+                let token = LlamaToken(id);
+                vocab.attr(token).contains(LlamaTokenAttr::Normal) && !vocab.is_eog(token)
+            })
+            .collect();
+        let bos = vocab.bos();
+        let add_bos = vocab.should_add_bos() && bos.0 >= 0;
+        PromptVocab {
+            bos: add_bos.then_some(bos.0),
+            ordinary,
+        }
     }
 
     pub fn n_ctx_train(&self) -> u32 {
@@ -342,19 +401,7 @@ impl Engine for LlamaEngine<'_> {
     type Error = EngineError;
 
     fn prompt_vocab(&self) -> PromptVocab {
-        let vocab = self.model.model.vocab();
-        let ordinary = (0..vocab.n_tokens())
-            .filter(|&id| {
-                let token = LlamaToken(id);
-                vocab.attr(token).contains(LlamaTokenAttr::Normal) && !vocab.is_eog(token)
-            })
-            .collect();
-        let bos = vocab.bos();
-        let add_bos = vocab.should_add_bos() && bos.0 >= 0;
-        PromptVocab {
-            bos: add_bos.then_some(bos.0),
-            ordinary,
-        }
+        self.model.prompt_vocab()
     }
 
     fn max_context_per_sequence(&self) -> u32 {

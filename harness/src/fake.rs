@@ -54,6 +54,7 @@ pub struct FakeEngine {
     slow_runs_left: u32,
     slow: bool,
     counters: EngineCounters,
+    prefilled: Vec<Vec<TokenId>>,
 }
 
 impl FakeEngine {
@@ -66,6 +67,7 @@ impl FakeEngine {
             slow_runs_left: 0,
             slow: false,
             counters: EngineCounters::default(),
+            prefilled: Vec::new(),
         }
     }
 
@@ -82,6 +84,11 @@ impl FakeEngine {
 
     pub fn calls(&self) -> CallCounts {
         self.calls
+    }
+
+    /// Every prompt prefilled so far, in order.
+    pub fn prefilled(&self) -> &[Vec<TokenId>] {
+        &self.prefilled
     }
 
     fn timed(&mut self, host_ms: f64, counted: Option<u64>) -> Timed {
@@ -132,6 +139,7 @@ impl Engine for FakeEngine {
 
     fn prefill(&mut self, prompts: &[Vec<TokenId>]) -> Result<Timed, Infallible> {
         self.calls.prefills += 1;
+        self.prefilled.extend_from_slice(prompts);
         let tokens: usize = prompts.iter().map(Vec::len).sum();
         let ms = self.timings.prefill_base_ms + self.timings.prefill_per_token_ms * tokens as f64;
         Ok(self.timed(ms, Some(tokens as u64)))

@@ -24,7 +24,7 @@ use crate::engine::{BatchShape, Engine, EngineCounters, Timed};
 use crate::metrics;
 use crate::result::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
 use crate::stats::Distribution;
-use crate::workload::synthetic_prompts;
+use crate::workload::{batch_prompts, NoOrdinaryTokens, Phase, PromptStream};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PointSpec {
@@ -32,6 +32,17 @@ pub struct PointSpec {
     pub warmup_runs: u32,
     pub runs: u32,
     pub seed: u64,
+    /// The point's position in its sweep: with the seed, it names the
+    /// prompt streams ([`crate::workload`]), so that no two points, runs or
+    /// warm-ups decode the same prompt, and a served run of the same sweep
+    /// can send the very same token ids.
+    pub point: u32,
+}
+
+impl PointSpec {
+    pub fn prompts(&self, phase: Phase) -> PromptStream {
+        PromptStream::new(self.seed, self.point, phase)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +51,8 @@ pub enum RunnerError<E: std::error::Error + 'static> {
     Engine(#[source] E),
     #[error("{what} needs {needed} tokens of context per sequence, but the model allows {max}")]
     ContextTooLong { what: String, needed: u32, max: u32 },
+    #[error(transparent)]
+    NoOrdinaryTokens(#[from] NoOrdinaryTokens),
 }
 
 /// Reported after every run, warm-up or measured.
@@ -295,17 +308,25 @@ pub fn measure_point<E: Engine>(
             max,
         });
     }
+    let vocab = engine.prompt_vocab();
+    // Prompts are built before each run, outside every timed region.
+    let prompts = |phase: Phase, run: u32| {
+        batch_prompts(
+            &vocab,
+            shape.sequences,
+            shape.prompt_tokens,
+            &spec.prompts(phase),
+            run,
+        )
+    };
+    // Fails here, before any engine work, on a vocabulary without prompt tokens.
+    prompts(Phase::Measured, 0)?;
     engine.configure(&shape).map_err(RunnerError::Engine)?;
-    let prompts = synthetic_prompts(
-        &engine.prompt_vocab(),
-        shape.sequences,
-        shape.prompt_tokens,
-        spec.seed,
-    );
     let mut acc = Accumulator::new(shape);
     for i in 0..spec.warmup_runs {
+        let batch = prompts(Phase::Warmup, i)?;
         if interrupt.load(Ordering::Relaxed)
-            || run_once(engine, &shape, &prompts, interrupt)
+            || run_once(engine, &shape, &batch, interrupt)
                 .map_err(RunnerError::Engine)?
                 .is_none()
         {
@@ -323,7 +344,8 @@ pub fn measure_point<E: Engine>(
         if interrupt.load(Ordering::Relaxed) {
             return Ok(acc.finish(spec.warmup_runs, false));
         }
-        match run_once(engine, &shape, &prompts, interrupt).map_err(RunnerError::Engine)? {
+        let batch = prompts(Phase::Measured, i)?;
+        match run_once(engine, &shape, &batch, interrupt).map_err(RunnerError::Engine)? {
             Some(run) => acc.add(&run),
             None => return Ok(acc.finish(spec.warmup_runs, false)),
         }
@@ -353,6 +375,7 @@ mod tests {
             warmup_runs: 2,
             runs,
             seed: 1,
+            point: 0,
         }
     }
 
@@ -481,6 +504,70 @@ mod tests {
         assert_eq!(point.runs, 3);
         assert_eq!(point.ttft_ms.unwrap().count, 6);
         assert_eq!(seen.len(), 2 + 3);
+    }
+
+    #[test]
+    fn every_run_decodes_its_own_prompts_from_the_point_streams() {
+        let mut engine = FakeEngine::new(FakeTimings::default());
+        let mut spec = spec(3, 6, 2, 4);
+        spec.point = 7;
+        measure_point(&mut engine, &spec, &AtomicBool::new(false), |_| {}).unwrap();
+        let seen = engine.prefilled();
+        assert_eq!(seen.len(), (2 + 4) * 3);
+        let distinct: std::collections::HashSet<_> = seen.iter().collect();
+        assert_eq!(distinct.len(), seen.len(), "a prompt was decoded twice");
+        // Measured run r, sequence s is item r × B + s of the measured stream.
+        let vocab = engine.prompt_vocab();
+        let measured = spec.prompts(Phase::Measured);
+        for (i, prompt) in seen[2 * 3..].iter().enumerate() {
+            let want = crate::workload::synthetic_prompt(&vocab, 6, &measured, i as u64).unwrap();
+            assert_eq!(prompt, &want);
+        }
+    }
+
+    #[test]
+    fn a_vocabulary_without_prompt_tokens_is_an_error_not_a_panic() {
+        struct NoTokens(FakeEngine);
+        impl Engine for NoTokens {
+            type Error = std::convert::Infallible;
+            fn prompt_vocab(&self) -> crate::engine::PromptVocab {
+                crate::engine::PromptVocab {
+                    bos: Some(1),
+                    ordinary: vec![],
+                }
+            }
+            fn max_context_per_sequence(&self) -> u32 {
+                4096
+            }
+            fn configure(&mut self, s: &BatchShape) -> Result<(), Self::Error> {
+                self.0.configure(s)
+            }
+            fn reset(&mut self) -> Result<(), Self::Error> {
+                self.0.reset()
+            }
+            fn prefill(&mut self, p: &[Vec<crate::engine::TokenId>]) -> Result<Timed, Self::Error> {
+                self.0.prefill(p)
+            }
+            fn sample(&mut self) -> Result<Timed, Self::Error> {
+                self.0.sample()
+            }
+            fn decode_step(&mut self) -> Result<Timed, Self::Error> {
+                self.0.decode_step()
+            }
+            fn take_counters(&mut self) -> Option<EngineCounters> {
+                None
+            }
+        }
+        let mut engine = NoTokens(FakeEngine::new(FakeTimings::default()));
+        let err = measure_point(
+            &mut engine,
+            &spec(1, 4, 2, 1),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no ordinary token"), "{err}");
+        assert_eq!(engine.0.calls().configures, 0);
     }
 
     #[test]

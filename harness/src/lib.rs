@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod compare;
+pub mod contrast;
 pub mod engine;
 pub mod fake;
 pub mod host;
@@ -10,6 +11,7 @@ pub mod http;
 pub mod inproc;
 pub mod metrics;
 pub mod result;
+pub mod significance;
 pub mod stats;
 pub mod telemetry;
 pub mod workload;

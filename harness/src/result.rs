@@ -51,6 +51,11 @@ pub struct ResultFile<S, P> {
     /// `http --find-max-rate`: the answer of the search whose probes are the points.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_rate: Option<MaxRateSearch>,
+    /// What a reader must know to trust the numbers, also printed as
+    /// warnings: cached prompt tokens in a workload meant to be cache-free,
+    /// a server that counts prompts differently, ...
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub notes: Vec<String>,
 }
 
 /// The outcome of a search for the highest rate meeting the SLO.
@@ -114,10 +119,26 @@ pub struct EngineInfo {
     pub gpu_layers_offloaded: Option<u32>,
     /// Which clock timed the steps: "host" or "cuda_events+host".
     pub timing_source: String,
+    /// How the engine itself was compiled (in-process llama.cpp: CMake build
+    /// type and flags), where known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub build: Option<EngineBuild>,
     /// Anything the timing source wants the reader to know (e.g. why CUDA
     /// events were not used).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
+}
+
+/// How llama.cpp was compiled, read from its CMake cache at build time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineBuild {
+    /// e.g. "Release" (-O3) or "RelWithDebInfo" (-O2 -g).
+    pub cmake_build_type: String,
+    /// The C and C++ flags of that build type.
+    pub c_flags: String,
+    pub cxx_flags: String,
+    /// GGML_NATIVE: compiled for the build machine's CPU features.
+    pub ggml_native: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,7 +173,7 @@ pub struct TokenTotals {
 }
 
 /// The engine's own counters beside the harness's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CounterComparison {
     pub prefill_ms: Option<Stats>,
     /// Per-step mean the engine reports, one value per step.
@@ -163,7 +184,7 @@ pub struct CounterComparison {
 }
 
 /// Device-clock timings (CUDA events) beside the host clock.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceComparison {
     pub prefill_ms: Option<Stats>,
     pub decode_step_ms: Option<Stats>,
@@ -333,6 +354,38 @@ pub struct TokenDiscrepancy {
     pub total_abs_difference: u64,
 }
 
+/// The prompt tokens a server says it served from its prefix cache, over the
+/// successful requests of a point that said.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PromptCacheUse {
+    pub requests_reporting: u64,
+    /// Requests with cached tokens beyond what the workload shares on
+    /// purpose (the BOS) and what random prompts share by chance (fewer
+    /// than 4 tokens).
+    pub requests_hit: u64,
+    pub cached_tokens: u64,
+    /// Cached tokens beyond the BOS, of the requests hit.
+    pub unintended_cached_tokens: u64,
+    /// Prompt tokens of the requests reporting (the server's count).
+    pub prompt_tokens: u64,
+    /// unintended_cached_tokens / prompt_tokens: the share of prefill the
+    /// server skipped because the workload repeated itself.
+    pub cached_fraction: f64,
+    /// Where the counts came from, e.g. "usage.prompt_tokens_details.cached_tokens".
+    pub source: String,
+}
+
+/// The server's count of each prompt (`usage.prompt_tokens`) against the
+/// tokens the workload sent: servers differ in whether they add a BOS.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PromptTokenCheck {
+    pub requests_compared: u64,
+    pub requests_differing: u64,
+    /// Mean of server count − tokens sent (1.0: it added one token, a BOS,
+    /// to every prompt).
+    pub mean_server_minus_sent: f64,
+}
+
 /// What measuring cost the client itself: when it nears a core, the client,
 /// not the server, may be the bottleneck.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -381,6 +434,12 @@ pub struct HttpPoint {
     /// llama.cpp's server: its own prompt time and time per generated token.
     pub server_prompt_ms: Option<Stats>,
     pub server_predicted_per_token_ms: Option<Stats>,
+    /// Prompt tokens served from the server's cache (absent: the server
+    /// does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<PromptCacheUse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_token_check: Option<PromptTokenCheck>,
     pub client: ClientCost,
     /// Host, client-process and (with `--gpu-telemetry`) GPU readings while
     /// the point's measured requests ran.
@@ -402,6 +461,16 @@ pub struct HttpSettings {
     pub duration_s: Option<f64>,
     pub warmup: u64,
     pub seed: u64,
+    /// Mixed into every prompt with the seed, point and index; drawn anew
+    /// for each run unless `--prompt-seed` is given, so that a run repeated
+    /// against a server still up is not served from its cache (absent in
+    /// files from before: their prompts came from `seed` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_seed: Option<u64>,
+    /// Prompts went as token-id arrays drawn from this GGUF's vocabulary
+    /// (`--token-ids-from`), as `inproc` draws them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ids_from: Option<String>,
     pub ignore_eos: bool,
     pub timeout_s: f64,
     pub slo: Option<crate::http::point::Slo>,

@@ -7,6 +7,8 @@
 //! raw values. Percentiles are clamped to [min, max] so that the histogram's
 //! bucket rounding can never report a p99.9 above the true maximum.
 
+use base64::Engine as _;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,7 @@ pub enum Unit {
 }
 
 impl Unit {
+    /// Histogram units per value unit.
     fn scale(self) -> f64 {
         match self {
             Unit::Milliseconds => 1e6,
@@ -33,10 +36,44 @@ impl Unit {
             Unit::Count => 1.0,
         }
     }
+
+    fn from_scale(scale: f64) -> Option<Unit> {
+        [Unit::Milliseconds, Unit::PerSecond, Unit::Count]
+            .into_iter()
+            .find(|u| u.scale() == scale)
+    }
+}
+
+/// A distribution's HDR histogram as a result file keeps it, so that results
+/// can be merged exactly, drawn as CDFs and compared statistically without
+/// the raw samples: hdrhistogram's V2 format, deflate-compressed, in base64
+/// (the encoding of HdrHistogram's own interval logs, readable by its Java,
+/// C, Go and Python ports). Its size depends on how many distinct buckets
+/// were filled, never on how many values were recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncodedHistogram {
+    /// Histogram units per unit of the stats: 1e6 for milliseconds recorded
+    /// in nanoseconds, 1e3 for rates recorded in thousandths, 1 for counts.
+    pub scale: f64,
+    pub hdr_v2_deflate_base64: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramError {
+    #[error("the stats object carries no histogram (written by an inferbench before histograms were kept)")]
+    Missing,
+    #[error("histogram scale {0} is none of 1e6 (ms), 1e3 (per second) or 1 (counts)")]
+    Scale(f64),
+    #[error("histogram is not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("histogram does not decode: {0:?}")]
+    Decode(hdrhistogram::serialization::DeserializeError),
+    #[error("cannot merge a histogram of {0:?} values into one of {1:?}")]
+    UnitMismatch(Unit, Unit),
 }
 
 /// The summary every metric is reported as.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub count: u64,
     pub mean: f64,
@@ -49,6 +86,16 @@ pub struct Stats {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+    /// The whole distribution (absent in files written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram: Option<EncodedHistogram>,
+}
+
+impl Stats {
+    /// The distribution behind the summary, from its histogram.
+    pub fn distribution(&self) -> Result<Distribution, HistogramError> {
+        Distribution::from_stats(self)
+    }
 }
 
 /// The histogram settings, recorded once in every result file.
@@ -156,6 +203,92 @@ impl Distribution {
         (self.count > 0).then_some(self.mean)
     }
 
+    pub fn unit(&self) -> Unit {
+        self.unit
+    }
+
+    /// Adds every value of `other` (same unit): counts, mean, standard
+    /// deviation, min and max exactly, percentiles within the histogram's
+    /// precision, as if both had been recorded into one.
+    pub fn merge(&mut self, other: &Distribution) -> Result<(), HistogramError> {
+        if self.unit != other.unit {
+            return Err(HistogramError::UnitMismatch(other.unit, self.unit));
+        }
+        if other.count == 0 {
+            return Ok(());
+        }
+        self.histogram
+            .add(&other.histogram)
+            .expect("auto-resizing histograms of one precision always add");
+        // Chan et al.'s pairwise update of mean and squared deviations.
+        let total = self.count + other.count;
+        let delta = other.mean - self.mean;
+        self.mean += delta * other.count as f64 / total as f64;
+        self.m2 +=
+            other.m2 + delta * delta * (self.count as f64) * (other.count as f64) / total as f64;
+        self.count = total;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        Ok(())
+    }
+
+    /// The recorded values as (value, count) pairs, one per filled
+    /// histogram bucket, each value the middle of its bucket clamped to the
+    /// exact min and max: what bootstrap resampling and rank tests draw
+    /// from when the raw samples are gone.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        let scale = self.unit.scale();
+        self.histogram
+            .iter_recorded()
+            .map(|v| {
+                let mid = self.histogram.median_equivalent(v.value_iterated_to());
+                (
+                    (mid as f64 / scale).clamp(self.min, self.max),
+                    v.count_at_value(),
+                )
+            })
+            .collect()
+    }
+
+    fn encode(&self) -> EncodedHistogram {
+        let mut bytes = Vec::new();
+        V2DeflateSerializer::new()
+            .serialize(&self.histogram, &mut bytes)
+            .expect("serializing into memory cannot fail");
+        EncodedHistogram {
+            scale: self.unit.scale(),
+            hdr_v2_deflate_base64: base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// Rebuilds a distribution from a result file's stats object: the
+    /// histogram from its encoding, count, mean, standard deviation, min and
+    /// max from the summary (so they stay exact).
+    pub fn from_stats(stats: &Stats) -> Result<Distribution, HistogramError> {
+        let encoded = stats.histogram.as_ref().ok_or(HistogramError::Missing)?;
+        let unit = Unit::from_scale(encoded.scale).ok_or(HistogramError::Scale(encoded.scale))?;
+        let bytes =
+            base64::engine::general_purpose::STANDARD.decode(&encoded.hdr_v2_deflate_base64)?;
+        let mut histogram: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes.as_slice())
+            .map_err(HistogramError::Decode)?;
+        histogram.auto(true);
+        let m2 = if stats.count > 1 {
+            stats.std * stats.std * (stats.count - 1) as f64
+        } else {
+            0.0
+        };
+        Ok(Distribution {
+            unit,
+            histogram,
+            count: stats.count,
+            mean: stats.mean,
+            m2,
+            min: stats.min,
+            max: stats.max,
+        })
+    }
+
     /// The summary, or `None` when nothing was recorded.
     pub fn stats(&self) -> Option<Stats> {
         if self.count == 0 {
@@ -180,6 +313,7 @@ impl Distribution {
             p99: at(0.99),
             p999: at(0.999),
             max: self.max,
+            histogram: Some(self.encode()),
         })
     }
 }
@@ -267,6 +401,81 @@ mod tests {
         assert_eq!(s.min, 0.000_5);
         assert!(close(s.p50, 0.000_5, 1e-3));
         assert!(close(s.p99, 3_600_000.0, 1e-3));
+    }
+
+    #[test]
+    fn histogram_round_trip_keeps_every_statistic() {
+        let mut d = Distribution::milliseconds();
+        for v in 0..5000 {
+            d.record(0.25 + (v % 97) as f64 * 1.37);
+        }
+        let s = d.stats().unwrap();
+        let back = s.distribution().unwrap();
+        assert_eq!(back.stats().unwrap(), s);
+        assert_eq!(back.buckets(), d.buckets());
+    }
+
+    #[test]
+    fn merge_equals_the_distribution_of_the_union() {
+        let (mut a, mut b, mut union) = (
+            Distribution::milliseconds(),
+            Distribution::milliseconds(),
+            Distribution::milliseconds(),
+        );
+        for i in 0..3000u32 {
+            let v = f64::from(i % 211) * 0.731 + f64::from(i % 7);
+            if i % 3 == 0 {
+                a.record(v)
+            } else {
+                b.record(v)
+            }
+            union.record(v);
+        }
+        // Merged through the result file's encoding, as a merge of two files would.
+        let mut merged = a.stats().unwrap().distribution().unwrap();
+        merged
+            .merge(&b.stats().unwrap().distribution().unwrap())
+            .unwrap();
+        let (m, u) = (merged.stats().unwrap(), union.stats().unwrap());
+        assert_eq!(m.count, u.count);
+        assert_eq!((m.min, m.max), (u.min, u.max));
+        assert!(close(m.mean, u.mean, 1e-12) && close(m.std, u.std, 1e-9));
+        assert_eq!((m.p50, m.p90, m.p99, m.p999), (u.p50, u.p90, u.p99, u.p999));
+        assert_eq!(m.histogram, u.histogram);
+        let mut rates = Distribution::per_second();
+        rates.record(1.0);
+        assert!(merged.merge(&rates).is_err(), "units must match");
+    }
+
+    #[test]
+    fn encoded_size_does_not_grow_with_the_count() {
+        let size = |n: u32| {
+            let mut d = Distribution::milliseconds();
+            for i in 0..n {
+                d.record(10.0 + f64::from(i % 500) * 0.1);
+            }
+            d.stats()
+                .unwrap()
+                .histogram
+                .unwrap()
+                .hdr_v2_deflate_base64
+                .len()
+        };
+        let (small, large) = (size(10_000), size(1_000_000));
+        assert!(
+            large < small + small / 2,
+            "{small} bytes at 10k, {large} at 1M"
+        );
+        assert!(large < 4096, "{large} bytes");
+    }
+
+    #[test]
+    fn old_stats_without_histogram_say_so() {
+        let mut d = Distribution::milliseconds();
+        d.record(1.0);
+        let mut s = d.stats().unwrap();
+        s.histogram = None;
+        assert!(matches!(s.distribution(), Err(HistogramError::Missing)));
     }
 
     #[test]

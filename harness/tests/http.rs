@@ -12,6 +12,7 @@ use inferbench_harness::http::mock::{Fault, MockServer, Script, UsageStyle};
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::result::{HttpPoint, LoadDescription};
+use inferbench_harness::workload::{Phase, PromptStream};
 
 fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc<HttpClient> {
     Arc::new(
@@ -58,6 +59,7 @@ async fn measure(
             duration: None,
         },
         seed,
+        prompts: PromptStream::new(seed, 0, Phase::Measured),
         start,
     };
     let end = run_point(
@@ -95,10 +97,10 @@ async fn known_delays_give_exact_counts_and_close_timings() {
         (p.requests.total, p.requests.succeeded, p.requests.failed),
         (6, 6, 0)
     );
-    assert_eq!(p.ttft_ms.unwrap().count, 6);
-    assert_eq!(p.itl_ms.unwrap().count, 6 * 7);
-    assert_eq!(p.tpot_ms.unwrap().count, 6);
-    assert_eq!(p.output_tokens.unwrap().mean, 8.0);
+    assert_eq!(p.ttft_ms.as_ref().unwrap().count, 6);
+    assert_eq!(p.itl_ms.as_ref().unwrap().count, 6 * 7);
+    assert_eq!(p.tpot_ms.as_ref().unwrap().count, 6);
+    assert_eq!(p.output_tokens.as_ref().unwrap().mean, 8.0);
     assert_eq!(p.output_tokens_source.get("usage"), Some(&6));
     assert_eq!(p.token_count_discrepancy.unwrap().requests_differing, 0);
     assert_eq!(server.requests(), 6);
@@ -119,9 +121,9 @@ async fn known_delays_give_exact_counts_and_close_timings() {
             "sent {sent_gap} seen {seen_gap}"
         );
     }
-    let itl = p.itl_ms.unwrap();
+    let itl = p.itl_ms.as_ref().unwrap();
     assert!(itl.p50 > 5.0 && itl.p50 < 30.0, "{itl:?}");
-    let ttft = p.ttft_ms.unwrap();
+    let ttft = p.ttft_ms.as_ref().unwrap();
     assert!(ttft.p50 >= 39.0 && ttft.p50 < 90.0, "{ttft:?}");
     assert!(p.output_throughput_tok_s > 0.0 && p.duration_s > 0.0);
 }
@@ -178,6 +180,7 @@ async fn every_fault_is_counted_in_its_class_and_kept_out_of_latencies() {
             duration: None,
         },
         seed: 0,
+        prompts: PromptStream::new(0, 0, Phase::Measured),
         start,
     };
     let end = run_point(
@@ -247,7 +250,9 @@ async fn refused_and_unresolvable_connections_are_classified() {
         tls: TlsOptions::default(),
     })
     .unwrap();
-    let spec = Workload::parse("short").unwrap().request(0, 0);
+    let spec = Workload::parse("short")
+        .unwrap()
+        .request(&PromptStream::new(0, 0, Phase::Measured), 0);
     let o = refused.send(&spec).await;
     assert_eq!(o.failure.unwrap().class.name(), "connection_refused");
     let e = refused.models().await.unwrap_err().to_string();
@@ -279,6 +284,7 @@ async fn chat_and_every_usage_style() {
             usage,
             empty_every,
             fault: None,
+            llama_server: false,
         })
         .unwrap();
         let (records, p) = measure(
@@ -316,11 +322,11 @@ async fn chat_and_every_usage_style() {
         if usage == UsageStyle::Absent {
             // Without usage, tokens are counted from content chunks.
             assert_eq!(p.output_tokens_source.get("chunks"), Some(&6));
-            assert_eq!(p.output_tokens.unwrap().mean, content as f64);
+            assert_eq!(p.output_tokens.as_ref().unwrap().mean, content as f64);
             assert!(p.token_count_discrepancy.is_none());
         } else {
             assert_eq!(p.output_tokens_source.get("usage"), Some(&6));
-            assert_eq!(p.output_tokens.unwrap().mean, 9.0);
+            assert_eq!(p.output_tokens.as_ref().unwrap().mean, 9.0);
             let d = p.token_count_discrepancy.unwrap();
             assert_eq!(d.requests_differing, if content == 9 { 0 } else { 6 });
         }
@@ -387,8 +393,8 @@ async fn open_loop_schedule_is_reproducible_and_on_rate() {
         "achieved {achieved} req/s"
     );
     assert_eq!(p.late_requests, 0);
-    assert_eq!(p.schedule_lag_ms.unwrap().count, 60);
-    assert_eq!(p.ttft_from_scheduled_ms.unwrap().count, 60);
+    assert_eq!(p.schedule_lag_ms.as_ref().unwrap().count, 60);
+    assert_eq!(p.ttft_from_scheduled_ms.as_ref().unwrap().count, 60);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -417,10 +423,10 @@ async fn in_flight_cap_makes_requests_late_never_skipped() {
     assert_eq!(p.requests.total, 20, "no request skipped");
     assert!(p.late_requests > 0);
     assert!(records.iter().filter(|r| r.late).count() as u64 == p.late_requests);
-    let lag = p.schedule_lag_ms.unwrap();
+    let lag = p.schedule_lag_ms.as_ref().unwrap();
     assert!(lag.max > 20.0, "lag reported: {lag:?}");
     // The corrected TTFT includes the wait: larger than the plain one.
-    assert!(p.ttft_from_scheduled_ms.unwrap().max > p.ttft_ms.unwrap().max);
+    assert!(p.ttft_from_scheduled_ms.as_ref().unwrap().max > p.ttft_ms.as_ref().unwrap().max);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -559,7 +565,9 @@ async fn https_with_a_trusted_self_signed_certificate() {
         e.contains(&server.url()) && e.contains("TLS") && e.contains("--ca-cert"),
         "{e}"
     );
-    let spec = Workload::parse("fixed:8:5").unwrap().request(0, 0);
+    let spec = Workload::parse("fixed:8:5")
+        .unwrap()
+        .request(&PromptStream::new(0, 0, Phase::Measured), 0);
     let refused = untrusted.send(&spec).await.failure.unwrap();
     assert_eq!(refused.class.name(), "tls");
 

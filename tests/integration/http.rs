@@ -587,3 +587,164 @@ fn tokenizer_counts_output_without_usage_and_sizes_prompts() {
         .unwrap();
     assert_clean_failure(&o, 1, "not a tokenizer.json");
 }
+
+fn llama_like(tokens: u32) -> Script {
+    Script {
+        llama_server: true,
+        ..fast(tokens)
+    }
+}
+
+fn prompts_sent(server: &MockServer) -> Vec<String> {
+    server
+        .all_truth()
+        .iter()
+        .map(|t| t.body["prompt"].to_string())
+        .collect()
+}
+
+#[test]
+fn no_two_requests_of_a_run_share_a_prompt_across_points_warmups_and_probes() {
+    let server = MockServer::start(|_, _| llama_like(3)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("sweep.json");
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--concurrency", "1,2,4"])
+        .args([
+            "--num-requests",
+            "8",
+            "--warmup",
+            "2",
+            "--workload",
+            "fixed:12:3",
+        ])
+        .arg("--out")
+        .arg(&sweep)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let search = dir.path().join("search.json");
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--find-max-rate", "50"])
+        .args(["--slo", "ttft=10s", "--num-requests", "6", "--warmup", "1"])
+        .args(["--workload", "fixed:12:3"])
+        .arg("--out")
+        .arg(&search)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let probes = read_json(&search)["points"].as_array().unwrap().len();
+    assert!(probes >= 2, "the search made {probes} probes");
+    let sent = prompts_sent(&server);
+    assert_eq!(sent.len(), 3 * (8 + 2) + probes * (6 + 1));
+    let distinct: std::collections::HashSet<&String> = sent.iter().collect();
+    assert_eq!(distinct.len(), sent.len(), "a prompt went twice");
+    // The server's own account agrees: nothing beyond the BOS from its cache.
+    for file in [&sweep, &search] {
+        let r = read_json(file);
+        assert_valid_result(&r);
+        assert!(r.get("notes").is_none(), "{}", r["notes"]);
+        for p in r["points"].as_array().unwrap() {
+            // Random-word prompts may share a first word (two tokens), never more than that.
+            assert!(
+                p["prompt_cache"]["cached_fraction"].as_f64().unwrap() < 0.01,
+                "{p}"
+            );
+            assert_eq!(
+                p["prompt_cache"]["source"],
+                "usage.prompt_tokens_details.cached_tokens"
+            );
+            // Text prompts: the scripted server adds a BOS, as llama-server does.
+            assert_eq!(p["prompt_token_check"]["mean_server_minus_sent"], 1.0);
+        }
+    }
+}
+
+#[test]
+fn a_run_repeating_an_earlier_runs_prompts_is_warned_about() {
+    let server = MockServer::start(|_, _| llama_like(3)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, prompt_seed: Option<&str>| {
+        let out = dir.path().join(name);
+        let mut cmd = bin();
+        cmd.args(["http", "--url", &server.url(), "--concurrency", "2"])
+            .args([
+                "--num-requests",
+                "6",
+                "--warmup",
+                "0",
+                "--workload",
+                "fixed:40:3",
+            ])
+            .arg("--out")
+            .arg(&out);
+        if let Some(seed) = prompt_seed {
+            cmd.args(["--prompt-seed", seed]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        (read_json(&out), stderr(&o))
+    };
+    let (first, _) = run("a.json", Some("7"));
+    assert_eq!(first["settings"]["prompt_seed"], 7);
+    assert!(
+        first["points"][0]["prompt_cache"]["cached_fraction"]
+            .as_f64()
+            .unwrap()
+            < 0.01
+    );
+    // The same prompts again: served from the cache the first run filled.
+    let (again, warned) = run("b.json", Some("7"));
+    assert_valid_result(&again);
+    let cache = &again["points"][0]["prompt_cache"];
+    assert_eq!(cache["requests_hit"], 6);
+    assert!(cache["cached_fraction"].as_f64().unwrap() > 0.9, "{cache}");
+    assert!(
+        warned.contains("warning: c=2: the server served"),
+        "{warned}"
+    );
+    let notes = again["notes"].as_array().unwrap();
+    assert!(
+        notes[0].as_str().unwrap().contains("from its cache"),
+        "{notes:?}"
+    );
+    // Left to itself, each run draws its own prompts.
+    let (fresh, quiet) = run("c.json", None);
+    assert!(
+        fresh["points"][0]["prompt_cache"]["cached_fraction"]
+            .as_f64()
+            .unwrap()
+            < 0.01
+    );
+    assert_ne!(fresh["settings"]["prompt_seed"], 7);
+    assert!(!quiet.contains("warning"), "{quiet}");
+}
+
+#[test]
+fn token_id_prompts_need_the_completions_endpoint_and_a_real_file() {
+    let server = MockServer::start(|_, _| fast(3)).unwrap();
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--endpoint",
+            "chat",
+            "--token-ids-from",
+        ])
+        .arg(tiny_model())
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "--endpoint chat");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &server.url(),
+            "--token-ids-from",
+            "/nonexistent.gguf",
+        ])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "/nonexistent.gguf");
+}

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod compare;
+mod contrast;
 mod http;
 mod inproc;
 mod interrupt;

@@ -80,23 +80,33 @@ pub fn assert_valid_result(result: &Value) {
     assert_valid(validator, "result", result);
 }
 
+/// A validator for a schema that refers to the result schema.
+fn with_result_schema(name: &str) -> jsonschema::Validator {
+    let result = schema("result.schema.json");
+    let id = result["$id"].as_str().expect("$id").to_string();
+    let resource = jsonschema::Resource::from_contents(result).expect("result schema");
+    jsonschema::options()
+        .with_resource(id, resource)
+        .build(&schema(name))
+        .expect("schema compiles")
+}
+
 /// What is wrong with `compare --out`'s file against its schema, which
 /// refers to the result schema for statistics.
 pub fn comparison_errors(comparison: &Value) -> Vec<String> {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        let result = schema("result.schema.json");
-        let id = result["$id"].as_str().expect("$id").to_string();
-        let resource = jsonschema::Resource::from_contents(result).expect("result schema");
-        jsonschema::options()
-            .with_resource(id, resource)
-            .build(&schema("compare.schema.json"))
-            .expect("schema compiles")
-    });
-    validator
+    SCHEMA
+        .get_or_init(|| with_result_schema("compare.schema.json"))
         .iter_errors(comparison)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect()
+}
+
+/// Validates a `contrast` result file (its two runs by the result schema).
+pub fn assert_valid_contrast(contrast: &Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| with_result_schema("contrast.schema.json"));
+    assert_valid(validator, "contrast", contrast);
 }
 
 pub fn assert_valid_comparison(comparison: &Value) {

@@ -128,10 +128,19 @@ pub struct Failure {
     pub message: String,
 }
 
+/// What a request asks the server to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    Text(String),
+    /// Token ids, sent as `"prompt": [ids]` (completions only): the server
+    /// evaluates exactly these, with no tokenizer in between.
+    TokenIds(Vec<i32>),
+}
+
 /// One request to send.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestSpec {
-    pub prompt: String,
+    pub prompt: Prompt,
     pub max_tokens: u32,
     /// Prompt length the workload asked for (the server's usage says what it saw).
     pub input_tokens_requested: u32,
@@ -412,9 +421,16 @@ impl HttpClient {
     }
 
     fn body(&self, spec: &RequestSpec) -> Value {
-        let mut body = match self.config.endpoint {
-            Endpoint::Completions => json!({ "prompt": spec.prompt }),
-            Endpoint::Chat => json!({ "messages": [{ "role": "user", "content": spec.prompt }] }),
+        let mut body = match (&spec.prompt, self.config.endpoint) {
+            (Prompt::Text(text), Endpoint::Completions) => json!({ "prompt": text }),
+            (Prompt::TokenIds(ids), Endpoint::Completions) => json!({ "prompt": ids }),
+            (Prompt::Text(text), Endpoint::Chat) => {
+                json!({ "messages": [{ "role": "user", "content": text }] })
+            }
+            // Refused where the flags are read: a chat message is text.
+            (Prompt::TokenIds(ids), Endpoint::Chat) => {
+                json!({ "messages": [{ "role": "user", "content": ids }] })
+            }
         };
         let extra = json!({
             "model": self.config.model,

@@ -14,6 +14,7 @@ use super::arrival::{schedule, Arrival};
 use super::client::{HttpClient, RequestSpec};
 use super::point::Completed;
 use super::workload::Workload;
+use crate::workload::PromptStream;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Load {
@@ -40,8 +41,10 @@ pub struct Limits {
 pub struct PointPlan {
     pub load: Load,
     pub limits: Limits,
-    /// Seed of the requests and of the arrival schedule.
+    /// Seed of the arrival schedule.
     pub seed: u64,
+    /// Where request `i` of the point comes from: item `i` of this stream.
+    pub prompts: PromptStream,
     /// The point's time zero: schedules and records count from here.
     pub start: Instant,
 }
@@ -52,12 +55,6 @@ pub struct PointEnd {
     pub interrupted: bool,
     /// Requests in flight at the interrupt, abandoned.
     pub cancelled: u64,
-}
-
-/// Seeds of measured and warm-up requests differ, so the measured requests
-/// are the same whatever the warm-up count.
-pub fn warmup_seed(seed: u64) -> u64 {
-    seed ^ 0x5741_524d_5550_0000
 }
 
 /// Raises `cancel` once `interrupt` is set (polled: the flag is set from a
@@ -97,6 +94,7 @@ pub async fn run_point(
         load,
         limits,
         seed,
+        prompts,
         start,
     } = plan;
     assert!(
@@ -153,7 +151,7 @@ pub async fn run_point(
                         if index >= max {
                             break;
                         }
-                        let spec = workload.request(seed, index);
+                        let spec = workload.request(&prompts, index);
                         let done = send_one(index, spec, None, false).await;
                         let was_cancelled = done.is_none();
                         if tx.send(done).is_err() || was_cancelled {
@@ -178,7 +176,7 @@ pub async fn run_point(
                         break;
                     }
                     let due = start + offset;
-                    let spec = workload.request(seed, index);
+                    let spec = workload.request(&prompts, index);
                     tokio::time::sleep_until(due.into()).await;
                     if interrupt.load(Ordering::Relaxed) {
                         break;

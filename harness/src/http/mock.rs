@@ -65,6 +65,14 @@ pub struct Script {
     /// Every `n`th chunk has empty text (as vLLM's partial UTF-8 tokens).
     pub empty_every: Option<u32>,
     pub fault: Option<Fault>,
+    /// Account for the request as llama-server does: usage counts the
+    /// prompt (a token-id array as sent, text as its words plus a BOS) and
+    /// says in `prompt_tokens_details.cached_tokens` how many of its leading
+    /// tokens some earlier prompt shared (a prefix cache of every prompt
+    /// seen), and the final chunk carries a `timings` object (`cache_n`,
+    /// `prompt_n`, `prompt_ms` = the scripted TTFT, `predicted_per_token_ms`
+    /// = the scripted ITL, ...).
+    pub llama_server: bool,
 }
 
 impl Default for Script {
@@ -76,8 +84,44 @@ impl Default for Script {
             usage: UsageStyle::InFinalChunk,
             empty_every: None,
             fault: None,
+            llama_server: false,
         }
     }
+}
+
+/// The prompt of a request body as the tokens a server would evaluate: token
+/// ids as sent, text as its words behind a BOS (`"<bos>"`).
+fn prompt_tokens(body: &Value) -> Vec<Value> {
+    match body.get("prompt") {
+        Some(Value::Array(ids)) => ids.clone(),
+        Some(Value::String(text)) => std::iter::once(Value::from("<bos>"))
+            .chain(text.split_whitespace().map(Value::from))
+            .collect(),
+        _ => body["messages"][0]["content"]
+            .as_str()
+            .map(|t| {
+                std::iter::once(Value::from("<bos>"))
+                    .chain(t.split_whitespace().map(Value::from))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Prompts seen so far, for the llama-server-style prefix cache.
+type SeenPrompts = Arc<Mutex<Vec<Vec<Value>>>>;
+
+/// Tokens `prompt` shares from its start with the longest-matching earlier
+/// prompt; records it.
+fn cached_prefix(seen: &SeenPrompts, prompt: Vec<Value>) -> usize {
+    let mut seen = seen.lock().expect("prompts lock");
+    let cached = seen
+        .iter()
+        .map(|p| p.iter().zip(&prompt).take_while(|(a, b)| a == b).count())
+        .max()
+        .unwrap_or(0);
+    seen.push(prompt);
+    cached
 }
 
 /// Chooses the script of request `n` (in arrival order) from its JSON body.
@@ -99,6 +143,7 @@ pub struct MockServer {
     requests: Arc<AtomicU64>,
     connections: Arc<AtomicU64>,
     shutdown: Option<oneshot::Sender<()>>,
+    seen: SeenPrompts,
     /// Linux thread id of the server's thread, to read its CPU time.
     thread_id: Option<u32>,
     /// PEM of the self-signed certificate, when the server speaks TLS.
@@ -171,6 +216,8 @@ impl MockServer {
         };
         let script: Arc<ScriptFn> = Arc::new(script);
         let truth = Arc::new(Mutex::new(HashMap::new()));
+        let seen: SeenPrompts = Arc::new(Mutex::new(Vec::new()));
+        let seen_c = seen.clone();
         let requests = Arc::new(AtomicU64::new(0));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
@@ -206,15 +253,22 @@ impl MockServer {
                         };
                         connections_c.fetch_add(1, Ordering::Relaxed);
                         let _ = stream.set_nodelay(true);
-                        let (script, truth, requests, acceptor) = (
+                        let (script, truth, requests, acceptor, seen) = (
                             script.clone(),
                             truth_c.clone(),
                             requests_c.clone(),
                             acceptor.clone(),
+                            seen_c.clone(),
                         );
                         tokio::spawn(async move {
                             let service = hyper::service::service_fn(move |req| {
-                                handle(req, script.clone(), truth.clone(), requests.clone())
+                                handle(
+                                    req,
+                                    script.clone(),
+                                    truth.clone(),
+                                    requests.clone(),
+                                    seen.clone(),
+                                )
                             });
                             let http = hyper::server::conn::http1::Builder::new();
                             let _ = match acceptor {
@@ -240,6 +294,7 @@ impl MockServer {
             requests,
             connections,
             shutdown: Some(shutdown_tx),
+            seen,
             thread_id: tid_rx.recv().ok().flatten(),
             certificate,
         })
@@ -286,6 +341,11 @@ impl MockServer {
             .expect("truth lock")
             .get(response_id)
             .cloned()
+    }
+
+    /// Forgets every prompt the llama-server-style prefix cache has seen.
+    pub fn clear_prompt_cache(&self) {
+        self.seen.lock().expect("prompts lock").clear();
     }
 
     pub fn all_truth(&self) -> Vec<Truth> {
@@ -339,6 +399,7 @@ async fn handle(
     script: Arc<ScriptFn>,
     truth: Arc<Mutex<HashMap<String, Truth>>>,
     requests: Arc<AtomicU64>,
+    seen: SeenPrompts,
 ) -> Result<Response<Body>, std::io::Error> {
     let received = Instant::now();
     let path = req.uri().path().to_string();
@@ -375,6 +436,11 @@ async fn handle(
     let n = requests.fetch_add(1, Ordering::Relaxed);
     let s = script(n, &body);
     let id = format!("mock-{n}");
+    let prompt = s.llama_server.then(|| {
+        let tokens = prompt_tokens(&body);
+        let n = tokens.len();
+        (n, cached_prefix(&seen, tokens))
+    });
     truth.lock().expect("truth lock").insert(
         id.clone(),
         Truth {
@@ -412,7 +478,7 @@ async fn handle(
         _ => {}
     }
 
-    let plan = stream_plan(&id, chat, &s, received);
+    let plan = stream_plan(&id, chat, &s, received, prompt);
     let record = move |at: Instant| {
         if let Some(t) = truth.lock().expect("truth lock").get_mut(&id) {
             t.content_sent.push(at);
@@ -440,14 +506,41 @@ enum Emit {
 }
 
 /// Everything the response body will do, decided before the first byte.
-fn stream_plan(id: &str, chat: bool, s: &Script, received: Instant) -> Vec<Emit> {
+/// `prompt`: its length and the tokens served from cache, for a
+/// llama-server-style account.
+fn stream_plan(
+    id: &str,
+    chat: bool,
+    s: &Script,
+    received: Instant,
+    prompt: Option<(usize, usize)>,
+) -> Vec<Emit> {
     let frame = |at: Option<Instant>, text: String, content: bool| Emit::Frame {
         at,
         bytes: Bytes::from(text),
         content,
     };
-    let usage =
+    let mut usage =
         json!({"prompt_tokens": 7, "completion_tokens": s.tokens, "total_tokens": 7 + s.tokens});
+    let mut timings = None;
+    if let Some((prompt_n, cached)) = prompt {
+        usage = json!({
+            "prompt_tokens": prompt_n,
+            "completion_tokens": s.tokens,
+            "total_tokens": prompt_n as u32 + s.tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        });
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        timings = Some(json!({
+            "cache_n": cached,
+            "prompt_n": prompt_n - cached,
+            "prompt_ms": ms(s.ttft),
+            "prompt_per_token_ms": ms(s.ttft) / (prompt_n - cached).max(1) as f64,
+            "predicted_n": s.tokens,
+            "predicted_ms": ms(s.itl) * f64::from(s.tokens),
+            "predicted_per_token_ms": ms(s.itl),
+        }));
+    }
     let fault_at = match s.fault {
         Some(
             Fault::StallAfter(k)
@@ -479,11 +572,15 @@ fn stream_plan(id: &str, chat: bool, s: &Script, received: Instant) -> Vec<Emit>
         };
         let finish = last.then_some("length");
         let with_usage = (last && s.usage == UsageStyle::InFinalChunk).then(|| usage.clone());
-        plan.push(frame(
-            Some(first + s.itl * k),
-            chunk_json(id, chat, Some(&text), finish, with_usage),
-            !empty,
-        ));
+        let mut json = chunk_json(id, chat, Some(&text), finish, with_usage);
+        if let (true, Some(t)) = (last, &timings) {
+            // llama-server puts its timings beside the usage of the last chunk.
+            let mut v: Value =
+                serde_json::from_str(json.trim_start_matches("data: ").trim_end()).expect("json");
+            v["timings"] = t.clone();
+            json = format!("data: {v}\n\n");
+        }
+        plan.push(frame(Some(first + s.itl * k), json, !empty));
     }
     match s.fault {
         Some(Fault::StallAfter(_)) => {

@@ -7,11 +7,71 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::chunk::Usage;
 use super::client::{Failure, Outcome};
 use super::tokenizer::Tokenizer;
 use crate::metrics;
-use crate::result::{ClientCost, HttpPoint, LoadDescription, RequestCounts, TokenDiscrepancy};
+use crate::result::{
+    ClientCost, HttpPoint, LoadDescription, PromptCacheUse, PromptTokenCheck, RequestCounts,
+    TokenDiscrepancy,
+};
 use crate::stats::Distribution;
+
+/// Prompt tokens a synthetic workload shares between requests on purpose:
+/// the BOS token every prompt starts with. More than this from a server's
+/// cache means the workload repeated itself.
+pub const INTENDED_SHARED_PREFIX: u64 = 1;
+
+/// Cached tokens beyond the BOS up to which a request's prompt may share its
+/// start with an earlier one by chance: random-word prompts draw from 73
+/// words, so two of them start with the same word one time in 73, the same
+/// three words about once in 390,000 pairs. A request counts as answered
+/// from the cache from this many tokens on; a re-sent prompt shares all of
+/// them.
+pub const CHANCE_OVERLAP: u64 = 4;
+
+/// A point whose cached prompt tokens beyond the BOS reach this share of its
+/// prompt tokens measured the server's prompt cache, not its prefill. (Two
+/// random-word prompts that happen to start with the same word share two
+/// tokens, far below it; a re-sent prompt is far above.)
+pub const CACHE_WARNING_FRACTION: f64 = 0.01;
+
+/// Where a server says how many prompt tokens it served from its cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheSource {
+    /// OpenAI's `usage.prompt_tokens_details.cached_tokens` (llama-server;
+    /// vLLM with `--enable-prompt-tokens-details`).
+    Usage,
+    /// llama-server's `timings.cache_n`.
+    Timings,
+}
+
+impl CacheSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            CacheSource::Usage => "usage.prompt_tokens_details.cached_tokens",
+            CacheSource::Timings => "timings.cache_n",
+        }
+    }
+}
+
+/// The prompt tokens the server says it took from its cache, if it says.
+pub fn cached_prompt_tokens(
+    usage: Option<&Usage>,
+    timings: Option<&serde_json::Value>,
+) -> Option<(u64, CacheSource)> {
+    usage
+        .and_then(|u| u.prompt_tokens_details)
+        .and_then(|d| d.cached_tokens)
+        .map(|n| (n, CacheSource::Usage))
+        .or_else(|| {
+            timings
+                .and_then(|t| t.get("cache_n"))
+                .and_then(serde_json::Value::as_u64)
+                .map(|n| (n, CacheSource::Timings))
+        })
+}
 
 /// Latency objectives a request must all meet to count towards goodput.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -81,6 +141,9 @@ pub struct RequestRecord {
     pub input_tokens_requested: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
+    /// Prompt tokens the server says it served from its prefix cache.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cached_prompt_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +204,9 @@ pub struct HttpAccumulator {
     empty_chunks: u64,
     fingerprint: Option<String>,
     tokenizer: Option<Arc<Tokenizer>>,
+    cache: PromptCacheUse,
+    prompt_check: PromptTokenCheck,
+    prompt_difference_sum: i64,
 }
 
 impl HttpAccumulator {
@@ -173,6 +239,9 @@ impl HttpAccumulator {
             empty_chunks: 0,
             fingerprint: None,
             tokenizer: None,
+            cache: PromptCacheUse::default(),
+            prompt_check: PromptTokenCheck::default(),
+            prompt_difference_sum: 0,
         }
     }
 
@@ -223,6 +292,7 @@ impl HttpAccumulator {
             retries: o.retries,
             input_tokens_requested: c.input_tokens_requested,
             input_tokens: o.usage.and_then(|u| u.prompt_tokens),
+            cached_prompt_tokens: None,
             output_tokens: None,
             output_tokens_source: None,
             finish_reason: o.finish_reason.clone(),
@@ -289,6 +359,34 @@ impl HttpAccumulator {
         let ttft_from_scheduled = c.scheduled.map(|s| ms_between(s, o.content_times[0]));
         if let Some(t) = ttft_from_scheduled {
             self.ttft_from_scheduled.record(t);
+        }
+        if let Some((cached, source)) =
+            cached_prompt_tokens(o.usage.as_ref(), o.server_timings.as_ref())
+        {
+            record.cached_prompt_tokens = Some(cached);
+            let cache = &mut self.cache;
+            cache.requests_reporting += 1;
+            cache.cached_tokens += cached;
+            cache.prompt_tokens += record
+                .input_tokens
+                .unwrap_or(u64::from(c.input_tokens_requested));
+            let unintended = cached.saturating_sub(INTENDED_SHARED_PREFIX);
+            if unintended >= CHANCE_OVERLAP {
+                cache.requests_hit += 1;
+                cache.unintended_cached_tokens += unintended;
+            }
+            if cache.source.is_empty() {
+                cache.source = source.name().to_string();
+            }
+        }
+        if let Some(seen) = record.input_tokens {
+            let check = &mut self.prompt_check;
+            let sent = u64::from(c.input_tokens_requested);
+            check.requests_compared += 1;
+            if seen != sent {
+                check.requests_differing += 1;
+            }
+            self.prompt_difference_sum += seen as i64 - sent as i64;
         }
         let input = record
             .input_tokens
@@ -373,6 +471,18 @@ impl HttpAccumulator {
             slo_met: (!self.slo.is_empty()).then_some(self.slo_met),
             server_prompt_ms: self.server_prompt_ms.stats(),
             server_predicted_per_token_ms: self.server_per_token_ms.stats(),
+            prompt_cache: (self.cache.requests_reporting > 0).then(|| PromptCacheUse {
+                cached_fraction: self.cache.unintended_cached_tokens as f64
+                    / self.cache.prompt_tokens.max(1) as f64,
+                ..self.cache.clone()
+            }),
+            prompt_token_check: (self.prompt_check.requests_compared > 0).then(|| {
+                PromptTokenCheck {
+                    mean_server_minus_sent: self.prompt_difference_sum as f64
+                        / self.prompt_check.requests_compared as f64,
+                    ..self.prompt_check.clone()
+                }
+            }),
             client: ClientCost {
                 cpu_s,
                 cpu_percent: cpu_s.map(|c| 100.0 * c / wall_s.max(1e-9)),
@@ -383,5 +493,46 @@ impl HttpAccumulator {
             },
             telemetry: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::http::chunk::Chunk;
+
+    /// The final chunk llama-server (0.5.0, 0c1e570) sent for a completion
+    /// whose prompt repeated the one before (captured here; see
+    /// scripts/servers/SSE-SAMPLES.md).
+    const LLAMA_SERVER_CACHED: &str = r#"{"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],"created":1795330353,"model":"gemma-3-270m-q4_k_m","system_fingerprint":"b1-0c1e570","object":"text_completion","usage":{"completion_tokens":4,"prompt_tokens":6,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":5}},"id":"chatcmpl-x","timings":{"cache_n":5,"prompt_n":1,"prompt_ms":9.2,"prompt_per_token_ms":9.2,"prompt_per_second":108.7,"predicted_n":4,"predicted_ms":61.0,"predicted_per_token_ms":15.25,"predicted_per_second":65.5}}"#;
+
+    #[test]
+    fn cached_tokens_from_usage_first_then_timings() {
+        let c = Chunk::parse(LLAMA_SERVER_CACHED).unwrap();
+        assert_eq!(
+            cached_prompt_tokens(c.usage.as_ref(), c.timings.as_ref()),
+            Some((5, CacheSource::Usage))
+        );
+        // Without usage details, llama-server's timings say the same.
+        let mut usage = c.usage.unwrap();
+        usage.prompt_tokens_details = None;
+        assert_eq!(
+            cached_prompt_tokens(Some(&usage), c.timings.as_ref()),
+            Some((5, CacheSource::Timings))
+        );
+        // vLLM's usage-only chunk, with --enable-prompt-tokens-details.
+        let vllm = Chunk::parse(
+            r#"{"id":"cmpl-1","object":"text_completion","choices":[],"usage":{"prompt_tokens":129,"total_tokens":193,"completion_tokens":64,"prompt_tokens_details":{"cached_tokens":128}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            cached_prompt_tokens(vllm.usage.as_ref(), None),
+            Some((128, CacheSource::Usage))
+        );
+        // A server that says nothing: absent, never zero.
+        let silent =
+            Chunk::parse(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":7}}"#)
+                .unwrap();
+        assert_eq!(cached_prompt_tokens(silent.usage.as_ref(), None), None);
     }
 }

@@ -1,19 +1,23 @@
 //! What the HTTP mode sends: prompt and output lengths, fixed, from a named
-//! distribution, or from a ShareGPT file; each request reproducible from the
-//! seed and its index alone, whatever order requests are made in.
+//! distribution, or from a ShareGPT file; prompts as text or as token ids
+//! drawn from a model's vocabulary exactly as the in-process mode draws them;
+//! each request reproducible from its prompt stream and index alone, whatever
+//! order requests are made in ([`crate::workload`]).
 
 use std::path::{Path, PathBuf};
 
 use rand::seq::IndexedRandom;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use super::client::RequestSpec;
+use super::client::{Prompt, RequestSpec};
 use super::tokenizer::Tokenizer;
+use crate::engine::PromptVocab;
+use crate::workload::{synthetic_prompt, NoOrdinaryTokens, PromptStream};
 
 /// A token-length distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -73,6 +77,7 @@ pub struct Conversation {
 pub struct Workload {
     source: Source,
     tokenizer: Option<Arc<Tokenizer>>,
+    token_ids: Option<Arc<PromptVocab>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +99,10 @@ pub enum WorkloadError {
     Spec { spec: String, message: String },
     #[error("--workload sharegpt:{path}: {message}")]
     ShareGpt { path: PathBuf, message: String },
+    #[error("token-id prompts: {0}")]
+    NoOrdinaryTokens(#[from] NoOrdinaryTokens),
+    #[error("token-id prompts are synthetic: --workload {0} sends its own text")]
+    TokenIdsNeedSynthetic(String),
 }
 
 /// Words that are one token each in the common BPE and SentencePiece
@@ -120,7 +129,27 @@ impl Workload {
         Ok(Workload {
             source: Source::parse(spec)?,
             tokenizer: None,
+            token_ids: None,
         })
+    }
+
+    /// Sends prompts as token-id arrays drawn from `vocab` exactly as the
+    /// in-process mode draws them (BOS first when the model wants one), so
+    /// that a served run decodes the very ids an in-process run decoded.
+    pub fn with_token_ids(mut self, vocab: PromptVocab) -> Result<Workload, WorkloadError> {
+        if let Source::ShareGpt { .. } = self.source {
+            return Err(WorkloadError::TokenIdsNeedSynthetic(self.name()));
+        }
+        if vocab.ordinary.is_empty() {
+            return Err(NoOrdinaryTokens.into());
+        }
+        self.token_ids = Some(Arc::new(vocab));
+        Ok(self)
+    }
+
+    /// True when prompts go as token ids.
+    pub fn sends_token_ids(&self) -> bool {
+        self.token_ids.is_some()
     }
 
     /// Counts prompt tokens with the server's tokenizer, so that synthetic
@@ -149,17 +178,21 @@ impl Workload {
         }
     }
 
-    /// Request `index` of the stream `seed`: the same whatever else is asked.
-    pub fn request(&self, seed: u64, index: u64) -> RequestSpec {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(index);
+    /// Request `index` of `stream`: the same whatever else is asked.
+    pub fn request(&self, stream: &PromptStream, index: u64) -> RequestSpec {
         match &self.source {
             Source::Lengths { input, output, .. } => {
-                let input_tokens = input.sample(&mut rng);
-                let max_tokens = output.sample(&mut rng).max(1);
-                let prompt = match &self.tokenizer {
-                    Some(t) => exact_text(&mut rng, input_tokens, t),
-                    None => synthetic_text(&mut rng, input_tokens),
+                let mut lengths = stream.lengths_rng(index);
+                let input_tokens = input.sample(&mut lengths);
+                let max_tokens = output.sample(&mut lengths).max(1);
+                let mut rng = stream.text_rng(index);
+                let prompt = match (&self.token_ids, &self.tokenizer) {
+                    (Some(vocab), _) => Prompt::TokenIds(
+                        synthetic_prompt(vocab, input_tokens, stream, index)
+                            .expect("checked non-empty in with_token_ids"),
+                    ),
+                    (None, Some(t)) => Prompt::Text(exact_text(&mut rng, input_tokens, t)),
+                    (None, None) => Prompt::Text(synthetic_text(&mut rng, input_tokens)),
                 };
                 RequestSpec {
                     prompt,
@@ -168,13 +201,15 @@ impl Workload {
                 }
             }
             Source::ShareGpt { conversations, .. } => {
-                let c = conversations.choose(&mut rng).expect("non-empty");
+                let c = conversations
+                    .choose(&mut stream.text_rng(index))
+                    .expect("non-empty");
                 let input_tokens = self
                     .tokenizer
                     .as_ref()
                     .map_or(c.input_tokens_estimate, |t| t.count(&c.prompt) as u32);
                 RequestSpec {
-                    prompt: c.prompt.clone(),
+                    prompt: Prompt::Text(c.prompt.clone()),
                     max_tokens: c.output_tokens.max(1),
                     input_tokens_requested: input_tokens,
                 }
@@ -328,29 +363,88 @@ fn exact_text(rng: &mut ChaCha8Rng, tokens: u32, tokenizer: &Tokenizer) -> Strin
 mod tests {
     use super::*;
 
+    use crate::workload::Phase;
+
+    fn stream(seed: u64) -> PromptStream {
+        PromptStream::new(seed, 0, Phase::Measured)
+    }
+
+    fn text(r: &RequestSpec) -> &str {
+        match &r.prompt {
+            Prompt::Text(t) => t,
+            Prompt::TokenIds(_) => panic!("expected text"),
+        }
+    }
+
     #[test]
     fn fixed_and_presets() {
         let w = Workload::parse("fixed:12:34").unwrap();
-        let r = w.request(1, 0);
+        let r = w.request(&stream(1), 0);
         assert_eq!((r.input_tokens_requested, r.max_tokens), (12, 34));
-        assert_eq!(r.prompt.split(' ').count(), 12);
-        let r = Workload::parse("medium").unwrap().request(1, 5);
+        assert_eq!(text(&r).split(' ').count(), 12);
+        let r = Workload::parse("medium").unwrap().request(&stream(1), 5);
         assert_eq!((r.input_tokens_requested, r.max_tokens), (100, 300));
     }
 
     #[test]
     fn requests_are_reproducible_and_distinct() {
         let w = Workload::parse("chat").unwrap();
-        assert_eq!(w.request(9, 3), w.request(9, 3));
-        assert_ne!(w.request(9, 3).prompt, w.request(9, 4).prompt);
-        assert_ne!(w.request(9, 3).prompt, w.request(10, 3).prompt);
+        assert_eq!(w.request(&stream(9), 3), w.request(&stream(9), 3));
+        assert_ne!(
+            w.request(&stream(9), 3).prompt,
+            w.request(&stream(9), 4).prompt
+        );
+        assert_ne!(
+            w.request(&stream(9), 3).prompt,
+            w.request(&stream(10), 3).prompt
+        );
+        let other_point = PromptStream::new(9, 1, Phase::Measured);
+        assert_ne!(
+            w.request(&stream(9), 3).prompt,
+            w.request(&other_point, 3).prompt
+        );
+    }
+
+    #[test]
+    fn token_id_prompts_are_the_in_process_prompts() {
+        let vocab = PromptVocab {
+            bos: Some(2),
+            ordinary: (10..5000).collect(),
+        };
+        let w = Workload::parse("fixed:16:4")
+            .unwrap()
+            .with_token_ids(vocab.clone())
+            .unwrap();
+        let s = PromptStream::new(3, 2, Phase::Measured);
+        // Requests 4..8 of a served point are in-process run 1 at batch 4.
+        let batch = crate::workload::batch_prompts(&vocab, 4, 16, &s, 1).unwrap();
+        for (k, ids) in batch.iter().enumerate() {
+            assert_eq!(
+                w.request(&s, 4 + k as u64).prompt,
+                Prompt::TokenIds(ids.clone())
+            );
+        }
+        assert_eq!(w.request(&s, 4).input_tokens_requested, 16);
+        let sharegpt_refused = Workload {
+            source: Source::ShareGpt {
+                path: "x.json".into(),
+                conversations: vec![],
+            },
+            tokenizer: None,
+            token_ids: None,
+        }
+        .with_token_ids(vocab);
+        assert!(matches!(
+            sharegpt_refused,
+            Err(WorkloadError::TokenIdsNeedSynthetic(_))
+        ));
     }
 
     #[test]
     fn distributions_are_clipped_around_their_median() {
         let w = Workload::parse("code").unwrap();
         let inputs: Vec<u32> = (0..2000)
-            .map(|i| w.request(1, i).input_tokens_requested)
+            .map(|i| w.request(&stream(1), i).input_tokens_requested)
             .collect();
         assert!(inputs.iter().all(|&n| (187..=6000).contains(&n)));
         let mut sorted = inputs.clone();
@@ -385,8 +479,8 @@ mod tests {
         )
         .unwrap();
         let w = Workload::parse(&format!("sharegpt:{}", path.display())).unwrap();
-        let r = w.request(0, 0);
-        assert_eq!(r.prompt, "What is up?");
+        let r = w.request(&stream(0), 0);
+        assert_eq!(text(&r), "What is up?");
         assert_eq!(r.max_tokens, 6); // 24 characters / 4
         std::fs::remove_dir_all(&dir).unwrap();
     }

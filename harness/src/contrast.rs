@@ -1,0 +1,375 @@
+//! The contrast: one model, the same token ids, in-process and served, split
+//! into layers so that what the server, its HTTP stack and the network cost
+//! is a number with an interval.
+//!
+//! Layers, per shape (B sequences in-process against concurrency B served):
+//! - **engine in-process**: TTFT = prefill + first sample; per token = TPOT,
+//!   the mean of a sequence's decode steps with their samples.
+//! - **inside the server** (llama.cpp's server, from its per-request
+//!   `timings`): TTFT = `prompt_ms`, its prompt evaluation up to the first
+//!   token; per token = `predicted_per_token_ms`. Servers that send no
+//!   timings have no such row.
+//! - **at the client over HTTP**: TTFT from sending the request to the first
+//!   content chunk; per token = TPOT.
+//!
+//! Each layer's overhead over the one below is the difference of medians
+//! with a bootstrap interval ([`crate::significance`]), each side drawing as
+//! many independent values as it has: a served request is one, an
+//! in-process run one (its B sequences share every step).
+
+use serde::{Deserialize, Serialize};
+
+use std::path::Path;
+
+use crate::result::{
+    AnyResult, HttpPoint, HttpResult, InprocPoint, InprocResult, ReadError, RunStatus,
+};
+use crate::significance::{median_difference, MedianDifference, Sample};
+use crate::stats::Stats;
+
+/// Bumped on any change that could break a reader of older files.
+pub const CONTRAST_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Engine,
+    Server,
+    Client,
+}
+
+impl Layer {
+    pub fn title(self) -> &'static str {
+        match self {
+            Layer::Engine => "engine in-process",
+            Layer::Server => "inside the server",
+            Layer::Client => "client over HTTP",
+        }
+    }
+}
+
+/// One layer's figures at one shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerRow {
+    pub layer: Layer,
+    pub ttft_ms: Option<Stats>,
+    pub per_token_ms: Option<Stats>,
+    /// Where the row's numbers come from, e.g. "inproc ttft_ms, tpot_ms".
+    pub source: String,
+    /// Independent values behind the row (runs in-process, requests served).
+    pub independent_values: u64,
+}
+
+/// One layer above another, per metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overhead {
+    pub upper: Layer,
+    pub lower: Layer,
+    pub ttft: Option<MedianDifference>,
+    pub per_token: Option<MedianDifference>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContrastShape {
+    pub prompt_tokens: u32,
+    pub gen_tokens: u32,
+    /// In-process batch and served concurrency.
+    pub sequences: u32,
+    pub layers: Vec<LayerRow>,
+    pub overheads: Vec<Overhead>,
+    /// In-process B × G / E2E, p50 over runs.
+    pub inproc_output_tok_s: Option<f64>,
+    /// Served output tokens over the point's window.
+    pub served_output_tok_s: Option<f64>,
+    /// What makes this shape less than like for like.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// What `contrast` was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContrastSettings {
+    pub model: String,
+    pub prompt_tokens: u32,
+    pub gen_tokens: u32,
+    pub concurrency: Vec<u32>,
+    /// Measured requests per served point.
+    pub requests: u64,
+    /// In-process runs per point (enough batches to decode every request's prompt).
+    pub inproc_runs: u32,
+    pub warmup: u32,
+    pub threads: u32,
+    pub seed: u64,
+    /// "llama-server" (started by inferbench) or "url" (already running).
+    pub server: String,
+    pub url: Option<String>,
+    /// The started server's command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_command: Option<Vec<String>>,
+    pub confidence_level: f64,
+    pub resamples: u32,
+}
+
+/// The contrast result file: both runs whole, and the layer table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContrastResult {
+    pub schema_version: u32,
+    /// Always "contrast".
+    pub mode: String,
+    pub status: RunStatus,
+    pub partial: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: String,
+    pub updated_at: String,
+    pub settings: ContrastSettings,
+    pub inproc: Option<InprocResult>,
+    pub http: Option<HttpResult>,
+    pub shapes: Vec<ContrastShape>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+fn sample(stats: Option<&Stats>, independent: u64) -> Option<Sample> {
+    let distribution = stats?.distribution().ok()?;
+    Sample::from_distribution(&distribution, independent)
+}
+
+fn difference(
+    lower: Option<&Stats>,
+    lower_n: u64,
+    upper: Option<&Stats>,
+    upper_n: u64,
+    level: f64,
+    resamples: u32,
+    seed: u64,
+) -> Option<MedianDifference> {
+    Some(median_difference(
+        &sample(lower, lower_n)?,
+        &sample(upper, upper_n)?,
+        level,
+        resamples,
+        seed,
+    ))
+}
+
+/// The layer table of one shape.
+pub fn contrast_shape(
+    inproc: &InprocPoint,
+    served: &HttpPoint,
+    level: f64,
+    resamples: u32,
+    seed: u64,
+) -> ContrastShape {
+    let runs = u64::from(inproc.runs);
+    let requests = served.requests.succeeded;
+    let engine = LayerRow {
+        layer: Layer::Engine,
+        ttft_ms: inproc.ttft_ms.clone(),
+        per_token_ms: inproc.tpot_ms.clone(),
+        source: "inproc ttft_ms (prefill + first sample), tpot_ms (decode step + sample)".into(),
+        independent_values: runs,
+    };
+    let has_server =
+        served.server_prompt_ms.is_some() || served.server_predicted_per_token_ms.is_some();
+    let server = has_server.then(|| LayerRow {
+        layer: Layer::Server,
+        ttft_ms: served.server_prompt_ms.clone(),
+        per_token_ms: served.server_predicted_per_token_ms.clone(),
+        source: "server timings: prompt_ms, predicted_per_token_ms".into(),
+        independent_values: requests,
+    });
+    let client = LayerRow {
+        layer: Layer::Client,
+        ttft_ms: served.ttft_ms.clone(),
+        per_token_ms: served.tpot_ms.clone(),
+        source: "http ttft_ms, tpot_ms".into(),
+        independent_values: requests,
+    };
+    let overhead = |lower: &LayerRow, upper: &LayerRow, salt: u64| Overhead {
+        upper: upper.layer,
+        lower: lower.layer,
+        ttft: difference(
+            lower.ttft_ms.as_ref(),
+            lower.independent_values,
+            upper.ttft_ms.as_ref(),
+            upper.independent_values,
+            level,
+            resamples,
+            seed ^ salt,
+        ),
+        per_token: difference(
+            lower.per_token_ms.as_ref(),
+            lower.independent_values,
+            upper.per_token_ms.as_ref(),
+            upper.independent_values,
+            level,
+            resamples,
+            seed ^ (salt << 8),
+        ),
+    };
+    let mut overheads = Vec::new();
+    if let Some(server) = &server {
+        overheads.push(overhead(&engine, server, 1));
+        overheads.push(overhead(server, &client, 2));
+    }
+    overheads.push(overhead(&engine, &client, 3));
+
+    let mut notes = Vec::new();
+    if inproc.batch > 1 {
+        notes.push(format!(
+            "in-process, the {} prompts of a batch are prefilled together; the server receives its requests one by one and may prefill them apart",
+            inproc.batch
+        ));
+    }
+    if served.requests.failed > 0 {
+        notes.push(format!(
+            "{} of {} served requests failed and are left out",
+            served.requests.failed, served.requests.total
+        ));
+    }
+    if let Some(cache) = served.prompt_cache.as_ref().filter(|c| c.requests_hit > 0) {
+        notes.push(format!(
+            "the server served {} prompt tokens beyond the BOS from its cache ({} requests, {:.2}% of prompt tokens)",
+            cache.unintended_cached_tokens,
+            cache.requests_hit,
+            100.0 * cache.cached_fraction
+        ));
+    }
+    if let Some(check) = served
+        .prompt_token_check
+        .as_ref()
+        .filter(|c| c.requests_differing > 0)
+    {
+        notes.push(format!(
+            "the server counted {:+.2} prompt tokens per request against those sent",
+            check.mean_server_minus_sent
+        ));
+    }
+    if server.is_none() {
+        notes.push("the server sends no per-request timings: no row inside the server".into());
+    }
+    let mut layers = vec![engine];
+    layers.extend(server);
+    layers.push(client);
+    ContrastShape {
+        prompt_tokens: inproc.prompt_tokens,
+        gen_tokens: inproc.gen_tokens,
+        sequences: inproc.batch,
+        layers,
+        overheads,
+        inproc_output_tok_s: inproc.throughput_tok_s.as_ref().map(|s| s.p50),
+        served_output_tok_s: (served.requests.succeeded > 0)
+            .then_some(served.output_throughput_tok_s),
+        notes,
+    }
+}
+
+/// Every shape both runs measured, in-process batch B against concurrency B.
+pub fn contrast_table(
+    inproc: &InprocResult,
+    http: &HttpResult,
+    level: f64,
+    resamples: u32,
+    seed: u64,
+) -> Vec<ContrastShape> {
+    inproc
+        .points
+        .iter()
+        .filter_map(|ip| {
+            let served = http
+                .points
+                .iter()
+                .find(|hp| hp.load.concurrency == Some(ip.batch))?;
+            Some(contrast_shape(
+                ip,
+                served,
+                level,
+                resamples,
+                seed ^ u64::from(ip.batch),
+            ))
+        })
+        .collect()
+}
+
+/// What makes the two sides differ beyond the server itself, for the file's
+/// notes: two llama.cpp builds, two model files.
+pub fn like_for_like_notes(inproc: &InprocResult, http: &HttpResult) -> Vec<String> {
+    let mut notes = Vec::new();
+    let engine = &inproc.provenance.engine;
+    let fingerprint = http
+        .provenance
+        .server
+        .as_ref()
+        .and_then(|s| s.system_fingerprint.clone())
+        .unwrap_or_else(|| "unknown".into());
+    notes.push(format!(
+        "in-process llama.cpp: {} via {}{}; served: {} (system_fingerprint {fingerprint}). Unless both are the same llama.cpp commit built the same way, the engine-to-server difference includes the difference between the two builds",
+        engine.version,
+        engine.bindings,
+        engine
+            .build
+            .as_ref()
+            .map(|b| format!(", CMake {} {}", b.cmake_build_type, b.cxx_flags))
+            .unwrap_or_default(),
+        http.provenance
+            .server
+            .as_ref()
+            .map_or("unknown server".into(), |s| s.url.clone()),
+    ));
+    let hashes = (
+        inproc
+            .provenance
+            .model
+            .as_ref()
+            .and_then(|m| m.sha256.clone()),
+        http.provenance
+            .model
+            .as_ref()
+            .and_then(|m| m.sha256.clone()),
+    );
+    if let (Some(a), Some(b)) = &hashes {
+        if a != b {
+            notes.push(format!(
+                "the token ids were drawn from a model file (sha256 {b}) other than the one measured in-process ({a})"
+            ));
+        }
+    }
+    notes
+}
+
+/// The result files in `path`: the file itself, or a contrast file's two
+/// runs (named `PATH#inproc` and `PATH#http`), so that `compare` can set a
+/// contrast beside other results.
+pub fn read_sources(path: &Path) -> Result<Vec<(String, AnyResult)>, ReadError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let is_contrast = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .is_some_and(|v| v.get("mode").and_then(|m| m.as_str()) == Some("contrast"));
+    if !is_contrast {
+        return Ok(vec![(name, AnyResult::read(path)?)]);
+    }
+    let contrast: ContrastResult =
+        serde_json::from_str(&text).map_err(|e| ReadError::NotAResult {
+            path: path.to_path_buf(),
+            message: format!("a contrast file that does not parse: {e}"),
+        })?;
+    let mut sources = Vec::new();
+    if let Some(r) = contrast.inproc {
+        sources.push((format!("{name}#inproc"), AnyResult::Inproc(r)));
+    }
+    if let Some(r) = contrast.http {
+        sources.push((format!("{name}#http"), AnyResult::Http(r)));
+    }
+    if sources.is_empty() {
+        return Err(ReadError::NotAResult {
+            path: path.to_path_buf(),
+            message: "a contrast file with neither run (it failed before measuring)".into(),
+        });
+    }
+    Ok(sources)
+}

@@ -1,0 +1,272 @@
+//! How sure a difference is: bootstrap confidence intervals of the difference
+//! of two medians, drawn from the histograms result files keep (or from raw
+//! values), seeded so that the same files give the same intervals.
+//!
+//! A sample states how many of its values are independent. An in-process
+//! batch of B sequences records each run's TTFT B times, identical: those
+//! are one observation, not B, and resampling them as B would make an
+//! interval B^½ times too narrow. [`Sample::from_distribution`] takes the
+//! number of independent draws a resample makes.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Distribution;
+
+/// Resamples per interval: enough for the 2.5% and 97.5% points to move
+/// by well under the histogram's 0.1% precision between seeds.
+pub const DEFAULT_RESAMPLES: u32 = 2000;
+
+/// A two-sided interval at `level` (0.95 for 95%).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+    pub level: f64,
+}
+
+impl Interval {
+    pub fn contains(&self, x: f64) -> bool {
+        self.low <= x && x <= self.high
+    }
+
+    /// True when zero is outside: the difference is resolved at this level.
+    pub fn excludes_zero(&self) -> bool {
+        !self.contains(0.0)
+    }
+}
+
+/// One side of a comparison, as bootstrap draws from it: values in
+/// increasing order with their weights, and how many independent values a
+/// resample draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    values: Vec<f64>,
+    cumulative: Vec<u64>,
+    draws: u64,
+}
+
+impl Sample {
+    /// From raw values, each independent.
+    pub fn from_values(values: &[f64]) -> Option<Sample> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len() as u64;
+        Self::from_weighted(sorted.into_iter().map(|v| (v, 1)), n)
+    }
+
+    /// From a distribution's histogram buckets; a resample draws
+    /// `independent` values (at most the count; at least 1).
+    pub fn from_distribution(distribution: &Distribution, independent: u64) -> Option<Sample> {
+        let draws = independent.clamp(1, distribution.count().max(1));
+        Self::from_weighted(distribution.buckets(), draws)
+    }
+
+    fn from_weighted(values: impl IntoIterator<Item = (f64, u64)>, draws: u64) -> Option<Sample> {
+        let mut sample = Sample {
+            values: Vec::new(),
+            cumulative: Vec::new(),
+            draws,
+        };
+        let mut total = 0;
+        for (value, weight) in values.into_iter().filter(|(_, w)| *w > 0) {
+            total += weight;
+            sample.values.push(value);
+            sample.cumulative.push(total);
+        }
+        (total > 0 && draws > 0).then_some(sample)
+    }
+
+    /// Independent values a resample draws.
+    pub fn draws(&self) -> u64 {
+        self.draws
+    }
+
+    fn total(&self) -> u64 {
+        *self.cumulative.last().expect("non-empty by construction")
+    }
+
+    /// The value of rank `rank` (0-based) in weight order.
+    fn at_rank(&self, rank: u64) -> f64 {
+        let i = self.cumulative.partition_point(|&c| c <= rank);
+        self.values[i.min(self.values.len() - 1)]
+    }
+
+    /// The nearest-rank median of the whole sample (as the result files'
+    /// p50: the smallest value with at least half the weight at or below).
+    pub fn median(&self) -> f64 {
+        let total = self.total();
+        self.at_rank(total.div_ceil(2).saturating_sub(1))
+    }
+
+    /// The median of one resample of `draws` values with replacement.
+    fn resampled_median(&self, rng: &mut ChaCha8Rng, counts: &mut [u64]) -> f64 {
+        counts.iter_mut().for_each(|c| *c = 0);
+        let total = self.total();
+        for _ in 0..self.draws {
+            let r = rng.random_range(0..total);
+            counts[self.cumulative.partition_point(|&c| c <= r)] += 1;
+        }
+        let target = self.draws.div_ceil(2);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return self.values[i];
+            }
+        }
+        self.values[self.values.len() - 1]
+    }
+}
+
+/// `other`'s median minus `base`'s, absolutely and relative to `base`'s, each
+/// with its percentile-bootstrap interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MedianDifference {
+    pub base_median: f64,
+    pub other_median: f64,
+    pub difference: f64,
+    pub difference_ci: Interval,
+    /// difference / base median, in percent (absent when the base median is 0).
+    pub percent: Option<f64>,
+    pub percent_ci: Option<Interval>,
+    /// Independent values each side's resamples drew.
+    pub base_draws: u64,
+    pub other_draws: u64,
+    pub resamples: u32,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The difference of medians `other − base` with a `level` interval from
+/// `resamples` paired resamples (each side resampled on its own), seeded.
+pub fn median_difference(
+    base: &Sample,
+    other: &Sample,
+    level: f64,
+    resamples: u32,
+    seed: u64,
+) -> MedianDifference {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut base_counts, mut other_counts) =
+        (vec![0; base.values.len()], vec![0; other.values.len()]);
+    let mut differences = Vec::with_capacity(resamples as usize);
+    let mut percents = Vec::with_capacity(resamples as usize);
+    for _ in 0..resamples.max(1) {
+        let b = base.resampled_median(&mut rng, &mut base_counts);
+        let o = other.resampled_median(&mut rng, &mut other_counts);
+        differences.push(o - b);
+        if b != 0.0 {
+            percents.push(100.0 * (o - b) / b);
+        }
+    }
+    let interval = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let tail = (1.0 - level) / 2.0;
+        Interval {
+            low: percentile(values, tail),
+            high: percentile(values, 1.0 - tail),
+            level,
+        }
+    };
+    let (base_median, other_median) = (base.median(), other.median());
+    let difference = other_median - base_median;
+    MedianDifference {
+        base_median,
+        other_median,
+        difference,
+        difference_ci: interval(&mut differences),
+        percent: (base_median != 0.0).then(|| 100.0 * difference / base_median),
+        percent_ci: (percents.len() == differences.len()).then(|| interval(&mut percents)),
+        base_draws: base.draws,
+        other_draws: other.draws,
+        resamples: resamples.max(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_distr::{Distribution as _, LogNormal};
+
+    #[test]
+    fn median_is_nearest_rank() {
+        let s = Sample::from_values(&[5.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!(s.median(), 2.0);
+        let s = Sample::from_values(&[5.0, 1.0, 3.0]).unwrap();
+        assert_eq!(s.median(), 3.0);
+        assert!(Sample::from_values(&[]).is_none());
+    }
+
+    #[test]
+    fn interval_covers_the_true_difference_about_95_percent_of_the_time() {
+        // Latency-like skewed data; the other side is the base shifted by a
+        // known amount, so the true difference of medians is that shift.
+        let shift = 0.4;
+        let d = LogNormal::new(1.0f64, 0.35).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let repeats: u32 = 300;
+        let mut covered = 0;
+        for r in 0..repeats {
+            let base: Vec<f64> = (0..80).map(|_| d.sample(&mut rng)).collect();
+            let other: Vec<f64> = (0..120).map(|_| d.sample(&mut rng) + shift).collect();
+            let diff = median_difference(
+                &Sample::from_values(&base).unwrap(),
+                &Sample::from_values(&other).unwrap(),
+                0.95,
+                1000,
+                u64::from(r),
+            );
+            if diff.difference_ci.contains(shift) {
+                covered += 1;
+            }
+        }
+        let coverage = f64::from(covered) / f64::from(repeats);
+        assert!(
+            (0.90..=0.99).contains(&coverage),
+            "95% intervals covered the truth in {:.1}% of repeats",
+            100.0 * coverage
+        );
+    }
+
+    #[test]
+    fn seeded_and_drawn_from_histograms_with_fewer_independent_values() {
+        let mut a = Distribution::milliseconds();
+        let mut b = Distribution::milliseconds();
+        for i in 0..50 {
+            // Eight identical values per "run", as an in-process batch of 8.
+            a.record_n(10.0 + f64::from(i % 10) * 0.1, 8);
+            b.record(10.5 + f64::from(i % 10) * 0.1);
+        }
+        let sa = Sample::from_distribution(&a, a.count() / 8).unwrap();
+        let sb = Sample::from_distribution(&b, b.count()).unwrap();
+        assert_eq!((sa.draws(), sb.draws()), (50, 50));
+        let one = median_difference(&sa, &sb, 0.95, 500, 3);
+        assert_eq!(one, median_difference(&sa, &sb, 0.95, 500, 3));
+        assert!((one.difference - 0.5).abs() < 0.02, "{one:?}");
+        assert!(one.difference_ci.excludes_zero());
+        // Treating the 400 repeated values as independent narrows the interval.
+        let naive = median_difference(
+            &Sample::from_distribution(&a, a.count()).unwrap(),
+            &sb,
+            0.95,
+            500,
+            3,
+        );
+        let width = |d: &MedianDifference| d.difference_ci.high - d.difference_ci.low;
+        assert!(width(&naive) <= width(&one));
+    }
+
+    #[test]
+    fn identical_samples_give_an_interval_around_zero() {
+        let values: Vec<f64> = (0..200).map(|i| f64::from(i % 37)).collect();
+        let s = Sample::from_values(&values).unwrap();
+        let d = median_difference(&s, &s, 0.95, 1000, 1);
+        assert_eq!(d.difference, 0.0);
+        assert!(d.difference_ci.contains(0.0));
+    }
+}
