@@ -50,12 +50,11 @@ use cudarc::driver::{result, sys, CudaContext, CudaEvent, CudaStream, DriverErro
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceTimerError {
-    #[error("CUDA event timing on {device}: {op}: {source}")]
+    #[error("CUDA event timing on {device}: {op}: {cause}")]
     Driver {
         device: String,
         op: &'static str,
-        #[source]
-        source: DriverError,
+        cause: DriverError,
     },
     #[error("CUDA event timing on {device}: elapsed time {ms} ms is not a duration")]
     BadElapsed { device: String, ms: f32 },
@@ -197,7 +196,7 @@ impl DeviceTimer {
         move |source| DeviceTimerError::Driver {
             device: self.device.clone(),
             op,
-            source,
+            cause: source,
         }
     }
 

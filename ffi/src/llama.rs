@@ -31,33 +31,37 @@ pub const MAX_SEQUENCES: u32 = 256;
 pub enum EngineError {
     #[error("initialising llama.cpp: {0}")]
     Backend(String),
-    #[error("{0}")]
+    #[error(transparent)]
     InvalidModel(#[from] GgufError),
-    #[error("loading model {path}: llama.cpp refused it: {source}")]
+    #[error("loading model {path}: llama.cpp refused it: {cause}")]
     Load {
         path: PathBuf,
-        #[source]
-        source: llama_cpp_2::LlamaModelLoadError,
+        cause: llama_cpp_2::LlamaModelLoadError,
     },
-    #[error("creating a llama.cpp context for {sequences} sequences of {cells} cells: {source}")]
+    #[error("creating a llama.cpp context for {sequences} sequences of {cells} cells: {cause}")]
     Context {
         sequences: u32,
         cells: u32,
-        #[source]
-        source: llama_cpp_2::LlamaContextLoadError,
+        cause: llama_cpp_2::LlamaContextLoadError,
     },
-    #[error("llama_decode failed during {phase}: {source}")]
+    #[error("llama_decode failed during {phase}: {cause}")]
     Decode {
         phase: &'static str,
-        #[source]
-        source: llama_cpp_2::DecodeError,
+        cause: llama_cpp_2::DecodeError,
     },
     #[error("building a batch: {0}")]
-    Batch(#[from] BatchAddError),
+    Batch(BatchAddError),
     #[error("{0} before the engine was configured")]
     NotConfigured(&'static str),
     #[error("batch of {0} sequences is more than llama.cpp's limit of {MAX_SEQUENCES}")]
     TooManySequences(u32),
+}
+
+// By hand, not `#[from]`: the message shows the cause once.
+impl From<BatchAddError> for EngineError {
+    fn from(e: BatchAddError) -> Self {
+        EngineError::Batch(e)
+    }
 }
 
 /// The initialised llama.cpp library. `llama_backend_init` may run only once
@@ -174,7 +178,7 @@ impl LoadedModel {
             LlamaModel::load_from_file(&runtime.backend, path, &params).map_err(|source| {
                 EngineError::Load {
                     path: path.to_path_buf(),
-                    source,
+                    cause: source,
                 }
             })?;
         Ok(LoadedModel {
@@ -193,7 +197,7 @@ impl LoadedModel {
             LlamaModel::load_from_file(&runtime.backend, path, &params).map_err(|source| {
                 EngineError::Load {
                     path: path.to_path_buf(),
-                    source,
+                    cause: source,
                 }
             })?;
         Ok(LoadedModel {
@@ -436,7 +440,7 @@ impl Engine for LlamaEngine<'_> {
             .map_err(|source| EngineError::Context {
                 sequences: shape.sequences,
                 cells,
-                source,
+                cause: source,
             })?;
         let b = shape.sequences as usize;
         self.configured = Some(Configured {
@@ -484,7 +488,7 @@ impl Engine for LlamaEngine<'_> {
             ctx.decode(&mut batch)
                 .map_err(|source| EngineError::Decode {
                     phase: "prefill",
-                    source,
+                    cause: source,
                 })?;
             ctx.synchronize();
             Ok(())
@@ -533,7 +537,7 @@ impl Engine for LlamaEngine<'_> {
         timed(self.device_timer.as_mut(), || {
             ctx.decode(batch).map_err(|source| EngineError::Decode {
                 phase: "decode step",
-                source,
+                cause: source,
             })?;
             ctx.synchronize();
             Ok(())

@@ -345,7 +345,7 @@ pub fn read_sources(path: &Path) -> Result<Vec<(String, AnyResult)>, ReadError> 
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let is_contrast = serde_json::from_str::<serde_json::Value>(&text)
         .ok()

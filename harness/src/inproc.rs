@@ -47,8 +47,8 @@ impl PointSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError<E: std::error::Error + 'static> {
-    #[error("{0}")]
-    Engine(#[source] E),
+    #[error(transparent)]
+    Engine(E),
     #[error("{what} needs {needed} tokens of context per sequence, but the model allows {max}")]
     ContextTooLong { what: String, needed: u32, max: u32 },
     #[error(transparent)]

@@ -222,11 +222,10 @@ pub struct InprocPoint {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("writing result file {path}: {source}")]
+#[error("writing result file {path}: {cause}")]
 pub struct WriteError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub cause: std::io::Error,
 }
 
 /// Writes a result file atomically (a temporary file renamed over the old
@@ -248,7 +247,7 @@ impl ResultWriter {
     pub fn write<T: Serialize>(&self, value: &T) -> Result<(), WriteError> {
         let err = |source| WriteError {
             path: self.path.clone(),
-            source,
+            cause: source,
         };
         let mut tmp_name = self.path.as_os_str().to_owned();
         tmp_name.push(".tmp");
@@ -504,11 +503,10 @@ pub enum AnyResult {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("reading {}: {source}", path.display())]
+    #[error("reading {}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{} is not an inferbench result file: {message}", path.display())]
     NotAResult { path: PathBuf, message: String },
@@ -528,7 +526,7 @@ impl AnyResult {
         };
         let text = std::fs::read_to_string(path).map_err(|source| ReadError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| not_a_result(format!("not JSON ({e})")))?;

@@ -65,11 +65,19 @@ pub enum HistogramError {
     #[error("histogram scale {0} is none of 1e6 (ms), 1e3 (per second) or 1 (counts)")]
     Scale(f64),
     #[error("histogram is not base64: {0}")]
-    Base64(#[from] base64::DecodeError),
+    Base64(base64::DecodeError),
     #[error("histogram does not decode: {0:?}")]
     Decode(hdrhistogram::serialization::DeserializeError),
     #[error("cannot merge a histogram of {0:?} values into one of {1:?}")]
     UnitMismatch(Unit, Unit),
+}
+
+// By hand, not `#[from]`: the message already shows the cause, which as a
+// `source` too would be printed twice.
+impl From<base64::DecodeError> for HistogramError {
+    fn from(e: base64::DecodeError) -> Self {
+        HistogramError::Base64(e)
+    }
 }
 
 /// The summary every metric is reported as.

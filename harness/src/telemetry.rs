@@ -97,7 +97,7 @@ pub enum TelemetryError {
     #[error("telemetry interval must be at least 1 ms, got {0:?}")]
     Interval(Duration),
     #[error("starting the telemetry thread: {0}")]
-    Spawn(#[source] std::io::Error),
+    Spawn(std::io::Error),
     #[error("the telemetry thread panicked")]
     Panicked,
 }

@@ -21,11 +21,10 @@ const MAX_DIMS: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path}: not a GGUF file (bad magic {found:02x?}, expected \"GGUF\")")]
     BadMagic { path: PathBuf, found: [u8; 4] },
@@ -248,7 +247,7 @@ impl<'a, R: Read> Cursor<'a, R> {
             } else {
                 GgufError::Io {
                     path: self.path.to_path_buf(),
-                    source: e,
+                    cause: e,
                 }
             }
         })?;
@@ -332,7 +331,7 @@ impl GgufFile {
         let path = path.as_ref();
         let io = |source| GgufError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let mut file = File::open(path).map_err(io)?;
         let file_size = file.seek(SeekFrom::End(0)).map_err(io)?;

@@ -12,12 +12,8 @@ use candle_core::{Device, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TinyModelError {
-    #[error("writing tiny model {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("writing tiny model {path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error("building tiny model tensors: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -195,7 +191,7 @@ fn vocabulary() -> Vocab {
 pub fn write_tiny_model(path: &Path, spec: &TinySpec) -> Result<(), TinyModelError> {
     let io = |source| TinyModelError::Io {
         path: path.display().to_string(),
-        source,
+        cause: source,
     };
     let vocab = vocabulary();
     let n_vocab = vocab.tokens.len();

@@ -70,3 +70,30 @@ fn unwritable_output_is_reported() {
     let o = inproc(&["--out", "/proc/inferbench-cannot-write/r.json"]);
     assert_clean_failure(&o, 1, "--out /proc/inferbench-cannot-write/r.json");
 }
+
+/// Regression: errors printed their cause twice ("...: Is a directory (os
+/// error 21): Is a directory (os error 21)"), once in their own message and
+/// once more as the source anyhow walks.
+#[test]
+fn an_error_prints_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    std::fs::create_dir(&out).unwrap();
+    let o = bin()
+        .args([
+            "inproc", "-r", "1", "-n", "2", "-p", "8", "-b", "1", "--model",
+        ])
+        .arg(tiny_model())
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "writing result file");
+    let err = stderr(&o);
+    assert_eq!(err.matches("os error 21").count(), 1, "{err}");
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, "garbage").unwrap();
+    let o = bin().args(["model", "inspect"]).arg(&bad).output().unwrap();
+    assert_clean_failure(&o, 1, "not a GGUF file");
+    assert_eq!(stderr(&o).matches("bad magic").count(), 1, "{}", stderr(&o));
+}

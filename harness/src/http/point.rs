@@ -501,24 +501,25 @@ mod cache_tests {
     use super::*;
     use crate::http::chunk::Chunk;
 
-    /// The final chunk llama-server (0.5.0, 0c1e570) sent for a completion
-    /// whose prompt repeated the one before (captured here; see
-    /// scripts/servers/SSE-SAMPLES.md).
-    const LLAMA_SERVER_CACHED: &str = r#"{"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],"created":1795330353,"model":"gemma-3-270m-q4_k_m","system_fingerprint":"b1-0c1e570","object":"text_completion","usage":{"completion_tokens":4,"prompt_tokens":6,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":5}},"id":"chatcmpl-x","timings":{"cache_n":5,"prompt_n":1,"prompt_ms":9.2,"prompt_per_token_ms":9.2,"prompt_per_second":108.7,"predicted_n":4,"predicted_ms":61.0,"predicted_per_token_ms":15.25,"predicted_per_second":65.5}}"#;
+    /// The final chunk llama-server (0.5.0, 0c1e570) sent, serving Gemma 3
+    /// 270M, for a 6-token prompt sent a second time (captured here with
+    /// curl; scripts/servers/SSE-SAMPLES.md). Gemma's sliding-window
+    /// attention keeps it from reusing more than the BOS.
+    const LLAMA_SERVER_REPEATED: &str = r#"{"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],"created":1796168732,"model":"gemma-3-270m-q4_k_m","system_fingerprint":"b1-0c1e570","object":"text_completion","usage":{"completion_tokens":4,"prompt_tokens":6,"total_tokens":10,"prompt_tokens_details":{"cached_tokens":1}},"id":"chatcmpl-85KzLVzPJVQW8yqyENNYqOp8HjQ4IkAK","timings":{"cache_n":1,"prompt_n":5,"prompt_ms":3662.017,"prompt_per_token_ms":732.4033999999999,"prompt_per_second":1.3653677740982633,"predicted_n":4,"predicted_ms":5583.839,"predicted_per_token_ms":1861.2796666666666,"predicted_per_second":0.5372647742888003}}"#;
 
     #[test]
     fn cached_tokens_from_usage_first_then_timings() {
-        let c = Chunk::parse(LLAMA_SERVER_CACHED).unwrap();
+        let c = Chunk::parse(LLAMA_SERVER_REPEATED).unwrap();
         assert_eq!(
             cached_prompt_tokens(c.usage.as_ref(), c.timings.as_ref()),
-            Some((5, CacheSource::Usage))
+            Some((1, CacheSource::Usage))
         );
         // Without usage details, llama-server's timings say the same.
         let mut usage = c.usage.unwrap();
         usage.prompt_tokens_details = None;
         assert_eq!(
             cached_prompt_tokens(Some(&usage), c.timings.as_ref()),
-            Some((5, CacheSource::Timings))
+            Some((1, CacheSource::Timings))
         );
         // vLLM's usage-only chunk, with --enable-prompt-tokens-details.
         let vllm = Chunk::parse(

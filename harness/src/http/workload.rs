@@ -100,9 +100,16 @@ pub enum WorkloadError {
     #[error("--workload sharegpt:{path}: {message}")]
     ShareGpt { path: PathBuf, message: String },
     #[error("token-id prompts: {0}")]
-    NoOrdinaryTokens(#[from] NoOrdinaryTokens),
+    NoOrdinaryTokens(NoOrdinaryTokens),
     #[error("token-id prompts are synthetic: --workload {0} sends its own text")]
     TokenIdsNeedSynthetic(String),
+}
+
+// By hand, not `#[from]`: the message shows the cause once.
+impl From<NoOrdinaryTokens> for WorkloadError {
+    fn from(e: NoOrdinaryTokens) -> Self {
+        WorkloadError::NoOrdinaryTokens(e)
+    }
 }
 
 /// Words that are one token each in the common BPE and SentencePiece
