@@ -18,6 +18,11 @@ const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 const DEFAULT_ALIGNMENT: u64 = 32;
 /// ggml's GGML_MAX_DIMS.
 const MAX_DIMS: u32 = 4;
+/// ggml's element and byte counts are int64_t: larger ones wrap there.
+const MAX_COUNT: u64 = i64::MAX as u64;
+/// Tensor-table entries reserved ahead (the largest models have a few
+/// thousand); more grow as they are read.
+const MAX_RESERVED_TENSORS: u64 = 1 << 14;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
@@ -177,12 +182,15 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Saturating: a validated tensor's count never overflows
+    /// ([`GgufFile::open`] refuses those), an unvalidated one cannot wrap.
     pub fn elements(&self) -> u64 {
-        self.dims.iter().product()
+        self.dims.iter().fold(1u64, |acc, &d| acc.saturating_mul(d))
     }
 
+    /// Bytes of the tensor's data (saturating, as [`Self::elements`]).
     pub fn byte_size(&self) -> u64 {
-        self.elements() / self.ggml_type.block_size * self.ggml_type.block_bytes
+        (self.elements() / self.ggml_type.block_size).saturating_mul(self.ggml_type.block_bytes)
     }
 }
 
@@ -324,6 +332,114 @@ impl<'a, R: Read> Cursor<'a, R> {
     }
 }
 
+/// What llama.cpp's vocabulary loader (llama-vocab.cpp) takes on trust and
+/// aborts on, or reads out of bounds: a token list that is not strings or
+/// repeats a token (`GGML_ASSERT(id_to_token.size() == token_to_id.size())`),
+/// and scores or token types it reads as one f32 or i32 per token whatever
+/// the file declares.
+fn check_vocabulary(metadata: &BTreeMap<String, MetaValue>) -> Result<(), String> {
+    let Some(tokens) = metadata.get("tokenizer.ggml.tokens") else {
+        return Ok(());
+    };
+    let tokens = tokens
+        .as_array()
+        .ok_or("tokenizer.ggml.tokens is not an array")?;
+    let mut seen = std::collections::HashSet::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        let token = token
+            .as_str()
+            .ok_or_else(|| format!("tokenizer.ggml.tokens[{i}] is not a string"))?;
+        // What llama.cpp keys its token map by: the string as a C string (up
+        // to its first NUL), an empty one renamed "[EMPTY_i]".
+        let key = match token.split('\0').next().unwrap_or_default() {
+            "" => format!("[EMPTY_{i}]"),
+            text => text.to_string(),
+        };
+        if !seen.insert(key) {
+            return Err(format!(
+                "tokenizer.ggml.tokens[{i}] ({token:?}) repeats an earlier token (llama.cpp aborts on such a vocabulary)"
+            ));
+        }
+    }
+    let per_token = |key: &str, what: &str, fits: fn(&MetaValue) -> bool| {
+        match metadata.get(key) {
+        None => Ok(()),
+        Some(MetaValue::Array(items)) if items.len() >= tokens.len() && items.iter().all(fits) => {
+            Ok(())
+        }
+        Some(_) => Err(format!(
+            "{key} must be an array of at least {} {what}, one per token (llama.cpp reads it as such)",
+            tokens.len()
+        )),
+    }
+    };
+    per_token("tokenizer.ggml.scores", "f32", |v| {
+        matches!(v, MetaValue::F32(_))
+    })?;
+    per_token("tokenizer.ggml.token_type", "i32", |v| {
+        matches!(v, MetaValue::I32(_))
+    })
+}
+
+/// The architecture-independent hyperparameters llama.cpp's model loader
+/// (llama-model.cpp, `load_hparams`) asserts on, aborting the process.
+fn check_hyperparameters(metadata: &BTreeMap<String, MetaValue>) -> Result<(), String> {
+    /// llama.cpp's LLAMA_MAX_LAYERS and LLAMA_MAX_EXPERTS.
+    const MAX_LAYERS: u64 = 512;
+    const MAX_EXPERTS: u64 = 1024;
+    let Some(arch) = metadata
+        .get("general.architecture")
+        .and_then(MetaValue::as_str)
+    else {
+        return Ok(());
+    };
+    let key = |suffix: &str| format!("{arch}.{suffix}");
+    let number = |suffix: &str| -> Result<Option<u64>, String> {
+        match metadata.get(&key(suffix)) {
+            None => Ok(None),
+            Some(MetaValue::Array(_)) => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| format!("{} is not a non-negative integer", key(suffix))),
+        }
+    };
+    if let Some(layers) = number("block_count")? {
+        if !(1..=MAX_LAYERS).contains(&layers) {
+            return Err(format!(
+                "{} is {layers}; llama.cpp takes 1 to {MAX_LAYERS} layers",
+                key("block_count")
+            ));
+        }
+        if let Some(nextn) = number("nextn_predict_layers")? {
+            if nextn > layers {
+                return Err(format!(
+                    "{} ({nextn}) exceeds {} ({layers})",
+                    key("nextn_predict_layers"),
+                    key("block_count")
+                ));
+            }
+        }
+    }
+    let experts = number("expert_count")?.unwrap_or(0);
+    if experts > MAX_EXPERTS {
+        return Err(format!(
+            "{} is {experts}; llama.cpp takes at most {MAX_EXPERTS}",
+            key("expert_count")
+        ));
+    }
+    if let Some(used) = number("expert_used_count")? {
+        if used > experts || (experts > 0 && used == 0) {
+            return Err(format!(
+                "{} ({used}) must be 1 to {} ({experts})",
+                key("expert_used_count"),
+                key("expert_count")
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl GgufFile {
     /// Reads and validates the file at `path`. Only the header and tensor
     /// table are read; tensor data is checked to lie within the file.
@@ -373,12 +489,23 @@ impl GgufFile {
             let key = cursor.string("metadata key")?;
             let type_id = cursor.u32(&key)?;
             let value = cursor.value(type_id, &key, 0)?;
-            metadata.insert(key, value);
+            if metadata.insert(key.clone(), value).is_some() {
+                return Err(cursor.malformed(format!("metadata key '{key}' appears twice")));
+            }
         }
 
-        let mut tensors = Vec::with_capacity(tensor_count as usize);
+        check_vocabulary(&metadata).map_err(|what| cursor.malformed(what))?;
+        check_hyperparameters(&metadata).map_err(|what| cursor.malformed(what))?;
+
+        // The count is bounded by the bytes left, but a large file could
+        // still declare millions: reserve only what a real model needs.
+        let mut tensors = Vec::with_capacity(tensor_count.min(MAX_RESERVED_TENSORS) as usize);
+        let mut names = std::collections::BTreeSet::new();
         for _ in 0..tensor_count {
             let name = cursor.string("tensor name")?;
+            if !names.insert(name.clone()) {
+                return Err(cursor.malformed(format!("tensor '{name}' appears twice")));
+            }
             let n_dims = cursor.u32(&name)?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(cursor.malformed(format!("tensor '{name}' has {n_dims} dimensions")));
@@ -395,11 +522,22 @@ impl GgufFile {
                     type_id,
                 })?;
             let offset = cursor.u64(&name)?;
+            // ggml counts elements and bytes in int64_t and size_t: both
+            // must fit, or its own arithmetic wraps.
             let elements = dims
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n <= MAX_COUNT)
                 .ok_or_else(|| {
                     cursor.malformed(format!("tensor '{name}': dims {dims:?} overflow"))
+                })?;
+            (elements / ggml_type.block_size)
+                .checked_mul(ggml_type.block_bytes)
+                .filter(|&n| n <= MAX_COUNT)
+                .ok_or_else(|| {
+                    cursor.malformed(format!(
+                        "tensor '{name}': dims {dims:?} of {ggml_type} overflow a byte count"
+                    ))
                 })?;
             if dims[0] % ggml_type.block_size != 0 {
                 return Err(cursor.malformed(format!(
@@ -428,7 +566,11 @@ impl GgufFile {
             }
             None => DEFAULT_ALIGNMENT,
         };
-        let data_offset = cursor.position.div_ceil(alignment) * alignment;
+        let data_offset = cursor
+            .position
+            .div_ceil(alignment)
+            .checked_mul(alignment)
+            .ok_or_else(|| cursor.malformed(format!("general.alignment {alignment} overflows")))?;
         for t in &tensors {
             if t.offset % alignment != 0 {
                 return Err(cursor.malformed(format!(
@@ -437,8 +579,9 @@ impl GgufFile {
                 )));
             }
             let needed_end = data_offset
-                .saturating_add(t.offset)
-                .saturating_add(t.byte_size());
+                .checked_add(t.offset)
+                .and_then(|start| start.checked_add(t.byte_size()))
+                .unwrap_or(u64::MAX);
             if needed_end > file_size {
                 return Err(GgufError::TruncatedTensorData {
                     path: path.to_path_buf(),

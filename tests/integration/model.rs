@@ -91,6 +91,13 @@ fn inspect_refuses_broken_files_before_llama_cpp() {
             write("short-data.gguf", &handmade_gguf(0, 32, 64)),
             "truncated: tensor 't'",
         ),
+        // Regression: one F32 tensor of 2^62 elements, whose byte size
+        // wrapped to 0 in release builds, so that its data "lay inside" a
+        // 224-byte file and `model inspect` reported 4.6 billion parameters.
+        (
+            write("wrapping-size.gguf", &handmade_gguf(0, 1 << 62, 0)),
+            "overflow",
+        ),
     ];
     for (path, needle) in cases {
         let out = bin()

@@ -402,18 +402,24 @@ impl HttpClient {
     /// TLS handshake. Returns how many succeeded.
     pub async fn preconnect(&self, connections: u32) -> u32 {
         let url = self.url("/v1/models");
+        // Two phases: every probe first gets its response headers with its
+        // body left unread, which keeps its connection busy. Otherwise a
+        // probe that finished early would return its connection to the pool
+        // and the pool would hand it to the probes still connecting (it
+        // races each checkout against idle connections): seen under load,
+        // 8 probes over 1 connection.
         let probes = (0..connections).map(|_| {
             let req = self.authorize(self.http.get(&url));
-            async move {
-                match self.send_retrying(req, || {}).await.0 {
-                    // Read to the end: only a finished response returns its
-                    // connection to the pool.
-                    Ok(resp) => resp.bytes().await.is_ok(),
-                    Err(_) => false,
-                }
-            }
+            async move { self.send_retrying(req, || {}).await.0.ok() }
         });
-        futures_util::future::join_all(probes)
+        let responses = futures_util::future::join_all(probes).await;
+        // Read to the end: only a finished response returns its connection
+        // to the pool.
+        let reads = responses
+            .into_iter()
+            .flatten()
+            .map(|resp| async move { resp.bytes().await.is_ok() });
+        futures_util::future::join_all(reads)
             .await
             .into_iter()
             .filter(|ok| *ok)
