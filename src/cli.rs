@@ -301,12 +301,38 @@ fn rate_list(s: &str) -> Result<RateList, String> {
         if !(v.is_finite() && v > 0.0) {
             return Err(format!("'{item}' in the rate list is not a positive rate"));
         }
+        if v > MAX_RATE {
+            return Err(format!(
+                "'{item}' in the rate list is above {MAX_RATE} requests per second"
+            ));
+        }
         if rates.contains(&v) {
             return Err(format!("the rate list repeats {v}"));
         }
         rates.push(v);
     }
     Ok(RateList(rates))
+}
+
+/// Beyond these the gamma distribution degenerates (gaps of 0, or not a
+/// number) and the schedule would not be the one asked for.
+const BURSTINESS: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+/// The most requests per second an open loop may be asked for.
+const MAX_RATE: f64 = 1e6;
+
+fn burstiness(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !BURSTINESS.contains(&v) {
+        return Err(format!(
+            "{v} is outside {} to {}",
+            BURSTINESS.start(),
+            BURSTINESS.end()
+        ));
+    }
+    Ok(v)
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -414,8 +440,9 @@ pub struct HttpArgs {
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
     pub arrival: ArrivalArg,
 
-    /// Shape of the gamma arrival process (requires --arrival gamma).
-    #[arg(long)]
+    /// Shape of the gamma arrival process (requires --arrival gamma), from 0.001 (very bursty) to
+    /// 1000 (nearly constant gaps); 1 is Poisson.
+    #[arg(long, value_parser = burstiness)]
     pub burstiness: Option<f64>,
 
     /// Open loop: most requests in flight at once; a request due beyond it waits and counts as late.

@@ -97,3 +97,31 @@ fn an_error_prints_its_cause_once() {
     assert_clean_failure(&o, 1, "not a GGUF file");
     assert_eq!(stderr(&o).matches("bad magic").count(), 1, "{}", stderr(&o));
 }
+
+/// Regression: `--arrival gamma --burstiness 1e308 --rate 2` passed, its gaps
+/// overflowed and a spawned task panicked, leaving a point with no requests
+/// and exit 0. Out-of-range values are usage errors now.
+#[test]
+fn arrival_values_out_of_range_are_usage_errors() {
+    for (args, needle) in [
+        (
+            &["--arrival", "gamma", "--burstiness", "1e308", "--rate", "2"][..],
+            "--burstiness",
+        ),
+        (
+            &["--arrival", "gamma", "--burstiness", "0", "--rate", "2"][..],
+            "outside 0.001 to 1000",
+        ),
+        (
+            &["--rate", "1e300"][..],
+            "above 1000000 requests per second",
+        ),
+    ] {
+        let o = bin()
+            .args(["http", "--url", "http://127.0.0.1:9"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, 2, needle);
+    }
+}

@@ -36,11 +36,13 @@ pub fn schedule(arrival: Arrival, rate: f64, seed: u64) -> impl Iterator<Item = 
             let exp = Exp::new(rate).expect("positive rate");
             Box::new(move |rng| exp.sample(rng))
         }
-        Arrival::Gamma { burstiness } => {
-            let gamma = Gamma::new(burstiness, 1.0 / (rate * burstiness))
-                .expect("positive burstiness and rate");
-            Box::new(move |rng| gamma.sample(rng))
-        }
+        // The command line keeps burstiness within 0.001..=1000; outside, the
+        // distribution may not exist, and the schedule then ends after its
+        // first request (a gap that is not a number) rather than panicking.
+        Arrival::Gamma { burstiness } => match Gamma::new(burstiness, 1.0 / (rate * burstiness)) {
+            Ok(gamma) => Box::new(move |rng| gamma.sample(rng)),
+            Err(_) => Box::new(|_| f64::NAN),
+        },
         Arrival::Constant => Box::new(move |_| 1.0 / rate),
     };
     let mut gap = gap;
@@ -49,7 +51,9 @@ pub fn schedule(arrival: Arrival, rate: f64, seed: u64) -> impl Iterator<Item = 
         // The first request is due at once; each later one a gap after the last.
         let due = at;
         at += gap(&mut rng);
-        Some(Duration::from_secs_f64(due))
+        // A due time past what a Duration holds (or not a number, from a
+        // degenerate distribution) ends the schedule instead of panicking.
+        Duration::try_from_secs_f64(due).ok()
     })
 }
 
@@ -60,6 +64,17 @@ mod tests {
     fn mean_rate(arrival: Arrival, rate: f64, n: usize) -> f64 {
         let last = schedule(arrival, rate, 7).nth(n).unwrap();
         n as f64 / last.as_secs_f64()
+    }
+
+    #[test]
+    fn a_degenerate_distribution_ends_the_schedule_without_a_panic() {
+        // Regression: --burstiness 1e308 made every gap NaN, and turning it
+        // into a Duration panicked inside a spawned task.
+        let due: Vec<_> = schedule(Arrival::Gamma { burstiness: 1e308 }, 2.0, 1)
+            .take(5)
+            .collect();
+        assert!(due.len() <= 5);
+        assert_eq!(due.first(), Some(&Duration::ZERO));
     }
 
     #[test]
