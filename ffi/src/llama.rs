@@ -170,31 +170,28 @@ impl LoadedModel {
     /// Validates `path` completely before llama.cpp sees it: llama.cpp may
     /// abort the whole process on a malformed file.
     pub fn load(runtime: &Runtime, path: &Path, gpu_layers: i32) -> Result<Self, EngineError> {
-        let summary = GgufFile::open(path)?.summary()?;
         // Negative means "all", as in llama.cpp's own tools.
         let layers = u32::try_from(gpu_layers).unwrap_or(u32::MAX);
         let params = LlamaModelParams::default().with_n_gpu_layers(layers);
-        let model =
-            LlamaModel::load_from_file(&runtime.backend, path, &params).map_err(|source| {
-                EngineError::Load {
-                    path: path.to_path_buf(),
-                    cause: source,
-                }
-            })?;
-        Ok(LoadedModel {
-            model,
-            summary,
-            gpu_layers_requested: gpu_layers,
-        })
+        Self::validate_and_load(runtime, path, &params, gpu_layers)
     }
 
     /// Loads only the vocabulary of `path` (no weights, no compute buffers):
     /// enough to draw the prompts an engine on this model would decode.
     pub fn load_vocab(runtime: &Runtime, path: &Path) -> Result<Self, EngineError> {
-        let summary = GgufFile::open(path)?.summary()?;
         let params = LlamaModelParams::default().with_vocab_only(true);
+        Self::validate_and_load(runtime, path, &params, 0)
+    }
+
+    fn validate_and_load(
+        runtime: &Runtime,
+        path: &Path,
+        params: &LlamaModelParams,
+        gpu_layers_requested: i32,
+    ) -> Result<Self, EngineError> {
+        let summary = GgufFile::open(path)?.summary()?;
         let model =
-            LlamaModel::load_from_file(&runtime.backend, path, &params).map_err(|source| {
+            LlamaModel::load_from_file(&runtime.backend, path, params).map_err(|source| {
                 EngineError::Load {
                     path: path.to_path_buf(),
                     cause: source,
@@ -203,7 +200,7 @@ impl LoadedModel {
         Ok(LoadedModel {
             model,
             summary,
-            gpu_layers_requested: 0,
+            gpu_layers_requested,
         })
     }
 
