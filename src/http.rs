@@ -28,7 +28,7 @@ use inferbench_harness::stats::{HistogramInfo, Stats};
 use inferbench_harness::workload::{Phase, PromptStream};
 use serde::Serialize;
 
-use crate::cli::{ArrivalArg, EndpointArg, HttpArgs};
+use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs};
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, provenance, report, EXIT_INTERRUPTED};
 
@@ -50,9 +50,15 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         (ArrivalArg::Gamma, Some(b)) if b.is_finite() && b > 0.0 => {
             Arrival::Gamma { burstiness: b }
         }
-        (ArrivalArg::Gamma, Some(b)) => bail!("--burstiness {b}: must be a positive number"),
-        (ArrivalArg::Gamma, None) => bail!("--arrival gamma needs --burstiness (1.0 is Poisson)"),
-        (_, Some(_)) => bail!("--burstiness applies to --arrival gamma only"),
+        (ArrivalArg::Gamma, Some(b)) => {
+            return Err(usage(format!(
+                "--burstiness {b}: must be a positive number"
+            )))
+        }
+        (ArrivalArg::Gamma, None) => {
+            return Err(usage("--arrival gamma needs --burstiness (1.0 is Poisson)"))
+        }
+        (_, Some(_)) => return Err(usage("--burstiness applies to --arrival gamma only")),
         (ArrivalArg::Poisson, None) => Arrival::Poisson,
         (ArrivalArg::Constant, None) => Arrival::Constant,
     };
@@ -63,7 +69,11 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
     };
     let search_start = match args.find_max_rate {
         Some(r) if r.is_finite() && r > 0.0 => Some(vec![r]),
-        Some(r) => bail!("--find-max-rate {r}: the start rate must be positive"),
+        Some(r) => {
+            return Err(usage(format!(
+                "--find-max-rate {r}: the start rate must be positive"
+            )))
+        }
         None => None,
     };
     if let Some(rates) = search_start.or_else(|| args.rate.as_ref().map(|r| r.0.clone())) {
@@ -151,13 +161,15 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
 pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     let loads = loads(args)?;
     if tokens.is_some() && args.endpoint == EndpointArg::Chat {
-        bail!("--token-ids-from sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)");
+        return Err(usage(
+            "--token-ids-from sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)",
+        ));
     }
     let tokenizer = match &args.tokenizer {
         Some(path) => Some(Arc::new(Tokenizer::from_file(path)?)),
         None => None,
     };
-    let mut workload = Workload::parse(&args.workload)?;
+    let mut workload = Workload::parse(&args.workload).map_err(|e| usage(e.to_string()))?;
     if let Some(t) = &tokenizer {
         workload = workload.with_tokenizer(t.clone());
     }

@@ -33,7 +33,12 @@ fn main() -> ExitCode {
         Err(err) => {
             // `{:#}` prints the whole context chain on one line, without a backtrace.
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            // Bad flags exit 2, as clap's own errors do; other errors 1.
+            if err.chain().any(|e| e.is::<cli::UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
