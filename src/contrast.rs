@@ -103,7 +103,6 @@ pub fn run(args: ContrastArgs) -> Result<ExitCode> {
             gen_tokens: args.gen_tokens,
             concurrency: concurrency.clone(),
             requests: args.requests,
-            inproc_runs: in_process_runs(args.requests, concurrency[0]),
             warmup: args.warmup,
             threads,
             seed: args.seed,

@@ -14,9 +14,7 @@ use inferbench_harness::engine::PromptVocab;
 use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
-use inferbench_harness::http::point::{
-    HttpAccumulator, RequestRecord, Slo, CACHE_WARNING_FRACTION,
-};
+use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestRecord, Slo};
 use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
@@ -411,48 +409,6 @@ fn rand_seed() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// What a point says that the reader must not miss: cached prompt tokens in
-/// a workload built to be cache-free, a server counting prompts otherwise
-/// than they were sent.
-fn point_notes(point: &HttpPoint, token_ids: bool) -> Vec<String> {
-    let mut notes = Vec::new();
-    let label = point.load.label();
-    if let Some(cache) = &point.prompt_cache {
-        if cache.requests_hit > 0 && cache.cached_fraction >= CACHE_WARNING_FRACTION {
-            notes.push(format!(
-                "{label}: the server served {} of {} prompt tokens ({:.1}%) from its cache beyond the BOS, in {} of {} requests \
-                 ({}), although no two requests of this run share more than a BOS: its TTFT measures \
-                 that cache, not prefill. Another client, or an earlier run with the same --prompt-seed, \
-                 sent these prompts before.",
-                cache.unintended_cached_tokens,
-                cache.prompt_tokens,
-                100.0 * cache.cached_fraction,
-                cache.requests_hit,
-                cache.requests_reporting,
-                cache.source,
-            ));
-        }
-    }
-    // Text prompts are counted in words, an estimate; token ids are exact.
-    if let Some(check) = point.prompt_token_check.as_ref().filter(|_| token_ids) {
-        if check.requests_differing > 0 {
-            let how = if (check.mean_server_minus_sent - 1.0).abs() < 1e-9
-                && check.requests_differing == check.requests_compared
-            {
-                " (one more in every request: it adds a BOS token to each prompt)".to_string()
-            } else {
-                String::new()
-            };
-            notes.push(format!(
-                "{label}: the server counted the prompt otherwise than sent in {} of {} requests, \
-                 {:+.2} tokens on average{how}",
-                check.requests_differing, check.requests_compared, check.mean_server_minus_sent,
-            ));
-        }
-    }
-    notes
 }
 
 /// Everything the points of one run share.

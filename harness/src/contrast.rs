@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use std::path::Path;
 
+use crate::http::point::point_notes;
 use crate::result::{
     AnyResult, HttpPoint, HttpResult, InprocPoint, InprocResult, ReadError, RunStatus,
 };
@@ -95,8 +96,6 @@ pub struct ContrastSettings {
     pub concurrency: Vec<u32>,
     /// Measured requests per served point.
     pub requests: u64,
-    /// In-process runs per point (enough batches to decode every request's prompt).
-    pub inproc_runs: u32,
     pub warmup: u32,
     pub threads: u32,
     pub seed: u64,
@@ -228,24 +227,9 @@ pub fn contrast_shape(
             served.requests.failed, served.requests.total
         ));
     }
-    if let Some(cache) = served.prompt_cache.as_ref().filter(|c| c.requests_hit > 0) {
-        notes.push(format!(
-            "the server served {} prompt tokens beyond the BOS from its cache ({} requests, {:.2}% of prompt tokens)",
-            cache.unintended_cached_tokens,
-            cache.requests_hit,
-            100.0 * cache.cached_fraction
-        ));
-    }
-    if let Some(check) = served
-        .prompt_token_check
-        .as_ref()
-        .filter(|c| c.requests_differing > 0)
-    {
-        notes.push(format!(
-            "the server counted {:+.2} prompt tokens per request against those sent",
-            check.mean_server_minus_sent
-        ));
-    }
+    // The served run's own warnings: cached prompt tokens, prompt counts
+    // that differ from the token ids sent.
+    notes.extend(point_notes(served, true));
     if server.is_none() {
         notes.push("the server sends no per-request timings: no row inside the server".into());
     }
