@@ -51,6 +51,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// One model, the same token ids, in-process and served: each layer's cost with its interval.
     Contrast(ContrastArgs),
+    /// Draw result files: batch curve with its knee, load curves, Pareto, CDFs, the contrast; one HTML page.
+    Report(ReportArgs),
     /// Inspect GGUF files, or write the tiny test model.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -75,6 +77,46 @@ pub struct CompareArgs {
     /// Write one row per compared point as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlotFormat {
+    Svg,
+    Png,
+}
+
+#[derive(Debug, Args)]
+#[command(long_about = "Draw result files, offline.\n\n\
+        Reads result files of any kind (inproc, http, compare, contrast) and draws: the batch \
+        curve (aggregate decode tok/s against inter-token latency, one point per batch size, the \
+        knee marked), served load curves (TTFT and TPOT p50/p99 against concurrency or achieved \
+        rate, SLO lines, goodput, the --find-max-rate answer), the Pareto view (tok/s per user \
+        against total tok/s, in-process and served on one figure), CDFs of TTFT, ITL and E2E \
+        from the histograms kept in the files, the contrast's layers with their intervals, \
+        telemetry, and a request timeline from a --requests-log file. Several files: curves \
+        overlaid and labelled by file. Nothing is fetched from anywhere: the HTML page holds its \
+        figures as inline SVG.\n\n\
+        With neither --html nor --plots, the page is written beside the first file (FIRST.html).")]
+pub struct ReportArgs {
+    /// Result files written by inproc, http, compare or contrast.
+    #[arg(required = true, value_name = "RESULT.json")]
+    pub files: Vec<PathBuf>,
+
+    /// Write one self-contained HTML page: provenance, tables, every figure, notes and warnings.
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
+
+    /// Write every figure as a file into this directory (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+
+    /// Format of the files written by --plots.
+    #[arg(long, value_enum, default_value = "svg")]
+    pub format: PlotFormat,
+
+    /// A per-request log written by `http --requests-log`: drawn as a request timeline.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub requests_log: Vec<PathBuf>,
 }
 
 /// `--server llama-server[=PATH]`.

@@ -8,6 +8,7 @@ use inferbench_harness::compare::{compare, Comparison, Delta, Load, Row, METRICS
 use inferbench_harness::stats::Stats;
 
 use crate::cli::CompareArgs;
+use crate::table::Table;
 
 pub fn run(args: CompareArgs) -> Result<ExitCode> {
     let mut files = Vec::new();
@@ -76,33 +77,10 @@ fn print(c: &Comparison) {
             if s.partial { " | partial" } else { "" }
         );
     }
-    for g in &c.groups {
-        let first = &c.sources[g.rows[0].source].label;
+    for t in group_tables(c) {
         println!();
-        println!("{}, {}", g.shape.workload, load_name(g.shape.load));
-        let header = [
-            "source".to_string(),
-            "load".into(),
-            "ok/failed".into(),
-            "in/out tok".into(),
-            "TTFT p50 ms".into(),
-            "TTFT p99 ms".into(),
-            "ITL p50 ms".into(),
-            "ITL p99 ms".into(),
-            "TPOT p50 ms".into(),
-            "TPOT p99 ms".into(),
-            "E2E p50 ms".into(),
-            "out tok/s".into(),
-            format!("TTFT p50 vs {first}"),
-            format!("TPOT p50 vs {first}"),
-            format!("tok/s vs {first}"),
-        ];
-        let rows: Vec<Vec<String>> = g
-            .rows
-            .iter()
-            .map(|r| table_row(&c.sources[r.source].label, r))
-            .collect();
-        print_table(&header, &rows);
+        println!("{}", t.title);
+        print!("{}", t.markdown());
     }
     if !c.unmatched.is_empty() {
         println!();
@@ -126,6 +104,45 @@ fn print(c: &Comparison) {
             println!("note: {w}");
         }
     }
+}
+
+/// One table per matched shape, each row a file's point.
+pub fn group_tables(c: &Comparison) -> Vec<Table> {
+    c.groups
+        .iter()
+        .map(|g| {
+            let first = &c.sources[g.rows[0].source].label;
+            let mut t = Table::new(
+                format!("{}, {}", g.shape.workload, load_name(g.shape.load)),
+                &[
+                    "source",
+                    "load",
+                    "ok/failed",
+                    "in/out tok",
+                    "TTFT p50 ms",
+                    "TTFT p99 ms",
+                    "ITL p50 ms",
+                    "ITL p99 ms",
+                    "TPOT p50 ms",
+                    "TPOT p99 ms",
+                    "E2E p50 ms",
+                    "out tok/s",
+                ],
+                2,
+            );
+            t.header.extend([
+                format!("TTFT p50 vs {first}"),
+                format!("TPOT p50 vs {first}"),
+                format!("tok/s vs {first}"),
+            ]);
+            t.rows = g
+                .rows
+                .iter()
+                .map(|r| table_row(&c.sources[r.source].label, r))
+                .collect();
+            t
+        })
+        .collect()
 }
 
 fn stat(s: Option<&Stats>, pick: fn(&Stats) -> f64) -> String {
@@ -191,51 +208,6 @@ fn table_row(label: &str, r: &Row) -> Vec<String> {
             (Some(_), None) => "-".into(),
         },
     ]
-}
-
-/// A Markdown table, columns padded to their widest cell; the first two
-/// (names) aligned left, the numbers right.
-fn print_table(header: &[String], rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].chars().count())
-                .chain([header[c].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (cell, &w))| {
-                if c < 2 {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect();
-        println!("| {} |", padded.join(" | "));
-    };
-    line(header);
-    let rule: Vec<String> = widths
-        .iter()
-        .enumerate()
-        .map(|(c, &w)| {
-            if c < 2 {
-                "-".repeat(w)
-            } else {
-                format!("{}:", "-".repeat(w.saturating_sub(1)))
-            }
-        })
-        .collect();
-    println!("| {} |", rule.join(" | "));
-    for r in rows {
-        line(r);
-    }
 }
 
 fn to_csv(c: &Comparison) -> String {

@@ -20,7 +20,8 @@ use inferbench_harness::significance::{MedianDifference, DEFAULT_RESAMPLES};
 
 use crate::cli::{ContrastArgs, HttpArgs, InprocArgs, SamplerArg};
 use crate::server::{find_binary, LaunchOptions, LlamaServer};
-use crate::{http, inproc, interrupt, model, provenance, report, EXIT_INTERRUPTED};
+use crate::table::Table;
+use crate::{http, inproc, interrupt, model, provenance, terminal, EXIT_INTERRUPTED};
 
 const CONFIDENCE: f64 = 0.95;
 /// In-process runs below this give no interval worth the name.
@@ -61,7 +62,7 @@ pub fn run(args: ContrastArgs) -> Result<ExitCode> {
     let out = args
         .out
         .clone()
-        .unwrap_or_else(|| report::default_result_path("contrast"));
+        .unwrap_or_else(|| terminal::default_result_path("contrast"));
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out {}: creating {}", out.display(), dir.display()))?;
@@ -151,7 +152,7 @@ pub fn run(args: ContrastArgs) -> Result<ExitCode> {
                 .any(|p| p.unwrap_or(true));
             save(&writer, &mut result)?;
             print_table(&result);
-            report::print_result_path(&out, result.partial);
+            terminal::print_result_path(&out, result.partial);
             Ok(if interrupted {
                 ExitCode::from(EXIT_INTERRUPTED)
             } else {
@@ -169,7 +170,7 @@ pub fn run(args: ContrastArgs) -> Result<ExitCode> {
             if let Err(save_error) = save(&writer, &mut result) {
                 eprintln!("warning: {save_error:#}");
             }
-            report::print_result_path(&out, true);
+            terminal::print_result_path(&out, true);
             if interrupted {
                 eprintln!("interrupted: {e:#}");
                 return Ok(ExitCode::from(EXIT_INTERRUPTED));
@@ -377,60 +378,66 @@ fn overhead_cell(d: Option<&MedianDifference>) -> String {
     }
 }
 
-fn print_shape(shape: &ContrastShape) {
-    println!(
-        "\npp{} tg{}, c = B = {}   (p50 ms; overheads: difference of medians [95% bootstrap interval])",
-        shape.prompt_tokens, shape.gen_tokens, shape.sequences
+/// The layers of one shape and the overheads between them, for the
+/// terminal and the report.
+pub fn shape_tables(shape: &ContrastShape) -> Vec<Table> {
+    let mut layers = Table::new(
+        format!(
+            "pp{} tg{}, c = B = {}   (p50 ms; overheads: difference of medians [95% bootstrap interval])",
+            shape.prompt_tokens, shape.gen_tokens, shape.sequences
+        ),
+        &["layer", "TTFT p50", "TTFT p99", "per-token p50", "per-token p99", "n"],
+        1,
     );
-    println!("| layer | TTFT p50 | TTFT p99 | per-token p50 | per-token p99 | n |");
-    println!("|---|---:|---:|---:|---:|---:|");
     for row in &shape.layers {
-        println!(
-            "| {} | {} | {} | {} | {} | {} |",
-            row.layer.title(),
+        layers.rows.push(vec![
+            row.layer.title().to_string(),
             ms(row.ttft_ms.as_ref().map(|s| s.p50)),
             ms(row.ttft_ms.as_ref().map(|s| s.p99)),
             ms(row.per_token_ms.as_ref().map(|s| s.p50)),
             ms(row.per_token_ms.as_ref().map(|s| s.p99)),
-            row.independent_values
-        );
+            row.independent_values.to_string(),
+        ]);
     }
-    println!("| overhead | TTFT | per-token |");
-    println!("|---|---:|---:|");
+    let mut overheads = Table::new(String::new(), &["overhead", "TTFT", "per-token"], 1);
+    let name = |l: Layer| match l {
+        Layer::Engine => "engine",
+        Layer::Server => "server",
+        Layer::Client => "client",
+    };
     for o in &shape.overheads {
-        let name = |l: Layer| match l {
-            Layer::Engine => "engine",
-            Layer::Server => "server",
-            Layer::Client => "client",
-        };
-        println!(
-            "| {} − {} | {} | {} |",
-            name(o.upper),
-            name(o.lower),
+        overheads.rows.push(vec![
+            format!("{} − {}", name(o.upper), name(o.lower)),
             overhead_cell(o.ttft.as_ref()),
-            overhead_cell(o.per_token.as_ref())
-        );
+            overhead_cell(o.per_token.as_ref()),
+        ]);
     }
-    println!(
+    let rate = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    overheads.footer.push(format!(
         "output tok/s: in-process B={} {}, served c={} {}",
         shape.sequences,
-        shape
-            .inproc_output_tok_s
-            .map_or("-".into(), |v| format!("{v:.1}")),
+        rate(shape.inproc_output_tok_s),
         shape.sequences,
-        shape
-            .served_output_tok_s
-            .map_or("-".into(), |v| format!("{v:.1}")),
-    );
-    for note in &shape.notes {
-        println!("note: {note}");
-    }
+        rate(shape.served_output_tok_s),
+    ));
+    overheads
+        .footer
+        .extend(shape.notes.iter().map(|n| format!("note: {n}")));
+    vec![layers, overheads]
 }
 
 fn print_table(result: &ContrastResult) {
     println!("\ncontrast: {}", result.settings.model);
     for shape in &result.shapes {
-        print_shape(shape);
+        for (i, t) in shape_tables(shape).iter().enumerate() {
+            if i == 0 {
+                println!("\n{}", t.title);
+            }
+            print!("{}", t.markdown());
+            for line in &t.footer {
+                println!("{line}");
+            }
+        }
     }
     for note in &result.notes {
         println!("note: {note}");

@@ -14,7 +14,7 @@ use inferbench_harness::engine::PromptVocab;
 use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
-use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestLogLine, Slo};
 use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
@@ -24,24 +24,16 @@ use inferbench_harness::result::{
 };
 use inferbench_harness::stats::{HistogramInfo, Stats};
 use inferbench_harness::workload::{Phase, PromptStream};
-use serde::Serialize;
 
 use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs};
 use crate::telemetry::PointTelemetry;
-use crate::{interrupt, provenance, report, EXIT_INTERRUPTED};
+use crate::{interrupt, provenance, terminal, EXIT_INTERRUPTED};
 
 /// Exit status of a run that completed but had failed requests.
 pub const EXIT_REQUESTS_FAILED: u8 = 3;
 
 /// How often a point in flight is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Serialize)]
-struct LogLine<'a> {
-    point: usize,
-    #[serde(flatten)]
-    record: &'a RequestRecord,
-}
 
 fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
     let arrival = match (args.arrival, args.burstiness) {
@@ -199,7 +191,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     let out_path = args
         .out
         .clone()
-        .unwrap_or_else(|| report::default_result_path("http"));
+        .unwrap_or_else(|| terminal::default_result_path("http"));
 
     let runtime = ClientRuntime::new(args.client_threads, args.busy_poll)
         .context("starting the client runtime")?;
@@ -322,7 +314,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         notes: Vec::new(),
     };
     save(&writer, &mut result, args.csv.as_deref())?;
-    report::print_http_header(&result);
+    terminal::print_http_header(&result);
 
     let mut session = Session {
         runtime,
@@ -371,7 +363,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         if let Err(save_error) = save(&session.writer, result, args.csv.as_deref()) {
             eprintln!("warning: {save_error:#}");
         }
-        report::print_result_path(&out_path, true);
+        terminal::print_result_path(&out_path, true);
         return Err(e);
     }
     let Session {
@@ -391,7 +383,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         || planned.is_some_and(|n| result.points.len() != n)
         || result.points.iter().any(|p| !p.complete);
     save(&writer, &mut result, args.csv.as_deref())?;
-    report::print_result_path(&out_path, result.partial);
+    terminal::print_result_path(&out_path, result.partial);
     let exit = if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
     } else if failed_requests > 0 && args.find_max_rate.is_none() {
@@ -526,7 +518,7 @@ impl Session {
             |completed| {
                 let record = acc.add(completed);
                 if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
-                    let line = serde_json::to_string(&LogLine {
+                    let line = serde_json::to_string(&RequestLogLine {
                         point: point_index,
                         record: &record,
                     })
@@ -566,7 +558,7 @@ impl Session {
             }
         }
         self.failed_requests += point.requests.failed;
-        report::print_http_row(&point);
+        terminal::print_http_row(&point);
         for note in point_notes(&point, self.workload.sends_token_ids()) {
             eprintln!("warning: {note}");
             self.result.notes.push(note);
@@ -652,5 +644,5 @@ fn search_max_rate(
 }
 
 fn save(writer: &ResultWriter, result: &mut HttpResult, csv: Option<&Path>) -> Result<()> {
-    report::save_result(writer, result, csv, report::write_http_csv)
+    terminal::save_result(writer, result, csv, terminal::write_http_csv)
 }

@@ -18,7 +18,7 @@ use inferbench_harness::stats::HistogramInfo;
 
 use crate::cli::{InprocArgs, SamplerArg};
 use crate::telemetry::PointTelemetry;
-use crate::{interrupt, model, provenance, report, EXIT_INTERRUPTED};
+use crate::{interrupt, model, provenance, terminal, EXIT_INTERRUPTED};
 
 /// How often a point in flight is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -72,7 +72,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let out_path = args
         .out
         .clone()
-        .unwrap_or_else(|| report::default_result_path("inproc"));
+        .unwrap_or_else(|| terminal::default_result_path("inproc"));
     let threads = match args.threads {
         Some(t) => t,
         None => inferbench_harness::host::physical_cores()
@@ -162,7 +162,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         notes: Vec::new(),
     };
     writer.write(&result)?;
-    report::print_header(&result.provenance);
+    terminal::print_header(&result.provenance);
 
     let interrupt = interrupt::flag();
     let bar = progress_bar(shapes.len() as u64 * u64::from(args.warmup + args.runs));
@@ -209,7 +209,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         match measured {
             Ok(mut point) => {
                 point.telemetry = summary;
-                bar.suspend(|| report::print_row(&point));
+                bar.suspend(|| terminal::print_row(&point));
                 // A point interrupted before its first measured run holds no data.
                 if point.runs > 0 {
                     result.points.push(point);
@@ -240,7 +240,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         || result.points.len() != shapes.len()
         || result.points.iter().any(|p| !p.complete);
     save(&writer, &mut result, args.csv.as_deref())?;
-    report::print_result_path(&out_path, result.partial);
+    terminal::print_result_path(&out_path, result.partial);
     if let Some(f) = failure {
         bail!("{f}");
     }
@@ -253,5 +253,5 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
 }
 
 fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {
-    report::save_result(writer, result, csv, report::write_csv)
+    terminal::save_result(writer, result, csv, terminal::write_csv)
 }

@@ -10,7 +10,9 @@ mod model;
 mod provenance;
 mod report;
 mod server;
+mod table;
 mod telemetry;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -26,6 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Http(args) => http::run(*args),
         cli::Command::Compare(args) => compare::run(args),
         cli::Command::Contrast(args) => contrast::run(args),
+        cli::Command::Report(args) => report::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
     };
     match result {

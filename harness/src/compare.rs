@@ -4,7 +4,7 @@
 //! puts a number on what the server, its HTTP stack and the network cost;
 //! two servers, or two builds, compare the same way.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::workload::Workload;
 use crate::result::{AnyResult, HttpPoint, InprocPoint, Mode, RunStatus};
@@ -17,7 +17,7 @@ pub const COMPARISON_VERSION: u32 = 1;
 pub const METRICS: [&str; 4] = ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"];
 
 /// What makes two points comparable.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shape {
     /// `fixed:IN:OUT` when every request asks for the same lengths (presets
     /// such as `short` included), else the workload as the run named it.
@@ -25,7 +25,7 @@ pub struct Shape {
     pub load: Load,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Load {
     /// Sequences decoding together in-process, or requests kept in flight
@@ -36,7 +36,7 @@ pub enum Load {
 }
 
 /// One result file, as the comparison names it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceSummary {
     pub path: String,
     /// The file's name without `.json`, or its path when two names clash.
@@ -51,7 +51,7 @@ pub struct SourceSummary {
 }
 
 /// Ratio and difference of one metric against the group's first row.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     pub p50_delta: f64,
     pub p50_ratio: Option<f64>,
@@ -59,14 +59,14 @@ pub struct Delta {
     pub p99_ratio: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestSummary {
     pub succeeded: u64,
     pub failed: u64,
 }
 
 /// One point of one file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
     /// Index into [`Comparison::sources`].
     pub source: usize,
@@ -90,7 +90,7 @@ pub struct Row {
     pub output_tokens_p50: Option<f64>,
     /// Against the group's first row; absent on that row. Keys: [`METRICS`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub vs_first: Option<std::collections::BTreeMap<&'static str, Delta>>,
+    pub vs_first: Option<std::collections::BTreeMap<String, Delta>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tok_s_ratio: Option<f64>,
 }
@@ -107,21 +107,21 @@ impl Row {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Group {
     pub shape: Shape,
     pub rows: Vec<Row>,
 }
 
 /// A point that no other file has a counterpart for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unmatched {
     pub source: usize,
     pub point: usize,
     pub shape: Shape,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub comparison_version: u32,
     pub sources: Vec<SourceSummary>,
@@ -276,7 +276,7 @@ fn with_deltas(mut group: Group) -> Group {
             .filter_map(|&name| {
                 let (value, base) = (row.metric(name)?, first.metric(name)?);
                 Some((
-                    name,
+                    name.to_string(),
                     Delta {
                         p50_delta: value.p50 - base.p50,
                         p50_ratio: ratio(value.p50, base.p50),

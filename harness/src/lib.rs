@@ -9,6 +9,7 @@ pub mod fake;
 pub mod host;
 pub mod http;
 pub mod inproc;
+pub mod knee;
 pub mod metrics;
 pub mod result;
 pub mod significance;

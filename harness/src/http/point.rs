@@ -148,6 +148,16 @@ impl TokenSource {
     }
 }
 
+/// One line of `http --requests-log`: the index of the point in the result
+/// file's `points`, then the request's record (`R`: a [`RequestRecord`] or a
+/// reference to one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestLogLine<R> {
+    pub point: usize,
+    #[serde(flatten)]
+    pub record: R,
+}
+
 /// One request as the requests log records it. Times in ms, relative to the
 /// point's start unless named otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

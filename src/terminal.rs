@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use inferbench_harness::result::{
-    HttpPoint, HttpResult, InprocPoint, Provenance, ResultFile, ResultWriter,
+    HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile, ResultWriter,
 };
 use inferbench_harness::stats::Stats;
+
+use crate::table::Table;
 
 /// `results/<mode>-<UTC time>.json`, for runs given no `--out`.
 /// The last line of a run: where its result is, and whether it is partial.
@@ -76,15 +78,56 @@ pub fn print_header(provenance: &Provenance) {
         provenance.host.logical_cores,
     );
     println!();
-    println!(
-        "| {:>6} | {:>5} | {:>4} | {:>13} | {:>12} | {:>11} | {:>11} | {:>10} | {:>10} | {:>10} | {:>10} |",
-        "pp", "tg", "B", "prefill tok/s", "decode tok/s", "total tok/s", "TTFT p50 ms", "ITL p50 ms",
-        "ITL p99 ms", "E2E p50 ms", "step/llama"
-    );
-    println!(
-        "| {:->6} | {:->5} | {:->4} | {:->13} | {:->12} | {:->11} | {:->11} | {:->10} | {:->10} | {:->10} | {:->10} |",
-        ":", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":"
-    );
+    print_rule(&INPROC_HEADER.map(String::from), &INPROC_WIDTHS);
+}
+
+/// The columns of the in-process table, terminal and report alike.
+pub const INPROC_HEADER: [&str; 11] = [
+    "pp",
+    "tg",
+    "B",
+    "prefill tok/s",
+    "decode tok/s",
+    "total tok/s",
+    "TTFT p50 ms",
+    "ITL p50 ms",
+    "ITL p99 ms",
+    "E2E p50 ms",
+    "step/llama",
+];
+const INPROC_WIDTHS: [usize; 11] = [6, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10];
+
+/// The columns of the served table.
+pub const HTTP_HEADER: [&str; 12] = [
+    "load",
+    "ok/failed",
+    "TTFT p50 ms",
+    "TTFT p99 ms",
+    "ITL p50 ms",
+    "ITL p99 ms",
+    "TPOT p50 ms",
+    "E2E p50 ms",
+    "out tok/s",
+    "req/s",
+    "goodput/s",
+    "client CPU",
+];
+const HTTP_WIDTHS: [usize; 12] = [12, 9, 11, 11, 10, 10, 11, 10, 9, 8, 9, 10];
+
+/// A header and its rule, each column right-aligned to its width.
+fn print_rule(header: &[String], widths: &[usize]) {
+    println!("{}", padded_row(header, widths));
+    let rule: Vec<String> = widths.iter().map(|&w| format!("{:->w$}", ":")).collect();
+    println!("{}", padded_row(&rule, widths));
+}
+
+fn padded_row(cells: &[String], widths: &[usize]) -> String {
+    let cells: Vec<String> = cells
+        .iter()
+        .zip(widths)
+        .map(|(c, &w)| format!("{c:>w$}"))
+        .collect();
+    format!("| {} |", cells.join(" | "))
 }
 
 fn cell(stats: &Option<Stats>, pick: fn(&Stats) -> f64, decimals: usize) -> String {
@@ -93,7 +136,7 @@ fn cell(stats: &Option<Stats>, pick: fn(&Stats) -> f64, decimals: usize) -> Stri
         .map_or_else(|| "-".into(), |s| format!("{:.*}", decimals, pick(s)))
 }
 
-pub fn print_row(p: &InprocPoint) {
+pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
     let ratio = p
         .engine_counters
         .as_ref()
@@ -102,11 +145,10 @@ pub fn print_row(p: &InprocPoint) {
     let mean = |s: &Stats| s.mean;
     let p50 = |s: &Stats| s.p50;
     let p99 = |s: &Stats| s.p99;
-    println!(
-        "| {:>6} | {:>5} | {:>4} | {:>13} | {:>12} | {:>11} | {:>11} | {:>10} | {:>10} | {:>10} | {:>10} |{}",
-        p.prompt_tokens,
-        p.gen_tokens,
-        p.batch,
+    vec![
+        p.prompt_tokens.to_string(),
+        p.gen_tokens.to_string(),
+        p.batch.to_string(),
         cell(&p.prefill_tok_s, mean, 1),
         cell(&p.decode_tok_s, mean, 1),
         cell(&p.throughput_tok_s, mean, 1),
@@ -115,8 +157,28 @@ pub fn print_row(p: &InprocPoint) {
         cell(&p.itl_ms, p99, 3),
         cell(&p.e2e_ms, p50, 2),
         ratio,
+    ]
+}
+
+pub fn print_row(p: &InprocPoint) {
+    println!(
+        "{}{}",
+        padded_row(&inproc_cells(p), &INPROC_WIDTHS),
         if p.complete { "" } else { " (incomplete)" },
     );
+}
+
+/// The in-process table of a whole result, as the terminal printed it.
+pub fn inproc_table(result: &InprocResult) -> Table {
+    let mut t = Table::new("in-process points", &INPROC_HEADER, 0);
+    for p in &result.points {
+        let mut cells = inproc_cells(p);
+        if !p.complete {
+            cells[2].push_str(" (incomplete)");
+        }
+        t.rows.push(cells);
+    }
+    t
 }
 
 /// A named metric of a point, for the CSV columns.
@@ -179,30 +241,20 @@ pub fn print_http_header(result: &HttpResult) {
         result.provenance.host.logical_cores,
     );
     println!();
-    println!(
-        "| {:>12} | {:>9} | {:>11} | {:>11} | {:>10} | {:>10} | {:>11} | {:>10} | {:>9} | {:>8} | {:>9} | {:>10} |",
-        "load", "ok/failed", "TTFT p50 ms", "TTFT p99 ms", "ITL p50 ms", "ITL p99 ms", "TPOT p50 ms",
-        "E2E p50 ms", "out tok/s", "req/s", "goodput/s", "client CPU"
-    );
-    println!(
-        "| {:->12} | {:->9} | {:->11} | {:->11} | {:->10} | {:->10} | {:->11} | {:->10} | {:->9} | {:->8} | {:->9} | {:->10} |",
-        ":", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":", ":"
-    );
+    print_rule(&HTTP_HEADER.map(String::from), &HTTP_WIDTHS);
 }
 
-pub fn print_http_row(p: &HttpPoint) {
+pub fn http_cells(p: &HttpPoint) -> Vec<String> {
     let p50 = |s: &Stats| s.p50;
     let p99 = |s: &Stats| s.p99;
-    let load = p.load.label();
     // Under an open loop the user waits from the intended send time.
     let ttft = if p.ttft_from_scheduled_ms.is_some() {
         &p.ttft_from_scheduled_ms
     } else {
         &p.ttft_ms
     };
-    println!(
-        "| {:>12} | {:>9} | {:>11} | {:>11} | {:>10} | {:>10} | {:>11} | {:>10} | {:>9.1} | {:>8.2} | {:>9} | {:>10} |{}",
-        load,
+    vec![
+        p.load.label(),
         format!("{}/{}", p.requests.succeeded, p.requests.failed),
         cell(ttft, p50, 2),
         cell(ttft, p99, 2),
@@ -210,12 +262,20 @@ pub fn print_http_row(p: &HttpPoint) {
         cell(&p.itl_ms, p99, 2),
         cell(&p.tpot_ms, p50, 2),
         cell(&p.e2e_ms, p50, 1),
-        p.output_throughput_tok_s,
-        p.request_throughput_req_s,
-        p.goodput_req_s.map_or_else(|| "-".into(), |g| format!("{g:.2}")),
-        p.client.cpu_percent.map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
-        if p.complete { "" } else { " (incomplete)" },
-    );
+        format!("{:.1}", p.output_throughput_tok_s),
+        format!("{:.2}", p.request_throughput_req_s),
+        p.goodput_req_s
+            .map_or_else(|| "-".into(), |g| format!("{g:.2}")),
+        p.client
+            .cpu_percent
+            .map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
+    ]
+}
+
+/// What the terminal prints under a served point's row: failures by class,
+/// requests that waited for the in-flight cap.
+pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
+    let mut notes = Vec::new();
     if !p.requests.failed_by_class.is_empty() {
         let classes: Vec<String> = p
             .requests
@@ -223,15 +283,45 @@ pub fn print_http_row(p: &HttpPoint) {
             .iter()
             .map(|(c, n)| format!("{c} {n}"))
             .collect();
-        println!("  failed: {}", classes.join(", "));
+        notes.push(format!("failed: {}", classes.join(", ")));
     }
     if p.late_requests > 0 {
-        println!(
-            "  {} requests waited for the in-flight cap; schedule lag max {:.1} ms",
+        notes.push(format!(
+            "{} requests waited for the in-flight cap; schedule lag max {:.1} ms",
             p.late_requests,
             p.schedule_lag_ms.as_ref().map_or(0.0, |s| s.max)
-        );
+        ));
     }
+    notes
+}
+
+pub fn print_http_row(p: &HttpPoint) {
+    println!(
+        "{}{}",
+        padded_row(&http_cells(p), &HTTP_WIDTHS),
+        if p.complete { "" } else { " (incomplete)" },
+    );
+    for note in http_row_notes(p) {
+        println!("  {note}");
+    }
+}
+
+/// The served table of a whole result, each point's notes in the footer.
+pub fn http_table(result: &HttpResult) -> Table {
+    let mut t = Table::new("served points", &HTTP_HEADER, 1);
+    for p in &result.points {
+        let mut cells = http_cells(p);
+        if !p.complete {
+            cells[0].push_str(" (incomplete)");
+        }
+        t.footer.extend(
+            http_row_notes(p)
+                .into_iter()
+                .map(|n| format!("{}: {n}", cells[0])),
+        );
+        t.rows.push(cells);
+    }
+    t
 }
 
 /// A named metric of an HTTP point, for the CSV columns.

@@ -1,0 +1,798 @@
+//! What each figure shows, taken from result files: plain data, drawn by
+//! [`super::draw`]. One builder per figure; each returns nothing when its
+//! inputs hold nothing to draw.
+
+use inferbench_harness::contrast::{ContrastResult, Layer};
+use inferbench_harness::http::point::RequestRecord;
+use inferbench_harness::knee::{knee, CurvePoint};
+use inferbench_harness::result::{HttpResult, InprocPoint, InprocResult, Provenance};
+use inferbench_harness::stats::{Distribution, Stats};
+use inferbench_harness::telemetry::{MeanMax, TelemetrySummary};
+
+use super::Source;
+
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// File stem under `--plots`, and the page's anchor.
+    pub id: String,
+    pub title: String,
+    /// What the figure shows and what its numbers include.
+    pub caption: String,
+    pub plot: Plot,
+}
+
+#[derive(Debug, Clone)]
+pub enum Plot {
+    Batch(Vec<BatchCurve>),
+    Load(LoadFigure),
+    Pareto(Vec<ParetoSeries>),
+    Cdf(Vec<CdfPanel>),
+    Contrast(Vec<ContrastPanel>),
+    Telemetry(Vec<TelemetryPanel>),
+    Timeline(Timeline),
+}
+
+impl Plot {
+    #[cfg(test)]
+    /// Data points drawn as markers (circles, or triangles for served
+    /// Pareto points), for the tests that count them in the SVG.
+    pub fn markers(&self) -> usize {
+        match self {
+            Plot::Batch(curves) => curves.iter().map(|c| c.points.len()).sum(),
+            Plot::Load(f) => f
+                .series
+                .iter()
+                .flat_map(|s| &s.points)
+                .map(|p| {
+                    [p.ttft_p50, p.ttft_p99, p.tpot_p50, p.tpot_p99]
+                        .iter()
+                        .filter(|v| v.is_some())
+                        .count()
+                })
+                .sum(),
+            Plot::Pareto(series) => series.iter().map(|s| s.points.len()).sum(),
+            _ => 0,
+        }
+    }
+
+    #[cfg(test)]
+    /// Names in the legend(s), one per series.
+    pub fn series_labels(&self) -> Vec<String> {
+        match self {
+            Plot::Batch(c) => c.iter().map(|c| c.label.clone()).collect(),
+            Plot::Load(f) => f.series.iter().map(|s| s.label.clone()).collect(),
+            Plot::Pareto(s) => s.iter().map(|s| s.label.clone()).collect(),
+            Plot::Cdf(panels) => panels
+                .iter()
+                .flat_map(|p| p.lines.iter().map(|l| l.label.clone()))
+                .collect(),
+            Plot::Contrast(panels) => panels
+                .first()
+                .and_then(|p| p.bars.first())
+                .map(|b| b.segments.iter().map(|s| s.layer.clone()).collect())
+                .unwrap_or_default(),
+            Plot::Telemetry(panels) => panels
+                .iter()
+                .flat_map(|p| p.series.iter().map(|s| s.name.clone()))
+                .collect(),
+            Plot::Timeline(_) => Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchCurve {
+    pub label: String,
+    pub points: Vec<BatchPoint>,
+    /// Index into `points`.
+    pub knee: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct BatchPoint {
+    pub batch: u32,
+    pub latency_p50: f64,
+    pub latency_p99: f64,
+    pub tok_s: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadFigure {
+    pub series: Vec<LoadSeries>,
+    pub x_desc: String,
+    pub open_loop: bool,
+    pub slo_ttft_ms: Option<f64>,
+    pub slo_tpot_ms: Option<f64>,
+    /// Where `--find-max-rate`'s answer lies on the x axis, and its label.
+    pub max_rate: Option<(f64, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadSeries {
+    pub label: String,
+    pub points: Vec<LoadPoint>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LoadPoint {
+    pub x: f64,
+    pub ttft_p50: Option<f64>,
+    pub ttft_p99: Option<f64>,
+    pub tpot_p50: Option<f64>,
+    pub tpot_p99: Option<f64>,
+    pub goodput: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParetoSeries {
+    pub label: String,
+    pub served: bool,
+    pub points: Vec<ParetoPoint>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ParetoPoint {
+    pub total: f64,
+    pub per_user: f64,
+    pub label: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CdfPanel {
+    pub title: String,
+    pub metric: String,
+    pub lines: Vec<CdfLine>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CdfLine {
+    pub label: String,
+    /// (value, fraction of values at or below it), ascending.
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ContrastPanel {
+    pub title: String,
+    pub metric: String,
+    pub bars: Vec<StackedBar>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackedBar {
+    pub label: String,
+    pub segments: Vec<Segment>,
+}
+
+/// One layer of a stacked bar: from the layer below's median to this
+/// one's; `ci`: the interval of the difference, placed on `bottom`.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub layer: String,
+    pub bottom: f64,
+    pub top: f64,
+    pub ci: Option<(f64, f64)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetryPanel {
+    pub title: String,
+    pub unit: String,
+    pub points: Vec<String>,
+    pub series: Vec<TelemetrySeries>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySeries {
+    pub name: String,
+    /// (mean, max) per point; `None` where the reading was absent.
+    pub values: Vec<Option<(f64, f64)>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    pub requests: Vec<TimelineRequest>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TimelineRequest {
+    pub scheduled_ms: Option<f64>,
+    pub sent_ms: f64,
+    pub first_token_ms: Option<f64>,
+    pub end_ms: f64,
+    pub ok: bool,
+}
+
+/// The most requests a timeline draws; beyond, the first ones sent.
+pub const TIMELINE_MAX_REQUESTS: usize = 400;
+
+/// "Gemma 3 270m (Q4_K_M) on llama.cpp CPU, Intel Xeon, 2 threads".
+pub fn describe(p: &Provenance) -> String {
+    let model = p
+        .model
+        .as_ref()
+        .map(|m| {
+            format!(
+                "{} ({})",
+                m.name.clone().unwrap_or_else(|| m.path.clone()),
+                m.quantization
+            )
+        })
+        .or_else(|| p.server.as_ref().map(|s| s.model.clone()))
+        .unwrap_or_else(|| "unknown model".into());
+    let engine = match &p.server {
+        Some(s) => format!("server at {}", s.url),
+        None => format!("{} {}", p.engine.name, p.engine.backend),
+    };
+    let threads = match (&p.server, p.engine.threads) {
+        (None, Some(t)) => format!(", {t} threads"),
+        _ => String::new(),
+    };
+    format!("{model} on {engine}, {}{threads}", p.host.cpu_model.trim())
+}
+
+fn p50(s: &Option<Stats>) -> Option<f64> {
+    s.as_ref().map(|s| s.p50)
+}
+
+fn p99(s: &Option<Stats>) -> Option<f64> {
+    s.as_ref().map(|s| s.p99)
+}
+
+/// Latency of a batch-curve point: the inter-token latency (decode step
+/// and sampling), else the bare decode step (older files).
+fn step_latency(p: &InprocPoint) -> Option<(f64, f64)> {
+    let s = p.itl_ms.as_ref().or(p.decode_step_ms.as_ref())?;
+    Some((s.p50, s.p99))
+}
+
+/// One curve per (file, prompt length), points by batch size.
+pub fn batch_curves(sources: &[(String, &InprocResult)]) -> Vec<BatchCurve> {
+    let mut curves = Vec::new();
+    for (label, r) in sources {
+        let mut lengths: Vec<u32> = r.points.iter().map(|p| p.prompt_tokens).collect();
+        lengths.sort_unstable();
+        lengths.dedup();
+        for length in lengths {
+            let mut points: Vec<BatchPoint> = r
+                .points
+                .iter()
+                .filter(|p| p.prompt_tokens == length)
+                .filter_map(|p| {
+                    let (latency_p50, latency_p99) = step_latency(p)?;
+                    Some(BatchPoint {
+                        batch: p.batch,
+                        latency_p50,
+                        latency_p99,
+                        tok_s: p50(&p.decode_tok_s)?,
+                    })
+                })
+                .collect();
+            points.sort_by_key(|p| p.batch);
+            if points.is_empty() {
+                continue;
+            }
+            let knee = knee(
+                &points
+                    .iter()
+                    .map(|p| CurvePoint {
+                        latency_ms: p.latency_p50,
+                        throughput: p.tok_s,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            let name = if sources.len() > 1 {
+                format!("{label}: P={length}")
+            } else {
+                format!("P={length}")
+            };
+            curves.push(BatchCurve {
+                label: name,
+                points,
+                knee,
+            });
+        }
+    }
+    curves
+}
+
+/// Closed-loop points (x: concurrency) or open-loop ones (x: achieved
+/// request rate) of every served file.
+pub fn load_figure(sources: &[(String, &HttpResult)], open_loop: bool) -> Option<LoadFigure> {
+    let mut series = Vec::new();
+    let mut max_rate = None;
+    for (label, r) in sources {
+        let points: Vec<LoadPoint> = r
+            .points
+            .iter()
+            .filter(|p| (p.load.kind == "open") == open_loop)
+            .filter(|p| p.requests.succeeded > 0)
+            .filter_map(|p| {
+                let x = if open_loop {
+                    p.request_throughput_req_s
+                } else {
+                    f64::from(p.load.concurrency?)
+                };
+                let ttft = if open_loop && p.ttft_from_scheduled_ms.is_some() {
+                    &p.ttft_from_scheduled_ms
+                } else {
+                    &p.ttft_ms
+                };
+                Some(LoadPoint {
+                    x,
+                    ttft_p50: p50(ttft),
+                    ttft_p99: p99(ttft),
+                    tpot_p50: p50(&p.tpot_ms),
+                    tpot_p99: p99(&p.tpot_ms),
+                    goodput: p.goodput_req_s,
+                })
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        let mut points = points;
+        points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        if let (true, Some(search)) = (open_loop, &r.max_rate) {
+            if let Some(best) = search.max_rate {
+                let achieved = r
+                    .points
+                    .iter()
+                    .find(|p| p.load.rate == Some(best))
+                    .map_or(best, |p| p.request_throughput_req_s);
+                max_rate = Some((
+                    achieved,
+                    format!("max rate meeting the SLO: {best} req/s offered"),
+                ));
+            }
+        }
+        series.push(LoadSeries {
+            label: label.clone(),
+            points,
+        });
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let slo = sources.iter().find_map(|(_, r)| r.settings.slo);
+    Some(LoadFigure {
+        series,
+        x_desc: if open_loop {
+            "achieved request rate, req/s".into()
+        } else {
+            "concurrency (requests in flight)".into()
+        },
+        open_loop,
+        slo_ttft_ms: slo.and_then(|s| s.ttft_ms),
+        slo_tpot_ms: slo.and_then(|s| s.tpot_ms),
+        max_rate,
+    })
+}
+
+/// One series per prompt length, in batch order.
+pub fn pareto_inproc(label: &str, r: &InprocResult) -> Vec<ParetoSeries> {
+    let mut lengths: Vec<u32> = r.points.iter().map(|p| p.prompt_tokens).collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    let several = lengths.len() > 1;
+    lengths
+        .into_iter()
+        .filter_map(|length| {
+            let mut points: Vec<(u32, ParetoPoint)> = r
+                .points
+                .iter()
+                .filter(|p| p.prompt_tokens == length)
+                .filter_map(|p| {
+                    Some((
+                        p.batch,
+                        ParetoPoint {
+                            total: p50(&p.throughput_tok_s)?,
+                            per_user: 1000.0 / p50(&p.tpot_ms).filter(|t| *t > 0.0)?,
+                            label: format!("B={}", p.batch),
+                        },
+                    ))
+                })
+                .collect();
+            points.sort_by_key(|(b, _)| *b);
+            (!points.is_empty()).then(|| ParetoSeries {
+                label: if several {
+                    format!("{label}: P={length}")
+                } else {
+                    label.to_string()
+                },
+                served: false,
+                points: points.into_iter().map(|(_, p)| p).collect(),
+            })
+        })
+        .collect()
+}
+
+pub fn pareto_http(label: &str, r: &HttpResult) -> Option<ParetoSeries> {
+    let points: Vec<ParetoPoint> = r
+        .points
+        .iter()
+        .filter(|p| p.requests.succeeded > 0)
+        .filter_map(|p| {
+            Some(ParetoPoint {
+                total: p.output_throughput_tok_s,
+                per_user: 1000.0 / p50(&p.tpot_ms).filter(|t| *t > 0.0)?,
+                label: p.load.label(),
+            })
+        })
+        .collect();
+    (!points.is_empty()).then(|| ParetoSeries {
+        label: label.into(),
+        served: true,
+        points,
+    })
+}
+
+/// The CDF of a kept histogram; `None` for files from before histograms.
+pub fn cdf_points(stats: &Stats) -> Option<Vec<(f64, f64)>> {
+    let distribution = Distribution::from_stats(stats).ok()?;
+    let buckets = distribution.buckets();
+    let total: u64 = buckets.iter().map(|b| b.1).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut seen = 0u64;
+    let mut points = vec![(stats.min, 0.0)];
+    for (value, count) in buckets {
+        seen += count;
+        points.push((
+            value.clamp(stats.min, stats.max),
+            seen as f64 / total as f64,
+        ));
+    }
+    Some(points)
+}
+
+/// One panel per metric, one line per point: `points` is (label, metric
+/// name → stats).
+pub fn cdf_panels(points: &[(String, [Option<&Stats>; 3])], source: &str) -> Option<Vec<CdfPanel>> {
+    let metrics = ["TTFT", "ITL", "E2E"];
+    let panels: Vec<CdfPanel> = metrics
+        .iter()
+        .enumerate()
+        .map(|(m, metric)| CdfPanel {
+            title: format!("{metric}: {source}"),
+            metric: metric.to_string(),
+            lines: points
+                .iter()
+                .filter_map(|(label, stats)| {
+                    Some(CdfLine {
+                        label: label.clone(),
+                        points: cdf_points(stats[m]?)?,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    panels.iter().any(|p| !p.lines.is_empty()).then_some(panels)
+}
+
+/// Stacked bars of the layers per concurrency: TTFT and per-token time.
+pub fn contrast_panels(result: &ContrastResult) -> Option<Vec<ContrastPanel>> {
+    if result.shapes.is_empty() {
+        return None;
+    }
+    let panel = |metric: &str, title: &str, ttft: bool| ContrastPanel {
+        title: title.into(),
+        metric: metric.into(),
+        bars: result
+            .shapes
+            .iter()
+            .map(|shape| {
+                let median = |layer: Layer| {
+                    let row = shape.layers.iter().find(|r| r.layer == layer)?;
+                    let s = if ttft {
+                        &row.ttft_ms
+                    } else {
+                        &row.per_token_ms
+                    };
+                    p50(s)
+                };
+                let overhead = |upper: Layer| {
+                    let o = shape.overheads.iter().find(|o| o.upper == upper)?;
+                    let d = if ttft { &o.ttft } else { &o.per_token };
+                    d.as_ref()
+                        .map(|d| (d.difference_ci.low, d.difference_ci.high))
+                };
+                let mut segments = Vec::new();
+                let mut below = 0.0;
+                for layer in [Layer::Engine, Layer::Server, Layer::Client] {
+                    let Some(top) = median(layer) else { continue };
+                    let ci = if layer == Layer::Engine {
+                        None
+                    } else {
+                        overhead(layer).map(|(lo, hi)| (below + lo, below + hi))
+                    };
+                    segments.push(Segment {
+                        layer: layer.title().to_string(),
+                        bottom: below,
+                        top,
+                        ci,
+                    });
+                    below = top;
+                }
+                StackedBar {
+                    label: format!("{}", shape.sequences),
+                    segments,
+                }
+            })
+            .collect(),
+    };
+    Some(vec![
+        panel("TTFT", "time to first token", true),
+        panel("per-token time", "time per output token", false),
+    ])
+}
+
+/// Host, process and GPU readings per point, where the file has them.
+pub fn telemetry_panels(
+    points: &[(String, Option<&TelemetrySummary>)],
+) -> Option<Vec<TelemetryPanel>> {
+    if points.iter().all(|(_, t)| t.is_none()) {
+        return None;
+    }
+    let labels: Vec<String> = points.iter().map(|(l, _)| l.clone()).collect();
+    let pair = |m: Option<&MeanMax>, scale: f64| m.map(|m| (m.mean * scale, m.max * scale));
+    let series =
+        |name: &str, get: &dyn Fn(&TelemetrySummary) -> Option<(f64, f64)>| TelemetrySeries {
+            name: name.into(),
+            values: points.iter().map(|(_, t)| t.and_then(get)).collect(),
+        };
+    let present = |s: &TelemetrySeries| s.values.iter().any(Option::is_some);
+    let mut panels = Vec::new();
+    let cpu: Vec<TelemetrySeries> = [
+        series("host CPU", &|t| pair(t.host_cpu_percent.as_ref(), 1.0)),
+        // The process's reading is per core (200% = two cores busy).
+        series("this process", &|t| {
+            pair(
+                t.process_cpu_percent.as_ref(),
+                1.0 / f64::from(t.logical_cores.max(1)),
+            )
+        }),
+    ]
+    .into_iter()
+    .filter(present)
+    .collect();
+    if !cpu.is_empty() {
+        panels.push(TelemetryPanel {
+            title: "CPU (100% = every logical core)".into(),
+            unit: "percent".into(),
+            points: labels.clone(),
+            series: cpu,
+        });
+    }
+    let rss = series("process resident memory", &|t| {
+        pair(t.process_rss_bytes.as_ref(), 1.0 / (1024.0 * 1024.0))
+    });
+    if present(&rss) {
+        panels.push(TelemetryPanel {
+            title: "memory".into(),
+            unit: "MiB".into(),
+            points: labels.clone(),
+            series: vec![rss],
+        });
+    }
+    let gpu = |t: &TelemetrySummary| t.gpus.as_ref().and_then(|g| g.first().cloned());
+    let gpu_panels: [(&str, &str, &dyn Fn(&TelemetrySummary) -> Option<(f64, f64)>); 3] = [
+        ("GPU 0 utilization", "percent", &|t| {
+            gpu(t).and_then(|g| pair(g.utilization_percent.as_ref(), 1.0))
+        }),
+        ("GPU 0 power", "W", &|t| {
+            gpu(t).and_then(|g| pair(g.power_watts.as_ref(), 1.0))
+        }),
+        ("GPU 0 memory used", "GiB", &|t| {
+            gpu(t).and_then(|g| pair(g.memory_used_bytes.as_ref(), 1.0 / (1u64 << 30) as f64))
+        }),
+    ];
+    for (title, unit, get) in gpu_panels {
+        let s = series(title, get);
+        if present(&s) {
+            panels.push(TelemetryPanel {
+                title: title.into(),
+                unit: unit.into(),
+                points: labels.clone(),
+                series: vec![s],
+            });
+        }
+    }
+    (!panels.is_empty()).then_some(panels)
+}
+
+pub fn timeline(records: &[RequestRecord]) -> Timeline {
+    let mut requests: Vec<TimelineRequest> = records
+        .iter()
+        .map(|r| TimelineRequest {
+            scheduled_ms: r.scheduled_ms,
+            sent_ms: r.sent_ms,
+            first_token_ms: r.ttft_ms.map(|t| r.sent_ms + t),
+            end_ms: r.e2e_ms.map_or(r.sent_ms, |e| r.sent_ms + e),
+            ok: r.ok,
+        })
+        .collect();
+    requests.sort_by(|a, b| a.sent_ms.total_cmp(&b.sent_ms));
+    requests.truncate(TIMELINE_MAX_REQUESTS);
+    Timeline { requests }
+}
+
+/// Every figure the sources hold, in the page's order.
+pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let inproc = super::inproc_results(sources);
+    let http = super::http_results(sources);
+
+    let curves = batch_curves(&inproc);
+    if !curves.is_empty() {
+        let knees: Vec<String> = curves
+            .iter()
+            .map(|c| match c.knee {
+                Some(k) => format!("{}: knee at B={}", c.label, c.points[k].batch),
+                None => format!("{}: no knee within the sweep", c.label),
+            })
+            .collect();
+        out.push(Figure {
+            id: "batch-curve".into(),
+            title: format!("Batch curve: {}", inproc.first().map_or(String::new(), |(_, r)| describe(&r.provenance))),
+            caption: format!(
+                "Aggregate decode throughput against the latency of each step, one point per batch size B (sequences decoding together), one curve per prompt length. The knee (Kneedle: the point farthest above the line from the first point to the last, both axes normalized) is where more batching starts to cost more latency than it buys throughput. {}.",
+                knees.join("; ")
+            ),
+            plot: Plot::Batch(curves),
+        });
+    }
+
+    for (open, id, kind) in [
+        (false, "load-closed", "closed loop"),
+        (true, "load-open", "open loop"),
+    ] {
+        if let Some(fig) = load_figure(&http, open) {
+            out.push(Figure {
+                id: id.into(),
+                title: format!(
+                    "Served, {kind}: {}",
+                    http.first().map_or(String::new(), |(_, r)| describe(&r.provenance))
+                ),
+                caption: format!(
+                    "TTFT and TPOT p50 (solid) and p99 (dashed) against {}; {}goodput (requests meeting every SLO per second) as bars on the right axis when an SLO was given{}.",
+                    fig.x_desc,
+                    if open { "TTFT counted from each request's intended send time (coordinated omission corrected); " } else { "" },
+                    if fig.max_rate.is_some() { "; the dashed vertical line is --find-max-rate's answer" } else { "" }
+                ),
+                plot: Plot::Load(fig),
+            });
+        }
+    }
+
+    let mut pareto: Vec<ParetoSeries> = Vec::new();
+    pareto.extend(inproc.iter().flat_map(|(l, r)| pareto_inproc(l, r)));
+    pareto.extend(http.iter().filter_map(|(l, r)| pareto_http(l, r)));
+    if !pareto.is_empty() {
+        out.push(Figure {
+            id: "pareto".into(),
+            title: "Pareto: speed per user against total output".into(),
+            caption: "Each point one load level: up and to the right is better. In-process points (circles) and served ones (triangles) on the same axes: the distance between them at the same load is the cost of serving.".into(),
+            plot: Plot::Pareto(pareto),
+        });
+    }
+
+    for (i, (label, r)) in inproc.iter().enumerate() {
+        let points: Vec<(String, [Option<&Stats>; 3])> = r
+            .points
+            .iter()
+            .map(|p| {
+                (
+                    format!("P={} B={}", p.prompt_tokens, p.batch),
+                    [p.ttft_ms.as_ref(), p.itl_ms.as_ref(), p.e2e_ms.as_ref()],
+                )
+            })
+            .collect();
+        if let Some(panels) = cdf_panels(&points, label) {
+            out.push(Figure {
+                id: format!("cdf-inproc-{i}"),
+                title: format!("Distributions, in-process: {label}"),
+                caption: "Cumulative distributions of TTFT (prefill + first sample, per sequence), ITL (decode step + sample) and E2E, from the HDR histograms kept in the file (exact to 3 significant figures).".into(),
+                plot: Plot::Cdf(panels),
+            });
+        }
+    }
+    for (i, (label, r)) in http.iter().enumerate() {
+        let points: Vec<(String, [Option<&Stats>; 3])> = r
+            .points
+            .iter()
+            .map(|p| {
+                (
+                    p.load.label(),
+                    [p.ttft_ms.as_ref(), p.itl_ms.as_ref(), p.e2e_ms.as_ref()],
+                )
+            })
+            .collect();
+        if let Some(panels) = cdf_panels(&points, label) {
+            out.push(Figure {
+                id: format!("cdf-http-{i}"),
+                title: format!("Distributions, served: {label}"),
+                caption: "Cumulative distributions of TTFT, ITL and E2E as the client saw them, from the HDR histograms kept in the file.".into(),
+                plot: Plot::Cdf(panels),
+            });
+        }
+    }
+
+    for (i, s) in sources.iter().enumerate() {
+        if let super::Input::Contrast(c) = &s.input {
+            if let Some(panels) = contrast_panels(c) {
+                out.push(Figure {
+                    id: format!("contrast-{i}"),
+                    title: format!(
+                        "Contrast: {} ({})",
+                        std::path::Path::new(&c.settings.model)
+                            .file_name()
+                            .map_or(c.settings.model.clone(), |n| n.to_string_lossy().into_owned()),
+                        s.label
+                    ),
+                    caption: "Each bar one load (in-process batch B beside served concurrency B): the engine's median, then what the server adds inside itself, then what the client sees over HTTP; whiskers: the 95% bootstrap interval of each layer's difference of medians.".into(),
+                    plot: Plot::Contrast(panels),
+                });
+            }
+        }
+    }
+
+    for (i, (label, r)) in inproc.iter().enumerate() {
+        let points: Vec<(String, Option<&TelemetrySummary>)> = r
+            .points
+            .iter()
+            .map(|p| {
+                (
+                    format!("{}×{}", p.prompt_tokens, p.batch),
+                    p.telemetry.as_ref(),
+                )
+            })
+            .collect();
+        if let Some(panels) = telemetry_panels(&points) {
+            out.push(Figure {
+                id: format!("telemetry-inproc-{i}"),
+                title: format!("Telemetry, in-process: {label}"),
+                caption: "Per point (prompt × batch): mean and maximum of the readings taken 10 times a second while the measured runs ran.".into(),
+                plot: Plot::Telemetry(panels),
+            });
+        }
+    }
+    for (i, (label, r)) in http.iter().enumerate() {
+        let points: Vec<(String, Option<&TelemetrySummary>)> = r
+            .points
+            .iter()
+            .map(|p| (p.load.label(), p.telemetry.as_ref()))
+            .collect();
+        if let Some(panels) = telemetry_panels(&points) {
+            out.push(Figure {
+                id: format!("telemetry-http-{i}"),
+                title: format!("Telemetry, client side: {label}"),
+                caption: "Per point: the client host's and the client process's readings (the server's own, when on another machine, are not seen).".into(),
+                plot: Plot::Telemetry(panels),
+            });
+        }
+    }
+
+    for (li, log) in logs.iter().enumerate() {
+        for (point, records) in &log.points {
+            let t = timeline(records);
+            let shown = t.requests.len();
+            let load = log
+                .loads
+                .get(*point)
+                .map(|l| format!(" ({l})"))
+                .unwrap_or_default();
+            out.push(Figure {
+                id: format!("timeline-{li}-{point}"),
+                title: format!("Requests of point {point}{load}: {}", log.label),
+                caption: format!(
+                    "One bar per request in the order sent: grey while it waited behind its schedule (the in-flight cap), orange from send to first token, blue until its last token; red: failed.{}",
+                    if records.len() > shown { format!(" The first {shown} of {} requests.", records.len()) } else { String::new() }
+                ),
+                plot: Plot::Timeline(t),
+            });
+        }
+    }
+    out
+}
