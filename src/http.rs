@@ -26,6 +26,7 @@ use inferbench_harness::stats::{HistogramInfo, Stats};
 use inferbench_harness::workload::{Phase, PromptStream};
 
 use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs};
+use crate::progress::PointProgress;
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, provenance, terminal, EXIT_INTERRUPTED};
 
@@ -509,6 +510,7 @@ impl Session {
         let mut last_save = Instant::now();
         let mut io_error: Option<anyhow::Error> = None;
         let (result, writer, log) = (&self.result, &self.writer, &mut self.log);
+        let mut progress = PointProgress::new(description.label(), self.limits.num_requests);
         self.telemetry.start();
         let end = self.runtime.block_on(run_point(
             self.client.clone(),
@@ -517,6 +519,7 @@ impl Session {
             self.interrupt.clone(),
             |completed| {
                 let record = acc.add(completed);
+                progress.record(&record);
                 if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
                     let line = serde_json::to_string(&RequestLogLine {
                         point: point_index,
@@ -543,6 +546,7 @@ impl Session {
             },
         ));
         let telemetry = self.telemetry.stop();
+        progress.finish();
         if let Some(e) = io_error {
             return Err(e);
         }

@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::BatchShape;
 use inferbench_harness::inproc::{measure_point, PointSpec};
@@ -35,18 +34,6 @@ fn shapes(args: &InprocArgs) -> Vec<BatchShape> {
             })
         })
         .collect()
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    // indicatif draws nothing when stderr is not a terminal.
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} runs {msg}",
-        )
-        .expect("valid template"),
-    );
-    bar
 }
 
 pub fn run(args: InprocArgs) -> Result<ExitCode> {
@@ -165,7 +152,10 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     terminal::print_header(&result.provenance);
 
     let interrupt = interrupt::flag();
-    let bar = progress_bar(shapes.len() as u64 * u64::from(args.warmup + args.runs));
+    let bar = crate::progress::bar(
+        shapes.len() as u64 * u64::from(args.warmup + args.runs),
+        "runs",
+    );
     let mut failure = None;
     for (point, shape) in shapes.iter().enumerate() {
         if interrupt.load(Ordering::Relaxed) {

@@ -7,6 +7,7 @@ mod http;
 mod inproc;
 mod interrupt;
 mod model;
+mod progress;
 mod provenance;
 mod report;
 mod server;

@@ -540,13 +540,13 @@ fn cdf<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &CdfPanel) -> D
     }
 }
 
-fn cdf_lines<'a, DB: 'a, X>(
+fn cdf_lines<'a, DB, X>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, plotters::coord::types::RangedCoordf64>>,
     panel: &CdfPanel,
     log: bool,
 ) -> DrawResult<DB>
 where
-    DB: DrawingBackend,
+    DB: DrawingBackend + 'a,
     X: Ranged<ValueType = f64> + plotters::coord::ranged1d::ValueFormatter<f64>,
 {
     chart

@@ -449,13 +449,13 @@ pub fn cdf_points(stats: &Stats) -> Option<Vec<(f64, f64)>> {
 
 /// One panel per metric, one line per point: `points` is (label, metric
 /// name → stats).
-pub fn cdf_panels(points: &[(String, [Option<&Stats>; 3])], source: &str) -> Option<Vec<CdfPanel>> {
+pub fn cdf_panels(points: &[(String, [Option<&Stats>; 3])]) -> Option<Vec<CdfPanel>> {
     let metrics = ["TTFT", "ITL", "E2E"];
     let panels: Vec<CdfPanel> = metrics
         .iter()
         .enumerate()
         .map(|(m, metric)| CdfPanel {
-            title: format!("{metric}: {source}"),
+            title: metric.to_string(),
             metric: metric.to_string(),
             lines: points
                 .iter()
@@ -528,6 +528,9 @@ pub fn contrast_panels(result: &ContrastResult) -> Option<Vec<ContrastPanel>> {
     ])
 }
 
+/// One telemetry reading of a point: (mean, max).
+type Reading<'a> = dyn Fn(&TelemetrySummary) -> Option<(f64, f64)> + 'a;
+
 /// Host, process and GPU readings per point, where the file has them.
 pub fn telemetry_panels(
     points: &[(String, Option<&TelemetrySummary>)],
@@ -577,7 +580,7 @@ pub fn telemetry_panels(
         });
     }
     let gpu = |t: &TelemetrySummary| t.gpus.as_ref().and_then(|g| g.first().cloned());
-    let gpu_panels: [(&str, &str, &dyn Fn(&TelemetrySummary) -> Option<(f64, f64)>); 3] = [
+    let gpu_panels: [(&str, &str, &Reading<'_>); 3] = [
         ("GPU 0 utilization", "percent", &|t| {
             gpu(t).and_then(|g| pair(g.utilization_percent.as_ref(), 1.0))
         }),
@@ -672,7 +675,14 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
     if !pareto.is_empty() {
         out.push(Figure {
             id: "pareto".into(),
-            title: "Pareto: speed per user against total output".into(),
+            title: format!(
+                "Pareto: speed per user against total output, {}",
+                inproc
+                    .first()
+                    .map(|(_, r)| &r.provenance)
+                    .or(http.first().map(|(_, r)| &r.provenance))
+                    .map_or(String::new(), |p| p.host.cpu_model.trim().to_string())
+            ),
             caption: "Each point one load level: up and to the right is better. In-process points (circles) and served ones (triangles) on the same axes: the distance between them at the same load is the cost of serving.".into(),
             plot: Plot::Pareto(pareto),
         });
@@ -689,10 +699,10 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
                 )
             })
             .collect();
-        if let Some(panels) = cdf_panels(&points, label) {
+        if let Some(panels) = cdf_panels(&points) {
             out.push(Figure {
                 id: format!("cdf-inproc-{i}"),
-                title: format!("Distributions, in-process: {label}"),
+                title: format!("Distributions, in-process: {label} ({})", describe(&r.provenance)),
                 caption: "Cumulative distributions of TTFT (prefill + first sample, per sequence), ITL (decode step + sample) and E2E, from the HDR histograms kept in the file (exact to 3 significant figures).".into(),
                 plot: Plot::Cdf(panels),
             });
@@ -709,10 +719,10 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
                 )
             })
             .collect();
-        if let Some(panels) = cdf_panels(&points, label) {
+        if let Some(panels) = cdf_panels(&points) {
             out.push(Figure {
                 id: format!("cdf-http-{i}"),
-                title: format!("Distributions, served: {label}"),
+                title: format!("Distributions, served: {label} ({})", describe(&r.provenance)),
                 caption: "Cumulative distributions of TTFT, ITL and E2E as the client saw them, from the HDR histograms kept in the file.".into(),
                 plot: Plot::Cdf(panels),
             });
@@ -752,7 +762,7 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
         if let Some(panels) = telemetry_panels(&points) {
             out.push(Figure {
                 id: format!("telemetry-inproc-{i}"),
-                title: format!("Telemetry, in-process: {label}"),
+                title: format!("Telemetry, in-process: {label} ({})", describe(&r.provenance)),
                 caption: "Per point (prompt × batch): mean and maximum of the readings taken 10 times a second while the measured runs ran.".into(),
                 plot: Plot::Telemetry(panels),
             });
@@ -767,7 +777,7 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
         if let Some(panels) = telemetry_panels(&points) {
             out.push(Figure {
                 id: format!("telemetry-http-{i}"),
-                title: format!("Telemetry, client side: {label}"),
+                title: format!("Telemetry, client side: {label} ({})", describe(&r.provenance)),
                 caption: "Per point: the client host's and the client process's readings (the server's own, when on another machine, are not seen).".into(),
                 plot: Plot::Telemetry(panels),
             });

@@ -436,7 +436,7 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
             format!(" and {} request log{}", logs.len(), if logs.len() == 1 { "" } else { "s" })
         }
     ));
-    out.push_str("<nav><a href=\"#files\">Files</a><a href=\"#warnings\">Notes and warnings</a><a href=\"#provenance\">Provenance</a><a href=\"#tables\">Tables</a><a href=\"#figures\">Figures</a></nav>\n");
+    out.push_str("<nav><a href=\"#files\">Files</a><a href=\"#warnings\">Notes and warnings</a><a href=\"#figures\">Figures</a><a href=\"#tables\">Tables</a><a href=\"#provenance\">Provenance</a></nav>\n");
 
     out.push_str("<section id=\"files\">\n<h2>Files</h2>\n<table>\n<tr><th>label</th><th>kind</th><th>path</th><th>status</th></tr>\n");
     for s in sources {
@@ -466,6 +466,27 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
             out.push_str(&format!("<li>{}</li>\n", escape(w)));
         }
         out.push_str("</ul>\n");
+    }
+    out.push_str("</section>\n");
+
+    out.push_str("<section id=\"figures\">\n<h2>Figures</h2>\n");
+    for f in figures {
+        let svg = draw::svg(f).map_err(anyhow::Error::msg)?;
+        out.push_str(&format!(
+            "<figure id=\"{}\">\n<h3>{}</h3>\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
+            escape(&f.id),
+            escape(&f.title),
+            strip_xml_declaration(&svg),
+            escape(&f.caption)
+        ));
+    }
+    out.push_str("</section>\n");
+    out.push_str("<section id=\"tables\">\n<h2>Tables</h2>\n");
+    for s in sources {
+        out.push_str(&format!("<h3>{}</h3>\n", escape(&s.label)));
+        for t in tables(s) {
+            out.push_str(&table_html(&t));
+        }
     }
     out.push_str("</section>\n");
 
@@ -516,27 +537,7 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
     }
     out.push_str("</section>\n");
 
-    out.push_str("<section id=\"tables\">\n<h2>Tables</h2>\n");
-    for s in sources {
-        out.push_str(&format!("<h3>{}</h3>\n", escape(&s.label)));
-        for t in tables(s) {
-            out.push_str(&table_html(&t));
-        }
-    }
-    out.push_str("</section>\n");
-
-    out.push_str("<section id=\"figures\">\n<h2>Figures</h2>\n");
-    for f in figures {
-        let svg = draw::svg(f).map_err(anyhow::Error::msg)?;
-        out.push_str(&format!(
-            "<figure id=\"{}\">\n<h3>{}</h3>\n{}\n<figcaption>{}</figcaption>\n</figure>\n",
-            escape(&f.id),
-            escape(&f.title),
-            strip_xml_declaration(&svg),
-            escape(&f.caption)
-        ));
-    }
-    out.push_str("</section>\n</body>\n</html>\n");
+    out.push_str("</body>\n</html>\n");
     Ok(out)
 }
 

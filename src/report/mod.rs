@@ -224,3 +224,6 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     eprintln!("report took {:.2} s", start.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,4 +10,5 @@ mod inproc;
 mod interrupt;
 mod model;
 mod real_servers;
+mod report;
 mod util;
