@@ -4,7 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use inferbench_harness::compare::{compare, Comparison, Delta, Load, Row, METRICS};
+use inferbench_harness::compare::{compare, Comparison, Delta, Group, Load, Row, METRICS};
+use inferbench_harness::significance::MedianDifference;
 use inferbench_harness::stats::Stats;
 
 use crate::cli::CompareArgs;
@@ -81,6 +82,9 @@ fn print(c: &Comparison) {
         println!();
         println!("{}", t.title);
         print!("{}", t.markdown());
+        for line in &t.footer {
+            println!("{line}");
+        }
     }
     if !c.unmatched.is_empty() {
         println!();
@@ -110,7 +114,7 @@ fn print(c: &Comparison) {
 pub fn group_tables(c: &Comparison) -> Vec<Table> {
     c.groups
         .iter()
-        .map(|g| {
+        .flat_map(|g| {
             let first = &c.sources[g.rows[0].source].label;
             let mut t = Table::new(
                 format!("{}, {}", g.shape.workload, load_name(g.shape.load)),
@@ -140,9 +144,58 @@ pub fn group_tables(c: &Comparison) -> Vec<Table> {
                 .iter()
                 .map(|r| table_row(&c.sources[r.source].label, r))
                 .collect();
-            t
+            vec![t, verdict_table(c, g)]
         })
+        .filter(|t| !t.rows.is_empty())
         .collect()
+}
+
+fn difference_cell(d: &MedianDifference) -> String {
+    format!(
+        "{:+.2} [{:+.2}, {:+.2}]{}",
+        d.difference,
+        d.difference_ci.low,
+        d.difference_ci.high,
+        d.percent
+            .map(|p| format!(" ({p:+.1}%)"))
+            .unwrap_or_default()
+    )
+}
+
+/// Each row's metrics against the group's first row: which side is better,
+/// with the interval, or no significant difference.
+fn verdict_table(c: &Comparison, g: &Group) -> Table {
+    let first = &c.sources[g.rows[0].source].label;
+    let mut t = Table::new(
+        format!("against {first}: p50 and p99 differences [95% bootstrap interval], Mann-Whitney p (Holm-adjusted)"),
+        &["source", "metric", "p50 difference", "p99 difference", "p (Holm)", "verdict"],
+        2,
+    );
+    for r in g.rows.iter().skip(1) {
+        let label = &c.sources[r.source].label;
+        let Some(sig) = &r.significance else { continue };
+        for (name, test) in &sig.tests {
+            let verdict = match test.verdict.as_str() {
+                "better" => format!("{label} better ({} is better)", test.better_when),
+                "worse" => format!("{first} better ({} is better)", test.better_when),
+                other => other.to_string(),
+            };
+            t.rows.push(vec![
+                label.clone(),
+                name.clone(),
+                difference_cell(&test.p50),
+                difference_cell(&test.p99),
+                format!("{:.3}", test.holm_p),
+                verdict,
+            ]);
+        }
+        t.footer.extend(
+            sig.untested
+                .iter()
+                .map(|u| format!("{label}: not tested: {u}")),
+        );
+    }
+    t
 }
 
 fn stat(s: Option<&Stats>, pick: fn(&Stats) -> f64) -> String {

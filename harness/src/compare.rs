@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::http::workload::Workload;
 use crate::result::{AnyResult, HttpPoint, InprocPoint, Mode, RunStatus};
+use crate::significance::{
+    holm, mann_whitney_p, quantile_difference, MedianDifference, Sample, DEFAULT_RESAMPLES,
+};
 use crate::stats::Stats;
 
 /// Bumped on any change that could break a reader of older comparisons.
@@ -93,9 +96,70 @@ pub struct Row {
     pub vs_first: Option<std::collections::BTreeMap<String, Delta>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tok_s_ratio: Option<f64>,
+    /// Against the group's first row: per metric, the differences of p50
+    /// and p99 with bootstrap intervals, a Mann-Whitney test, the Holm-
+    /// adjusted p-value and a verdict (absent on the first row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub significance: Option<Significance>,
+    /// What the tests draw from (not written: rebuilt from the files).
+    #[serde(skip)]
+    pub basis: TestBasis,
+}
+
+/// The metrics tested, by their names in the result files; latencies are
+/// better lower, the output rate higher.
+pub const TESTED_METRICS: [&str; 5] = ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "output_tok_s"];
+
+/// How many independent values each metric of a row has, and the output
+/// rate's distribution (in-process: per run, B × G / E2E; served: per
+/// request, N / E2E: not the same quantity, so never tested across modes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TestBasis {
+    /// One per run in-process (a batch's sequences share every step), one
+    /// per successful request served; ITL gaps within a request are not
+    /// independent, so ITL counts the same.
+    pub independent: u64,
+    pub output_rate: Option<Stats>,
+    pub mode: Option<Mode>,
+}
+
+/// The test of one metric against the group's first row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricTest {
+    /// "lower" for latencies, "higher" for rates.
+    pub better_when: String,
+    /// This row − the first row.
+    pub p50: MedianDifference,
+    pub p99: MedianDifference,
+    pub mann_whitney_p: f64,
+    /// Holm-adjusted over the metrics tested on this row.
+    pub holm_p: f64,
+    /// "better", "worse" (this row against the first) or "no significant difference".
+    pub verdict: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Significance {
+    pub level: f64,
+    pub resamples: u32,
+    pub tests: std::collections::BTreeMap<String, MetricTest>,
+    /// Metrics not tested and why (no histograms in an older file, output
+    /// rates of different kinds).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub untested: Vec<String>,
 }
 
 impl Row {
+    fn metric_ref(&self, name: &str) -> Option<&Stats> {
+        match name {
+            "ttft_ms" => self.ttft_ms.as_ref(),
+            "itl_ms" => self.itl_ms.as_ref(),
+            "tpot_ms" => self.tpot_ms.as_ref(),
+            "e2e_ms" => self.e2e_ms.as_ref(),
+            _ => None,
+        }
+    }
+
     pub fn metric(&self, name: &str) -> Option<Stats> {
         match name {
             "ttft_ms" => self.ttft_ms.clone(),
@@ -225,6 +289,12 @@ fn inproc_row(source: usize, point: usize, p: &InprocPoint) -> (Shape, Row) {
         output_tokens_p50: Some(f64::from(p.gen_tokens)),
         vs_first: None,
         output_tok_s_ratio: None,
+        significance: None,
+        basis: TestBasis {
+            independent: u64::from(p.runs),
+            output_rate: p.throughput_tok_s.clone(),
+            mode: Some(Mode::Inproc),
+        },
     };
     (shape, row)
 }
@@ -258,8 +328,96 @@ fn http_row(source: usize, point: usize, p: &HttpPoint, workload: &str) -> (Shap
         output_tokens_p50: p.output_tokens.as_ref().map(|s| s.p50),
         vs_first: None,
         output_tok_s_ratio: None,
+        significance: None,
+        basis: TestBasis {
+            independent: p.requests.succeeded,
+            output_rate: p.per_request_output_tok_s.clone(),
+            mode: Some(Mode::Http),
+        },
     };
     (shape, row)
+}
+
+/// Significance level of every verdict.
+pub const LEVEL: f64 = 0.95;
+
+fn test_sample(stats: Option<&Stats>, independent: u64) -> Result<Sample, &'static str> {
+    let stats = stats.ok_or("not measured")?;
+    let distribution = stats.distribution().map_err(|_| {
+        "no histogram in the file (written before histograms were kept): no test possible"
+    })?;
+    Sample::from_distribution(&distribution, independent).ok_or("no values")
+}
+
+/// Each metric of `row` against `first`, seeded by the row so that the same
+/// files give the same intervals.
+fn significance(first: &Row, row: &Row) -> Significance {
+    let seed = (row.source as u64) << 32 | row.point as u64;
+    let mut out = Significance {
+        level: LEVEL,
+        resamples: DEFAULT_RESAMPLES,
+        ..Significance::default()
+    };
+    let mut tested: Vec<(String, MetricTest)> = Vec::new();
+    for (m, name) in TESTED_METRICS.iter().enumerate() {
+        let (a, b, lower_better) = if *name == "output_tok_s" {
+            if first.basis.mode != row.basis.mode {
+                out.untested.push(format!(
+                    "{name}: in-process runs and served requests measure different rates"
+                ));
+                continue;
+            }
+            (
+                first.basis.output_rate.as_ref(),
+                row.basis.output_rate.as_ref(),
+                false,
+            )
+        } else {
+            (first.metric_ref(name), row.metric_ref(name), true)
+        };
+        let samples = test_sample(a, first.basis.independent)
+            .and_then(|a| Ok((a, test_sample(b, row.basis.independent)?)));
+        let (a, b) = match samples {
+            Ok(s) => s,
+            Err(why) => {
+                out.untested.push(format!("{name}: {why}"));
+                continue;
+            }
+        };
+        let salt = seed.wrapping_mul(31).wrapping_add(m as u64);
+        let p50 = quantile_difference(&a, &b, 0.5, LEVEL, DEFAULT_RESAMPLES, salt);
+        let p99 = quantile_difference(&a, &b, 0.99, LEVEL, DEFAULT_RESAMPLES, salt ^ 0x99);
+        tested.push((
+            name.to_string(),
+            MetricTest {
+                better_when: if lower_better { "lower" } else { "higher" }.into(),
+                p50,
+                p99,
+                mann_whitney_p: mann_whitney_p(&a, &b),
+                holm_p: 1.0,
+                verdict: String::new(),
+            },
+        ));
+    }
+    let adjusted = holm(
+        &tested
+            .iter()
+            .map(|(_, t)| t.mann_whitney_p)
+            .collect::<Vec<_>>(),
+    );
+    for ((name, mut t), holm_p) in tested.into_iter().zip(adjusted) {
+        t.holm_p = holm_p;
+        let resolved = holm_p < 1.0 - LEVEL && t.p50.difference_ci.excludes_zero();
+        t.verdict = if !resolved {
+            "no significant difference".into()
+        } else if (t.p50.difference < 0.0) == (t.better_when == "lower") {
+            "better".into()
+        } else {
+            "worse".into()
+        };
+        out.tests.insert(name, t);
+    }
+    out
 }
 
 fn ratio(value: f64, base: f64) -> Option<f64> {
@@ -287,6 +445,7 @@ fn with_deltas(mut group: Group) -> Group {
             })
             .collect();
         row.vs_first = Some(deltas);
+        row.significance = Some(significance(&first, row));
         row.output_tok_s_ratio = row
             .output_tok_s
             .zip(first.output_tok_s)

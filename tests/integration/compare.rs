@@ -98,6 +98,20 @@ fn in_process_and_served_points_of_one_shape_line_up_against_the_first() {
     assert_eq!(c["sources"][1]["mode"], "http");
     let groups = c["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 2, "{c}");
+    // A verdict per latency metric of the served row, tested against the
+    // in-process one; output rates of different kinds are not tested.
+    let sig = &groups[0]["rows"][1]["significance"];
+    for m in ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"] {
+        let t = &sig["tests"][m];
+        assert!(
+            t["holm_p"].as_f64().unwrap() >= t["mann_whitney_p"].as_f64().unwrap(),
+            "{t}"
+        );
+        assert!(t["verdict"].is_string(), "{m}: {sig}");
+    }
+    assert!(sig["tests"]["output_tok_s"].is_null(), "{sig}");
+    assert!(groups[0]["rows"][0]["significance"].is_null());
+    assert!(text.contains("Mann-Whitney p (Holm-adjusted)"), "{text}");
     for (g, n) in groups.iter().zip([1, 2]) {
         assert_eq!(g["shape"]["workload"], "fixed:16:4");
         assert_eq!(g["shape"]["load"]["in_flight"], n);
