@@ -51,6 +51,9 @@ fn closed_loop_sweep_writes_points_log_and_csv() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    // The live progress is drawn on a terminal only: none in captured stderr.
+    assert!(!stderr(&o).contains("TTFT p50 "), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\r'), "{}", stderr(&o));
     let r = read_json(&out);
     assert_valid_result(&r);
     assert_eq!(r["mode"], "http");
