@@ -272,18 +272,23 @@ pub fn http_cells(p: &HttpPoint) -> Vec<String> {
     ]
 }
 
+/// `http_5xx 2, stall 1`: a point's failed requests by class.
+pub fn failure_classes(p: &HttpPoint) -> String {
+    let classes: Vec<String> = p
+        .requests
+        .failed_by_class
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    classes.join(", ")
+}
+
 /// What the terminal prints under a served point's row: failures by class,
 /// requests that waited for the in-flight cap.
 pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
     let mut notes = Vec::new();
     if !p.requests.failed_by_class.is_empty() {
-        let classes: Vec<String> = p
-            .requests
-            .failed_by_class
-            .iter()
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect();
-        notes.push(format!("failed: {}", classes.join(", ")));
+        notes.push(format!("failed: {}", failure_classes(p)));
     }
     if p.late_requests > 0 {
         notes.push(format!(

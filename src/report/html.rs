@@ -262,17 +262,11 @@ pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
         for p in &r.points {
             let load = p.load.label();
             if p.requests.failed > 0 {
-                let classes: Vec<String> = p
-                    .requests
-                    .failed_by_class
-                    .iter()
-                    .map(|(c, n)| format!("{c} {n}"))
-                    .collect();
                 out.push(format!(
                     "{label} {load}: {} of {} requests failed ({})",
                     p.requests.failed,
                     p.requests.total,
-                    classes.join(", ")
+                    terminal::failure_classes(p)
                 ));
             }
             if !r.notes.iter().any(|n| n.starts_with(&format!("{load}:"))) {
