@@ -51,6 +51,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// One model, the same token ids, in-process and served: each layer's cost with its interval.
     Contrast(ContrastArgs),
+    /// Merge result files of the same settings exactly: several client instances, or repeated runs.
+    Merge(MergeArgs),
     /// Draw result files: batch curve with its knee, load curves, Pareto, CDFs, the contrast; one HTML page.
     Report(ReportArgs),
     /// Inspect GGUF files, or write the tiny test model.
@@ -77,6 +79,26 @@ pub struct CompareArgs {
     /// Write one row per compared point as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(long_about = "Merge result files of the same settings exactly.\n\n\
+        For several client instances that loaded one server at once, or one benchmark run \
+        several times: points are matched by their load (served) or by prompt length, output \
+        length and batch (in-process); request counts are added, histograms merged (the \
+        percentiles of the merge are those of all the requests together, to the histogram's \
+        3 significant figures), and throughputs taken over the union of the points' windows: \
+        windows that overlapped count once, windows one after another add up. Files whose \
+        settings (other than the per-run prompt seed) or model files differ are refused, the \
+        field named; so are files without histograms.")]
+pub struct MergeArgs {
+    /// Result files of one mode (inproc or http) and the same settings.
+    #[arg(required = true, num_args = 2.., value_name = "RESULT.json")]
+    pub files: Vec<PathBuf>,
+
+    /// Where to write the merged result.
+    #[arg(long, short = 'o', value_name = "MERGED.json")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

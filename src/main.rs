@@ -6,6 +6,7 @@ mod contrast;
 mod http;
 mod inproc;
 mod interrupt;
+mod merge;
 mod model;
 mod progress;
 mod provenance;
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         cli::Command::Compare(args) => compare::run(args),
         cli::Command::Contrast(args) => contrast::run(args),
         cli::Command::Report(args) => report::run(args),
+        cli::Command::Merge(args) => merge::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
     };
     match result {

@@ -10,6 +10,7 @@ pub mod host;
 pub mod http;
 pub mod inproc;
 pub mod knee;
+pub mod merge;
 pub mod metrics;
 pub mod result;
 pub mod significance;

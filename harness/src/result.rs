@@ -423,6 +423,11 @@ pub struct HttpPoint {
     pub empty_chunks: u64,
     /// First send to last completion of a successful request.
     pub duration_s: f64,
+    /// Wall-clock time of the first send, Unix seconds: with `duration_s`
+    /// the point's window, so that `merge` knows whether the windows of
+    /// several files overlapped (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_send_unix_s: Option<f64>,
     pub output_throughput_tok_s: f64,
     pub request_throughput_req_s: f64,
     pub input_throughput_tok_s: f64,

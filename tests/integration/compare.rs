@@ -306,3 +306,96 @@ fn committed_example_results_fit_the_schemas_and_compare() {
         assert_eq!(group["rows"].as_array().unwrap().len(), 3, "{group}");
     }
 }
+
+#[test]
+fn merge_adds_requests_of_runs_with_the_same_settings_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = mock();
+    let (a, b, c) = (
+        dir.path().join("a.json"),
+        dir.path().join("b.json"),
+        dir.path().join("c.json"),
+    );
+    served(&a, &server, "fixed:16:4", ["--concurrency", "1,2"]);
+    served(&b, &server, "fixed:16:4", ["--concurrency", "1,2"]);
+    served(&c, &server, "fixed:8:4", ["--concurrency", "1,2"]);
+    let merged = dir.path().join("m.json");
+    let o = bin()
+        .arg("merge")
+        .args([&a, &b])
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ra, rb, m) = (read_json(&a), read_json(&b), read_json(&merged));
+    assert_valid_result(&m);
+    for i in 0..2 {
+        let count = |r: &Value, k: &str| r["points"][i]["requests"][k].as_u64().unwrap();
+        assert_eq!(
+            count(&m, "succeeded"),
+            count(&ra, "succeeded") + count(&rb, "succeeded")
+        );
+        let ttft = |r: &Value| r["points"][i]["ttft_ms"]["count"].as_u64().unwrap();
+        assert_eq!(ttft(&m), ttft(&ra) + ttft(&rb));
+        // Two runs one after another: their windows add up.
+        let d = |r: &Value| r["points"][i]["duration_s"].as_f64().unwrap();
+        assert!(
+            (d(&m) - d(&ra) - d(&rb)).abs() < 1e-6,
+            "{} {} {}",
+            d(&m),
+            d(&ra),
+            d(&rb)
+        );
+    }
+    assert!(m["notes"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("merged from 2 files"));
+
+    let o = bin()
+        .arg("merge")
+        .args([&a, &c])
+        .arg("--out")
+        .arg(dir.path().join("bad.json"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "settings.workload differs");
+    assert!(stderr(&o).contains("c.json"), "{}", stderr(&o));
+
+    let engine = dir.path().join("engine.json");
+    inproc(&engine, "1");
+    let o = bin()
+        .arg("merge")
+        .args([&a, &engine])
+        .arg("--out")
+        .arg(dir.path().join("bad.json"))
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "merge files of one mode");
+}
+
+#[test]
+fn merge_of_in_process_runs_adds_their_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    inproc(&a, "1,2");
+    inproc(&b, "1,2");
+    let merged = dir.path().join("m.json");
+    let o = bin()
+        .arg("merge")
+        .args([&a, &b])
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = read_json(&merged);
+    assert_valid_result(&m);
+    assert_eq!(m["settings"]["runs"], 4);
+    assert_eq!(m["points"][1]["runs"], 4);
+    assert_eq!(
+        m["points"][1]["ttft_ms"]["count"], 8,
+        "2 sequences × 4 runs"
+    );
+}

@@ -231,6 +231,8 @@ fn ms_between(from: Instant, to: Instant) -> f64 {
 #[derive(Debug)]
 pub struct HttpAccumulator {
     start: Instant,
+    /// The wall clock at `start`, for the point's window in Unix time.
+    start_wall: std::time::SystemTime,
     cpu_start: Option<cpu_time::ProcessTime>,
     slo: Slo,
     counts: RequestCounts,
@@ -266,6 +268,8 @@ impl HttpAccumulator {
         let ms = Distribution::milliseconds;
         HttpAccumulator {
             start,
+            // The wall clock at `start` itself, however long ago it was taken.
+            start_wall: std::time::SystemTime::now() - start.elapsed(),
             cpu_start: cpu_time::ProcessTime::try_now().ok(),
             slo,
             counts: RequestCounts::default(),
@@ -515,6 +519,12 @@ impl HttpAccumulator {
                 .then(|| self.discrepancy.clone()),
             empty_chunks: self.empty_chunks,
             duration_s: secs,
+            first_send_unix_s: self.first_send.and_then(|first| {
+                let wall = self.start_wall + first.saturating_duration_since(self.start);
+                wall.duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+            }),
             output_throughput_tok_s: per_sec(self.output_tokens_total as f64),
             request_throughput_req_s: per_sec(self.counts.succeeded as f64),
             input_throughput_tok_s: per_sec(self.input_tokens_total as f64),

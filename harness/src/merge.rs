@@ -1,0 +1,595 @@
+//! Exact merge of result files of the same settings: several client
+//! instances loading one server at once, or one benchmark repeated. Counts
+//! are added and histograms merged, so percentiles of the merge are those of
+//! the union of the requests (to the histogram's precision), never an
+//! average of percentiles; throughputs are over the union of the points'
+//! windows (overlapping windows count once, disjoint ones add up).
+
+use std::collections::BTreeMap;
+
+use crate::result::{
+    ClientCost, HttpPoint, HttpResult, InprocPoint, InprocResult, PromptCacheUse, PromptTokenCheck,
+    ResultFile, RunStatus, TokenDiscrepancy,
+};
+use crate::stats::{Distribution, Stats};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MergeError {
+    #[error("nothing to merge: give at least two files")]
+    TooFew,
+    #[error("{field} differs: {first} has {a}, {other} has {b}")]
+    Differs {
+        field: String,
+        first: String,
+        other: String,
+        a: String,
+        b: String,
+    },
+    #[error("{file}: {what} has no histogram (written before histograms were kept): it cannot be merged exactly")]
+    NoHistogram { file: String, what: String },
+    #[error("{file}: {what}: {cause}")]
+    Histogram {
+        file: String,
+        what: String,
+        cause: String,
+    },
+}
+
+/// Settings that may differ between the files of one merge: each run draws
+/// fresh prompt content (`prompt_seed`), on purpose.
+const HTTP_SETTINGS_FREE: [&str; 1] = ["prompt_seed"];
+
+fn settings_value<S: serde::Serialize>(s: &S) -> BTreeMap<String, serde_json::Value> {
+    match serde_json::to_value(s) {
+        Ok(serde_json::Value::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+fn same_settings<S: serde::Serialize>(
+    files: &[(String, &S)],
+    free: &[&str],
+) -> Result<(), MergeError> {
+    let (first_name, first) = &files[0];
+    let first = settings_value(*first);
+    for (name, other) in &files[1..] {
+        let other = settings_value(*other);
+        for (key, a) in &first {
+            if free.contains(&key.as_str()) {
+                continue;
+            }
+            let b = other.get(key).unwrap_or(&serde_json::Value::Null);
+            if a != b {
+                return Err(MergeError::Differs {
+                    field: format!("settings.{key}"),
+                    first: first_name.clone(),
+                    other: name.clone(),
+                    a: a.to_string(),
+                    b: b.to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn same_model<S, P>(files: &[(String, &ResultFile<S, P>)]) -> Result<(), MergeError> {
+    let hash = |r: &ResultFile<S, P>| r.provenance.model.as_ref().and_then(|m| m.sha256.clone());
+    let (first_name, first) = &files[0];
+    for (name, other) in &files[1..] {
+        if hash(first) != hash(other) {
+            return Err(MergeError::Differs {
+                field: "provenance.model.sha256".into(),
+                first: first_name.clone(),
+                other: name.clone(),
+                a: format!("{:?}", hash(first)),
+                b: format!("{:?}", hash(other)),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Merges one metric of matching points; all absent is absent.
+fn merge_stats(parts: &[(&str, Option<&Stats>)], what: &str) -> Result<Option<Stats>, MergeError> {
+    let mut merged: Option<Distribution> = None;
+    for (file, stats) in parts {
+        let Some(stats) = stats else { continue };
+        let d = Distribution::from_stats(stats).map_err(|e| match stats.histogram {
+            None => MergeError::NoHistogram {
+                file: file.to_string(),
+                what: what.into(),
+            },
+            Some(_) => MergeError::Histogram {
+                file: file.to_string(),
+                what: what.into(),
+                cause: e.to_string(),
+            },
+        })?;
+        match &mut merged {
+            None => merged = Some(d),
+            Some(m) => m.merge(&d).map_err(|e| MergeError::Histogram {
+                file: file.to_string(),
+                what: what.into(),
+                cause: e.to_string(),
+            })?,
+        }
+    }
+    Ok(merged.and_then(|d| d.stats()))
+}
+
+/// Total length of the union of intervals (start, length).
+pub fn union_length(mut windows: Vec<(f64, f64)>) -> f64 {
+    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut total = 0.0;
+    let mut current: Option<(f64, f64)> = None;
+    for (start, length) in windows {
+        let end = start + length.max(0.0);
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(0.0, |(s, e)| e - s)
+}
+
+fn total(stats: &Option<Stats>) -> f64 {
+    stats
+        .as_ref()
+        .map_or(0.0, |s| (s.mean * s.count as f64).round())
+}
+
+pub(crate) fn merge_http_points(
+    parts: &[(&str, &HttpPoint)],
+    notes: &mut Vec<String>,
+) -> Result<HttpPoint, MergeError> {
+    let label = parts[0].1.load.label();
+    let stats = |name: &str, get: fn(&HttpPoint) -> Option<&Stats>| {
+        let v: Vec<(&str, Option<&Stats>)> = parts.iter().map(|(f, p)| (*f, get(p))).collect();
+        merge_stats(&v, &format!("{label} {name}"))
+    };
+    let mut requests = parts[0].1.requests.clone();
+    requests.failed_by_class.clear();
+    let (mut late, mut empty, mut slo_met, mut any_slo) = (0, 0, 0, false);
+    let mut sources: BTreeMap<String, u64> = BTreeMap::new();
+    let mut discrepancy: Option<TokenDiscrepancy> = None;
+    let mut cache: Option<PromptCacheUse> = None;
+    let mut check: Option<(PromptTokenCheck, f64)> = None;
+    let mut cpu_s: Option<f64> = Some(0.0);
+    let mut windows = Vec::new();
+    let mut all_timed = true;
+    for (i, (_, p)) in parts.iter().enumerate() {
+        if i > 0 {
+            requests.total += p.requests.total;
+            requests.succeeded += p.requests.succeeded;
+            requests.failed += p.requests.failed;
+            requests.cancelled += p.requests.cancelled;
+            requests.retried += p.requests.retried;
+        }
+        for (class, n) in &p.requests.failed_by_class {
+            *requests.failed_by_class.entry(class.clone()).or_default() += n;
+        }
+        late += p.late_requests;
+        empty += p.empty_chunks;
+        if let Some(m) = p.slo_met {
+            slo_met += m;
+            any_slo = true;
+        }
+        for (s, n) in &p.output_tokens_source {
+            *sources.entry(s.clone()).or_default() += n;
+        }
+        if let Some(d) = &p.token_count_discrepancy {
+            let m = discrepancy.get_or_insert_with(|| TokenDiscrepancy {
+                against: d.against.clone(),
+                ..TokenDiscrepancy::default()
+            });
+            m.requests_compared += d.requests_compared;
+            m.requests_differing += d.requests_differing;
+            m.total_abs_difference += d.total_abs_difference;
+        }
+        if let Some(c) = &p.prompt_cache {
+            let m = cache.get_or_insert_with(|| PromptCacheUse {
+                source: c.source.clone(),
+                ..PromptCacheUse::default()
+            });
+            m.requests_reporting += c.requests_reporting;
+            m.requests_hit += c.requests_hit;
+            m.cached_tokens += c.cached_tokens;
+            m.unintended_cached_tokens += c.unintended_cached_tokens;
+            m.prompt_tokens += c.prompt_tokens;
+        }
+        if let Some(c) = &p.prompt_token_check {
+            let (m, sum) = check.get_or_insert_with(|| (PromptTokenCheck::default(), 0.0));
+            m.requests_compared += c.requests_compared;
+            m.requests_differing += c.requests_differing;
+            *sum += c.mean_server_minus_sent * c.requests_compared as f64;
+        }
+        cpu_s = cpu_s.zip(p.client.cpu_s).map(|(a, b)| a + b);
+        match p.first_send_unix_s {
+            Some(start) => windows.push((start, p.duration_s)),
+            None => {
+                all_timed = false;
+                windows.push((i as f64 * 1e12, p.duration_s));
+            }
+        }
+    }
+    if !all_timed {
+        notes.push(format!(
+            "{label}: a file without point windows (older than first_send_unix_s): its window is counted apart from the others, as for runs one after another"
+        ));
+    }
+    let duration_s = union_length(windows);
+    let per_sec = |n: f64| {
+        if duration_s > 0.0 {
+            n / duration_s
+        } else {
+            0.0
+        }
+    };
+    let output_tokens = stats("output_tokens", |p| p.output_tokens.as_ref())?;
+    let input_tokens = stats("input_tokens", |p| p.input_tokens.as_ref())?;
+    let output_total = total(&output_tokens);
+    let first = parts[0].1;
+    Ok(HttpPoint {
+        load: first.load.clone(),
+        complete: parts.iter().all(|(_, p)| p.complete),
+        late_requests: late,
+        schedule_lag_ms: stats("schedule_lag_ms", |p| p.schedule_lag_ms.as_ref())?,
+        ttft_ms: stats("ttft_ms", |p| p.ttft_ms.as_ref())?,
+        ttft_from_scheduled_ms: stats("ttft_from_scheduled_ms", |p| {
+            p.ttft_from_scheduled_ms.as_ref()
+        })?,
+        itl_ms: stats("itl_ms", |p| p.itl_ms.as_ref())?,
+        tpot_ms: stats("tpot_ms", |p| p.tpot_ms.as_ref())?,
+        e2e_ms: stats("e2e_ms", |p| p.e2e_ms.as_ref())?,
+        output_tokens_source: sources,
+        token_count_discrepancy: discrepancy,
+        empty_chunks: empty,
+        duration_s,
+        first_send_unix_s: parts
+            .iter()
+            .filter_map(|(_, p)| p.first_send_unix_s)
+            .min_by(f64::total_cmp)
+            .filter(|_| all_timed),
+        output_throughput_tok_s: per_sec(output_total),
+        request_throughput_req_s: per_sec(requests.succeeded as f64),
+        input_throughput_tok_s: per_sec(total(&input_tokens)),
+        per_request_output_tok_s: stats("per_request_output_tok_s", |p| {
+            p.per_request_output_tok_s.as_ref()
+        })?,
+        goodput_req_s: any_slo.then(|| per_sec(slo_met as f64)),
+        slo_met: any_slo.then_some(slo_met),
+        server_prompt_ms: stats("server_prompt_ms", |p| p.server_prompt_ms.as_ref())?,
+        server_predicted_per_token_ms: stats("server_predicted_per_token_ms", |p| {
+            p.server_predicted_per_token_ms.as_ref()
+        })?,
+        prompt_cache: cache.map(|c| PromptCacheUse {
+            cached_fraction: c.unintended_cached_tokens as f64 / c.prompt_tokens.max(1) as f64,
+            ..c
+        }),
+        prompt_token_check: check.map(|(c, sum)| PromptTokenCheck {
+            mean_server_minus_sent: sum / c.requests_compared.max(1) as f64,
+            ..c
+        }),
+        client: ClientCost {
+            cpu_s,
+            cpu_percent: cpu_s
+                .filter(|_| duration_s > 0.0)
+                .map(|c| 100.0 * c / duration_s),
+            cpu_ms_per_output_token: cpu_s
+                .filter(|_| output_total > 0.0)
+                .map(|c| c * 1e3 / output_total),
+            preconnected: None,
+        },
+        input_tokens,
+        output_tokens,
+        requests,
+        // Samples of separate runs are not one time series.
+        telemetry: None,
+    })
+}
+
+fn merged_header<S: Clone, P>(
+    files: &[(String, &ResultFile<S, P>)],
+    points: Vec<P>,
+    mut notes: Vec<String>,
+) -> ResultFile<S, P> {
+    let first = files[0].1;
+    let all_complete = files
+        .iter()
+        .all(|(_, r)| r.status == RunStatus::Complete && !r.partial);
+    notes.insert(
+        0,
+        format!(
+            "merged from {} files: {}",
+            files.len(),
+            files
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    notes.extend(
+        files
+            .iter()
+            .flat_map(|(n, r)| r.notes.iter().map(move |note| format!("{n}: {note}"))),
+    );
+    ResultFile {
+        schema_version: first.schema_version,
+        mode: first.mode,
+        partial: !all_complete,
+        status: if all_complete {
+            RunStatus::Complete
+        } else {
+            RunStatus::Interrupted
+        },
+        error: None,
+        started_at: files
+            .iter()
+            .map(|(_, r)| r.started_at.clone())
+            .min()
+            .unwrap_or_default(),
+        updated_at: files
+            .iter()
+            .map(|(_, r)| r.updated_at.clone())
+            .max()
+            .unwrap_or_default(),
+        provenance: first.provenance.clone(),
+        settings: first.settings.clone(),
+        histogram: first.histogram.clone(),
+        points,
+        max_rate: None,
+        notes,
+    }
+}
+
+/// Served files of the same settings, points matched by their load.
+pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeError> {
+    if files.len() < 2 {
+        return Err(MergeError::TooFew);
+    }
+    let refs: Vec<(String, &HttpResult)> = files.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let settings: Vec<(String, &crate::result::HttpSettings)> =
+        refs.iter().map(|(n, r)| (n.clone(), &r.settings)).collect();
+    same_settings(&settings, &HTTP_SETTINGS_FREE)?;
+    same_model(&refs)?;
+    let mut notes = Vec::new();
+    let mut points = Vec::new();
+    for p in &files[0].1.points {
+        let mut parts = vec![(files[0].0.as_str(), p)];
+        for (name, other) in &files[1..] {
+            let q = other
+                .points
+                .iter()
+                .find(|q| q.load == p.load)
+                .ok_or_else(|| MergeError::Differs {
+                    field: format!("points (load {})", p.load.label()),
+                    first: files[0].0.clone(),
+                    other: name.clone(),
+                    a: "measured".into(),
+                    b: "absent".into(),
+                })?;
+            parts.push((name.as_str(), q));
+        }
+        points.push(merge_http_points(&parts, &mut notes)?);
+    }
+    if files.iter().any(|(_, r)| r.max_rate.is_some()) {
+        notes.push("the files' --find-max-rate answers are not carried over: probes of different files are merged as points".into());
+    }
+    let mut merged = merged_header(&refs, points, notes);
+    merged.settings.prompt_seed = None;
+    if let Some(n) = &mut merged.settings.num_requests {
+        *n *= files.len() as u64;
+    }
+    Ok(merged)
+}
+
+fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, MergeError> {
+    let first = parts[0].1;
+    let label = format!("P={} B={}", first.prompt_tokens, first.batch);
+    let stats = |name: &str, get: fn(&InprocPoint) -> Option<&Stats>| {
+        let v: Vec<(&str, Option<&Stats>)> = parts.iter().map(|(f, p)| (*f, get(p))).collect();
+        merge_stats(&v, &format!("{label} {name}"))
+    };
+    let runs: u32 = parts.iter().map(|(_, p)| p.runs).sum();
+    Ok(InprocPoint {
+        prompt_tokens: first.prompt_tokens,
+        gen_tokens: first.gen_tokens,
+        batch: first.batch,
+        complete: parts.iter().all(|(_, p)| p.complete),
+        runs,
+        warmup_runs: parts.iter().map(|(_, p)| p.warmup_runs).sum(),
+        tokens: crate::result::TokenTotals {
+            prompt: parts.iter().map(|(_, p)| p.tokens.prompt).sum(),
+            generated: parts.iter().map(|(_, p)| p.tokens.generated).sum(),
+        },
+        ttft_ms: stats("ttft_ms", |p| p.ttft_ms.as_ref())?,
+        itl_ms: stats("itl_ms", |p| p.itl_ms.as_ref())?,
+        tpot_ms: stats("tpot_ms", |p| p.tpot_ms.as_ref())?,
+        e2e_ms: stats("e2e_ms", |p| p.e2e_ms.as_ref())?,
+        prefill_ms: stats("prefill_ms", |p| p.prefill_ms.as_ref())?,
+        decode_step_ms: stats("decode_step_ms", |p| p.decode_step_ms.as_ref())?,
+        sample_ms: stats("sample_ms", |p| p.sample_ms.as_ref())?,
+        prefill_tok_s: stats("prefill_tok_s", |p| p.prefill_tok_s.as_ref())?,
+        decode_tok_s: stats("decode_tok_s", |p| p.decode_tok_s.as_ref())?,
+        throughput_tok_s: stats("throughput_tok_s", |p| p.throughput_tok_s.as_ref())?,
+        // Ratios over sums and device windows are per run: not merged.
+        engine_counters: None,
+        device_timing: None,
+        telemetry: None,
+    })
+}
+
+/// In-process files of the same settings (a sweep repeated), points
+/// matched by prompt length, output length and batch.
+pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, MergeError> {
+    if files.len() < 2 {
+        return Err(MergeError::TooFew);
+    }
+    let refs: Vec<(String, &InprocResult)> = files.iter().map(|(n, r)| (n.clone(), r)).collect();
+    let settings: Vec<(String, &crate::result::InprocSettings)> =
+        refs.iter().map(|(n, r)| (n.clone(), &r.settings)).collect();
+    same_settings(&settings, &[])?;
+    same_model(&refs)?;
+    let mut points = Vec::new();
+    for p in &files[0].1.points {
+        let mut parts = vec![(files[0].0.as_str(), p)];
+        for (name, other) in &files[1..] {
+            let q = other
+                .points
+                .iter()
+                .find(|q| {
+                    (q.prompt_tokens, q.gen_tokens, q.batch)
+                        == (p.prompt_tokens, p.gen_tokens, p.batch)
+                })
+                .ok_or_else(|| MergeError::Differs {
+                    field: format!("points (P={} B={})", p.prompt_tokens, p.batch),
+                    first: files[0].0.clone(),
+                    other: name.clone(),
+                    a: "measured".into(),
+                    b: "absent".into(),
+                })?;
+            parts.push((name.as_str(), q));
+        }
+        points.push(merge_inproc_points(&parts)?);
+    }
+    let notes = vec![
+        "engine counters, device timings and telemetry are per run and not merged".to_string(),
+    ];
+    let mut merged = merged_header(&refs, points, notes);
+    merged.settings.runs *= files.len() as u32;
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::client::Outcome;
+    use crate::http::point::{Completed, HttpAccumulator, Slo};
+    use crate::result::LoadDescription;
+    use std::time::{Duration, Instant};
+
+    fn request(base: Instant, i: u64) -> Completed {
+        let sent = base + Duration::from_millis(i * 7);
+        let content_times = (0..8)
+            .map(|k| sent + Duration::from_millis(40 + i % 5 + k * (10 + i % 3)))
+            .collect();
+        Completed {
+            index: i,
+            scheduled: None,
+            late: false,
+            input_tokens_requested: 16,
+            outcome: Outcome {
+                sent,
+                headers_at: Some(sent),
+                content_times,
+                chunks: 8,
+                empty_chunks: 0,
+                text: Some("abcdefgh".into()),
+                usage: None,
+                finish_reason: Some("length".into()),
+                server_timings: None,
+                system_fingerprint: None,
+                response_id: None,
+                retries: 0,
+                failure: None,
+            },
+        }
+    }
+
+    fn point(base: Instant, range: std::ops::Range<u64>) -> HttpPoint {
+        let slo = Slo {
+            ttft_ms: Some(45.0),
+            ..Slo::default()
+        };
+        let mut acc = HttpAccumulator::new(base, slo);
+        for i in range {
+            acc.add(request(base, i));
+        }
+        let load = LoadDescription {
+            kind: "closed".into(),
+            concurrency: Some(4),
+            rate: None,
+            arrival: None,
+            burstiness: None,
+            max_inflight: None,
+        };
+        acc.finish(load, true, 0)
+    }
+
+    #[test]
+    fn two_halves_of_a_point_merge_into_the_whole() {
+        let base = Instant::now();
+        let whole = point(base, 0..40);
+        let (a, b) = (point(base, 0..20), point(base, 20..40));
+        let mut notes = Vec::new();
+        let merged = merge_http_points(&[("a", &a), ("b", &b)], &mut notes).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(merged.requests, whole.requests);
+        assert_eq!(merged.slo_met, whole.slo_met);
+        assert_eq!(merged.output_tokens_source, whole.output_tokens_source);
+        for (m, w) in [
+            (&merged.ttft_ms, &whole.ttft_ms),
+            (&merged.itl_ms, &whole.itl_ms),
+            (&merged.tpot_ms, &whole.tpot_ms),
+            (&merged.e2e_ms, &whole.e2e_ms),
+        ] {
+            let (m, w) = (m.as_ref().unwrap(), w.as_ref().unwrap());
+            assert_eq!(m.count, w.count);
+            for (x, y) in [
+                (m.p50, w.p50),
+                (m.p99, w.p99),
+                (m.min, w.min),
+                (m.max, w.max),
+            ] {
+                assert!((x - y).abs() <= 1e-3 * y.abs(), "{x} vs {y}");
+            }
+            assert!((m.mean - w.mean).abs() < 1e-9 * w.mean.abs());
+        }
+        // The halves' windows overlap: their union is the whole's window
+        // (to the microseconds between the accumulators' wall clocks).
+        assert!(
+            (merged.duration_s - whole.duration_s).abs() < 1e-3,
+            "{} vs {} ({:?} {} / {:?} {})",
+            merged.duration_s,
+            whole.duration_s,
+            a.first_send_unix_s,
+            a.duration_s,
+            b.first_send_unix_s,
+            b.duration_s
+        );
+        let rel = |x: f64, y: f64| (x - y).abs() / y;
+        assert!(
+            rel(
+                merged.output_throughput_tok_s,
+                whole.output_throughput_tok_s
+            ) < 1e-2
+        );
+        assert!(rel(merged.goodput_req_s.unwrap(), whole.goodput_req_s.unwrap()) < 1e-2);
+    }
+
+    #[test]
+    fn a_point_without_histograms_is_refused_by_name() {
+        let base = Instant::now();
+        let a = point(base, 0..5);
+        let mut b = point(base, 5..10);
+        b.ttft_ms.as_mut().unwrap().histogram = None;
+        let e = merge_http_points(&[("a.json", &a), ("b.json", &b)], &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("b.json: c=4 ttft_ms has no histogram"), "{e}");
+    }
+
+    #[test]
+    fn union_counts_overlap_once_and_gaps_not_at_all() {
+        assert_eq!(union_length(vec![(0.0, 10.0), (5.0, 10.0)]), 15.0);
+        assert_eq!(union_length(vec![(20.0, 5.0), (0.0, 10.0)]), 15.0);
+        assert_eq!(union_length(vec![(0.0, 10.0), (2.0, 3.0)]), 10.0);
+        assert_eq!(union_length(Vec::new()), 0.0);
+    }
+}
