@@ -483,11 +483,20 @@ pub enum ArrivalArg {
     Constant,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
-    /// Server base URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted).
-    #[arg(long)]
-    pub url: String,
+    /// Server base URL, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted). Several
+    /// --url: targets measured in alternating rounds (A B A B ...), see --rounds.
+    #[arg(long = "url", required = true, action = clap::ArgAction::Append, value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// Rounds in which the --url targets take turns, each round on fresh prompts and the same
+    /// prompts for every target, so that a machine's slow drift falls on all sides alike.
+    /// Results go into one file (mode "rounds"): per target and round, pooled statistics, the
+    /// per-round medians, their spread and a t-interval over rounds, and each target against
+    /// the first, paired by round.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rounds: u32,
 
     /// Which API to call.
     #[arg(long, value_enum, default_value_t = EndpointArg::Completions)]
@@ -631,4 +640,11 @@ pub struct HttpArgs {
     /// server is not authenticated.
     #[arg(long)]
     pub insecure: bool,
+}
+
+impl HttpArgs {
+    /// The server a single run measures: the first `--url`.
+    pub fn url(&self) -> &str {
+        &self.urls[0]
+    }
 }

@@ -110,6 +110,7 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
 
 /// Token-id prompts: the vocabulary they are drawn from and the model file
 /// it belongs to.
+#[derive(Clone)]
 pub struct TokenPrompts {
     pub vocab: PromptVocab,
     pub model: ModelInfo,
@@ -139,6 +140,9 @@ pub struct Sweep {
 }
 
 pub fn run(args: HttpArgs) -> Result<ExitCode> {
+    if args.urls.len() > 1 || args.rounds > 1 {
+        return crate::rounds::run(&args);
+    }
     let tokens = match &args.token_ids_from {
         Some(path) => Some(TokenPrompts::load(path)?),
         None => None,
@@ -201,7 +205,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         EndpointArg::Chat => Endpoint::Chat,
     };
     let mut config = ClientConfig {
-        base_url: args.url.clone(),
+        base_url: args.url().to_string(),
         endpoint,
         model: args.model.clone().unwrap_or_default(),
         api_key,
@@ -264,7 +268,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     }
     let mut prov = provenance::provenance(engine, token_model);
     prov.server = Some(ServerInfo {
-        url: args.url.clone(),
+        url: args.url().to_string(),
         endpoint: endpoint.path().into(),
         model: config.model.clone(),
         models,
@@ -280,7 +284,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         updated_at: provenance::now_rfc3339(),
         provenance: prov,
         settings: HttpSettings {
-            url: args.url.clone(),
+            url: args.url().to_string(),
             endpoint: endpoint.path().into(),
             model: config.model.clone(),
             api_key_env: args.api_key_env.clone(),
@@ -397,7 +401,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
 }
 
 /// A prompt seed nobody chose: the clock's nanoseconds and the process id.
-fn rand_seed() -> u64 {
+pub fn rand_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -11,6 +11,7 @@ mod model;
 mod progress;
 mod provenance;
 mod report;
+mod rounds;
 mod server;
 mod table;
 mod telemetry;

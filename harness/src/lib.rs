@@ -13,6 +13,7 @@ pub mod knee;
 pub mod merge;
 pub mod metrics;
 pub mod result;
+pub mod rounds;
 pub mod significance;
 pub mod stats;
 pub mod telemetry;

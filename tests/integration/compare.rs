@@ -399,3 +399,65 @@ fn merge_of_in_process_runs_adds_their_runs() {
         "2 sequences × 4 runs"
     );
 }
+
+#[test]
+fn rounds_alternate_targets_on_shared_prompts_and_pair_them() {
+    let fast = mock();
+    let slow = MockServer::start(|_, _| Script {
+        ttft: Duration::from_millis(2),
+        itl: Duration::from_millis(6),
+        tokens: 4,
+        ..Script::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rounds.json");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &fast.url(),
+            "--url",
+            &slow.url(),
+            "--rounds",
+            "3",
+        ])
+        .args(["--concurrency", "1", "--num-requests", "6", "--warmup", "1"])
+        .args(["--workload", "fixed:16:4", "--ignore-eos", "--no-telemetry"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_rounds(&r);
+    assert_eq!(r["status"], "complete");
+    // A B A B A B, each later than the one before.
+    let order: Vec<(u64, u64)> = r["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["round"].as_u64().unwrap(), e["target"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(order, [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]);
+    let starts: Vec<&str> = r["order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["started_at"].as_str().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    // The same prompts for both targets in a round, new ones each round.
+    let seed = |t: usize, round: usize| {
+        r["targets"][t]["rounds"][round]["settings"]["prompt_seed"].clone()
+    };
+    assert_eq!(seed(0, 0), seed(1, 0));
+    assert_ne!(seed(0, 0), seed(0, 1));
+    // Each run's own file lies beside the summary.
+    assert!(dir.path().join("rounds.r2.t1.json").exists());
+    // The slow server's TPOT is worse in every round: the paired verdict says so.
+    let versus = &r["summary"][0]["targets"][1]["versus_first"]["tpot_ms"];
+    assert_eq!(versus["verdict"], "worse", "{versus}");
+    assert_eq!(versus["per_round"].as_array().unwrap().len(), 3);
+    assert!(stdout(&o).contains("paired by round"), "{}", stdout(&o));
+}

@@ -109,6 +109,13 @@ pub fn assert_valid_contrast(contrast: &Value) {
     assert_valid(validator, "contrast", contrast);
 }
 
+/// Validates an `http --rounds` file (every round's run by the result schema).
+pub fn assert_valid_rounds(rounds: &Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| with_result_schema("rounds.schema.json"));
+    assert_valid(validator, "rounds", rounds);
+}
+
 pub fn assert_valid_comparison(comparison: &Value) {
     let errors = comparison_errors(comparison);
     assert!(

@@ -1,0 +1,252 @@
+//! `http --url A --url B --rounds R`: the targets take turns, each round on
+//! fresh prompts and the same prompts for every target; one file holds
+//! every run and the summary (harness/src/rounds.rs).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use inferbench_harness::result::{ResultWriter, RunStatus};
+use inferbench_harness::rounds::{
+    summarize, RoundEntry, RoundsResult, RoundsSettings, TargetRuns, ROUNDS_SCHEMA_VERSION,
+};
+
+use crate::cli::{usage, HttpArgs};
+use crate::table::Table;
+use crate::{http, interrupt, provenance, terminal, EXIT_INTERRUPTED};
+
+const LEVEL: f64 = 0.95;
+
+/// `FILE.json` → `FILE.<suffix>.json`.
+fn beside(out: &Path, suffix: &str) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map_or_else(|| "rounds".into(), |s| s.to_string_lossy().into_owned());
+    out.with_file_name(format!("{stem}.{suffix}.json"))
+}
+
+/// Round `r`'s prompt content, the same for every target: a new stream per
+/// round, so that no round is answered from a cache the last one filled.
+fn round_seed(base: u64, round: u32) -> u64 {
+    base ^ (u64::from(round) + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn save(writer: &ResultWriter, result: &mut RoundsResult) -> Result<()> {
+    result.updated_at = provenance::now_rfc3339();
+    writer.write(result)?;
+    Ok(())
+}
+
+pub fn run(args: &HttpArgs) -> Result<ExitCode> {
+    if args.find_max_rate.is_some() {
+        return Err(usage(
+            "--find-max-rate searches one server; with several --url or --rounds, give --rate or --concurrency",
+        ));
+    }
+    if args.csv.is_some() {
+        return Err(usage(
+            "--csv writes one run's points; with rounds, each run's own file is written beside --out",
+        ));
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| terminal::default_result_path("rounds"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: creating {}", out.display(), dir.display()))?;
+    }
+    let tokens = match &args.token_ids_from {
+        Some(path) => Some(http::TokenPrompts::load(path)?),
+        None => None,
+    };
+    let base_seed = args.prompt_seed.unwrap_or_else(http::rand_seed);
+    let writer = ResultWriter::new(&out);
+    let mut result = RoundsResult {
+        schema_version: ROUNDS_SCHEMA_VERSION,
+        mode: "rounds".into(),
+        status: RunStatus::Running,
+        partial: true,
+        error: None,
+        started_at: provenance::now_rfc3339(),
+        updated_at: String::new(),
+        settings: RoundsSettings {
+            targets: args.urls.clone(),
+            rounds: args.rounds,
+            prompt_seeds: (0..args.rounds).map(|r| round_seed(base_seed, r)).collect(),
+            level: LEVEL,
+        },
+        order: Vec::new(),
+        targets: args
+            .urls
+            .iter()
+            .map(|url| TargetRuns {
+                url: url.clone(),
+                rounds: Vec::new(),
+            })
+            .collect(),
+        summary: Vec::new(),
+        notes: Vec::new(),
+    };
+    save(&writer, &mut result)?;
+    let flag = interrupt::flag();
+    let mut worst_exit = ExitCode::SUCCESS;
+    'rounds: for round in 0..args.rounds {
+        for (target, url) in args.urls.iter().enumerate() {
+            if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                break 'rounds;
+            }
+            let file = beside(&out, &format!("r{round}.t{target}"));
+            let mut one = args.clone();
+            one.urls = vec![url.clone()];
+            one.rounds = 1;
+            one.prompt_seed = Some(result.settings.prompt_seeds[round as usize]);
+            one.out = Some(file.clone());
+            one.requests_log = args
+                .requests_log
+                .as_ref()
+                .map(|p| beside(p, &format!("r{round}.t{target}")));
+            eprintln!(
+                "round {} of {}, target {}: {url}",
+                round + 1,
+                args.rounds,
+                target + 1
+            );
+            result.order.push(RoundEntry {
+                round,
+                target,
+                started_at: provenance::now_rfc3339(),
+                file: file.display().to_string(),
+            });
+            let sweep = match http::sweep(&one, tokens.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    result.status = RunStatus::Failed;
+                    result.error = Some(format!("round {round}, {url}: {e:#}"));
+                    result.summary = summarize(&result.targets, LEVEL);
+                    if let Err(save_error) = save(&writer, &mut result) {
+                        eprintln!("warning: {save_error:#}");
+                    }
+                    terminal::print_result_path(&out, true);
+                    return Err(e.context(format!("round {round}, {url}")));
+                }
+            };
+            if sweep.exit != ExitCode::SUCCESS {
+                worst_exit = sweep.exit;
+            }
+            result.targets[target].rounds.push(sweep.result);
+            result.summary = summarize(&result.targets, LEVEL);
+            save(&writer, &mut result)?;
+        }
+    }
+    let interrupted = flag.load(std::sync::atomic::Ordering::Relaxed);
+    let complete_rounds = result
+        .targets
+        .iter()
+        .map(|t| t.rounds.len())
+        .min()
+        .unwrap_or(0);
+    result.partial = interrupted
+        || complete_rounds < args.rounds as usize
+        || result
+            .targets
+            .iter()
+            .flat_map(|t| &t.rounds)
+            .any(|r| r.partial);
+    result.status = if interrupted {
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Complete
+    };
+    save(&writer, &mut result)?;
+    for t in summary_tables(&result) {
+        println!("\n{}", t.title);
+        print!("{}", t.markdown());
+    }
+    terminal::print_result_path(&out, result.partial);
+    Ok(if interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        worst_exit
+    })
+}
+
+fn interval(i: Option<&inferbench_harness::significance::Interval>) -> String {
+    i.map_or("-".into(), |i| format!("[{:+.2}, {:+.2}]", i.low, i.high))
+}
+
+/// Per load: each target's per-round medians with their spread and
+/// interval, and each target against the first, paired by round.
+pub fn summary_tables(result: &RoundsResult) -> Vec<Table> {
+    let mut tables = Vec::new();
+    for load in &result.summary {
+        let mut t = Table::new(
+            format!(
+                "{}: over {} rounds (p50 of each round; mean, CV, 95% t-interval over rounds; pooled median [bootstrap])",
+                load.load, result.settings.rounds
+            ),
+            &["target", "metric", "per round", "mean", "CV", "t-interval", "pooled median"],
+            2,
+        );
+        for target in &load.targets {
+            for (metric, m) in &target.metrics {
+                t.rows.push(vec![
+                    target.url.clone(),
+                    metric.clone(),
+                    m.per_round
+                        .iter()
+                        .map(|v| format!("{v:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    format!("{:.2}", m.mean),
+                    m.cv.map_or("-".into(), |c| format!("{:.1}%", 100.0 * c)),
+                    m.t_interval
+                        .map_or("-".into(), |i| format!("[{:.2}, {:.2}]", i.low, i.high)),
+                    match (m.pooled_median, m.pooled_median_ci) {
+                        (Some(v), Some(i)) => format!("{v:.2} [{:.2}, {:.2}]", i.low, i.high),
+                        _ => "-".into(),
+                    },
+                ]);
+            }
+        }
+        tables.push(t);
+        let first = load.targets.first().map_or("-", |t| t.url.as_str());
+        let mut v = Table::new(
+            format!("{}: against {first}, paired by round", load.load),
+            &[
+                "target",
+                "metric",
+                "mean difference",
+                "paired t-interval",
+                "pooled difference [bootstrap]",
+                "verdict",
+            ],
+            2,
+        );
+        for target in &load.targets {
+            let Some(versus) = &target.versus_first else {
+                continue;
+            };
+            for (metric, d) in versus {
+                v.rows.push(vec![
+                    target.url.clone(),
+                    metric.clone(),
+                    format!("{:+.2}", d.mean),
+                    interval(d.t_interval.as_ref()),
+                    d.pooled.as_ref().map_or("-".into(), |p| {
+                        format!("{:+.2} {}", p.difference, interval(Some(&p.difference_ci)))
+                    }),
+                    match d.verdict.as_str() {
+                        "better" => format!("{} better", target.url),
+                        "worse" => format!("{first} better"),
+                        other => other.to_string(),
+                    },
+                ]);
+            }
+        }
+        if !v.rows.is_empty() {
+            tables.push(v);
+        }
+    }
+    tables
+}
