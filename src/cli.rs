@@ -51,6 +51,8 @@ pub enum Command {
     Compare(CompareArgs),
     /// One model, the same token ids, in-process and served: each layer's cost with its interval.
     Contrast(ContrastArgs),
+    /// From one replica's sweep: the load that met every SLO at p99, and the replicas a target rate needs.
+    Plan(PlanArgs),
     /// Merge result files of the same settings exactly: several client instances, or repeated runs.
     Merge(MergeArgs),
     /// Draw result files: batch curve with its knee, load curves, Pareto, CDFs, the contrast; one HTML page.
@@ -79,6 +81,59 @@ pub struct CompareArgs {
     /// Write one row per compared point as CSV.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v} is not in [0, 1): the share of capacity kept free"
+        ))
+    }
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if v.is_finite() && v > 0.0 && v <= 1e9 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{v}: a rate must be positive (requests per second)"
+        ))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(long_about = "Plan replicas from one replica's sweep.\n\n\
+        Reads an http result (a rate or concurrency sweep of one server, --find-max-rate and \
+        --find-max-concurrency probes included). Its capacity is the highest achieved request \
+        rate of a point whose p99 met every objective, every lighter point passing too: never \
+        beyond a measured passing point. The replicas for --target-rate keep --headroom free \
+        (0.3: each runs at most at 70% of its capacity); each replica's expected p50 and p99 at \
+        its share of the load are interpolated between the measured points around it. Says \
+        when the sweep does not bracket the SLO boundary, and what to measure next.")]
+pub struct PlanArgs {
+    /// An http result file: one replica's sweep.
+    #[arg(value_name = "RESULT.json")]
+    pub file: PathBuf,
+
+    /// The traffic to serve, requests per second.
+    #[arg(long, value_parser = positive_rate)]
+    pub target_rate: f64,
+
+    /// Objectives, e.g. ttft=500ms,tpot=50ms; default: the file's own --slo.
+    #[arg(long, value_parser = slo)]
+    pub slo: Option<SloSpec>,
+
+    /// Share of each replica's capacity kept free, in [0, 1).
+    #[arg(long, default_value_t = 0.3, value_parser = fraction)]
+    pub headroom: f64,
+
+    /// Write the plan as JSON.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -434,6 +489,18 @@ pub struct SloSpec {
     pub e2e: Option<Duration>,
 }
 
+impl SloSpec {
+    /// The objectives in milliseconds, as results record them.
+    pub fn to_slo(self) -> inferbench_harness::http::point::Slo {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+        inferbench_harness::http::point::Slo {
+            ttft_ms: ms(self.ttft),
+            tpot_ms: ms(self.tpot),
+            e2e_ms: ms(self.e2e),
+        }
+    }
+}
+
 fn slo(s: &str) -> Result<SloSpec, String> {
     let mut spec = SloSpec::default();
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
@@ -526,6 +593,15 @@ pub struct HttpArgs {
     #[arg(long, value_name = "START", num_args = 0..=1, default_missing_value = "1",
           conflicts_with_all = ["rate", "concurrency"], requires = "slo")]
     pub find_max_rate: Option<f64>,
+
+    /// Search for the highest closed-loop concurrency whose p99 meets every --slo objective with
+    /// no failed request: doubling from START (default 1), then bisecting to within 10% (or 1).
+    /// A closed loop never builds an unbounded backlog, as a rate above capacity does. Every
+    /// probe is a point; `max_concurrency` holds the answer.
+    #[arg(long, value_name = "START", num_args = 0..=1, default_missing_value = "1",
+          value_parser = clap::value_parser!(u32).range(1..=100_000),
+          conflicts_with_all = ["rate", "concurrency", "find_max_rate"], requires = "slo")]
+    pub find_max_concurrency: Option<u32>,
 
     /// Arrival process of the open loop.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]

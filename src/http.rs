@@ -18,14 +18,15 @@ use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestLogLi
 use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
+use inferbench_harness::plan::{meets_slo, next_probe};
 use inferbench_harness::result::{
-    EngineInfo, HttpPoint, HttpResult, HttpSettings, LoadDescription, MaxRateSearch, Mode,
-    ModelInfo, ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
+    EngineInfo, HttpPoint, HttpResult, HttpSettings, LoadDescription, MaxConcurrencySearch,
+    MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
 };
-use inferbench_harness::stats::{HistogramInfo, Stats};
+use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::workload::{Phase, PromptStream};
 
-use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs};
+use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs, SloSpec};
 use crate::progress::PointProgress;
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, provenance, terminal, EXIT_INTERRUPTED};
@@ -188,11 +189,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     let api_key = std::env::var(&args.api_key_env)
         .ok()
         .filter(|k| !k.is_empty());
-    let slo = args.slo.map(|s| Slo {
-        ttft_ms: s.ttft.map(|d| d.as_secs_f64() * 1e3),
-        tpot_ms: s.tpot.map(|d| d.as_secs_f64() * 1e3),
-        e2e_ms: s.e2e.map(|d| d.as_secs_f64() * 1e3),
-    });
+    let slo = args.slo.map(SloSpec::to_slo);
     let out_path = args
         .out
         .clone()
@@ -316,6 +313,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         histogram: HistogramInfo::current(),
         points: Vec::new(),
         max_rate: None,
+        max_concurrency: None,
         notes: Vec::new(),
     };
     save(&writer, &mut result, args.csv.as_deref())?;
@@ -340,19 +338,19 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         tokenizer,
         telemetry,
     };
-    let planned = match &args.find_max_rate {
-        Some(_) => None,
-        None => Some(loads.len()),
-    };
-    let measured = match args.find_max_rate {
-        Some(start_rate) => {
+    let searching = args.find_max_rate.is_some() || args.find_max_concurrency.is_some();
+    let planned = (!searching).then_some(loads.len());
+    let measured = match (args.find_max_rate, args.find_max_concurrency) {
+        (_, Some(start)) => search_max_concurrency(&mut session, start, &loads[0].1)
+            .map(|search| session.result.max_concurrency = Some(search)),
+        (Some(start_rate), None) => {
             let Load::Open { arrival, .. } = loads[0].0 else {
                 unreachable!("--find-max-rate implies an open loop")
             };
             search_max_rate(&mut session, start_rate, arrival, &loads[0].1)
                 .map(|search| session.result.max_rate = Some(search))
         }
-        None => loads.iter().try_for_each(|(load, description)| {
+        (None, None) => loads.iter().try_for_each(|(load, description)| {
             if !session.interrupted() {
                 session.measure(*load, description)?;
             }
@@ -391,7 +389,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     terminal::print_result_path(&out_path, result.partial);
     let exit = if interrupted {
         ExitCode::from(EXIT_INTERRUPTED)
-    } else if failed_requests > 0 && args.find_max_rate.is_none() {
+    } else if failed_requests > 0 && !searching {
         eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
         ExitCode::from(EXIT_REQUESTS_FAILED)
     } else {
@@ -579,24 +577,6 @@ impl Session {
     }
 }
 
-/// Whether a point's p99 meets every objective, with no failed request.
-/// Under an open loop TTFT counts from the intended send time.
-fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
-    let within = |limit: Option<f64>, stats: Option<&Stats>| match limit {
-        None => true,
-        Some(limit) => stats.is_some_and(|s| s.p99 <= limit),
-    };
-    let ttft = point
-        .ttft_from_scheduled_ms
-        .as_ref()
-        .or(point.ttft_ms.as_ref());
-    point.requests.failed == 0
-        && point.requests.succeeded > 0
-        && within(slo.ttft_ms, ttft)
-        && within(slo.tpot_ms, point.tpot_ms.as_ref())
-        && within(slo.e2e_ms, point.e2e_ms.as_ref())
-}
-
 /// Probes that bracket the highest rate meeting the SLO at p99: doubling
 /// from `start_rate` until a rate fails, then bisecting until the bracket is
 /// within 10% (at most 12 probes). Every probe uses the same seed, so the
@@ -636,16 +616,54 @@ fn search_max_rate(
         } else {
             failing = Some(rate);
         }
-        rate = match (best, failing) {
-            (Some(lo), None) => lo * 2.0,
-            (None, Some(hi)) => hi / 2.0,
-            (Some(lo), Some(hi)) if (hi - lo) / hi > 0.1 => (lo + hi) / 2.0,
-            _ => break,
-        };
+        match next_probe(best, failing, false) {
+            Some(next) => rate = next,
+            None => break,
+        }
     }
     Ok(MaxRateSearch {
         max_rate: best,
         lowest_failing_rate: failing,
+        probes: probes as u32,
+        criterion: "p99 of every --slo objective met and no failed request".into(),
+    })
+}
+
+/// Probes that bracket the highest concurrency meeting the SLO at p99, as
+/// [`search_max_rate`] does for rates, on whole numbers of requests in flight.
+fn search_max_concurrency(
+    session: &mut Session,
+    start: u32,
+    template: &LoadDescription,
+) -> Result<MaxConcurrencySearch> {
+    const MAX_PROBES: usize = 12;
+    let mut best: Option<f64> = None;
+    let mut failing: Option<f64> = None;
+    let mut concurrency = start;
+    let mut probes = 0;
+    while probes < MAX_PROBES && !session.interrupted() {
+        probes += 1;
+        let description = LoadDescription {
+            concurrency: Some(concurrency),
+            ..template.clone()
+        };
+        let point = session.measure(Load::Closed { concurrency }, &description)?;
+        if !point.complete {
+            break;
+        }
+        if meets_slo(&point, &session.slo) {
+            best = Some(f64::from(concurrency));
+        } else {
+            failing = Some(f64::from(concurrency));
+        }
+        match next_probe(best, failing, true) {
+            Some(next) => concurrency = next as u32,
+            None => break,
+        }
+    }
+    Ok(MaxConcurrencySearch {
+        max_concurrency: best.map(|b| b as u32),
+        lowest_failing_concurrency: failing.map(|f| f as u32),
         probes: probes as u32,
         criterion: "p99 of every --slo objective met and no failed request".into(),
     })

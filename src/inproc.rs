@@ -146,6 +146,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         histogram: HistogramInfo::current(),
         points: Vec::new(),
         max_rate: None,
+        max_concurrency: None,
         notes: Vec::new(),
     };
     writer.write(&result)?;

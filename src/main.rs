@@ -8,6 +8,7 @@ mod inproc;
 mod interrupt;
 mod merge;
 mod model;
+mod plan;
 mod progress;
 mod provenance;
 mod report;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         cli::Command::Contrast(args) => contrast::run(args),
         cli::Command::Report(args) => report::run(args),
         cli::Command::Merge(args) => merge::run(args),
+        cli::Command::Plan(args) => plan::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
     };
     match result {

@@ -139,6 +139,7 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
             save(&writer, &mut result)?;
         }
     }
+    result.notes = like_for_like_notes(&result);
     let interrupted = flag.load(std::sync::atomic::Ordering::Relaxed);
     let complete_rounds = result
         .targets
@@ -169,6 +170,73 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
     } else {
         worst_exit
     })
+}
+
+/// What makes the targets less than like for like, and every run's own
+/// warnings (cached prompt tokens, prompts counted otherwise than sent).
+fn like_for_like_notes(result: &RoundsResult) -> Vec<String> {
+    let mut notes = Vec::new();
+    let firsts: Vec<(&str, &inferbench_harness::result::HttpResult)> = result
+        .targets
+        .iter()
+        .filter_map(|t| Some((t.url.as_str(), t.rounds.first()?)))
+        .collect();
+    let Some((base_url, base)) = firsts.first().copied() else {
+        return notes;
+    };
+    let server = |r: &inferbench_harness::result::HttpResult| {
+        r.provenance.server.as_ref().map(|s| {
+            (
+                s.model.clone(),
+                s.system_fingerprint
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into()),
+            )
+        })
+    };
+    for (url, other) in &firsts[1..] {
+        if let (Some((ma, fa)), Some((mb, fb))) = (server(base), server(other)) {
+            if ma != mb {
+                notes.push(format!(
+                    "the targets serve differently named models ({base_url}: {ma}, {url}: {mb}): different weights, quantization or tokenizer may differ as well"
+                ));
+            }
+            if fa != fb {
+                notes.push(format!(
+                    "the targets are different server builds ({base_url}: {fa}, {url}: {fb})"
+                ));
+            }
+        }
+        for p in &base.points {
+            let Some(q) = other.points.iter().find(|q| q.load == p.load) else {
+                continue;
+            };
+            let p50 = |s: &Option<inferbench_harness::stats::Stats>| s.as_ref().map(|s| s.p50);
+            for (what, a, b) in [
+                ("prompt", p50(&p.input_tokens), p50(&q.input_tokens)),
+                ("output", p50(&p.output_tokens), p50(&q.output_tokens)),
+            ] {
+                if let (Some(a), Some(b)) = (a, b) {
+                    if a != b {
+                        notes.push(format!(
+                            "{}: the servers counted {what} tokens differently (p50 {a} at {base_url}, {b} at {url}): not the same work per request",
+                            p.load.label()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for (t, target) in result.targets.iter().enumerate() {
+        for (r, run) in target.rounds.iter().enumerate() {
+            notes.extend(
+                run.notes
+                    .iter()
+                    .map(|n| format!("round {r}, target {t} ({}): {n}", target.url)),
+            );
+        }
+    }
+    notes
 }
 
 fn interval(i: Option<&inferbench_harness::significance::Interval>) -> String {

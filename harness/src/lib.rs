@@ -12,6 +12,7 @@ pub mod inproc;
 pub mod knee;
 pub mod merge;
 pub mod metrics;
+pub mod plan;
 pub mod result;
 pub mod rounds;
 pub mod significance;

@@ -344,6 +344,7 @@ fn merged_header<S: Clone, P>(
         histogram: first.histogram.clone(),
         points,
         max_rate: None,
+        max_concurrency: None,
         notes,
     }
 }

@@ -51,6 +51,9 @@ pub struct ResultFile<S, P> {
     /// `http --find-max-rate`: the answer of the search whose probes are the points.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub max_rate: Option<MaxRateSearch>,
+    /// `http --find-max-concurrency`: the answer of that search.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub max_concurrency: Option<MaxConcurrencySearch>,
     /// What a reader must know to trust the numbers, also printed as
     /// warnings: cached prompt tokens in a workload meant to be cache-free,
     /// a server that counts prompts differently, ...
@@ -66,6 +69,17 @@ pub struct MaxRateSearch {
     /// Lowest probed rate that did not (none failed: null, the server was
     /// never pushed past the SLO within the probes).
     pub lowest_failing_rate: Option<f64>,
+    pub probes: u32,
+    pub criterion: String,
+}
+
+/// The outcome of a search for the highest concurrency meeting the SLO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaxConcurrencySearch {
+    /// Highest probed concurrency that met the criterion (none did: null).
+    pub max_concurrency: Option<u32>,
+    /// Lowest probed concurrency that did not (none failed: null).
+    pub lowest_failing_concurrency: Option<u32>,
     pub probes: u32,
     pub criterion: String,
 }

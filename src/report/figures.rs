@@ -333,6 +333,15 @@ pub fn load_figure(sources: &[(String, &HttpResult)], open_loop: bool) -> Option
         }
         let mut points = points;
         points.sort_by(|a, b| a.x.total_cmp(&b.x));
+        if let (false, Some(best)) = (
+            open_loop,
+            r.max_concurrency.as_ref().and_then(|s| s.max_concurrency),
+        ) {
+            max_rate = Some((
+                f64::from(best),
+                format!("max concurrency meeting the SLO: {best}"),
+            ));
+        }
         if let (true, Some(search)) = (open_loop, &r.max_rate) {
             if let Some(best) = search.max_rate {
                 let achieved = r
@@ -662,7 +671,7 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
                     "TTFT and TPOT p50 (solid) and p99 (dashed) against {}; {}goodput (requests meeting every SLO per second) as bars on the right axis when an SLO was given{}.",
                     fig.x_desc,
                     if open { "TTFT counted from each request's intended send time (coordinated omission corrected); " } else { "" },
-                    if fig.max_rate.is_some() { "; the dashed vertical line is --find-max-rate's answer" } else { "" }
+                    if fig.max_rate.is_some() { "; the dashed vertical line is the --find-max-rate or --find-max-concurrency answer" } else { "" }
                 ),
                 plot: Plot::Load(fig),
             });

@@ -461,3 +461,118 @@ fn rounds_alternate_targets_on_shared_prompts_and_pair_them() {
     assert_eq!(versus["per_round"].as_array().unwrap().len(), 3);
     assert!(stdout(&o).contains("paired by round"), "{}", stdout(&o));
 }
+
+#[test]
+fn plan_sizes_replicas_from_a_committed_sweep_and_refuses_what_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/examples/pictures/gemma-llama-server.json");
+    let out = dir.path().join("plan.json");
+    let o = bin()
+        .arg("plan")
+        .arg(&sweep)
+        .args(["--target-rate", "10", "--headroom", "0.2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = read_json(&out);
+    // The capacity is a measured point that met the file's SLO.
+    let r = read_json(&sweep);
+    let capacity = p["capacity_req_s"].as_f64().unwrap();
+    let point = r["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["request_throughput_req_s"].as_f64() == Some(capacity))
+        .expect("the capacity is a measured point");
+    let limit = r["settings"]["slo"]["ttft_ms"].as_f64().unwrap();
+    assert!(point["ttft_ms"]["p99"].as_f64().unwrap() <= limit);
+    let replicas = p["replicas"].as_u64().unwrap();
+    assert_eq!(replicas, (10.0 / (capacity * 0.8)).ceil() as u64);
+    assert!(
+        stdout(&o).contains(&format!("replicas: {replicas}")),
+        "{}",
+        stdout(&o)
+    );
+
+    let inproc_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/pictures/gemma-inproc.json");
+    let o = bin()
+        .arg("plan")
+        .arg(&inproc_file)
+        .args(["--target-rate", "1"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 1, "plan reads a served sweep");
+    let o = bin()
+        .arg("plan")
+        .arg(&sweep)
+        .args(["--target-rate", "0"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 2, "a rate must be positive");
+}
+
+#[test]
+fn find_max_concurrency_doubles_then_bisects_on_whole_numbers() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+    // TTFT grows with the requests started in the last 30 ms: the more in
+    // flight, the slower, as a server with a fixed compute budget.
+    let starts: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let server = MockServer::start(move |_, _| {
+        let mut s = starts.lock().unwrap();
+        let now = Instant::now();
+        s.retain(|t| now.duration_since(*t) < Duration::from_millis(30));
+        s.push(now);
+        let n = s.len() as u64;
+        Script {
+            ttft: Duration::from_millis(n * n),
+            itl: Duration::from_millis(1),
+            tokens: 4,
+            ..Script::default()
+        }
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search.json");
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--find-max-concurrency"])
+        .args([
+            "--slo",
+            "ttft=40ms",
+            "--num-requests",
+            "16",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--workload",
+            "fixed:8:4",
+            "--ignore-eos",
+            "--no-telemetry",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let search = &r["max_concurrency"];
+    let best = search["max_concurrency"].as_u64().expect("c=1 meets 40 ms");
+    let failing = search["lowest_failing_concurrency"]
+        .as_u64()
+        .expect("the search went past the boundary");
+    assert!(failing > best, "{search}");
+    let probed: Vec<u64> = r["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["load"]["concurrency"].as_u64().unwrap())
+        .collect();
+    assert_eq!(probed.len() as u64, search["probes"].as_u64().unwrap());
+    assert_eq!(&probed[..2], &[1, 2], "doubling from 1: {probed:?}");
+    assert!(probed.len() <= 12);
+}

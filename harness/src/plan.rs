@@ -1,0 +1,336 @@
+//! From one replica's sweep to a replica count: the highest load that met
+//! every objective at p99, the replicas a target rate needs with headroom,
+//! and what each replica should then see. The searches for that load
+//! (`--find-max-rate`, `--find-max-concurrency`) step with [`next_probe`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::http::point::Slo;
+use crate::result::HttpPoint;
+use crate::stats::Stats;
+
+/// Whether a point's p99 meets every objective, with no failed request.
+/// Under an open loop TTFT counts from the intended send time.
+pub fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
+    let within = |limit: Option<f64>, stats: Option<&Stats>| match limit {
+        None => true,
+        Some(limit) => stats.is_some_and(|s| s.p99 <= limit),
+    };
+    let ttft = point
+        .ttft_from_scheduled_ms
+        .as_ref()
+        .or(point.ttft_ms.as_ref());
+    point.requests.failed == 0
+        && point.requests.succeeded > 0
+        && within(slo.ttft_ms, ttft)
+        && within(slo.tpot_ms, point.tpot_ms.as_ref())
+        && within(slo.e2e_ms, point.e2e_ms.as_ref())
+}
+
+/// The next load a search probes: doubling from the start until a probe
+/// fails, halving until one passes, then bisecting until the bracket is
+/// within 10% (and, for whole loads such as concurrency, until it is one
+/// apart). `None`: the search is done.
+pub fn next_probe(best: Option<f64>, failing: Option<f64>, whole: bool) -> Option<f64> {
+    let step = |x: f64| if whole { x.round().max(1.0) } else { x };
+    match (best, failing) {
+        (Some(lo), None) => Some(step(lo * 2.0)),
+        (None, Some(hi)) => {
+            let next = step(hi / 2.0);
+            (!whole || next < hi).then_some(next)
+        }
+        (Some(lo), Some(hi)) => {
+            let close = (hi - lo) / hi <= 0.1 || (whole && hi - lo <= 1.0);
+            (!close).then(|| {
+                if whole {
+                    ((lo + hi) / 2.0).floor()
+                } else {
+                    (lo + hi) / 2.0
+                }
+            })
+        }
+        (None, None) => None,
+    }
+}
+
+/// Expected latency per replica at the planned load.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Expected {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub target_rate: f64,
+    pub headroom: f64,
+    pub slo: Slo,
+    /// The highest measured load (achieved requests per second) whose p99
+    /// met every objective, every lower load passing too: the capacity of
+    /// one replica. Never beyond a measured passing point.
+    pub capacity_req_s: Option<f64>,
+    /// The load label of that point (`c=8`, `2 req/s`).
+    pub capacity_point: Option<String>,
+    /// The lowest measured load above it that failed, if any: the SLO
+    /// boundary lies between the two.
+    pub first_failing_req_s: Option<f64>,
+    pub replicas: Option<u64>,
+    /// Target rate / replicas.
+    pub per_replica_req_s: Option<f64>,
+    /// Interpolated between the measured points around the per-replica load.
+    pub expected_ttft_ms: Option<Expected>,
+    pub expected_tpot_ms: Option<Expected>,
+    pub expected_e2e_ms: Option<Expected>,
+    /// Whether the sweep brackets the SLO boundary, and what to measure next.
+    pub advice: Vec<String>,
+}
+
+fn interpolate(points: &[(f64, Expected)], x: f64) -> Option<Expected> {
+    let first = points.first()?;
+    if x <= first.0 {
+        return Some(first.1);
+    }
+    for w in points.windows(2) {
+        let ((x0, a), (x1, b)) = (w[0], w[1]);
+        if x <= x1 {
+            let t = if x1 > x0 { (x - x0) / (x1 - x0) } else { 0.0 };
+            return Some(Expected {
+                p50: a.p50 + t * (b.p50 - a.p50),
+                p99: a.p99 + t * (b.p99 - a.p99),
+            });
+        }
+    }
+    points.last().map(|p| p.1)
+}
+
+/// Plans from `points` (one replica's sweep, closed or open loop) for
+/// `target_rate` requests per second, keeping `headroom` (0.3: plan each
+/// replica at 70% of its capacity).
+pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> Plan {
+    let mut measured: Vec<&HttpPoint> = points
+        .iter()
+        .filter(|p| p.requests.succeeded > 0 && p.request_throughput_req_s > 0.0)
+        .collect();
+    measured.sort_by(|a, b| {
+        a.request_throughput_req_s
+            .total_cmp(&b.request_throughput_req_s)
+    });
+    let passing_prefix = measured.iter().take_while(|p| meets_slo(p, &slo)).count();
+    let capacity = passing_prefix.checked_sub(1).map(|i| measured[i]);
+    let failing = measured.get(passing_prefix).copied();
+    let mut advice = Vec::new();
+    let rate = |p: &HttpPoint| p.request_throughput_req_s;
+    match (capacity, failing) {
+        (Some(c), Some(f)) => advice.push(format!(
+            "the sweep brackets the SLO boundary: {} ({:.3} req/s) met it, {} ({:.3} req/s) did not; measure between them to narrow it",
+            c.load.label(),
+            rate(c),
+            f.load.label(),
+            rate(f)
+        )),
+        (Some(c), None) => advice.push(format!(
+            "every point met the SLO: one replica may take more than {:.3} req/s; extend the sweep above {} (or use --find-max-rate / --find-max-concurrency)",
+            rate(c),
+            c.load.label()
+        )),
+        (None, Some(f)) => advice.push(format!(
+            "no point met the SLO, not even the lightest ({}, {:.3} req/s): sweep lower loads, or the objectives cannot be met on this setup",
+            f.load.label(),
+            rate(f)
+        )),
+        (None, None) => advice.push("the file has no point with a successful request".into()),
+    }
+    if measured[passing_prefix..]
+        .iter()
+        .any(|p| meets_slo(p, &slo))
+    {
+        advice.push("a load above a failing one passed again: the sweep is noisy near the boundary; repeat it (--rounds) before trusting the capacity".into());
+    }
+    let capacity_req_s = capacity.map(rate);
+    let replicas = capacity_req_s
+        .filter(|c| *c > 0.0 && target_rate > 0.0)
+        .map(|c| (target_rate / (c * (1.0 - headroom))).ceil().max(1.0) as u64);
+    let per_replica = replicas.map(|n| target_rate / n as f64);
+    let curve = |get: fn(&HttpPoint) -> Option<&Stats>| {
+        let pts: Vec<(f64, Expected)> = measured
+            .iter()
+            .filter_map(|p| {
+                let s = get(p)?;
+                Some((
+                    rate(p),
+                    Expected {
+                        p50: s.p50,
+                        p99: s.p99,
+                    },
+                ))
+            })
+            .collect();
+        per_replica.and_then(|x| interpolate(&pts, x))
+    };
+    if let (Some(x), Some(low)) = (per_replica, measured.first()) {
+        if x < rate(low) {
+            advice.push(format!(
+                "each replica would see {x:.3} req/s, below the lightest point measured ({:.3} req/s): the expected latencies are that point's",
+                rate(low)
+            ));
+        }
+    }
+    Plan {
+        target_rate,
+        headroom,
+        slo,
+        capacity_req_s,
+        capacity_point: capacity.map(|c| c.load.label()),
+        first_failing_req_s: failing.map(rate),
+        replicas,
+        per_replica_req_s: per_replica,
+        expected_ttft_ms: curve(|p| p.ttft_from_scheduled_ms.as_ref().or(p.ttft_ms.as_ref())),
+        expected_tpot_ms: curve(|p| p.tpot_ms.as_ref()),
+        expected_e2e_ms: curve(|p| p.e2e_ms.as_ref()),
+        advice,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::result::{ClientCost, LoadDescription, RequestCounts};
+    use crate::stats::Distribution;
+
+    fn stats(p50: f64, p99: f64) -> Option<Stats> {
+        let mut d = Distribution::milliseconds();
+        for i in 0..100 {
+            d.record(if i < 98 { p50 } else { p99 });
+        }
+        d.stats()
+    }
+
+    /// A synthetic point at `rate` req/s whose TTFT p99 grows with load.
+    fn point(rate: f64, ttft_p99: f64) -> HttpPoint {
+        HttpPoint {
+            load: LoadDescription {
+                kind: "open".into(),
+                concurrency: None,
+                rate: Some(rate),
+                arrival: Some("poisson".into()),
+                burstiness: None,
+                max_inflight: None,
+            },
+            complete: true,
+            requests: RequestCounts {
+                total: 100,
+                succeeded: 100,
+                ..RequestCounts::default()
+            },
+            late_requests: 0,
+            schedule_lag_ms: None,
+            ttft_ms: stats(ttft_p99 / 2.0, ttft_p99),
+            ttft_from_scheduled_ms: None,
+            itl_ms: None,
+            tpot_ms: stats(20.0, 30.0),
+            e2e_ms: None,
+            input_tokens: None,
+            output_tokens: None,
+            output_tokens_source: Default::default(),
+            token_count_discrepancy: None,
+            empty_chunks: 0,
+            duration_s: 100.0 / rate,
+            first_send_unix_s: None,
+            output_throughput_tok_s: 0.0,
+            request_throughput_req_s: rate,
+            input_throughput_tok_s: 0.0,
+            per_request_output_tok_s: None,
+            goodput_req_s: None,
+            slo_met: None,
+            server_prompt_ms: None,
+            server_predicted_per_token_ms: None,
+            prompt_cache: None,
+            prompt_token_check: None,
+            client: ClientCost::default(),
+            telemetry: None,
+        }
+    }
+
+    fn slo() -> Slo {
+        Slo {
+            ttft_ms: Some(500.0),
+            ..Slo::default()
+        }
+    }
+
+    #[test]
+    fn capacity_is_the_last_passing_point_and_replicas_keep_the_headroom() {
+        // The boundary (TTFT p99 = 500 ms) lies between 4 and 8 req/s.
+        let sweep = [
+            point(1.0, 100.0),
+            point(2.0, 200.0),
+            point(4.0, 400.0),
+            point(8.0, 900.0),
+        ];
+        let p = plan(&sweep, slo(), 20.0, 0.3);
+        assert_eq!(p.capacity_req_s, Some(4.0));
+        assert_eq!(p.first_failing_req_s, Some(8.0));
+        // 20 / (4 × 0.7) = 7.14: 8 replicas at 2.5 req/s each.
+        assert_eq!(p.replicas, Some(8));
+        assert_eq!(p.per_replica_req_s, Some(2.5));
+        // Between 2 (p99 200) and 4 (p99 400) req/s: 250 at 2.5.
+        let e = p.expected_ttft_ms.unwrap();
+        assert!((e.p99 - 250.0).abs() < 1.0, "{e:?}");
+        assert!(
+            p.advice[0].contains("brackets the SLO boundary"),
+            "{:?}",
+            p.advice
+        );
+    }
+
+    #[test]
+    fn a_sweep_that_does_not_bracket_the_boundary_says_so() {
+        let all_pass = [point(1.0, 100.0), point(2.0, 150.0)];
+        let p = plan(&all_pass, slo(), 10.0, 0.0);
+        assert_eq!(p.capacity_req_s, Some(2.0));
+        assert_eq!(p.replicas, Some(5));
+        assert!(
+            p.advice[0].contains("extend the sweep above"),
+            "{:?}",
+            p.advice
+        );
+
+        let all_fail = [point(1.0, 700.0), point(2.0, 900.0)];
+        let p = plan(&all_fail, slo(), 10.0, 0.3);
+        assert_eq!(p.capacity_req_s, None);
+        assert_eq!(p.replicas, None);
+        assert!(
+            p.advice[0].contains("no point met the SLO"),
+            "{:?}",
+            p.advice
+        );
+    }
+
+    #[test]
+    fn a_pass_above_a_failure_is_flagged_and_not_counted() {
+        let noisy = [point(1.0, 100.0), point(2.0, 600.0), point(4.0, 300.0)];
+        let p = plan(&noisy, slo(), 3.0, 0.0);
+        assert_eq!(p.capacity_req_s, Some(1.0));
+        assert!(
+            p.advice.iter().any(|a| a.contains("noisy")),
+            "{:?}",
+            p.advice
+        );
+    }
+
+    #[test]
+    fn searches_double_then_bisect() {
+        assert_eq!(next_probe(Some(1.0), None, false), Some(2.0));
+        assert_eq!(next_probe(None, Some(1.0), false), Some(0.5));
+        assert_eq!(next_probe(Some(2.0), Some(4.0), false), Some(3.0));
+        assert_eq!(next_probe(Some(3.8), Some(4.0), false), None);
+        // Whole loads: 8 passes, 16 fails → 12, then 8..12 → 10, ...
+        assert_eq!(next_probe(Some(8.0), Some(16.0), true), Some(12.0));
+        assert_eq!(next_probe(Some(10.0), Some(11.0), true), None);
+        assert_eq!(
+            next_probe(None, Some(1.0), true),
+            None,
+            "no concurrency below 1"
+        );
+    }
+}
