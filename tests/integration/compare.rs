@@ -258,6 +258,8 @@ fn committed_example_results_fit_the_schemas_and_compare() {
         examples.join("h100/cargo-cuda"),
         examples.join("contrast"),
         examples.join("cache-fix"),
+        examples.join("pictures"),
+        examples.join("rounds"),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -267,6 +269,8 @@ fn committed_example_results_fit_the_schemas_and_compare() {
             let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
             if value["mode"] == "contrast" {
                 assert_valid_contrast(&value);
+            } else if value["mode"] == "rounds" {
+                assert_valid_rounds(&value);
             } else if value.get("mode").is_some() {
                 assert_valid_result(&value);
             } else {
