@@ -285,6 +285,7 @@ pub fn summary_tables(result: &RoundsResult) -> Vec<Table> {
                 "target",
                 "metric",
                 "mean difference",
+                "ratio",
                 "paired t-interval",
                 "pooled difference [bootstrap]",
                 "verdict",
@@ -300,6 +301,7 @@ pub fn summary_tables(result: &RoundsResult) -> Vec<Table> {
                     target.url.clone(),
                     metric.clone(),
                     format!("{:+.2}", d.mean),
+                    d.ratio.map_or("-".into(), |r| format!("×{r:.3}")),
                     interval(d.t_interval.as_ref()),
                     d.pooled.as_ref().map_or("-".into(), |p| {
                         format!("{:+.2} {}", p.difference, interval(Some(&p.difference_ci)))

@@ -68,6 +68,9 @@ pub struct PairedDifference {
     /// This target − the first, per round.
     pub per_round: Vec<f64>,
     pub mean: f64,
+    /// This target's mean over rounds / the first's (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<f64>,
     /// Student-t interval of the mean paired difference (needs 2 rounds):
     /// the drift common to both sides of a round cancels in it.
     pub t_interval: Option<Interval>,
@@ -245,6 +248,11 @@ pub fn summarize(targets: &[TargetRuns], level: f64) -> Vec<LoadSummary> {
                     .filter_map(|(a, b)| Some((*a)? - (*b)?))
                     .collect();
                 let (mean, _, t) = t_interval(&paired, level);
+                let base_values: Vec<f64> = base_rounds.iter().flatten().copied().collect();
+                let (base_mean, _, _) = t_interval(&base_values, level);
+                let (this_mean, _, _) = t_interval(&values, level);
+                let ratio = (base_mean.is_finite() && base_mean != 0.0 && this_mean.is_finite())
+                    .then(|| this_mean / base_mean);
                 let base_sample = first_pooled
                     .as_ref()
                     .and_then(|b| sample(pooled_stats(b, metric), b.requests.succeeded));
@@ -267,6 +275,7 @@ pub fn summarize(targets: &[TargetRuns], level: f64) -> Vec<LoadSummary> {
                     PairedDifference {
                         per_round: paired,
                         mean,
+                        ratio,
                         t_interval: t,
                         pooled: pooled_difference,
                         verdict: verdict.into(),

@@ -260,6 +260,7 @@ fn committed_example_results_fit_the_schemas_and_compare() {
         examples.join("cache-fix"),
         examples.join("pictures"),
         examples.join("rounds"),
+        examples.join("engines"),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
