@@ -185,6 +185,25 @@ fn whisker_h(
     ]
 }
 
+/// The legend box every figure draws.
+fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> DrawResult<DB>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+}
+
 fn legend_box(c: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
     move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
 }
@@ -260,13 +279,7 @@ fn batch<DB: DrawingBackend>(
                 )])?;
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
     Ok(())
 }
 
@@ -429,13 +442,7 @@ fn load_curves<DB: DrawingBackend>(
                     )),
             )])?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+        legend(&mut *chart, SeriesLabelPosition::UpperLeft, 13)?;
     }
     Ok(())
 }
@@ -502,13 +509,7 @@ fn pareto<DB: DrawingBackend>(
                 + Text::new(p.label.clone(), (8, -16), (FONT, 12).into_font().color(&c))
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 14)?;
     Ok(())
 }
 
@@ -576,13 +577,7 @@ where
             .label(&line.label)
             .legend(legend_box(c));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend(chart, SeriesLabelPosition::LowerRight, 12)?;
     Ok(())
 }
 
@@ -665,13 +660,7 @@ fn contrast<DB: DrawingBackend>(
             }
         }
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, 13)?;
     Ok(())
 }
 
@@ -739,13 +728,7 @@ fn telemetry<DB: DrawingBackend>(
                 .flatten(),
         )?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 12))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft, 12)?;
     Ok(())
 }
 
@@ -840,12 +823,6 @@ fn timeline<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, t: &Timeline) -> 
         )?
         .label("failed")
         .legend(legend_box(failed));
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT, 13))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
     Ok(())
 }
