@@ -9,5 +9,6 @@ pub mod load;
 pub mod mock;
 pub mod point;
 pub mod runtime;
+pub mod sse;
 pub mod tokenizer;
 pub mod workload;
