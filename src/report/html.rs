@@ -313,6 +313,16 @@ pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
             Input::Compare(c) => {
                 out.extend(c.warnings.iter().map(|w| format!("{}: {w}", s.label)));
             }
+            Input::Rounds { result, .. } => {
+                if result.status != RunStatus::Complete || result.partial {
+                    out.push(format!(
+                        "{}: rounds {}",
+                        s.label,
+                        status_word(result.status)
+                    ));
+                }
+                out.extend(result.notes.iter().map(|n| format!("{}: {n}", s.label)));
+            }
             _ => {}
         }
     }
@@ -379,6 +389,7 @@ fn kind(input: &Input) -> &'static str {
         Input::Http(_) => "http",
         Input::Contrast(_) => "contrast",
         Input::Compare(_) => "compare",
+        Input::Rounds { .. } => "rounds",
     }
 }
 
@@ -387,6 +398,7 @@ fn tables(source: &Source) -> Vec<Table> {
         Input::Inproc(r) => vec![terminal::inproc_table(r)],
         Input::Http(r) => vec![terminal::http_table(r)],
         Input::Compare(c) => crate::compare::group_tables(c),
+        Input::Rounds { result, .. } => crate::rounds::summary_tables(result),
         Input::Contrast(c) => {
             let mut t = Vec::new();
             if let Some(r) = &c.inproc {
@@ -439,6 +451,12 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
             Input::Http(r) => status_word(r.status).to_string(),
             Input::Contrast(c) => status_word(c.status).to_string(),
             Input::Compare(c) => format!("{} files compared", c.sources.len()),
+            Input::Rounds { result, .. } => format!(
+                "{}, {} targets × {} rounds",
+                status_word(result.status),
+                result.targets.len(),
+                result.settings.rounds
+            ),
         };
         out.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",

@@ -15,6 +15,7 @@ use inferbench_harness::compare::Comparison;
 use inferbench_harness::contrast::ContrastResult;
 use inferbench_harness::http::point::{RequestLogLine, RequestRecord};
 use inferbench_harness::result::{AnyResult, HttpResult, InprocResult};
+use inferbench_harness::rounds::RoundsResult;
 
 use crate::cli::{PlotFormat, ReportArgs};
 
@@ -25,6 +26,37 @@ pub enum Input {
     Http(HttpResult),
     Contrast(Box<ContrastResult>),
     Compare(Comparison),
+    /// An `http --rounds` file, and per target its rounds pooled into one
+    /// served result (the summary's merged points), to be drawn as one.
+    Rounds {
+        result: Box<RoundsResult>,
+        pooled: Vec<(String, HttpResult)>,
+    },
+}
+
+/// Per target, the first round's result with the pooled points of every load.
+fn pooled_targets(r: &RoundsResult) -> Vec<(String, HttpResult)> {
+    r.targets
+        .iter()
+        .enumerate()
+        .filter_map(|(t, target)| {
+            let mut base = target.rounds.first()?.clone();
+            base.points = r
+                .summary
+                .iter()
+                .filter_map(|load| Some(load.targets.get(t)?.pooled.clone()))
+                .collect();
+            base.notes.clear();
+            Some((
+                format!(
+                    "{} (pooled over {} rounds)",
+                    target.url,
+                    target.rounds.len()
+                ),
+                base,
+            ))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +88,15 @@ pub fn read_input(path: &Path) -> Result<Input> {
             format!("{}: a comparison file that does not parse", path.display())
         })?;
         return Ok(Input::Compare(c));
+    }
+    if value.get("mode").and_then(|m| m.as_str()) == Some("rounds") {
+        let r: RoundsResult = serde_json::from_value(value)
+            .with_context(|| format!("{}: a rounds file that does not parse", path.display()))?;
+        let pooled = pooled_targets(&r);
+        return Ok(Input::Rounds {
+            result: Box::new(r),
+            pooled,
+        });
     }
     if value.get("mode").and_then(|m| m.as_str()) == Some("contrast") {
         let c: ContrastResult = serde_json::from_value(value)
@@ -140,6 +181,15 @@ pub fn http_results(sources: &[Source]) -> Vec<(String, &HttpResult)> {
                 .map(|r| (format!("{} (served)", s.label), r)),
             _ => None,
         })
+        .chain(sources.iter().flat_map(|s| {
+            match &s.input {
+                Input::Rounds { pooled, .. } => pooled
+                    .iter()
+                    .map(|(label, r)| (format!("{}: {label}", s.label), r))
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }))
         .collect()
 }
 

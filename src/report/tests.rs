@@ -275,3 +275,16 @@ fn a_bad_requests_log_line_is_named() {
     let e = format!("{:#}", read_log(&path, &[]).unwrap_err());
     assert!(e.contains("no requests"), "{e}");
 }
+
+#[test]
+fn a_rounds_file_is_drawn_as_its_pooled_targets() {
+    let sources = read_sources(&[example("engines/llama-server-vs-vllm-closed.json")]).unwrap();
+    let figures = super::figures::figures(&sources, &[]);
+    let f = figure(&figures, "load-closed");
+    let labels = f.plot.series_labels();
+    assert_eq!(labels.len(), 2, "{labels:?}");
+    assert!(labels[0].contains("pooled over 3 rounds"), "{labels:?}");
+    let page = html::page(&sources, &[], &figures).unwrap();
+    assert!(page.contains("paired by round"));
+    assert!(page.contains("<td>rounds</td>"));
+}
