@@ -13,6 +13,7 @@ use inferbench_harness::inproc::{measure_point, PointSpec};
 use inferbench_harness::result::{
     InprocResult, InprocSettings, Mode, ResultWriter, RunStatus, SCHEMA_VERSION,
 };
+use inferbench_harness::roofline;
 use inferbench_harness::stats::HistogramInfo;
 
 use crate::cli::{InprocArgs, SamplerArg};
@@ -51,6 +52,10 @@ pub struct Sweep {
 /// points' prompt streams are numbered from `first_point` ([`PointSpec::point`]),
 /// so that a caller measuring one sweep in parts draws the prompts a served
 /// run of the whole sweep sends.
+/// Each of the bandwidth probe's three arrays: far beyond the caches here.
+const BANDWIDTH_ARRAY_BYTES: u64 = 64 << 20;
+const BANDWIDTH_REPETITIONS: u32 = 5;
+
 pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let model_path = model::resolve(args.model.clone())?;
     if !model_path.is_file() {
@@ -118,6 +123,29 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let (mut telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, true);
     engine_info.notes.extend(telemetry_note);
     let model_info = provenance::model_info(&model_path, &loaded)?;
+    // What a decode step must read, and the machine's ceiling, measured
+    // before any point so that the probe disturbs none.
+    let traffic = inferbench_models::GgufFile::open(&model_path)
+        .ok()
+        .map(|g| g.decode_traffic());
+    let bandwidth = (args.n_gpu_layers == 0).then(|| {
+        roofline::stream_triad(
+            options.threads,
+            BANDWIDTH_ARRAY_BYTES,
+            BANDWIDTH_REPETITIONS,
+        )
+    });
+    let mut roofline_notes: Vec<String> = traffic
+        .iter()
+        .flat_map(|t| t.notes.iter().map(|n| format!("roofline: {n}")))
+        .collect();
+    if bandwidth.is_none() {
+        roofline_notes.push(
+            "roofline: layers on a GPU; the CPU bandwidth probe does not apply, so no ceiling is given".into(),
+        );
+    }
+    let mut provenance = provenance::provenance(engine_info, Some(model_info));
+    provenance.host.memory_bandwidth = bandwidth.clone();
     let mut result = InprocResult {
         schema_version: SCHEMA_VERSION,
         mode: Mode::Inproc,
@@ -126,7 +154,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         error: None,
         started_at: provenance::now_rfc3339(),
         updated_at: provenance::now_rfc3339(),
-        provenance: provenance::provenance(engine_info, Some(model_info)),
+        provenance,
         settings: InprocSettings {
             model: model_path.display().to_string(),
             prompt_tokens: args.prompt_tokens.0.clone(),
@@ -147,7 +175,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         points: Vec::new(),
         max_rate: None,
         max_concurrency: None,
-        notes: Vec::new(),
+        notes: roofline_notes,
     };
     writer.write(&result)?;
     terminal::print_header(&result.provenance);
@@ -200,6 +228,17 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         match measured {
             Ok(mut point) => {
                 point.telemetry = summary;
+                if let (Some(t), Some(step)) = (&traffic, point.decode_step_ms.as_ref()) {
+                    point.roofline = Some(roofline::decode_roofline(
+                        t.weight_bytes,
+                        t.kv_bytes_per_cell,
+                        point.batch,
+                        point.prompt_tokens,
+                        point.gen_tokens,
+                        step.p50,
+                        bandwidth.as_ref().map(|b| b.best_gb_s),
+                    ));
+                }
                 bar.suspend(|| terminal::print_row(&point));
                 // A point interrupted before its first measured run holds no data.
                 if point.runs > 0 {

@@ -82,7 +82,7 @@ pub fn print_header(provenance: &Provenance) {
 }
 
 /// The columns of the in-process table, terminal and report alike.
-pub const INPROC_HEADER: [&str; 11] = [
+pub const INPROC_HEADER: [&str; 12] = [
     "pp",
     "tg",
     "B",
@@ -94,8 +94,9 @@ pub const INPROC_HEADER: [&str; 11] = [
     "ITL p99 ms",
     "E2E p50 ms",
     "step/llama",
+    "BW %",
 ];
-const INPROC_WIDTHS: [usize; 11] = [6, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10];
+const INPROC_WIDTHS: [usize; 12] = [6, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10, 5];
 
 /// The columns of the served table.
 pub const HTTP_HEADER: [&str; 12] = [
@@ -157,6 +158,11 @@ pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
         cell(&p.itl_ms, p99, 3),
         cell(&p.e2e_ms, p50, 2),
         ratio,
+        // The decode step's share of the memory bandwidth it must use.
+        p.roofline
+            .as_ref()
+            .and_then(|r| r.fraction_of_bandwidth)
+            .map_or_else(|| "-".into(), |f| format!("{:.0}", 100.0 * f)),
     ]
 }
 

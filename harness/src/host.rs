@@ -21,6 +21,7 @@ pub fn host_info() -> HostInfo {
         physical_cores: physical_cores(),
         memory_bytes: sys.total_memory(),
         os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
+        memory_bandwidth: None,
         kernel: System::kernel_version(),
     }
 }

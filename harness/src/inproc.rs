@@ -282,6 +282,7 @@ impl Accumulator {
             engine_counters,
             device_timing,
             telemetry: None,
+            roofline: None,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod merge;
 pub mod metrics;
 pub mod plan;
 pub mod result;
+pub mod roofline;
 pub mod rounds;
 pub mod significance;
 pub mod stats;

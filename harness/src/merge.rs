@@ -423,6 +423,7 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
         engine_counters: None,
         device_timing: None,
         telemetry: None,
+        roofline: None,
     })
 }
 

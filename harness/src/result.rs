@@ -163,6 +163,10 @@ pub struct HostInfo {
     pub memory_bytes: u64,
     pub os: String,
     pub kernel: Option<String>,
+    /// Memory bandwidth measured before an in-process CPU run, the ceiling
+    /// of its decode steps' roofline (absent elsewhere and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bandwidth: Option<crate::roofline::BandwidthProbe>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,6 +237,10 @@ pub struct InprocPoint {
     pub device_timing: Option<DeviceComparison>,
     /// Host, process and GPU readings while the point's measured runs ran.
     pub telemetry: Option<crate::telemetry::TelemetrySummary>,
+    /// The decode step's bytes over its time, against the memory bandwidth
+    /// (absent in older files and without a GGUF to count bytes from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<crate::roofline::Roofline>,
 }
 
 #[derive(Debug, thiserror::Error)]

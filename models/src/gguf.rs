@@ -194,6 +194,17 @@ impl TensorInfo {
     }
 }
 
+/// Bytes a decode step reads: every weight once (the token embedding only
+/// at its rows, unless the output projection is tied to it), and the K and
+/// V of every cell in context, f16.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeTraffic {
+    pub weight_bytes: u64,
+    pub kv_bytes_per_cell: u64,
+    /// What the count assumes.
+    pub notes: Vec<String>,
+}
+
 /// A GGUF file whose header, metadata and tensor table were read and checked.
 #[derive(Debug, Clone)]
 pub struct GgufFile {
@@ -620,6 +631,45 @@ impl GgufFile {
         let arch = self.architecture().ok()?;
         self.get(&format!("{arch}.{suffix}"))
             .and_then(MetaValue::as_u64)
+    }
+
+    /// What one decode step must read from memory, from the tensor table
+    /// and the attention shape (see [`DecodeTraffic`]).
+    pub fn decode_traffic(&self) -> DecodeTraffic {
+        let has_output = self.tensors.iter().any(|t| t.name == "output.weight");
+        let mut notes = Vec::new();
+        if !has_output {
+            notes.push(
+                "no output.weight: the output projection is token_embd.weight (tied), read whole every step"
+                    .to_string(),
+            );
+        }
+        // The embedding table is read only at the rows of the step's tokens,
+        // unless it is also the output projection.
+        let weight_bytes = self
+            .tensors
+            .iter()
+            .filter(|t| !(has_output && t.name == "token_embd.weight"))
+            .map(TensorInfo::byte_size)
+            .sum();
+        let layers = self.arch_u64("block_count").unwrap_or(0);
+        let heads = self.arch_u64("attention.head_count").unwrap_or(0);
+        let kv_heads = self.arch_u64("attention.head_count_kv").unwrap_or(heads);
+        let embedding = self.arch_u64("embedding_length").unwrap_or(0);
+        let head_dim = embedding.checked_div(heads).unwrap_or(0);
+        let key = self.arch_u64("attention.key_length").unwrap_or(head_dim);
+        let value = self.arch_u64("attention.value_length").unwrap_or(head_dim);
+        if let Some(window) = self.arch_u64("attention.sliding_window") {
+            notes.push(format!(
+                "sliding-window layers (window {window}) are counted as reading every cell: exact for contexts up to the window, an overestimate beyond"
+            ));
+        }
+        DecodeTraffic {
+            weight_bytes,
+            // K and V of one cell in every layer, f16 as llama.cpp keeps them.
+            kv_bytes_per_cell: layers * kv_heads * (key + value) * 2,
+            notes,
+        }
     }
 
     pub fn parameter_count(&self) -> u64 {

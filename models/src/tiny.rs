@@ -349,6 +349,37 @@ mod tests {
     }
 
     #[test]
+    fn decode_traffic_counts_every_weight_but_the_embedding_and_f16_kv() {
+        let dir = std::env::temp_dir().join(format!("inferbench-traffic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        let spec = TinySpec::default();
+        write_tiny_model(&path, &spec).unwrap();
+        let gguf = crate::GgufFile::open(&path).unwrap();
+        let t = gguf.decode_traffic();
+        let all: u64 = gguf.tensors.iter().map(|t| t.byte_size()).sum();
+        let embedding = gguf
+            .tensors
+            .iter()
+            .find(|t| t.name == "token_embd.weight")
+            .unwrap()
+            .byte_size();
+        assert_eq!(
+            t.weight_bytes,
+            all - embedding,
+            "output.weight exists: the embedding is read at its rows"
+        );
+        // 2 layers × 2 KV heads × (16 + 16) head dims × 2 bytes.
+        let head = spec.embedding / spec.heads;
+        assert_eq!(
+            t.kv_bytes_per_cell,
+            (spec.layers * spec.kv_heads * 2 * head * 2) as u64
+        );
+        assert!(t.notes.is_empty(), "{:?}", t.notes);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn splitmix_stream_is_fixed() {
         // Pinned so that a change to the generator, which would change every
         // tiny model, cannot go unnoticed.

@@ -264,7 +264,10 @@ fn batch<DB: DrawingBackend>(
         chart.draw_series(curve.points.iter().map(|p| {
             EmptyElement::at((p.latency_p50, p.tok_s))
                 + Text::new(
-                    format!("B={}", p.batch),
+                    match p.bandwidth_fraction {
+                        Some(f) => format!("B={} · {:.0}% BW", p.batch, 100.0 * f),
+                        None => format!("B={}", p.batch),
+                    },
                     (-8, -22),
                     (FONT, 13).into_font().color(&c),
                 )

@@ -91,6 +91,8 @@ pub struct BatchCurve {
 #[derive(Debug, Clone, Copy)]
 pub struct BatchPoint {
     pub batch: u32,
+    /// The decode step's share of the memory bandwidth, when measured.
+    pub bandwidth_fraction: Option<f64>,
     pub latency_p50: f64,
     pub latency_p99: f64,
     pub tok_s: f64,
@@ -262,6 +264,10 @@ pub fn batch_curves(sources: &[(String, &InprocResult)]) -> Vec<BatchCurve> {
                     let (latency_p50, latency_p99) = step_latency(p)?;
                     Some(BatchPoint {
                         batch: p.batch,
+                        bandwidth_fraction: p
+                            .roofline
+                            .as_ref()
+                            .and_then(|r| r.fraction_of_bandwidth),
                         latency_p50,
                         latency_p99,
                         tok_s: p50(&p.decode_tok_s)?,
@@ -649,7 +655,7 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
             id: "batch-curve".into(),
             title: format!("Batch curve: {}", inproc.first().map_or(String::new(), |(_, r)| describe(&r.provenance))),
             caption: format!(
-                "Aggregate decode throughput against the latency of each step, one point per batch size B (sequences decoding together), one curve per prompt length. The knee (Kneedle: the point farthest above the line from the first point to the last, both axes normalized) is where more batching starts to cost more latency than it buys throughput. {}.",
+                "Aggregate decode throughput against the latency of each step, one point per batch size B (sequences decoding together), one curve per prompt length. The knee (Kneedle: the point farthest above the line from the first point to the last, both axes normalized) is where more batching starts to cost more latency than it buys throughput. Where the file has it, each label gives the decode step's share of the measured memory bandwidth (bytes it must read over its time). {}.",
                 knees.join("; ")
             ),
             plot: Plot::Batch(curves),

@@ -261,6 +261,8 @@ fn committed_example_results_fit_the_schemas_and_compare() {
         examples.join("pictures"),
         examples.join("rounds"),
         examples.join("engines"),
+        examples.join("roofline"),
+        examples.join("same-server"),
     ] {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();

@@ -57,6 +57,31 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
         })
         .collect();
     assert_eq!(shapes, [(16, 1), (16, 3), (40, 1), (40, 3)]);
+    // The roofline: the same weights every step, the KV growing with the
+    // batch and the prompt, against a bandwidth measured before the points.
+    let bandwidth = r["provenance"]["host"]["memory_bandwidth"]["best_gb_s"]
+        .as_f64()
+        .expect("a bandwidth probe on a CPU run");
+    assert!(bandwidth > 0.0);
+    let roof = |i: usize, k: &str| points[i]["roofline"][k].as_u64().unwrap();
+    let weights: u64 = inferbench_models::GgufFile::open(tiny_model())
+        .unwrap()
+        .tensors
+        .iter()
+        .filter(|t| t.name != "token_embd.weight")
+        .map(|t| t.byte_size())
+        .sum();
+    assert_eq!(
+        roof(0, "weight_bytes"),
+        weights,
+        "every weight once, the embedding at its rows"
+    );
+    assert_eq!(roof(1, "kv_bytes"), 3 * roof(0, "kv_bytes"));
+    assert!(roof(2, "kv_bytes") > roof(0, "kv_bytes"));
+    for p in points {
+        let f = p["roofline"]["fraction_of_bandwidth"].as_f64().unwrap();
+        assert!(f > 0.0 && f.is_finite(), "{p}");
+    }
     for p in points {
         let (pp, b) = (
             p["prompt_tokens"].as_u64().unwrap(),
