@@ -185,6 +185,39 @@ fn whisker_h(
     ]
 }
 
+type XyChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A full-width chart of two linear axes, its mesh and axis labels drawn.
+fn xy_chart<'a, DB: DrawingBackend + 'a>(
+    root: &'a DrawingArea<DB, Shift>,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<XyChart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        .build_cartesian_2d(x, y)?;
+    chart
+        .configure_mesh()
+        .light_line_style(LIGHT_MESH)
+        .bold_line_style(BOLD_MESH)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style((FONT, 14))
+        .axis_desc_style((FONT, 15))
+        .draw()?;
+    Ok(chart)
+}
+
 /// The legend box every figure draws.
 fn legend<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
@@ -220,22 +253,13 @@ fn batch<DB: DrawingBackend>(
     .unwrap_or((0.0, 1.0));
     let ys =
         min_max(curves.iter().flat_map(|c| c.points.iter().map(|p| p.tok_s))).unwrap_or((0.0, 1.0));
-    let mut chart = ChartBuilder::on(root)
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(padded(xs.0, xs.1, false), padded(ys.0, ys.1, true))?;
-    chart
-        .configure_mesh()
-        .light_line_style(LIGHT_MESH)
-        .bold_line_style(BOLD_MESH)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .x_desc("inter-token latency per step, ms (p50; whisker to p99): decode step + sampling")
-        .y_desc("aggregate decode tok/s (p50 of runs)")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()?;
+    let mut chart = xy_chart(
+        root,
+        padded(xs.0, xs.1, false),
+        padded(ys.0, ys.1, true),
+        "inter-token latency per step, ms (p50; whisker to p99): decode step + sampling",
+        "aggregate decode tok/s (p50 of runs)",
+    )?;
     for (i, curve) in curves.iter().enumerate() {
         let c = color(i);
         let line: Vec<(f64, f64)> = curve
@@ -462,22 +486,13 @@ fn pareto<DB: DrawingBackend>(
             .flat_map(|s| s.points.iter().map(|p| p.per_user)),
     )
     .unwrap_or((0.0, 1.0));
-    let mut chart = ChartBuilder::on(root)
-        .margin(16)
-        .x_label_area_size(48)
-        .y_label_area_size(72)
-        .build_cartesian_2d(padded(xs.0, xs.1, true), padded(ys.0, ys.1, true))?;
-    chart
-        .configure_mesh()
-        .light_line_style(LIGHT_MESH)
-        .bold_line_style(BOLD_MESH)
-        .x_label_formatter(&tick)
-        .y_label_formatter(&tick)
-        .x_desc("total output tok/s (in-process: B × G / E2E; served: output tokens over the point's window)")
-        .y_desc("tok/s per user (1000 / TPOT p50)")
-        .label_style((FONT, 14))
-        .axis_desc_style((FONT, 15))
-        .draw()?;
+    let mut chart = xy_chart(
+        root,
+        padded(xs.0, xs.1, true),
+        padded(ys.0, ys.1, true),
+        "total output tok/s (in-process: B × G / E2E; served: output tokens over the point's window)",
+        "tok/s per user (1000 / TPOT p50)",
+    )?;
     for (i, s) in series.iter().enumerate() {
         let c = color(i);
         let mut line: Vec<(f64, f64)> = s.points.iter().map(|p| (p.total, p.per_user)).collect();
