@@ -579,7 +579,8 @@ pub struct HttpArgs {
 
     /// Closed loop: requests kept in flight, comma separated for a sweep. Closed loops understate
     /// latency under load (a slow server slows the arrivals); use --rate for served-load claims.
-    #[arg(long, value_parser = positive_list("concurrency"), conflicts_with = "rate")]
+    /// With --rate as well, the sweep runs the closed-loop points, then the open-loop ones.
+    #[arg(long, value_parser = positive_list("concurrency"))]
     pub concurrency: Option<PositiveList>,
 
     /// Open loop: requests per second, comma separated for a sweep. Requests go out on a schedule

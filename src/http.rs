@@ -68,45 +68,48 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         }
         None => None,
     };
-    if let Some(rates) = search_start.or_else(|| args.rate.as_ref().map(|r| r.0.clone())) {
-        return Ok(rates
-            .iter()
-            .map(|&rate| {
-                let load = Load::Open {
-                    rate,
-                    arrival,
-                    max_inflight: args.max_inflight,
-                };
-                let description = LoadDescription {
-                    kind: "open".into(),
-                    concurrency: None,
-                    rate: Some(rate),
-                    arrival: Some(arrival_name.into()),
-                    burstiness: args.burstiness,
-                    max_inflight: Some(args.max_inflight),
-                };
-                (load, description)
-            })
-            .collect());
-    }
-    let concurrencies = args
-        .concurrency
-        .as_ref()
-        .map_or_else(|| vec![1], |c| c.0.clone());
-    Ok(concurrencies
-        .into_iter()
-        .map(|concurrency| {
-            let description = LoadDescription {
-                kind: "closed".into(),
-                concurrency: Some(concurrency),
-                rate: None,
-                arrival: None,
-                burstiness: None,
-                max_inflight: None,
-            };
-            (Load::Closed { concurrency }, description)
-        })
-        .collect())
+    let open: Vec<(Load, LoadDescription)> =
+        match search_start.or_else(|| args.rate.as_ref().map(|r| r.0.clone())) {
+            Some(rates) => rates
+                .iter()
+                .map(|&rate| {
+                    let load = Load::Open {
+                        rate,
+                        arrival,
+                        max_inflight: args.max_inflight,
+                    };
+                    let description = LoadDescription {
+                        kind: "open".into(),
+                        concurrency: None,
+                        rate: Some(rate),
+                        arrival: Some(arrival_name.into()),
+                        burstiness: args.burstiness,
+                        max_inflight: Some(args.max_inflight),
+                    };
+                    (load, description)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+    // Both given: the closed-loop points, then the open-loop ones, in one
+    // sweep (as an engine-against-engine comparison wants both).
+    let concurrencies = match (&args.concurrency, open.is_empty()) {
+        (Some(c), _) => c.0.clone(),
+        (None, true) => vec![1],
+        (None, false) => Vec::new(),
+    };
+    let closed = concurrencies.into_iter().map(|concurrency| {
+        let description = LoadDescription {
+            kind: "closed".into(),
+            concurrency: Some(concurrency),
+            rate: None,
+            arrival: None,
+            burstiness: None,
+            max_inflight: None,
+        };
+        (Load::Closed { concurrency }, description)
+    });
+    Ok(closed.chain(open).collect())
 }
 
 /// Token-id prompts: the vocabulary they are drawn from and the model file

@@ -107,8 +107,19 @@ fn interpolate(points: &[(f64, Expected)], x: f64) -> Option<Expected> {
 /// `target_rate` requests per second, keeping `headroom` (0.3: plan each
 /// replica at 70% of its capacity).
 pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> Plan {
+    let mut advice = Vec::new();
+    // One curve: a sweep of both kinds is planned from its open-loop
+    // points, whose rates are the traffic a replica is offered.
+    let mixed = points.iter().any(|p| p.load.kind == "open")
+        && points.iter().any(|p| p.load.kind != "open");
+    if mixed {
+        advice.push(
+            "the file has closed- and open-loop points: planned from the open-loop ones".into(),
+        );
+    }
     let mut measured: Vec<&HttpPoint> = points
         .iter()
+        .filter(|p| !mixed || p.load.kind == "open")
         .filter(|p| p.requests.succeeded > 0 && p.request_throughput_req_s > 0.0)
         .collect();
     measured.sort_by(|a, b| {
@@ -118,7 +129,6 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
     let passing_prefix = measured.iter().take_while(|p| meets_slo(p, &slo)).count();
     let capacity = passing_prefix.checked_sub(1).map(|i| measured[i]);
     let failing = measured.get(passing_prefix).copied();
-    let mut advice = Vec::new();
     let rate = |p: &HttpPoint| p.request_throughput_req_s;
     match (capacity, failing) {
         (Some(c), Some(f)) => advice.push(format!(
@@ -316,6 +326,17 @@ mod tests {
             "{:?}",
             p.advice
         );
+    }
+
+    #[test]
+    fn a_mixed_sweep_is_planned_from_its_open_loop_points() {
+        let mut closed = point(50.0, 100.0);
+        closed.load.kind = "closed".into();
+        closed.load.concurrency = Some(8);
+        let sweep = [closed, point(1.0, 100.0), point(2.0, 900.0)];
+        let p = plan(&sweep, slo(), 5.0, 0.0);
+        assert_eq!(p.capacity_req_s, Some(1.0));
+        assert!(p.advice[0].contains("open-loop ones"), "{:?}", p.advice);
     }
 
     #[test]

@@ -467,6 +467,45 @@ fn rounds_alternate_targets_on_shared_prompts_and_pair_them() {
     assert_eq!(versus["verdict"], "worse", "{versus}");
     assert_eq!(versus["per_round"].as_array().unwrap().len(), 3);
     assert!(stdout(&o).contains("paired by round"), "{}", stdout(&o));
+
+    // Closed and open loop in one command: both kinds in every run and in
+    // the summary.
+    let both = dir.path().join("both.json");
+    let o = bin()
+        .args([
+            "http",
+            "--url",
+            &fast.url(),
+            "--url",
+            &slow.url(),
+            "--rounds",
+            "2",
+        ])
+        .args([
+            "--concurrency",
+            "1",
+            "--rate",
+            "50",
+            "--num-requests",
+            "4",
+            "--warmup",
+            "0",
+        ])
+        .args(["--workload", "fixed:16:4", "--ignore-eos", "--no-telemetry"])
+        .arg("--out")
+        .arg(&both)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&both);
+    assert_valid_rounds(&r);
+    let loads: Vec<&str> = r["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["load"].as_str().unwrap())
+        .collect();
+    assert_eq!(loads, ["c=1", "50 req/s"]);
 }
 
 #[test]
