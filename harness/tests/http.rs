@@ -629,6 +629,14 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
     .unwrap();
     let client = client(&server, Endpoint::Completions, None);
     assert_eq!(client.preconnect(8).await, 8);
+    // A probe whose response arrived early can hand its connection to a
+    // probe still connecting; that probe's own connection then completes in
+    // the background and joins the pool (hyper-util does so), which under
+    // load may take a moment after preconnect returns.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.connections() < 8 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(server.connections(), 8);
     let (records, _) = measure(
         client,
