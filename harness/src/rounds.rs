@@ -214,6 +214,11 @@ pub fn summarize(targets: &[TargetRuns], level: f64) -> Vec<LoadSummary> {
                     .map(|(_, p)| metric_value(p, metric))
                     .collect();
                 let values: Vec<f64> = per_round.iter().flatten().copied().collect();
+                // No round measured it (every request failed): a NaN mean
+                // would be written as null and not read back.
+                if values.is_empty() {
+                    continue;
+                }
                 let (mean, cv, t) = t_interval(&values, level);
                 let seed = (li as u64) << 16 | (ti as u64) << 8 | mi as u64;
                 let pooled_sample =
@@ -247,6 +252,9 @@ pub fn summarize(targets: &[TargetRuns], level: f64) -> Vec<LoadSummary> {
                     .zip(&base_rounds)
                     .filter_map(|(a, b)| Some((*a)? - (*b)?))
                     .collect();
+                if paired.is_empty() {
+                    continue;
+                }
                 let (mean, _, t) = t_interval(&paired, level);
                 let base_values: Vec<f64> = base_rounds.iter().flatten().copied().collect();
                 let (base_mean, _, _) = t_interval(&base_values, level);
