@@ -472,6 +472,84 @@ fn burstiness(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// One value for every point, one per load level, or a multiple of each
+/// point's load.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerLoad<T> {
+    All(T),
+    Each(Vec<T>),
+    TimesLoad(f64),
+}
+
+impl<T: Clone> PerLoad<T> {
+    /// The value of the point at `position` of the sweep whose load is
+    /// `load` (requests in flight, or requests per second), `times` turning
+    /// a multiple of the load into a value.
+    pub fn at(&self, position: usize, load: f64, times: impl Fn(f64) -> T) -> Option<T> {
+        match self {
+            PerLoad::All(v) => Some(v.clone()),
+            PerLoad::Each(list) => list.get(position).cloned(),
+            PerLoad::TimesLoad(k) => Some(times(k * load)),
+        }
+    }
+
+    pub fn len(&self) -> Option<usize> {
+        match self {
+            PerLoad::Each(list) => Some(list.len()),
+            _ => None,
+        }
+    }
+}
+
+fn request_counts(s: &str) -> Result<PerLoad<u64>, String> {
+    let s = s.trim();
+    if let Some(k) = s.strip_suffix('x') {
+        let k: f64 = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{s}': a multiple of the load is a number and x, e.g. 5x"))?;
+        if !(k.is_finite() && k > 0.0 && k <= 1e6) {
+            return Err(format!(
+                "'{s}': the multiple must be above 0 and at most 1e6"
+            ));
+        }
+        return Ok(PerLoad::TimesLoad(k));
+    }
+    let mut counts = Vec::new();
+    for item in s.split(',') {
+        let item = item.trim();
+        let n: u64 = item
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("'{item}' is not a positive request count"))?;
+        counts.push(n);
+    }
+    Ok(match counts.as_slice() {
+        [one] => PerLoad::All(*one),
+        _ => PerLoad::Each(counts),
+    })
+}
+
+fn durations(s: &str) -> Result<PerLoad<Duration>, String> {
+    let list = s.split(',').map(duration).collect::<Result<Vec<_>, _>>()?;
+    Ok(match list.as_slice() {
+        [one] => PerLoad::All(*one),
+        _ => PerLoad::Each(list),
+    })
+}
+
+fn trace_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number"))?;
+    if !(v.is_finite() && (1e-3..=1e6).contains(&v)) {
+        return Err(format!("{v} is outside 0.001 to 1000000"));
+    }
+    Ok(v)
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("'{s}' is not a duration like 500ms, 30s or 2m ({e})"))?;
@@ -617,13 +695,37 @@ pub struct HttpArgs {
     #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_inflight: u32,
 
-    /// Measured requests per point (default 100 unless --duration is given).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub num_requests: Option<u64>,
+    /// Measured requests per point (default 100 unless --duration is given): one count for
+    /// every point, a list with one count per load level (as many as --concurrency and --rate
+    /// values together, e.g. `--concurrency 1,50,300 --num-requests 5,200,1500`), or a multiple
+    /// of the load (`5x`: 5 requests per request in flight, or 5 seconds' worth of an open-loop
+    /// rate). With a multi-turn workload it counts conversations.
+    #[arg(long, value_parser = request_counts)]
+    pub num_requests: Option<PerLoad<u64>>,
 
-    /// Time per point (e.g. 60s); with --num-requests, whichever ends first.
-    #[arg(long, value_parser = duration)]
-    pub duration: Option<Duration>,
+    /// Time per point (e.g. 60s), or a list with one per load level (30s,60s,120s); with
+    /// --num-requests, whichever ends first.
+    #[arg(long, value_parser = durations)]
+    pub duration: Option<PerLoad<Duration>>,
+
+    /// Continue the sweep of a partial result file (interrupted, failed, or cut short): its
+    /// completely measured points are kept, the rest are run, into the same file unless --out
+    /// says otherwise. The file's settings must equal this run's (the first that differs is
+    /// named); its prompt seed is kept, and the points still to run draw prompts no earlier
+    /// point sent, so the server's prefix cache cannot serve them.
+    #[arg(long, value_name = "FILE.json")]
+    pub resume: Option<PathBuf>,
+
+    /// Also write each point in the result format of `vllm bench serve --save-result`
+    /// (vLLM 0.32's keys: completed, request_throughput, mean_ttft_ms, p99_e2el_ms, ...), so
+    /// scripts that read vLLM's files read these: FILE itself for a one-point run, else
+    /// FILE's stem with the point's load (`out.c8.json`, `out.rate2.json`).
+    #[arg(long, value_name = "FILE.json")]
+    pub export_vllm: Option<PathBuf>,
+
+    /// Replay speed of a `trace:` workload: 2 sends it twice as fast (gaps halved).
+    #[arg(long, default_value_t = 1.0, value_parser = trace_speed)]
+    pub trace_speed: f64,
 
     /// Warm-up requests before each point, never counted.
     #[arg(long, default_value_t = 2)]
@@ -686,6 +788,20 @@ pub struct HttpArgs {
     /// Also read GPU telemetry through NVML (for a server on this machine).
     #[arg(long)]
     pub gpu_telemetry: bool,
+
+    /// Sample the server's Prometheus metrics during every point, about once
+    /// a second, on a thread of their own: gauges (requests running and
+    /// waiting, KV-cache use) as mean and max, counters as their change over
+    /// the point, histograms (queue time, server-side TTFT, ...) as
+    /// bucket-estimated quantiles of the point's observations, every series
+    /// under the server's own name. URL default: the server's /metrics
+    /// (llama-server needs --metrics; vLLM always has it).
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    pub server_metrics: Option<String>,
+
+    /// Time between two scrapes of --server-metrics.
+    #[arg(long, default_value = "1s", value_parser = duration, value_name = "DURATION")]
+    pub server_metrics_interval: Duration,
 
     /// Do not sample host and client-process telemetry during points.
     #[arg(long, conflicts_with = "gpu_telemetry")]

@@ -16,6 +16,7 @@ use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOp
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestLogLine, Slo};
 use inferbench_harness::http::runtime::ClientRuntime;
+use inferbench_harness::http::server_metrics::{self, Sampler};
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::plan::{meets_slo, next_probe};
@@ -24,9 +25,10 @@ use inferbench_harness::result::{
     MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
 };
 use inferbench_harness::stats::HistogramInfo;
+use inferbench_harness::vllm_export::VllmExport;
 use inferbench_harness::workload::{Phase, PromptStream};
 
-use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs, SloSpec};
+use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs, PerLoad, SloSpec};
 use crate::progress::PointProgress;
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, provenance, terminal, EXIT_INTERRUPTED};
@@ -85,6 +87,7 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
                         arrival: Some(arrival_name.into()),
                         burstiness: args.burstiness,
                         max_inflight: Some(args.max_inflight),
+                        trace_speed: None,
                     };
                     (load, description)
                 })
@@ -106,6 +109,7 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
             arrival: None,
             burstiness: None,
             max_inflight: None,
+            trace_speed: None,
         };
         (Load::Closed { concurrency }, description)
     });
@@ -158,7 +162,7 @@ pub fn run(args: HttpArgs) -> Result<ExitCode> {
 /// as it goes. Any error after the file was first written leaves it final,
 /// `failed` with the error.
 pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
-    let loads = loads(args)?;
+    let mut loads = loads(args)?;
     if tokens.is_some() && args.endpoint == EndpointArg::Chat {
         return Err(usage(
             "--token-ids-from sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)",
@@ -169,6 +173,36 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         None => None,
     };
     let mut workload = Workload::parse(&args.workload).map_err(|e| usage(e.to_string()))?;
+    workload
+        .check_endpoint(args.endpoint == EndpointArg::Chat)
+        .map_err(|e| usage(e.to_string()))?;
+    let trace_length = workload.trace().map(|t| t.entries.len() as u64);
+    if trace_length.is_some() {
+        if args.concurrency.is_some()
+            || args.rate.is_some()
+            || args.find_max_rate.is_some()
+            || args.find_max_concurrency.is_some()
+        {
+            return Err(usage(
+                "--workload trace: replays the trace on its own send times; drop --concurrency, --rate and the searches (--trace-speed scales the times)",
+            ));
+        }
+        loads = vec![(
+            Load::Trace {
+                speed: args.trace_speed,
+                max_inflight: args.max_inflight,
+            },
+            LoadDescription {
+                kind: "trace".into(),
+                concurrency: None,
+                rate: None,
+                arrival: None,
+                burstiness: None,
+                max_inflight: Some(args.max_inflight),
+                trace_speed: Some(args.trace_speed),
+            },
+        )];
+    }
     if let Some(t) = &tokenizer {
         workload = workload.with_tokenizer(t.clone());
     }
@@ -179,16 +213,18 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     if let Some(vocab) = token_vocab {
         workload = workload.with_token_ids(vocab).context("--token-ids-from")?;
     }
-    let prompt_seed = args.prompt_seed.unwrap_or_else(rand_seed);
-    let workload = Arc::new(workload);
-    let limits = Limits {
-        num_requests: args.num_requests.or(if args.duration.is_none() {
-            Some(100)
-        } else {
-            None
-        }),
-        duration: args.duration,
+    let resume = match &args.resume {
+        Some(path) => Some(Resume::read(path)?),
+        None => None,
     };
+    let prompt_seed = args
+        .prompt_seed
+        .or(resume.as_ref().and_then(|r| r.prompt_seed))
+        .unwrap_or_else(rand_seed);
+    let workload = Arc::new(workload);
+    let searching = args.find_max_rate.is_some() || args.find_max_concurrency.is_some();
+    // A trace runs whole unless told otherwise.
+    let limits = LimitsPlan::new(args, loads.len(), searching, trace_length.unwrap_or(100))?;
     let api_key = std::env::var(&args.api_key_env)
         .ok()
         .filter(|k| !k.is_empty());
@@ -196,6 +232,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     let out_path = args
         .out
         .clone()
+        .or_else(|| args.resume.clone())
         .unwrap_or_else(|| terminal::default_result_path("http"));
 
     let runtime = ClientRuntime::new(args.client_threads, args.busy_poll)
@@ -211,7 +248,8 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         api_key,
         timeout: args.timeout,
         ignore_eos: args.ignore_eos,
-        keep_text: tokenizer.is_some(),
+        // A conversation's history carries the server's own replies.
+        keep_text: tokenizer.is_some() || workload.is_multi_turn(),
         tls: TlsOptions {
             ca_certs: args.ca_cert.clone(),
             insecure: args.insecure,
@@ -231,6 +269,33 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
             })?;
     }
     let client = Arc::new(HttpClient::new(config.clone())?);
+    let mut run_notes = Vec::new();
+    let metrics = match &args.server_metrics {
+        None => None,
+        Some(url) => {
+            let url = if url.is_empty() {
+                probe.url("/metrics")
+            } else {
+                url.clone()
+            };
+            match server_metrics::probe(&config, &url) {
+                Ok(_) => Some(MetricsPlan {
+                    url,
+                    interval: args.server_metrics_interval,
+                    config: config.clone(),
+                }),
+                Err(e) => {
+                    let note = format!(
+                        "--server-metrics: {e}; the run goes on without the server's metrics \
+                         (llama-server exposes them with --metrics)"
+                    );
+                    eprintln!("warning: {note}");
+                    run_notes.push(note);
+                    None
+                }
+            }
+        }
+    };
 
     if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
@@ -290,8 +355,10 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
             api_key_env: args.api_key_env.clone(),
             api_key_present: config.api_key.is_some(),
             workload: workload.name(),
-            num_requests: limits.num_requests,
-            duration_s: limits.duration.map(|d| d.as_secs_f64()),
+            num_requests: limits.same_count(),
+            duration_s: limits.same_duration().map(|d| d.as_secs_f64()),
+            num_requests_per_load: limits.count_spec(),
+            duration_per_load: limits.duration_spec(),
             warmup: args.warmup,
             seed: args.seed,
             prompt_seed: Some(prompt_seed),
@@ -312,24 +379,44 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
                 .collect(),
             insecure_tls: args.insecure,
             tokenizer: args.tokenizer.as_ref().map(|p| p.display().to_string()),
+            server_metrics: metrics.as_ref().map(|m| m.url.clone()),
         },
         histogram: HistogramInfo::current(),
         points: Vec::new(),
         max_rate: None,
         max_concurrency: None,
-        notes: Vec::new(),
+        notes: run_notes,
     };
+    let mut kept = std::collections::VecDeque::new();
+    let mut next_point = 0;
+    if let (Some(resume), Some(path)) = (resume, &args.resume) {
+        resume.check_settings(path, &result.settings)?;
+        if !searching {
+            resume.check_loads(path, &loads)?;
+        }
+        next_point = resume.next_stream;
+        result.notes.push(format!(
+            "resumed from {}: {} finished points kept, the rest measured on prompt streams from {} on",
+            path.display(),
+            resume.points.len(),
+            next_point
+        ));
+        kept = resume.points.into();
+    }
     save(&writer, &mut result, args.csv.as_deref())?;
     terminal::print_http_header(&result);
 
+    let planned = (!searching).then_some(loads.len());
     let mut session = Session {
         runtime,
         client,
         workload,
         limits,
+        position: 0,
         seed: args.seed,
         prompt_seed,
-        next_point: 0,
+        next_point,
+        kept,
         warmup: args.warmup,
         slo: slo.unwrap_or_default(),
         interrupt: interrupt::flag(),
@@ -340,9 +427,12 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         failed_requests: 0,
         tokenizer,
         telemetry,
+        metrics,
+        export_vllm: args.export_vllm.clone().map(|path| VllmExportPlan {
+            path,
+            one_point: planned == Some(1),
+        }),
     };
-    let searching = args.find_max_rate.is_some() || args.find_max_concurrency.is_some();
-    let planned = (!searching).then_some(loads.len());
     let measured = match (args.find_max_rate, args.find_max_concurrency) {
         (_, Some(start)) => search_max_concurrency(&mut session, start, &loads[0].1)
             .map(|search| session.result.max_concurrency = Some(search)),
@@ -401,6 +491,222 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     Ok(Sweep { result, exit })
 }
 
+/// The finished part of a partial result file, to be continued.
+struct Resume {
+    settings: HttpSettings,
+    prompt_seed: Option<u64>,
+    /// Its completely measured points, in order.
+    points: Vec<HttpPoint>,
+    /// The first prompt stream no point of the file (nor a warm-up of a point
+    /// that never finished) can have used.
+    next_stream: u32,
+}
+
+impl Resume {
+    fn read(path: &Path) -> Result<Resume> {
+        let file = match inferbench_harness::result::AnyResult::read(path)
+            .with_context(|| format!("--resume {}", path.display()))?
+        {
+            inferbench_harness::result::AnyResult::Http(r) => r,
+            inferbench_harness::result::AnyResult::Inproc(_) => {
+                return Err(usage(format!(
+                    "--resume {}: an inproc result; resume an http one",
+                    path.display()
+                )))
+            }
+        };
+        let streams: Option<Vec<u32>> = file.points.iter().map(|p| p.prompt_stream).collect();
+        // Without stream numbers (older files) the prompt seed cannot tell
+        // used prompts from new ones: a fresh seed then keeps every new
+        // prompt unseen.
+        let (prompt_seed, next_stream) = match (streams, file.settings.prompt_seed) {
+            (Some(streams), Some(seed)) => {
+                // The point after the last recorded one may have sent
+                // warm-ups and been dropped with no measured request.
+                (Some(seed), streams.iter().max().map_or(0, |m| m + 2))
+            }
+            _ => (None, 0),
+        };
+        let points = file
+            .points
+            .iter()
+            .take_while(|p| p.complete)
+            .cloned()
+            .collect();
+        Ok(Resume {
+            settings: file.settings,
+            prompt_seed,
+            points,
+            next_stream,
+        })
+    }
+
+    /// The first setting in which this run differs from the file's.
+    fn check_settings(&self, path: &Path, now: &HttpSettings) -> Result<()> {
+        let as_map = |s: &HttpSettings| match serde_json::to_value(s) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => serde_json::Map::new(),
+        };
+        let (before, now) = (as_map(&self.settings), as_map(now));
+        let mut keys: Vec<&String> = before.keys().chain(now.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            // The seed of prompt content is the file's unless given anew.
+            if key == "prompt_seed" {
+                continue;
+            }
+            let (b, n) = (before.get(key), now.get(key));
+            let null = serde_json::Value::Null;
+            if b.unwrap_or(&null) != n.unwrap_or(&null) {
+                return Err(usage(format!(
+                    "--resume {}: its settings.{key} is {}, this run's is {}; resume with the same flags",
+                    path.display(),
+                    b.unwrap_or(&null),
+                    n.unwrap_or(&null)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The kept points must be the first loads of this run's sweep.
+    fn check_loads(&self, path: &Path, loads: &[(Load, LoadDescription)]) -> Result<()> {
+        if self.points.len() > loads.len() {
+            return Err(usage(format!(
+                "--resume {}: it has {} finished points, this run plans {}",
+                path.display(),
+                self.points.len(),
+                loads.len()
+            )));
+        }
+        for (i, (point, (_, planned))) in self.points.iter().zip(loads).enumerate() {
+            if point.load != *planned {
+                return Err(usage(format!(
+                    "--resume {}: its point {} is {}, this run's is {}; resume with the same loads",
+                    path.display(),
+                    i + 1,
+                    point.load.label(),
+                    planned.label()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How long each point runs: `--num-requests` and `--duration`, each one
+/// value for all points, one per load level, or a multiple of the load.
+struct LimitsPlan {
+    counts: Option<PerLoad<u64>>,
+    durations: Option<PerLoad<Duration>>,
+}
+
+impl LimitsPlan {
+    fn new(
+        args: &HttpArgs,
+        loads: usize,
+        searching: bool,
+        default_count: u64,
+    ) -> Result<LimitsPlan> {
+        let check = |flag: &str, len: Option<usize>| {
+            match len {
+            Some(_) if searching => Err(usage(format!(
+                "{flag}: a list gives one value per load level; a search chooses its loads as it goes (give one value)"
+            ))),
+            Some(n) if n != loads => Err(usage(format!(
+                "{flag}: {n} values for {loads} load levels (--concurrency and --rate values together)"
+            ))),
+            _ => Ok(()),
+        }
+        };
+        check(
+            "--num-requests",
+            args.num_requests.as_ref().and_then(PerLoad::len),
+        )?;
+        check("--duration", args.duration.as_ref().and_then(PerLoad::len))?;
+        let counts = args.num_requests.clone().or(if args.duration.is_none() {
+            Some(PerLoad::All(default_count))
+        } else {
+            None
+        });
+        Ok(LimitsPlan {
+            counts,
+            durations: args.duration.clone(),
+        })
+    }
+
+    /// The limits of the point at `position` of the sweep.
+    fn at(&self, position: usize, load: Load) -> Limits {
+        let size = match load {
+            Load::Closed { concurrency } => f64::from(concurrency),
+            Load::Open { rate, .. } => rate,
+            Load::Trace { .. } => 1.0,
+        };
+        Limits {
+            num_requests: self
+                .counts
+                .as_ref()
+                .and_then(|c| c.at(position, size, |n| (n.ceil() as u64).max(1))),
+            duration: self
+                .durations
+                .as_ref()
+                .and_then(|d| d.at(position, size, Duration::from_secs_f64)),
+        }
+    }
+
+    fn same_count(&self) -> Option<u64> {
+        match self.counts {
+            Some(PerLoad::All(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn same_duration(&self) -> Option<Duration> {
+        match self.durations {
+            Some(PerLoad::All(d)) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn count_spec(&self) -> Option<String> {
+        match &self.counts {
+            Some(PerLoad::Each(list)) => Some(
+                list.iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Some(PerLoad::TimesLoad(k)) => Some(format!("{k}x")),
+            _ => None,
+        }
+    }
+
+    fn duration_spec(&self) -> Option<String> {
+        match &self.durations {
+            Some(PerLoad::Each(list)) => Some(
+                list.iter()
+                    .map(|d| humantime::format_duration(*d).to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Local time as vLLM dates its results, `%Y%m%d-%H%M%S` (UTC here).
+fn vllm_date() -> String {
+    let rfc = provenance::now_rfc3339();
+    // 2026-12-02T05:25:07Z -> 20261202-052507
+    let digits: String = rfc.chars().take(19).filter(char::is_ascii_digit).collect();
+    if digits.len() == 14 {
+        format!("{}-{}", &digits[..8], &digits[8..])
+    } else {
+        digits
+    }
+}
+
 /// A prompt seed nobody chose: the clock's nanoseconds and the process id.
 pub fn rand_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -414,11 +720,16 @@ struct Session {
     runtime: ClientRuntime,
     client: Arc<HttpClient>,
     workload: Arc<Workload>,
-    limits: Limits,
+    limits: LimitsPlan,
+    /// Points measured (or kept from --resume) so far: the next one's place
+    /// in the sweep, for per-load request counts.
+    position: usize,
     seed: u64,
     prompt_seed: u64,
     /// Points measured or attempted so far: the next point's prompt streams.
     next_point: u32,
+    /// Finished points of the `--resume` file still to be taken, in order.
+    kept: std::collections::VecDeque<HttpPoint>,
     warmup: u64,
     slo: Slo,
     interrupt: Arc<AtomicBool>,
@@ -429,6 +740,45 @@ struct Session {
     failed_requests: u64,
     tokenizer: Option<Arc<Tokenizer>>,
     telemetry: PointTelemetry,
+    metrics: Option<MetricsPlan>,
+    export_vllm: Option<VllmExportPlan>,
+}
+
+/// Where each point goes in vLLM's result format (`--export-vllm`).
+struct VllmExportPlan {
+    path: std::path::PathBuf,
+    /// The run measures one point: it goes to `path` itself.
+    one_point: bool,
+}
+
+impl VllmExportPlan {
+    /// `out.json` for a one-point run, else `out.c8.json`, `out.rate2.json`.
+    fn path_for(&self, load: &LoadDescription) -> std::path::PathBuf {
+        if self.one_point {
+            return self.path.clone();
+        }
+        let tag = match (load.concurrency, load.rate) {
+            (Some(c), _) => format!("c{c}"),
+            (_, Some(r)) => format!("rate{r}"),
+            _ => "point".into(),
+        };
+        let stem = self
+            .path
+            .file_stem()
+            .map_or_else(|| "vllm".into(), |s| s.to_string_lossy().into_owned());
+        let ext = self
+            .path
+            .extension()
+            .map_or_else(|| "json".into(), |e| e.to_string_lossy().into_owned());
+        self.path.with_file_name(format!("{stem}.{tag}.{ext}"))
+    }
+}
+
+/// Where and how often the server's metrics are scraped.
+struct MetricsPlan {
+    url: String,
+    interval: Duration,
+    config: ClientConfig,
 }
 
 impl Session {
@@ -443,7 +793,7 @@ impl Session {
         let count = self.warmup;
         let concurrency = match load {
             Load::Closed { concurrency } => concurrency,
-            Load::Open { .. } => 1,
+            Load::Open { .. } | Load::Trace { .. } => 1,
         };
         let plan = PointPlan {
             load: Load::Closed {
@@ -481,10 +831,28 @@ impl Session {
     /// Warm-up, then one measured point: logged, saved every second while it
     /// runs, appended to the result and saved when it ends.
     fn measure(&mut self, load: Load, description: &LoadDescription) -> Result<HttpPoint> {
-        let point = self.next_point;
+        if let Some(kept) = self.kept.pop_front() {
+            if kept.load != *description {
+                bail!(
+                    "--resume: the file's point {} is {}, where this run measures {}",
+                    self.result.points.len() + 1,
+                    kept.load.label(),
+                    description.label()
+                );
+            }
+            self.position += 1;
+            self.failed_requests += kept.requests.failed;
+            terminal::print_http_row(&kept, self.metrics.is_some());
+            println!("  (kept from the resumed file)");
+            self.result.points.push(kept.clone());
+            save(&self.writer, &mut self.result, self.csv.as_deref())?;
+            return Ok(kept);
+        }
+        let stream_index = self.next_point;
         self.next_point += 1;
-        let stream =
-            |phase| PromptStream::new(self.seed, point, phase).with_content_seed(self.prompt_seed);
+        let stream = |phase| {
+            PromptStream::new(self.seed, stream_index, phase).with_content_seed(self.prompt_seed)
+        };
         if self.warmup > 0 {
             let warm = self.run_warmup(load, stream(Phase::Warmup));
             if let Some(message) = warm {
@@ -499,14 +867,23 @@ impl Session {
                 Load::Open {
                     rate, max_inflight, ..
                 } => (rate.ceil() as u32).clamp(1, max_inflight),
+                Load::Trace { max_inflight, .. } => 8.min(max_inflight),
             };
             self.runtime.block_on(self.client.preconnect(connections))
         });
+        let limits = self.limits.at(self.position, load);
+        self.position += 1;
         let point_index = self.result.points.len();
+        // Its first scrape, the baseline of every counter, is taken before
+        // the point's first request.
+        let sampler = self
+            .metrics
+            .as_ref()
+            .and_then(|m| Sampler::start(&m.config, &m.url, m.interval).ok());
         let start = Instant::now();
         let plan = PointPlan {
             load,
-            limits: self.limits,
+            limits,
             seed: self.seed,
             prompts: stream(Phase::Measured),
             start,
@@ -515,7 +892,8 @@ impl Session {
         let mut last_save = Instant::now();
         let mut io_error: Option<anyhow::Error> = None;
         let (result, writer, log) = (&self.result, &self.writer, &mut self.log);
-        let mut progress = PointProgress::new(description.label(), self.limits.num_requests);
+        let mut progress = PointProgress::new(description.label(), limits.num_requests);
+        let mut vllm = self.export_vllm.as_ref().map(|_| VllmExport::new());
         self.telemetry.start();
         let end = self.runtime.block_on(run_point(
             self.client.clone(),
@@ -525,6 +903,9 @@ impl Session {
             |completed| {
                 let record = acc.add(completed);
                 progress.record(&record);
+                if let Some(v) = vllm.as_mut() {
+                    v.add(&record);
+                }
                 if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
                     let line = serde_json::to_string(&RequestLogLine {
                         point: point_index,
@@ -551,6 +932,7 @@ impl Session {
             },
         ));
         let telemetry = self.telemetry.stop();
+        let server_metrics = sampler.map(Sampler::stop);
         progress.finish();
         if let Some(e) = io_error {
             return Err(e);
@@ -559,15 +941,27 @@ impl Session {
             log.flush().context("writing --requests-log")?;
         }
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
+        point.prompt_stream = Some(stream_index);
+        point.num_requests_planned = limits.num_requests;
+        point.duration_planned_s = limits.duration.map(|d| d.as_secs_f64());
         point.telemetry = telemetry;
+        point.server_metrics = server_metrics;
         point.client.preconnected = preconnected;
         if let Some(server) = self.result.provenance.server.as_mut() {
             if server.system_fingerprint.is_none() {
                 server.system_fingerprint = acc.system_fingerprint().map(str::to_string);
             }
         }
+        if let (Some(plan), Some(v)) = (&self.export_vllm, &vllm) {
+            let path = plan.path_for(&point.load);
+            let date = vllm_date();
+            let json = v.finish(&point, &self.result.settings, &date);
+            let text = serde_json::to_string_pretty(&json).context("--export-vllm")?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("--export-vllm {}: cannot write", path.display()))?;
+        }
         self.failed_requests += point.requests.failed;
-        terminal::print_http_row(&point);
+        terminal::print_http_row(&point, self.metrics.is_some());
         for note in point_notes(&point, self.workload.sends_token_ids()) {
             eprintln!("warning: {note}");
             self.result.notes.push(note);

@@ -115,6 +115,51 @@ pub const HTTP_HEADER: [&str; 12] = [
 ];
 const HTTP_WIDTHS: [usize; 12] = [12, 9, 11, 11, 10, 10, 11, 10, 9, 8, 9, 10];
 
+/// The columns a run with `--server-metrics` adds: the server's own queue
+/// time, the requests it kept waiting and its KV-cache use, beside the
+/// client's TTFT.
+pub const SERVER_HEADER: [&str; 3] = ["queue p50 ms", "waiting max", "KV % max"];
+const SERVER_WIDTHS: [usize; 3] = [12, 11, 8];
+
+fn http_header(with_server: bool) -> (Vec<String>, Vec<usize>) {
+    let mut header: Vec<String> = HTTP_HEADER.map(String::from).to_vec();
+    let mut widths = HTTP_WIDTHS.to_vec();
+    if with_server {
+        header.extend(SERVER_HEADER.map(String::from));
+        widths.extend(SERVER_WIDTHS);
+    }
+    (header, widths)
+}
+
+/// The server-metrics cells of a point: "-" for what its server does not
+/// expose.
+fn server_cells(p: &HttpPoint) -> [String; 3] {
+    let headline = p.server_metrics.as_ref().map(|m| &m.headline);
+    let or_dash = |v: Option<f64>, digits: usize| {
+        v.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
+    };
+    [
+        or_dash(
+            headline
+                .and_then(|h| h.queue_time_ms.as_ref())
+                .and_then(|q| q.p50),
+            2,
+        ),
+        or_dash(
+            headline
+                .and_then(|h| h.requests_waiting.as_ref())
+                .map(|g| g.max),
+            0,
+        ),
+        or_dash(
+            headline
+                .and_then(|h| h.kv_cache_percent.as_ref())
+                .map(|g| g.max),
+            1,
+        ),
+    ]
+}
+
 /// A header and its rule, each column right-aligned to its width.
 fn print_rule(header: &[String], widths: &[usize]) {
     println!("{}", padded_row(header, widths));
@@ -247,7 +292,8 @@ pub fn print_http_header(result: &HttpResult) {
         result.provenance.host.logical_cores,
     );
     println!();
-    print_rule(&HTTP_HEADER.map(String::from), &HTTP_WIDTHS);
+    let (header, widths) = http_header(s.server_metrics.is_some());
+    print_rule(&header, &widths);
 }
 
 pub fn http_cells(p: &HttpPoint) -> Vec<String> {
@@ -303,13 +349,96 @@ pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
             p.schedule_lag_ms.as_ref().map_or(0.0, |s| s.max)
         ));
     }
+    let part = |label: &str, s: &inferbench_harness::result::PartStats| {
+        let ttft = s
+            .ttft_ms
+            .as_ref()
+            .map_or_else(|| "-".into(), |t| format!("{:.2}", t.p50));
+        let cached = s
+            .cached_prompt_tokens
+            .as_ref()
+            .map_or_else(String::new, |c| format!(", cached {:.0} tok", c.mean));
+        let input = s
+            .input_tokens
+            .as_ref()
+            .map_or_else(String::new, |i| format!(", prompt {:.0} tok", i.mean));
+        format!(
+            "{label} {}: TTFT p50 {ttft} ms ({} ok{input}{cached})",
+            s.part, s.succeeded
+        )
+    };
+    if let Some(turns) = &p.turns {
+        let parts: Vec<String> = turns.iter().map(|t| part("turn", t)).collect();
+        notes.push(parts.join("; "));
+    }
+    if let Some(c) = &p.conversations {
+        notes.push(format!(
+            "conversations: {} completed ({:.3}/s), {} cut short by a failed turn",
+            c.completed, c.per_s, c.cut_short
+        ));
+    }
+    if let Some(groups) = &p.prefix_groups {
+        let parts: Vec<String> = groups.iter().map(|g| part("prefix group,", g)).collect();
+        notes.push(parts.join("; "));
+    }
+    if let Some(m) = &p.server_metrics {
+        if m.scrapes == 0 {
+            notes.push(format!(
+                "server metrics: no scrape answered ({})",
+                m.first_error.as_deref().unwrap_or("no error recorded")
+            ));
+        } else {
+            let h = &m.headline;
+            let mut parts = Vec::new();
+            if let Some(g) = &h.requests_running {
+                parts.push(format!("running mean {:.1} max {:.0}", g.mean, g.max));
+            }
+            if let Some(g) = &h.requests_waiting {
+                parts.push(format!("waiting mean {:.1} max {:.0}", g.mean, g.max));
+            }
+            if let Some(q) = &h.queue_time_ms {
+                parts.push(format!(
+                    "queue p50 {:.2} p99 {:.2} ms",
+                    q.p50.unwrap_or(0.0),
+                    q.p99.unwrap_or(0.0)
+                ));
+            }
+            if let Some(t) = &h.server_ttft_ms {
+                parts.push(format!("server TTFT p50 {:.2} ms", t.p50.unwrap_or(0.0)));
+            }
+            if let Some(k) = &h.kv_cache_percent {
+                parts.push(format!("KV cache mean {:.1}% max {:.1}%", k.mean, k.max));
+            }
+            if let Some(n) = h.preemptions {
+                parts.push(format!("preemptions {n:.0}"));
+            }
+            if let Some(r) = h.prefix_cache_hit_rate {
+                parts.push(format!("prefix-cache hits {:.1}%", 100.0 * r));
+            }
+            if parts.is_empty() {
+                parts.push(format!(
+                    "{} series, none of the known ones",
+                    m.gauges.len() + m.counters.len() + m.histograms.len()
+                ));
+            }
+            notes.push(format!(
+                "server ({} scrapes): {}",
+                m.scrapes,
+                parts.join(", ")
+            ));
+        }
+    }
     notes
 }
 
-pub fn print_http_row(p: &HttpPoint) {
+pub fn print_http_row(p: &HttpPoint, with_server: bool) {
+    let mut cells = http_cells(p);
+    if with_server {
+        cells.extend(server_cells(p));
+    }
     println!(
         "{}{}",
-        padded_row(&http_cells(p), &HTTP_WIDTHS),
+        padded_row(&cells, &http_header(with_server).1),
         if p.complete { "" } else { " (incomplete)" },
     );
     for note in http_row_notes(p) {
@@ -319,9 +448,15 @@ pub fn print_http_row(p: &HttpPoint) {
 
 /// The served table of a whole result, each point's notes in the footer.
 pub fn http_table(result: &HttpResult) -> Table {
-    let mut t = Table::new("served points", &HTTP_HEADER, 1);
+    let with_server = result.settings.server_metrics.is_some();
+    let (header, _) = http_header(with_server);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new("served points", &header, 1);
     for p in &result.points {
         let mut cells = http_cells(p);
+        if with_server {
+            cells.extend(server_cells(p));
+        }
         if !p.complete {
             cells[0].push_str(" (incomplete)");
         }

@@ -19,4 +19,5 @@ pub mod rounds;
 pub mod significance;
 pub mod stats;
 pub mod telemetry;
+pub mod vllm_export;
 pub mod workload;

@@ -290,6 +290,13 @@ pub(crate) fn merge_http_points(
         requests,
         // Samples of separate runs are not one time series.
         telemetry: None,
+        server_metrics: None,
+        num_requests_planned: None,
+        duration_planned_s: None,
+        prompt_stream: None,
+        turns: None,
+        conversations: None,
+        prefix_groups: None,
     })
 }
 
@@ -486,6 +493,7 @@ mod tests {
             scheduled: None,
             late: false,
             input_tokens_requested: 16,
+            tag: Default::default(),
             outcome: Outcome {
                 sent,
                 headers_at: Some(sent),
@@ -520,6 +528,7 @@ mod tests {
             arrival: None,
             burstiness: None,
             max_inflight: None,
+            trace_speed: None,
         };
         acc.finish(load, true, 0)
     }

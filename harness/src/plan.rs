@@ -225,6 +225,7 @@ mod tests {
                 arrival: Some("poisson".into()),
                 burstiness: None,
                 max_inflight: None,
+                trace_speed: None,
             },
             complete: true,
             requests: RequestCounts {
@@ -258,6 +259,13 @@ mod tests {
             prompt_token_check: None,
             client: ClientCost::default(),
             telemetry: None,
+            server_metrics: None,
+            num_requests_planned: None,
+            duration_planned_s: None,
+            prompt_stream: None,
+            turns: None,
+            conversations: None,
+            prefix_groups: None,
         }
     }
 

@@ -337,14 +337,20 @@ pub struct LoadDescription {
     /// reached waits, and counts as late.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_inflight: Option<u32>,
+    /// A trace replayed on its own send times ("trace"), this many times as
+    /// fast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_speed: Option<f64>,
 }
 
 impl LoadDescription {
-    /// `c=8` for a closed loop, `2 req/s` for an open one.
+    /// `c=8` for a closed loop, `2 req/s` for an open one, `trace x2` for a
+    /// replayed trace.
     pub fn label(&self) -> String {
-        match (self.concurrency, self.rate) {
-            (Some(c), _) => format!("c={c}"),
-            (_, Some(r)) => format!("{r} req/s"),
+        match (self.concurrency, self.rate, self.trace_speed) {
+            (Some(c), _, _) => format!("c={c}"),
+            (_, Some(r), _) => format!("{r} req/s"),
+            (_, _, Some(s)) => format!("trace x{s}"),
             _ => "-".into(),
         }
     }
@@ -470,6 +476,56 @@ pub struct HttpPoint {
     /// Host, client-process and (with `--gpu-telemetry`) GPU readings while
     /// the point's measured requests ran.
     pub telemetry: Option<crate::telemetry::TelemetrySummary>,
+    /// The request count and time this point was given (absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_requests_planned: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_planned_s: Option<f64>,
+    /// The point's place among the run's prompt streams: its prompts, and
+    /// its warm-ups', came from stream `prompt_stream` of the prompt seed
+    /// (absent in older files). `--resume` starts past the highest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_stream: Option<u32>,
+    /// Multi-turn workloads: TTFT and prompt tokens (served from cache,
+    /// too) turn by turn, and the conversations finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<Vec<PartStats>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<ConversationCounts>,
+    /// Shared-prefix workloads: the first request of each group ("first")
+    /// against the group's later ones ("later").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_groups: Option<Vec<PartStats>>,
+    /// The server's own metrics over the point (`--server-metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<crate::http::server_metrics::ServerMetricsSummary>,
+}
+
+/// One part of a point: a turn of its conversations, or a place in its
+/// prefix groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartStats {
+    /// The turn (from "1"), or "first" / "later".
+    pub part: String,
+    pub requests: u64,
+    pub succeeded: u64,
+    pub ttft_ms: Option<Stats>,
+    pub input_tokens: Option<Stats>,
+    /// Prompt tokens the server says it served from its cache (absent: it
+    /// does not say).
+    pub cached_prompt_tokens: Option<Stats>,
+}
+
+/// The conversations of a multi-turn point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationCounts {
+    /// Every turn answered.
+    pub completed: u64,
+    /// Ended by a failed turn.
+    pub cut_short: u64,
+    /// Completed conversations per second of the point.
+    pub per_s: f64,
 }
 
 /// What `http` was asked to do.
@@ -483,8 +539,17 @@ pub struct HttpSettings {
     pub api_key_env: String,
     pub api_key_present: bool,
     pub workload: String,
+    /// The request count of every point, when one count was given for all.
     pub num_requests: Option<u64>,
     pub duration_s: Option<f64>,
+    /// `--num-requests` with one count per load level (`5,200,1500`) or a
+    /// multiple of the load (`5x`); each point's own is in
+    /// `num_requests_planned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_requests_per_load: Option<String>,
+    /// `--duration` with one per load level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_per_load: Option<String>,
     pub warmup: u64,
     pub seed: u64,
     /// Mixed into every prompt with the seed, point and index; drawn anew
@@ -517,6 +582,11 @@ pub struct HttpSettings {
     pub insecure_tls: bool,
     /// The `tokenizer.json` used for prompt lengths and output counts.
     pub tokenizer: Option<String>,
+    /// The Prometheus endpoint sampled during every point
+    /// (`--server-metrics`); absent when not asked for, or when it did not
+    /// answer before the run (the run's notes say why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<String>,
 }
 
 pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;

@@ -46,6 +46,7 @@ enum Purpose {
     TokenIds = 0,
     Text = 1,
     Lengths = 2,
+    Shared = 3,
 }
 
 impl PromptStream {
@@ -70,7 +71,7 @@ impl PromptStream {
     fn rng(&self, index: u64, purpose: Purpose) -> ChaCha8Rng {
         let seed = match purpose {
             Purpose::Lengths => self.seed,
-            Purpose::TokenIds | Purpose::Text => self.content_seed,
+            Purpose::TokenIds | Purpose::Text | Purpose::Shared => self.content_seed,
         };
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&seed.to_le_bytes());
@@ -93,6 +94,14 @@ impl PromptStream {
     /// The generator of item `index`'s text (words, a conversation).
     pub fn text_rng(&self, index: u64) -> ChaCha8Rng {
         self.rng(index, Purpose::Text)
+    }
+
+    /// The generator of shared block `block`'s content: the prefix of a
+    /// group of requests, a trace's hashed block. Its own purpose, so a
+    /// block never repeats an item's own content; the point in the key, so
+    /// two points never share a block.
+    pub fn shared_rng(&self, block: u64) -> ChaCha8Rng {
+        self.rng(block, Purpose::Shared)
     }
 
     /// The generator of item `index`'s lengths.

@@ -38,6 +38,7 @@ fn describe() -> LoadDescription {
         arrival: None,
         burstiness: None,
         max_inflight: None,
+        trace_speed: None,
     }
 }
 

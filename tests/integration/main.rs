@@ -12,3 +12,4 @@ mod model;
 mod real_servers;
 mod report;
 mod util;
+mod workloads;

@@ -136,6 +136,34 @@ pub enum Prompt {
     /// Token ids, sent as `"prompt": [ids]` (completions only): the server
     /// evaluates exactly these, with no tokenizer in between.
     TokenIds(Vec<i32>),
+    /// A conversation so far, oldest message first (chat only): a later
+    /// turn of a multi-turn workload carries the whole history.
+    Chat(Vec<ChatMessage>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// Where a request sits in a workload's structure, for the figures that
+/// split a point by it. Default: an independent request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestTag {
+    /// Multi-turn workloads: its turn, from 1, and whether it is its
+    /// conversation's last.
+    pub turn: Option<u32>,
+    pub last_turn: bool,
+    /// Shared-prefix workloads: its group, and whether it is the group's
+    /// first request.
+    pub prefix_group: Option<u64>,
+    pub first_of_group: bool,
+    /// Prompt tokens the workload means this request to share with earlier
+    /// ones (beyond this, a server's cached tokens mean the run repeated
+    /// itself); `None`: any share is intended (a conversation's history, a
+    /// trace's shared blocks).
+    pub intended_shared: Option<u64>,
 }
 
 /// One request to send.
@@ -145,6 +173,7 @@ pub struct RequestSpec {
     pub max_tokens: u32,
     /// Prompt length the workload asked for (the server's usage says what it saw).
     pub input_tokens_requested: u32,
+    pub tag: RequestTag,
 }
 
 /// Everything observed of one request.
@@ -352,12 +381,22 @@ impl HttpClient {
     /// sent, and names the models it serves.
     pub async fn models(&self) -> Result<Value, ClientError> {
         let url = self.url("/v1/models");
+        let body = self.get_text(&url).await?;
+        serde_json::from_str(&body).map_err(|e| ClientError::BadAnswer {
+            url,
+            message: format!("not JSON: {e}"),
+        })
+    }
+
+    /// `GET url` (with the API key, if any): the body of a successful
+    /// answer, or why there was none, named by `url`.
+    pub async fn get_text(&self, url: &str) -> Result<String, ClientError> {
         let key = self.config.api_key.as_deref();
         let unreachable = |message: String| ClientError::Unreachable {
-            url: url.clone(),
+            url: url.to_string(),
             message: redact(message, key),
         };
-        let req = self.authorize(self.http.get(&url));
+        let req = self.authorize(self.http.get(url));
         let resp =
             tokio::time::timeout(self.config.timeout.min(Duration::from_secs(30)), req.send())
                 .await
@@ -386,15 +425,12 @@ impl HttpClient {
                 .map(|v| error_message(v.get("error").unwrap_or(&v)))
                 .unwrap_or_else(|_| body.chars().take(300).collect());
             return Err(ClientError::Status {
-                url,
+                url: url.to_string(),
                 status: status.as_u16(),
                 message: redact(message, key),
             });
         }
-        serde_json::from_str(&body).map_err(|e| ClientError::BadAnswer {
-            url,
-            message: format!("not JSON: {e}"),
-        })
+        Ok(body)
     }
 
     /// Opens `connections` kept-alive connections at once (each carries a
@@ -437,6 +473,12 @@ impl HttpClient {
             // Refused where the flags are read: a chat message is text.
             (Prompt::TokenIds(ids), Endpoint::Chat) => {
                 json!({ "messages": [{ "role": "user", "content": ids }] })
+            }
+            (Prompt::Chat(messages), Endpoint::Chat) => json!({ "messages": messages }),
+            // Refused where the flags are read: a conversation needs chat.
+            (Prompt::Chat(messages), Endpoint::Completions) => {
+                let text: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+                json!({ "prompt": text.join("\n") })
             }
         };
         let extra = json!({

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Semaphore};
 
 use super::arrival::{schedule, Arrival};
-use super::client::{HttpClient, RequestSpec};
+use super::client::{ChatMessage, HttpClient, Prompt, RequestSpec, RequestTag};
 use super::point::Completed;
-use super::workload::Workload;
+use super::workload::{Job, Turn, Workload};
 use crate::workload::PromptStream;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,6 +24,11 @@ pub enum Load {
     Open {
         rate: f64,
         arrival: Arrival,
+        max_inflight: u32,
+    },
+    /// Open loop on a trace's own send times (the workload's), at `speed`.
+    Trace {
+        speed: f64,
         max_inflight: u32,
     },
 }
@@ -81,6 +86,79 @@ async fn cancelled(mut rx: watch::Receiver<bool>) {
     }
 }
 
+/// Holds one conversation: each turn sent after the previous reply (and the
+/// think time after it), carrying the whole history with the server's own
+/// replies. Only the first turn is on an open loop's schedule. A failed
+/// turn ends the conversation. False when interrupted.
+async fn converse(
+    client: &HttpClient,
+    index: u64,
+    turns: Vec<Turn>,
+    scheduled: Option<Instant>,
+    late: bool,
+    tx: &mpsc::UnboundedSender<Option<Completed>>,
+    cancel: watch::Receiver<bool>,
+) -> bool {
+    let mut history: Vec<ChatMessage> = Vec::with_capacity(turns.len() * 2);
+    let mut history_tokens = 0u32;
+    let last = turns.len();
+    for (k, turn) in turns.into_iter().enumerate() {
+        history.push(ChatMessage {
+            role: "user".into(),
+            content: turn.user,
+        });
+        let spec = RequestSpec {
+            prompt: Prompt::Chat(history.clone()),
+            max_tokens: turn.max_tokens,
+            input_tokens_requested: history_tokens.saturating_add(turn.input_tokens),
+            tag: RequestTag {
+                turn: Some(k as u32 + 1),
+                last_turn: k + 1 == last,
+                // A later turn repeats the history on purpose.
+                intended_shared: (k == 0).then_some(super::point::INTENDED_SHARED_PREFIX),
+                ..RequestTag::default()
+            },
+        };
+        let first = k == 0;
+        let outcome = tokio::select! {
+            outcome = client.send(&spec) => outcome,
+            _ = cancelled(cancel.clone()) => {
+                let _ = tx.send(None);
+                return false;
+            }
+        };
+        let failed = outcome.failure.is_some();
+        let reply = outcome.text.clone().unwrap_or_default();
+        let reply_tokens = outcome
+            .usage
+            .and_then(|u| u.completion_tokens)
+            .map_or(outcome.content_times.len() as u32, |n| n as u32);
+        let _ = tx.send(Some(Completed {
+            index,
+            scheduled: if first { scheduled } else { None },
+            late: first && late,
+            input_tokens_requested: spec.input_tokens_requested,
+            tag: spec.tag,
+            outcome,
+        }));
+        if failed {
+            return true;
+        }
+        history.push(ChatMessage {
+            role: "assistant".into(),
+            content: reply,
+        });
+        history_tokens = spec.input_tokens_requested.saturating_add(reply_tokens);
+        if k + 1 < last && !turn.think.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(turn.think) => {}
+                _ = cancelled(cancel.clone()) => return false,
+            }
+        }
+    }
+    true
+}
+
 /// Runs one point, handing every finished request to `on_done` as it
 /// finishes (on this task, in completion order).
 pub async fn run_point(
@@ -110,22 +188,39 @@ pub async fn run_point(
 
     // Requests are built by the callers before they are due: building one
     // (with a tokenizer, several encodings of a long prompt) must never count
-    // as schedule lag or latency.
-    let send_one = {
+    // as schedule lag or latency. Each finished request goes to `tx` as it
+    // finishes, `None` for one abandoned at an interrupt; the job returns
+    // false when it was interrupted.
+    let run_job = {
         let client = client.clone();
-        move |index: u64, spec: RequestSpec, scheduled: Option<Instant>, late: bool| {
+        move |index: u64,
+              job: Job,
+              scheduled: Option<Instant>,
+              late: bool,
+              tx: mpsc::UnboundedSender<Option<Completed>>| {
             let client = client.clone();
             let cancel = cancel.clone();
             async move {
-                tokio::select! {
-                    outcome = client.send(&spec) => Some(Completed {
-                        index,
-                        scheduled,
-                        late,
-                        input_tokens_requested: spec.input_tokens_requested,
-                        outcome,
-                    }),
-                    _ = cancelled(cancel) => None,
+                match job {
+                    Job::One(spec) => {
+                        let done = tokio::select! {
+                            outcome = client.send(&spec) => Some(Completed {
+                                index,
+                                scheduled,
+                                late,
+                                input_tokens_requested: spec.input_tokens_requested,
+                                tag: spec.tag,
+                                outcome,
+                            }),
+                            _ = cancelled(cancel) => None,
+                        };
+                        let finished = done.is_some();
+                        let _ = tx.send(done);
+                        finished
+                    }
+                    Job::Conversation(turns) => {
+                        converse(&client, index, turns, scheduled, late, &tx, cancel).await
+                    }
                 }
             }
         }
@@ -135,10 +230,10 @@ pub async fn run_point(
         Load::Closed { concurrency } => {
             let next = Arc::new(AtomicU64::new(0));
             for _ in 0..concurrency {
-                let (tx, next, send_one, interrupt, workload) = (
+                let (tx, next, run_job, interrupt, workload) = (
                     tx.clone(),
                     next.clone(),
-                    send_one.clone(),
+                    run_job.clone(),
                     interrupt.clone(),
                     workload.clone(),
                 );
@@ -151,32 +246,39 @@ pub async fn run_point(
                         if index >= max {
                             break;
                         }
-                        let spec = workload.request(&prompts, index);
-                        let done = send_one(index, spec, None, false).await;
-                        let was_cancelled = done.is_none();
-                        if tx.send(done).is_err() || was_cancelled {
+                        let job = workload.job(&prompts, index);
+                        if !run_job(index, job, None, false, tx.clone()).await || tx.is_closed() {
                             break;
                         }
                     }
                 });
             }
         }
-        Load::Open {
-            rate,
-            arrival,
-            max_inflight,
-        } => {
+        Load::Open { max_inflight, .. } | Load::Trace { max_inflight, .. } => {
+            let offsets: Box<dyn Iterator<Item = Duration> + Send> = match load {
+                Load::Open { rate, arrival, .. } => Box::new(schedule(arrival, rate, seed)),
+                _ => {
+                    let speed = match load {
+                        Load::Trace { speed, .. } => speed,
+                        _ => 1.0,
+                    };
+                    let times = workload
+                        .trace()
+                        .map_or_else(Vec::new, |t| t.schedule(speed));
+                    Box::new(times.into_iter())
+                }
+            };
             let tx = tx.clone();
             let slots = Arc::new(Semaphore::new(max_inflight as usize));
             let interrupt = interrupt.clone();
             tokio::spawn(async move {
-                for (index, offset) in schedule(arrival, rate, seed).enumerate() {
+                for (index, offset) in offsets.enumerate() {
                     let index = index as u64;
                     if index >= max || limits.duration.is_some_and(|d| offset >= d) {
                         break;
                     }
                     let due = start + offset;
-                    let spec = workload.request(&prompts, index);
+                    let job = workload.job(&prompts, index);
                     tokio::time::sleep_until(due.into()).await;
                     if interrupt.load(Ordering::Relaxed) {
                         break;
@@ -188,11 +290,10 @@ pub async fn run_point(
                             Err(_) => break,
                         },
                     };
-                    let (tx, send_one) = (tx.clone(), send_one.clone());
+                    let (tx, run_job) = (tx.clone(), run_job.clone());
                     tokio::spawn(async move {
-                        let done = send_one(index, spec, Some(due), late).await;
+                        run_job(index, job, Some(due), late, tx).await;
                         drop(permit);
-                        let _ = tx.send(done);
                     });
                 }
             });

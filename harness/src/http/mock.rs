@@ -97,14 +97,19 @@ fn prompt_tokens(body: &Value) -> Vec<Value> {
         Some(Value::String(text)) => std::iter::once(Value::from("<bos>"))
             .chain(text.split_whitespace().map(Value::from))
             .collect(),
-        _ => body["messages"][0]["content"]
-            .as_str()
-            .map(|t| {
-                std::iter::once(Value::from("<bos>"))
-                    .chain(t.split_whitespace().map(Value::from))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        // A conversation: every message's words, in order, behind one BOS.
+        _ => match body["messages"].as_array() {
+            Some(messages) => std::iter::once(Value::from("<bos>"))
+                .chain(
+                    messages
+                        .iter()
+                        .filter_map(|m| m["content"].as_str())
+                        .flat_map(str::split_whitespace)
+                        .map(Value::from),
+                )
+                .collect(),
+            None => Vec::new(),
+        },
     }
 }
 
@@ -122,6 +127,82 @@ fn cached_prefix(seen: &SeenPrompts, prompt: Vec<Value>) -> usize {
         .unwrap_or(0);
     seen.push(prompt);
     cached
+}
+
+/// What the scripted server exposes at `GET /metrics`, under vLLM's names:
+/// requests running (in flight), prompt tokens and finished requests as
+/// counters, the scripted TTFT as a histogram.
+#[derive(Debug, Default)]
+struct MockMetrics {
+    prompt_tokens: u64,
+    finished: u64,
+    ttft_buckets: [u64; TTFT_BOUNDS.len()],
+    ttft_sum_s: f64,
+    ttft_count: u64,
+}
+
+const TTFT_BOUNDS: [f64; 11] = [
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56,
+];
+
+impl MockMetrics {
+    fn render(&self, running: u64) -> String {
+        let labels = r#"model_name="mock-model""#;
+        let mut out = format!(
+            "# HELP vllm:num_requests_running Requests in flight.\n\
+             # TYPE vllm:num_requests_running gauge\n\
+             vllm:num_requests_running{{{labels}}} {running}\n\
+             # TYPE vllm:num_requests_waiting gauge\n\
+             vllm:num_requests_waiting{{{labels}}} 0\n\
+             # TYPE vllm:kv_cache_usage_perc gauge\n\
+             vllm:kv_cache_usage_perc{{{labels}}} {}\n\
+             # TYPE vllm:prompt_tokens_total counter\n\
+             vllm:prompt_tokens_total{{{labels}}} {}\n\
+             # TYPE vllm:request_success_total counter\n\
+             vllm:request_success_total{{finished_reason=\"length\",{labels}}} {}\n\
+             # TYPE vllm:time_to_first_token_seconds histogram\n",
+            running as f64 / 100.0,
+            self.prompt_tokens,
+            self.finished,
+        );
+        let mut cumulative = 0;
+        for (bound, n) in TTFT_BOUNDS.iter().zip(self.ttft_buckets) {
+            cumulative += n;
+            out.push_str(&format!(
+                "vllm:time_to_first_token_seconds_bucket{{le=\"{bound}\",{labels}}} {cumulative}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "vllm:time_to_first_token_seconds_bucket{{le=\"+Inf\",{labels}}} {}\n\
+             vllm:time_to_first_token_seconds_count{{{labels}}} {}\n\
+             vllm:time_to_first_token_seconds_sum{{{labels}}} {}\n",
+            self.ttft_count, self.ttft_count, self.ttft_sum_s
+        ));
+        out
+    }
+
+    fn observe(&mut self, prompt_tokens: usize, ttft: Duration) {
+        self.prompt_tokens += prompt_tokens as u64;
+        let s = ttft.as_secs_f64();
+        self.ttft_sum_s += s;
+        self.ttft_count += 1;
+        if let Some(i) = TTFT_BOUNDS.iter().position(|b| s <= *b) {
+            self.ttft_buckets[i] += 1;
+        }
+    }
+}
+
+/// A request in flight until its response body is dropped (sent or cut).
+struct InFlight {
+    running: Arc<AtomicU64>,
+    metrics: Arc<Mutex<MockMetrics>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.lock().expect("metrics lock").finished += 1;
+    }
 }
 
 /// Chooses the script of request `n` (in arrival order) from its JSON body.
@@ -223,8 +304,11 @@ impl MockServer {
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
         let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
         let connections = Arc::new(AtomicU64::new(0));
+        let running = Arc::new(AtomicU64::new(0));
+        let metrics = Arc::new(Mutex::new(MockMetrics::default()));
         let (truth_c, requests_c, connections_c) =
             (truth.clone(), requests.clone(), connections.clone());
+        let (running_c, metrics_c) = (running.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("mock-server".into())
             .spawn(move || {
@@ -253,23 +337,18 @@ impl MockServer {
                         };
                         connections_c.fetch_add(1, Ordering::Relaxed);
                         let _ = stream.set_nodelay(true);
-                        let (script, truth, requests, acceptor, seen) = (
-                            script.clone(),
-                            truth_c.clone(),
-                            requests_c.clone(),
-                            acceptor.clone(),
-                            seen_c.clone(),
-                        );
+                        let shared = Shared {
+                            script: script.clone(),
+                            truth: truth_c.clone(),
+                            requests: requests_c.clone(),
+                            seen: seen_c.clone(),
+                            running: running_c.clone(),
+                            metrics: metrics_c.clone(),
+                        };
+                        let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                handle(
-                                    req,
-                                    script.clone(),
-                                    truth.clone(),
-                                    requests.clone(),
-                                    seen.clone(),
-                                )
-                            });
+                            let service =
+                                hyper::service::service_fn(move |req| handle(req, shared.clone()));
                             let http = hyper::server::conn::http1::Builder::new();
                             let _ = match acceptor {
                                 None => http.serve_connection(TokioIo::new(stream), service).await,
@@ -394,13 +473,26 @@ fn current_thread_id() -> Option<u32> {
     link.file_name()?.to_str()?.parse().ok()
 }
 
-async fn handle(
-    req: Request<Incoming>,
+/// What every connection's handler shares.
+#[derive(Clone)]
+struct Shared {
     script: Arc<ScriptFn>,
     truth: Arc<Mutex<HashMap<String, Truth>>>,
     requests: Arc<AtomicU64>,
     seen: SeenPrompts,
-) -> Result<Response<Body>, std::io::Error> {
+    running: Arc<AtomicU64>,
+    metrics: Arc<Mutex<MockMetrics>>,
+}
+
+async fn handle(req: Request<Incoming>, shared: Shared) -> Result<Response<Body>, std::io::Error> {
+    let Shared {
+        script,
+        truth,
+        requests,
+        seen,
+        running,
+        metrics,
+    } = shared;
     let received = Instant::now();
     let path = req.uri().path().to_string();
     let authorization = req
@@ -414,6 +506,13 @@ async fn handle(
             "application/json",
             json!({"object": "list", "data": [{"id": "mock-model", "object": "model", "owned_by": "inferbench"}]}).to_string(),
         ));
+    }
+    if req.method() == hyper::Method::GET && path == "/metrics" {
+        let text = metrics
+            .lock()
+            .expect("metrics lock")
+            .render(running.load(Ordering::Relaxed));
+        return Ok(full(StatusCode::OK, "text/plain; version=0.0.4", text));
     }
     let chat = match path.as_str() {
         "/v1/completions" => false,
@@ -436,6 +535,7 @@ async fn handle(
     let n = requests.fetch_add(1, Ordering::Relaxed);
     let s = script(n, &body);
     let id = format!("mock-{n}");
+    let prompt_len = prompt_tokens(&body).len();
     let prompt = s.llama_server.then(|| {
         let tokens = prompt_tokens(&body);
         let n = tokens.len();
@@ -478,8 +578,15 @@ async fn handle(
         _ => {}
     }
 
+    metrics
+        .lock()
+        .expect("metrics lock")
+        .observe(prompt_len, s.ttft);
+    running.fetch_add(1, Ordering::Relaxed);
+    let in_flight = InFlight { running, metrics };
     let plan = stream_plan(&id, chat, &s, received, prompt);
     let record = move |at: Instant| {
+        let _in_flight = &in_flight;
         if let Some(t) = truth.lock().expect("truth lock").get_mut(&id) {
             t.content_sent.push(at);
         }

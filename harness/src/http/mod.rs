@@ -9,6 +9,8 @@ pub mod load;
 pub mod mock;
 pub mod point;
 pub mod runtime;
+pub mod server_metrics;
 pub mod sse;
 pub mod tokenizer;
+pub mod trace;
 pub mod workload;

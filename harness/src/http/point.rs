@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::chunk::Usage;
-use super::client::{Failure, Outcome};
+use super::client::{Failure, Outcome, RequestTag};
 use super::tokenizer::Tokenizer;
 use crate::metrics;
 use crate::result::{
-    ClientCost, HttpPoint, LoadDescription, PromptCacheUse, PromptTokenCheck, RequestCounts,
-    TokenDiscrepancy,
+    ClientCost, ConversationCounts, HttpPoint, LoadDescription, PartStats, PromptCacheUse,
+    PromptTokenCheck, RequestCounts, TokenDiscrepancy,
 };
 use crate::stats::Distribution;
 
@@ -162,7 +162,15 @@ pub struct RequestLogLine<R> {
 /// point's start unless named otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
+    /// The request's unit of work in the point (a conversation's turns
+    /// share it).
     pub index: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub turn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub prefix_group: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub first_of_group: Option<bool>,
     /// Open loop: when the request was due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_ms: Option<f64>,
@@ -220,6 +228,7 @@ pub struct Completed {
     pub scheduled: Option<Instant>,
     pub late: bool,
     pub input_tokens_requested: u32,
+    pub tag: RequestTag,
     pub outcome: Outcome,
 }
 
@@ -261,6 +270,46 @@ pub struct HttpAccumulator {
     cache: PromptCacheUse,
     prompt_check: PromptTokenCheck,
     prompt_difference_sum: i64,
+    /// Multi-turn workloads, by turn; shared-prefix ones, first of a group
+    /// against the later ones.
+    turns: BTreeMap<u32, Breakdown>,
+    group_places: BTreeMap<&'static str, Breakdown>,
+    conversations_done: u64,
+    conversations_cut: u64,
+}
+
+/// TTFT and prompt figures of one part of a point (a turn, a place in a
+/// group).
+#[derive(Debug, Clone)]
+struct Breakdown {
+    requests: u64,
+    succeeded: u64,
+    ttft: Distribution,
+    input_tokens: Distribution,
+    cached_tokens: Distribution,
+}
+
+impl Breakdown {
+    fn new() -> Breakdown {
+        Breakdown {
+            requests: 0,
+            succeeded: 0,
+            ttft: Distribution::milliseconds(),
+            input_tokens: Distribution::counts(),
+            cached_tokens: Distribution::counts(),
+        }
+    }
+
+    fn result(&self, label: String) -> PartStats {
+        PartStats {
+            part: label,
+            requests: self.requests,
+            succeeded: self.succeeded,
+            ttft_ms: self.ttft.stats(),
+            input_tokens: self.input_tokens.stats(),
+            cached_prompt_tokens: self.cached_tokens.stats(),
+        }
+    }
 }
 
 impl HttpAccumulator {
@@ -298,7 +347,28 @@ impl HttpAccumulator {
             cache: PromptCacheUse::default(),
             prompt_check: PromptTokenCheck::default(),
             prompt_difference_sum: 0,
+            turns: BTreeMap::new(),
+            group_places: BTreeMap::new(),
+            conversations_done: 0,
+            conversations_cut: 0,
         }
+    }
+
+    /// The breakdowns a request belongs to, by its tag.
+    fn parts(&mut self, tag: RequestTag) -> Vec<&mut Breakdown> {
+        let mut parts = Vec::new();
+        if let Some(turn) = tag.turn {
+            parts.push(self.turns.entry(turn).or_insert_with(Breakdown::new));
+        }
+        if tag.prefix_group.is_some() {
+            let place = if tag.first_of_group { "first" } else { "later" };
+            parts.push(
+                self.group_places
+                    .entry(place)
+                    .or_insert_with(Breakdown::new),
+            );
+        }
+        parts
     }
 
     /// Counts output tokens with the server's tokenizer when it sends no usage
@@ -330,8 +400,22 @@ impl HttpAccumulator {
             .iter()
             .map(|t| ms_between(o.sent, *t))
             .collect();
+        let tag = c.tag;
+        for part in self.parts(tag) {
+            part.requests += 1;
+        }
+        if tag.turn.is_some() {
+            match (&o.failure, tag.last_turn) {
+                (Some(_), _) => self.conversations_cut += 1,
+                (None, true) => self.conversations_done += 1,
+                (None, false) => {}
+            }
+        }
         let mut record = RequestRecord {
             index: c.index,
+            turn: tag.turn,
+            prefix_group: tag.prefix_group,
+            first_of_group: tag.prefix_group.map(|_| tag.first_of_group),
             scheduled_ms: c.scheduled.map(|s| ms_between(self.start, s)),
             sent_ms,
             schedule_lag_ms,
@@ -426,7 +510,11 @@ impl HttpAccumulator {
             cache.prompt_tokens += record
                 .input_tokens
                 .unwrap_or(u64::from(c.input_tokens_requested));
-            let unintended = cached.saturating_sub(INTENDED_SHARED_PREFIX);
+            // A share the workload intends (a group's prefix, a
+            // conversation's history) is not a repeat.
+            let unintended = tag
+                .intended_shared
+                .map_or(0, |intended| cached.saturating_sub(intended));
             if unintended >= CHANCE_OVERLAP {
                 cache.requests_hit += 1;
                 cache.unintended_cached_tokens += unintended;
@@ -447,6 +535,15 @@ impl HttpAccumulator {
         let input = record
             .input_tokens
             .unwrap_or(u64::from(c.input_tokens_requested));
+        let cached = record.cached_prompt_tokens;
+        for part in self.parts(tag) {
+            part.succeeded += 1;
+            part.ttft.record(ttft);
+            part.input_tokens.record(input as f64);
+            if let Some(n) = cached {
+                part.cached_tokens.record(n as f64);
+            }
+        }
         self.input_tokens.record(input as f64);
         self.input_tokens_total += input;
         self.output_tokens.record(output_tokens as f64);
@@ -554,6 +651,31 @@ impl HttpAccumulator {
                 preconnected: None,
             },
             telemetry: None,
+            server_metrics: None,
+            num_requests_planned: None,
+            duration_planned_s: None,
+            prompt_stream: None,
+            turns: (!self.turns.is_empty()).then(|| {
+                self.turns
+                    .iter()
+                    .map(|(turn, b)| b.result(turn.to_string()))
+                    .collect()
+            }),
+            conversations: (!self.turns.is_empty()).then(|| ConversationCounts {
+                completed: self.conversations_done,
+                cut_short: self.conversations_cut,
+                per_s: per_sec(self.conversations_done as f64),
+            }),
+            prefix_groups: (!self.group_places.is_empty()).then(|| {
+                ["first", "later"]
+                    .iter()
+                    .filter_map(|place| {
+                        self.group_places
+                            .get(place)
+                            .map(|b| b.result((*place).to_string()))
+                    })
+                    .collect()
+            }),
         }
     }
 }

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use std::sync::Arc;
 
-use super::client::{Prompt, RequestSpec};
+use super::client::{ChatMessage, Prompt, RequestSpec, RequestTag};
 use super::tokenizer::Tokenizer;
+pub use super::trace::{Trace, TraceError};
 use crate::engine::PromptVocab;
 use crate::workload::{synthetic_prompt, NoOrdinaryTokens, PromptStream};
 
@@ -91,6 +92,149 @@ enum Source {
         path: PathBuf,
         conversations: Vec<Conversation>,
     },
+    /// `shared-prefix:G:R:P:S:OUT`: groups of R requests whose prompts
+    /// share their first P tokens and end in S distinct ones.
+    SharedPrefix(SharedPrefix),
+    /// Conversations of several turns, each turn carrying the history.
+    MultiTurn {
+        name: String,
+        conversations: MultiTurnSource,
+    },
+    /// A request trace replayed on its own timestamps.
+    Trace(Arc<Trace>),
+}
+
+/// G groups (then G more, as long as requests are asked for), each of R
+/// requests sharing the first P prompt tokens, with S distinct ones after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedPrefix {
+    pub groups: u32,
+    pub per_group: u32,
+    pub prefix_tokens: u32,
+    pub suffix_tokens: u32,
+    pub output_tokens: u32,
+}
+
+impl SharedPrefix {
+    /// Request `index`'s group and place in it. The groups take turns
+    /// (request 0 of every group, then request 1 of every group, ...), so
+    /// each group's first request comes before its others at any load.
+    pub fn place(&self, index: u64) -> (u64, u64) {
+        let round = u64::from(self.groups) * u64::from(self.per_group);
+        let (generation, within) = (index / round, index % round);
+        let groups = u64::from(self.groups);
+        (generation * groups + within % groups, within / groups)
+    }
+}
+
+/// A whole-number range, drawn uniformly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Range {
+    fn sample(&self, rng: &mut ChaCha8Rng) -> u32 {
+        rng.random_range(self.min..=self.max)
+    }
+
+    fn parse(s: &str, what: &str) -> Result<Range, String> {
+        let positive = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{what} '{v}' is not a positive integer"))
+        };
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (min, max) = (positive(a)?, positive(b)?);
+                if min > max {
+                    return Err(format!("{what} range '{s}' runs backwards"));
+                }
+                Ok(Range { min, max })
+            }
+            None => {
+                let n = positive(s)?;
+                Ok(Range { min: n, max: n })
+            }
+        }
+    }
+}
+
+/// A think time: fixed, or uniform between two durations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ThinkTime {
+    pub min: std::time::Duration,
+    pub max: std::time::Duration,
+}
+
+impl ThinkTime {
+    fn sample(&self, rng: &mut ChaCha8Rng) -> std::time::Duration {
+        if self.max <= self.min {
+            return self.min;
+        }
+        let (a, b) = (self.min.as_secs_f64(), self.max.as_secs_f64());
+        std::time::Duration::from_secs_f64(rng.random_range(a..=b))
+    }
+
+    fn parse(s: &str) -> Result<ThinkTime, String> {
+        let one = |v: &str| {
+            humantime::parse_duration(v.trim())
+                .map_err(|_| format!("think time '{v}' is not a duration like 500ms or 2s"))
+        };
+        match s.split_once('-') {
+            Some((a, b)) => {
+                let (min, max) = (one(a)?, one(b)?);
+                if min > max {
+                    return Err(format!("think time range '{s}' runs backwards"));
+                }
+                Ok(ThinkTime { min, max })
+            }
+            None => {
+                let d = one(s)?;
+                Ok(ThinkTime { min: d, max: d })
+            }
+        }
+    }
+}
+
+/// Where conversations come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MultiTurnSource {
+    Synthetic {
+        turns: Range,
+        input: Range,
+        output: Range,
+        think: ThinkTime,
+    },
+    /// Every human turn of each ShareGPT conversation, the reply after it
+    /// giving that turn's output length.
+    ShareGpt {
+        path: PathBuf,
+        conversations: Vec<Vec<Conversation>>,
+        think: ThinkTime,
+    },
+}
+
+/// One turn of a conversation to hold: what the user says, and how long
+/// the reply may be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Turn {
+    pub user: String,
+    pub input_tokens: u32,
+    pub max_tokens: u32,
+    /// Pause after this turn's reply, before the next turn.
+    pub think: std::time::Duration,
+}
+
+/// What a point's unit of work is: one request, or one conversation of
+/// several turns that must go in order, each after the previous reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Job {
+    One(RequestSpec),
+    Conversation(Vec<Turn>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +247,10 @@ pub enum WorkloadError {
     NoOrdinaryTokens(NoOrdinaryTokens),
     #[error("token-id prompts are synthetic: --workload {0} sends its own text")]
     TokenIdsNeedSynthetic(String),
+    #[error("--workload {0}: a conversation carries its history as chat messages; use --endpoint chat (and no --token-ids-from)")]
+    NeedsChat(String),
+    #[error(transparent)]
+    Trace(#[from] TraceError),
 }
 
 // By hand, not `#[from]`: the message shows the cause once.
@@ -144,8 +292,12 @@ impl Workload {
     /// in-process mode draws them (BOS first when the model wants one), so
     /// that a served run decodes the very ids an in-process run decoded.
     pub fn with_token_ids(mut self, vocab: PromptVocab) -> Result<Workload, WorkloadError> {
-        if let Source::ShareGpt { .. } = self.source {
-            return Err(WorkloadError::TokenIdsNeedSynthetic(self.name()));
+        match self.source {
+            Source::ShareGpt { .. } => {
+                return Err(WorkloadError::TokenIdsNeedSynthetic(self.name()))
+            }
+            Source::MultiTurn { .. } => return Err(WorkloadError::NeedsChat(self.name())),
+            _ => {}
         }
         if vocab.ordinary.is_empty() {
             return Err(NoOrdinaryTokens.into());
@@ -180,9 +332,100 @@ impl Workload {
 
     pub fn name(&self) -> String {
         match &self.source {
-            Source::Lengths { name, .. } => name.clone(),
+            Source::Lengths { name, .. } | Source::MultiTurn { name, .. } => name.clone(),
             Source::ShareGpt { path, .. } => format!("sharegpt:{}", path.display()),
+            Source::SharedPrefix(p) => format!(
+                "shared-prefix:{}:{}:{}:{}:{}",
+                p.groups, p.per_group, p.prefix_tokens, p.suffix_tokens, p.output_tokens
+            ),
+            Source::Trace(t) => format!("trace:{}", t.path.display()),
         }
+    }
+
+    /// True when a unit of work is a conversation (chat endpoint, the
+    /// replies' text kept for the history).
+    pub fn is_multi_turn(&self) -> bool {
+        matches!(self.source, Source::MultiTurn { .. })
+    }
+
+    /// The shared-prefix shape, for a shared-prefix workload.
+    pub fn shared_prefix(&self) -> Option<SharedPrefix> {
+        match self.source {
+            Source::SharedPrefix(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The trace of a `trace:` workload.
+    pub fn trace(&self) -> Option<&Arc<Trace>> {
+        match &self.source {
+            Source::Trace(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Checks the workload against the endpoint it will be sent to.
+    pub fn check_endpoint(&self, chat: bool) -> Result<(), WorkloadError> {
+        if self.is_multi_turn() && !chat {
+            return Err(WorkloadError::NeedsChat(self.name()));
+        }
+        Ok(())
+    }
+
+    /// Unit of work `index` of `stream`: a request, or a conversation.
+    pub fn job(&self, stream: &PromptStream, index: u64) -> Job {
+        match &self.source {
+            Source::MultiTurn { conversations, .. } => {
+                Job::Conversation(conversation(conversations, stream, index))
+            }
+            _ => Job::One(self.request(stream, index)),
+        }
+    }
+
+    /// `tokens` tokens of content from `rng`: token ids from the vocabulary
+    /// (no BOS), or words.
+    fn content(&self, rng: &mut ChaCha8Rng, tokens: u32) -> Content {
+        match &self.token_ids {
+            Some(vocab) => Content::Ids(
+                (0..tokens)
+                    .filter_map(|_| vocab.ordinary.choose(rng).copied())
+                    .collect(),
+            ),
+            None => Content::Words(random_words(rng, tokens)),
+        }
+    }
+
+    /// A prompt of these pieces in order, behind the BOS the model wants
+    /// (token ids; a text prompt gets its BOS from the server).
+    fn assemble(&self, pieces: Vec<Content>) -> Prompt {
+        match &self.token_ids {
+            Some(vocab) => {
+                let mut ids: Vec<i32> = vocab.bos.into_iter().collect();
+                for piece in pieces {
+                    if let Content::Ids(p) = piece {
+                        ids.extend(p);
+                    }
+                }
+                Prompt::TokenIds(ids)
+            }
+            None => {
+                let words: Vec<&str> = pieces
+                    .into_iter()
+                    .flat_map(|p| match p {
+                        Content::Words(w) => w,
+                        Content::Ids(_) => Vec::new(),
+                    })
+                    .collect();
+                Prompt::Text(words.join(" "))
+            }
+        }
+    }
+
+    /// BOS tokens a token-id prompt starts with (text: the server's own).
+    fn bos_tokens(&self) -> u32 {
+        self.token_ids
+            .as_ref()
+            .map_or(0, |v| u32::from(v.bos.is_some()))
     }
 
     /// Request `index` of `stream`: the same whatever else is asked.
@@ -205,6 +448,7 @@ impl Workload {
                     prompt,
                     max_tokens,
                     input_tokens_requested: input_tokens,
+                    tag: RequestTag::default(),
                 }
             }
             Source::ShareGpt { conversations, .. } => {
@@ -219,6 +463,82 @@ impl Workload {
                     prompt: Prompt::Text(c.prompt.clone()),
                     max_tokens: c.output_tokens.max(1),
                     input_tokens_requested: input_tokens,
+                    tag: RequestTag::default(),
+                }
+            }
+            Source::SharedPrefix(p) => {
+                let (group, place) = p.place(index);
+                // The first P tokens (BOS among them, for token ids) are the
+                // group's; the S after them the request's own.
+                let shared = p.prefix_tokens.saturating_sub(self.bos_tokens());
+                let prefix = self.content(&mut stream.shared_rng(group), shared);
+                let suffix = self.content(&mut stream.text_rng(index), p.suffix_tokens);
+                RequestSpec {
+                    prompt: self.assemble(vec![prefix, suffix]),
+                    max_tokens: p.output_tokens,
+                    input_tokens_requested: shared + self.bos_tokens() + p.suffix_tokens,
+                    tag: RequestTag {
+                        prefix_group: Some(group),
+                        first_of_group: place == 0,
+                        intended_shared: Some(if place == 0 {
+                            super::point::INTENDED_SHARED_PREFIX
+                        } else {
+                            u64::from(p.prefix_tokens) + super::point::INTENDED_SHARED_PREFIX
+                        }),
+                        ..RequestTag::default()
+                    },
+                }
+            }
+            Source::Trace(trace) => {
+                let entry = &trace.entries[(index as usize) % trace.entries.len()];
+                let body = entry.input_tokens.saturating_sub(self.bos_tokens());
+                let pieces = if entry.hash_ids.is_empty() {
+                    vec![self.content(&mut stream.text_rng(index), body)]
+                } else {
+                    // Block k of the prompt is the content of its hash id,
+                    // so requests that share hash ids share those blocks.
+                    let mut left = body;
+                    let mut pieces = Vec::with_capacity(entry.hash_ids.len() + 1);
+                    for &h in &entry.hash_ids {
+                        let n = left.min(trace.block_tokens);
+                        left -= n;
+                        pieces.push(self.content(&mut stream.shared_rng(h), n));
+                    }
+                    if left > 0 {
+                        pieces.push(self.content(&mut stream.text_rng(index), left));
+                    }
+                    pieces
+                };
+                RequestSpec {
+                    prompt: self.assemble(pieces),
+                    max_tokens: entry.output_tokens.max(1),
+                    input_tokens_requested: body + self.bos_tokens(),
+                    tag: RequestTag {
+                        intended_shared: if entry.hash_ids.is_empty() {
+                            Some(super::point::INTENDED_SHARED_PREFIX)
+                        } else {
+                            None
+                        },
+                        ..RequestTag::default()
+                    },
+                }
+            }
+            // One request of a conversation workload: its first turn.
+            Source::MultiTurn { conversations, .. } => {
+                let turns = conversation(conversations, stream, index);
+                let first = &turns[0];
+                RequestSpec {
+                    prompt: Prompt::Chat(vec![ChatMessage {
+                        role: "user".into(),
+                        content: first.user.clone(),
+                    }]),
+                    max_tokens: first.max_tokens,
+                    input_tokens_requested: first.input_tokens,
+                    tag: RequestTag {
+                        turn: Some(1),
+                        last_turn: turns.len() == 1,
+                        ..RequestTag::default()
+                    },
                 }
             }
         }
@@ -263,10 +583,67 @@ impl Source {
                     )
                 } else if let Some(path) = spec.strip_prefix("sharegpt:") {
                     Self::sharegpt(Path::new(path))?
+                } else if let Some(rest) = spec.strip_prefix("shared-prefix:") {
+                    let parts: Vec<&str> = rest.split(':').collect();
+                    let [g, r, p, s, out] = parts.as_slice() else {
+                        return Err(bad(
+                            "expected shared-prefix:GROUPS:PER_GROUP:PREFIX:SUFFIX:OUT, e.g. shared-prefix:4:8:512:64:32"
+                                .into(),
+                        ));
+                    };
+                    let n = |v: &str, what: &str| {
+                        v.parse::<u32>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad(format!("{what} '{v}' is not a positive integer")))
+                    };
+                    Source::SharedPrefix(SharedPrefix {
+                        groups: n(g, "groups")?,
+                        per_group: n(r, "requests per group")?,
+                        prefix_tokens: n(p, "prefix tokens")?,
+                        suffix_tokens: n(s, "suffix tokens")?,
+                        output_tokens: n(out, "output tokens")?,
+                    })
+                } else if let Some(rest) = spec.strip_prefix("multiturn:") {
+                    let parts: Vec<&str> = rest.split(':').collect();
+                    let (turns, input, output, think) = match parts.as_slice() {
+                        [t, i, o] => (t, i, o, "0s"),
+                        [t, i, o, think] => (t, i, o, *think),
+                        _ => return Err(bad(
+                            "expected multiturn:TURNS:IN:OUT[:THINK], each a number or a range \
+                                 (multiturn:2-5:64-256:32:500ms-2s)"
+                                .into(),
+                        )),
+                    };
+                    Source::MultiTurn {
+                        name: spec.to_string(),
+                        conversations: MultiTurnSource::Synthetic {
+                            turns: Range::parse(turns, "turns").map_err(bad)?,
+                            input: Range::parse(input, "input tokens").map_err(bad)?,
+                            output: Range::parse(output, "output tokens").map_err(bad)?,
+                            think: ThinkTime::parse(think).map_err(bad)?,
+                        },
+                    }
+                } else if let Some(rest) = spec.strip_prefix("sharegpt-multiturn:") {
+                    // A path may hold colons; a think time is the last part
+                    // only when it reads as one.
+                    let (path, think) = match rest.rsplit_once(':') {
+                        Some((path, t)) if ThinkTime::parse(t).is_ok() => {
+                            (path, ThinkTime::parse(t).map_err(bad)?)
+                        }
+                        _ => (rest, ThinkTime::parse("0s").map_err(bad)?),
+                    };
+                    Source::MultiTurn {
+                        name: spec.to_string(),
+                        conversations: Self::sharegpt_turns(Path::new(path), think)?,
+                    }
+                } else if let Some(path) = spec.strip_prefix("trace:") {
+                    Source::Trace(Arc::new(Trace::read(Path::new(path))?))
                 } else {
                     return Err(bad(
                         "unknown workload; use fixed:IN:OUT, short, medium, long, chat, code, \
-                         long-qa, summarization or sharegpt:PATH"
+                         long-qa, summarization, sharegpt:PATH, shared-prefix:G:R:P:S:OUT, \
+                         multiturn:TURNS:IN:OUT[:THINK], sharegpt-multiturn:PATH[:THINK] or trace:PATH.jsonl"
                             .into(),
                     ));
                 }
@@ -331,6 +708,106 @@ impl Source {
     }
 }
 
+impl Source {
+    /// Every ShareGPT conversation with at least one human turn followed by
+    /// a reply: all such turns, in order.
+    fn sharegpt_turns(path: &Path, think: ThinkTime) -> Result<MultiTurnSource, WorkloadError> {
+        let err = |message: String| WorkloadError::ShareGpt {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let data: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
+        let items = data
+            .as_array()
+            .ok_or_else(|| err("expected a JSON array of conversations".into()))?;
+        let mut conversations = Vec::new();
+        for item in items {
+            let Some(turns) = item.get("conversations").and_then(|c| c.as_array()) else {
+                continue;
+            };
+            let field =
+                |i: usize, k: &str| turns.get(i).and_then(|t| t.get(k)).and_then(|v| v.as_str());
+            let mut held = Vec::new();
+            for i in 0..turns.len() {
+                if field(i, "from") != Some("human") {
+                    continue;
+                }
+                let (Some(prompt), Some(reply)) = (field(i, "value"), field(i + 1, "value")) else {
+                    continue;
+                };
+                if prompt.trim().is_empty() || reply.trim().is_empty() {
+                    continue;
+                }
+                held.push(Conversation {
+                    prompt: prompt.to_string(),
+                    input_tokens_estimate: estimate_tokens(prompt),
+                    output_tokens: estimate_tokens(reply),
+                });
+            }
+            if !held.is_empty() {
+                conversations.push(held);
+            }
+        }
+        if conversations.is_empty() {
+            return Err(err(
+                "no conversation with a human turn followed by a reply".into()
+            ));
+        }
+        Ok(MultiTurnSource::ShareGpt {
+            path: path.to_path_buf(),
+            conversations,
+            think,
+        })
+    }
+}
+
+/// Conversation `index` of `stream`: its turns, lengths and think times.
+fn conversation(source: &MultiTurnSource, stream: &PromptStream, index: u64) -> Vec<Turn> {
+    let mut lengths = stream.lengths_rng(index);
+    let mut text = stream.text_rng(index);
+    match source {
+        MultiTurnSource::Synthetic {
+            turns,
+            input,
+            output,
+            think,
+        } => (0..turns.sample(&mut lengths))
+            .map(|_| {
+                let input_tokens = input.sample(&mut lengths);
+                Turn {
+                    user: synthetic_text(&mut text, input_tokens),
+                    input_tokens,
+                    max_tokens: output.sample(&mut lengths),
+                    think: think.sample(&mut lengths),
+                }
+            })
+            .collect(),
+        MultiTurnSource::ShareGpt {
+            conversations,
+            think,
+            ..
+        } => conversations
+            .choose(&mut text)
+            .expect("non-empty")
+            .iter()
+            .map(|c| Turn {
+                user: c.prompt.clone(),
+                input_tokens: c.input_tokens_estimate,
+                max_tokens: c.output_tokens.max(1),
+                think: think.sample(&mut lengths),
+            })
+            .collect(),
+    }
+}
+
+/// Part of a prompt: token ids, or words.
+enum Content {
+    Ids(Vec<i32>),
+    Words(Vec<&'static str>),
+}
+
 fn random_words(rng: &mut ChaCha8Rng, n: u32) -> Vec<&'static str> {
     (0..n)
         .map(|_| WORDS[rng.random_range(0..WORDS.len())])
@@ -379,7 +856,7 @@ mod tests {
     fn text(r: &RequestSpec) -> &str {
         match &r.prompt {
             Prompt::Text(t) => t,
-            Prompt::TokenIds(_) => panic!("expected text"),
+            _ => panic!("expected text"),
         }
     }
 
