@@ -118,8 +118,8 @@ const HTTP_WIDTHS: [usize; 12] = [12, 9, 11, 11, 10, 10, 11, 10, 9, 8, 9, 10];
 /// The columns a run with `--server-metrics` adds: the server's own queue
 /// time, the requests it kept waiting and its KV-cache use, beside the
 /// client's TTFT.
-pub const SERVER_HEADER: [&str; 3] = ["queue p50 ms", "waiting max", "KV % max"];
-const SERVER_WIDTHS: [usize; 3] = [12, 11, 8];
+pub const SERVER_HEADER: [&str; 3] = ["queue mean ms", "waiting max", "KV % max"];
+const SERVER_WIDTHS: [usize; 3] = [13, 11, 8];
 
 fn http_header(with_server: bool) -> (Vec<String>, Vec<usize>) {
     let mut header: Vec<String> = HTTP_HEADER.map(String::from).to_vec();
@@ -140,10 +140,12 @@ fn server_cells(p: &HttpPoint) -> [String; 3] {
     };
     [
         or_dash(
+            // The mean is exact (sum over count); bucket quantiles are only
+            // as fine as the server's buckets.
             headline
                 .and_then(|h| h.queue_time_ms.as_ref())
-                .and_then(|q| q.p50),
-            2,
+                .and_then(|q| q.mean),
+            3,
         ),
         or_dash(
             headline
@@ -396,15 +398,25 @@ pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
             if let Some(g) = &h.requests_waiting {
                 parts.push(format!("waiting mean {:.1} max {:.0}", g.mean, g.max));
             }
+            let bucket = |b: Option<(f64, Option<f64>)>| match b {
+                Some((lo, Some(hi))) => format!(" in the {lo}-{hi} ms bucket"),
+                Some((lo, None)) => format!(" above {lo} ms"),
+                None => String::new(),
+            };
             if let Some(q) = &h.queue_time_ms {
                 parts.push(format!(
-                    "queue p50 {:.2} p99 {:.2} ms",
-                    q.p50.unwrap_or(0.0),
-                    q.p99.unwrap_or(0.0)
+                    "queue mean {:.3} ms, p99{}",
+                    q.mean.unwrap_or(0.0),
+                    bucket(q.p99_bucket)
                 ));
             }
             if let Some(t) = &h.server_ttft_ms {
-                parts.push(format!("server TTFT p50 {:.2} ms", t.p50.unwrap_or(0.0)));
+                parts.push(format!(
+                    "server TTFT mean {:.2} ms, p50 {:.2}{}",
+                    t.mean.unwrap_or(0.0),
+                    t.p50.unwrap_or(0.0),
+                    bucket(t.p50_bucket)
+                ));
             }
             if let Some(k) = &h.kv_cache_percent {
                 parts.push(format!("KV cache mean {:.1}% max {:.1}%", k.mean, k.max));

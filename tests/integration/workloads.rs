@@ -51,7 +51,7 @@ fn server_metrics_are_sampled_and_summarized_per_point() {
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.contains("queue p50 ms") && text.contains("KV % max"),
+        text.contains("queue mean ms") && text.contains("KV % max"),
         "{text}"
     );
     assert!(text.contains("server ("), "{text}");
@@ -430,7 +430,9 @@ fn an_interrupted_sweep_resumed_gives_the_uninterrupted_point_list() {
 }
 
 /// Keys of a real `vllm bench serve --save-result` file (vLLM 0.32.0,
-/// closed loop), captured here: scripts/servers/vllm-bench-serve-result.json.
+/// closed loop, `vllm.benchmarks.serve` against vLLM CPU serving Gemma 3
+/// 270M, 8 random prompts, `--max-concurrency 2 --save-result`), captured
+/// here: tests/fixtures/vllm-bench-serve-result.json.
 fn vllm_keys() -> Vec<String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/vllm-bench-serve-result.json");
@@ -486,7 +488,9 @@ fn the_vllm_export_has_every_key_vllm_writes_with_inferbench_values() {
     }
     assert_eq!(v["latencies"].as_array().unwrap().len(), 10);
     assert!(v["max_concurrent_requests"].as_u64().unwrap() >= 1);
-    assert!(v["max_concurrent_requests"].as_u64().unwrap() <= 2 * 2);
+    // vLLM counts every request active at any time within a one-second
+    // bucket: short requests add up within one.
+    assert!(v["max_concurrent_requests"].as_u64().unwrap() <= 10);
 
     // A sweep writes one file per point, named by its load.
     let o = bin()

@@ -187,6 +187,14 @@ pub struct HistogramSummary {
     pub p50: Option<f64>,
     pub p90: Option<f64>,
     pub p99: Option<f64>,
+    /// The bucket each of p50 and p99 fell in, `[lower, upper]`: the
+    /// estimate's resolution. vLLM's queue-time buckets start at 0.3 s, so
+    /// a queue of microseconds reads as a p50 of 0.15 s; the mean
+    /// (`sum / count`) is exact. The upper bound is null for `+Inf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_bucket: Option<(f64, Option<f64>)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_bucket: Option<(f64, Option<f64>)>,
 }
 
 /// What the common engines' metrics say, taken from the series above under
@@ -446,7 +454,26 @@ fn histogram_change(
         p50: q(0.5),
         p90: q(0.9),
         p99: q(0.99),
+        p50_bucket: bucket_of(&buckets, 0.5),
+        p99_bucket: bucket_of(&buckets, 0.99),
     })
+}
+
+/// The bucket the `q` quantile falls in: its lower bound and its upper one
+/// (none for `+Inf`).
+pub fn bucket_of(buckets: &[(f64, f64)], q: f64) -> Option<(f64, Option<f64>)> {
+    let total = buckets.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let mut lower = 0.0;
+    for &(bound, count) in buckets {
+        if count >= q * total {
+            return Some((lower, bound.is_finite().then_some(bound)));
+        }
+        lower = bound;
+    }
+    None
 }
 
 /// The `q` quantile of cumulative buckets, as Prometheus estimates it:
@@ -524,6 +551,8 @@ fn histogram_ms(
         p50: ms(h.p50),
         p90: ms(h.p90),
         p99: ms(h.p99),
+        p50_bucket: h.p50_bucket.map(|(lo, hi)| (lo * 1e3, hi.map(|v| v * 1e3))),
+        p99_bucket: h.p99_bucket.map(|(lo, hi)| (lo * 1e3, hi.map(|v| v * 1e3))),
     })
 }
 
@@ -720,6 +749,63 @@ vllm:request_queue_time_seconds_count{engine="0",model_name="m"} 5.0
         assert_eq!((*sum, *count), (0.5, 5.0));
     }
 
+    /// `/metrics` of llama-server b11434 (`--metrics`) and of vLLM CPU
+    /// 0.32.0, each taken during a c=1 point of Gemma 3 270M (captured here
+    /// with curl).
+    const LLAMA_SERVER_SAMPLE: &str =
+        include_str!("../../../scripts/servers/metrics-llama-server.txt");
+    const VLLM_SAMPLE: &str = include_str!("../../../scripts/servers/metrics-vllm.txt");
+
+    #[test]
+    fn parses_what_the_real_servers_expose() {
+        let l = parse(LLAMA_SERVER_SAMPLE).unwrap();
+        assert_eq!(
+            l.series["llamacpp:requests_processing"],
+            Reading::Gauge(1.0)
+        );
+        assert!(matches!(l.series["llamacpp:prompt_tokens_total"], Reading::Counter(n) if n > 0.0));
+        assert!(matches!(
+            l.series["llamacpp:tokens_predicted_seconds_total"],
+            Reading::Counter(_)
+        ));
+        let v = parse(VLLM_SAMPLE).unwrap();
+        let key = |name: &str| format!("{name}{{engine=\"0\",model_name=\"gemma-3-270m-q4_k_m\"}}");
+        assert_eq!(
+            v.series[&key("vllm:num_requests_running")],
+            Reading::Gauge(1.0)
+        );
+        assert!(
+            matches!(v.series[&key("vllm:kv_cache_usage_perc")], Reading::Gauge(f) if f > 0.0 && f < 1.0)
+        );
+        assert!(
+            matches!(v.series[&key("vllm:prompt_tokens_total")], Reading::Counter(n) if n > 0.0)
+        );
+        let Reading::Histogram { buckets, count, .. } =
+            &v.series[&key("vllm:request_queue_time_seconds")]
+        else {
+            panic!("queue time is a histogram")
+        };
+        assert_eq!(buckets[0].0, 0.3);
+        assert_eq!(buckets.last().unwrap().0, f64::INFINITY);
+        assert_eq!(buckets.last().unwrap().1, *count);
+        // A whole summary over the two real scrapes: every vLLM headline
+        // figure found under vLLM's own names.
+        let t0 = Instant::now();
+        let mut acc = Aggregator::new("u", Duration::from_secs(1));
+        for k in 0..3 {
+            acc.add(t0 + Duration::from_secs(k), parse(VLLM_SAMPLE));
+        }
+        let h = acc.summary().headline;
+        assert_eq!(h.requests_running.unwrap().max, 1.0);
+        assert_eq!(h.requests_waiting.unwrap().max, 0.0);
+        assert!(h.kv_cache_percent.unwrap().max > 0.0);
+        assert_eq!(h.preemptions, Some(0.0));
+        assert!(
+            h.queue_time_ms.is_none(),
+            "no observation between equal scrapes"
+        );
+    }
+
     #[test]
     fn quantiles_interpolate_within_buckets() {
         let b = [(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
@@ -729,6 +815,8 @@ vllm:request_queue_time_seconds_count{engine="0",model_name="m"} 5.0
         let tail = [(1.0, 1.0), (f64::INFINITY, 10.0)];
         assert_eq!(bucket_quantile(&tail, 0.99), Some(1.0));
         assert_eq!(bucket_quantile(&[(1.0, 0.0)], 0.5), None);
+        assert_eq!(bucket_of(&b, 0.75), Some((1.0, Some(2.0))));
+        assert_eq!(bucket_of(&tail, 0.99), Some((1.0, None)));
     }
 
     #[test]

@@ -968,4 +968,122 @@ mod tests {
         assert_eq!(r.max_tokens, 6); // 24 characters / 4
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    fn ids(r: &RequestSpec) -> Vec<i32> {
+        match &r.prompt {
+            Prompt::TokenIds(ids) => ids.clone(),
+            other => panic!("expected token ids, got {other:?}"),
+        }
+    }
+
+    fn common_prefix(a: &[i32], b: &[i32]) -> usize {
+        a.iter().zip(b).take_while(|(x, y)| x == y).count()
+    }
+
+    #[test]
+    fn shared_prefix_groups_share_exactly_p_tokens_and_nothing_else() {
+        let vocab = PromptVocab {
+            bos: Some(2),
+            ordinary: (10..50_000).collect(),
+        };
+        let w = Workload::parse("shared-prefix:3:4:32:8:5")
+            .unwrap()
+            .with_token_ids(vocab)
+            .unwrap();
+        let s = stream(11);
+        let requests: Vec<RequestSpec> = (0..24).map(|i| w.request(&s, i)).collect();
+        for (i, a) in requests.iter().enumerate() {
+            assert_eq!(ids(a).len(), 40, "P + S tokens, BOS among the P");
+            assert_eq!(a.input_tokens_requested, 40);
+            assert_eq!(a.max_tokens, 5);
+            for b in &requests[i + 1..] {
+                let shared = common_prefix(&ids(a), &ids(b));
+                if a.tag.prefix_group == b.tag.prefix_group {
+                    assert_eq!(shared, 32, "{:?} {:?}", a.tag, b.tag);
+                } else {
+                    assert_eq!(shared, 1, "only the BOS across groups");
+                }
+            }
+        }
+        // Groups take turns; the second round of 12 starts new groups.
+        let groups: Vec<u64> = requests
+            .iter()
+            .map(|r| r.tag.prefix_group.unwrap())
+            .collect();
+        assert_eq!(&groups[..6], &[0, 1, 2, 0, 1, 2]);
+        assert_eq!(&groups[12..15], &[3, 4, 5]);
+        let firsts: Vec<bool> = requests.iter().map(|r| r.tag.first_of_group).collect();
+        assert_eq!(firsts.iter().filter(|f| **f).count(), 6);
+        assert!(firsts[..3].iter().all(|f| *f) && !firsts[3]);
+        // Another point draws other groups: no prefix carries over.
+        let other = PromptStream::new(11, 1, Phase::Measured);
+        assert_eq!(
+            common_prefix(&ids(&w.request(&other, 0)), &ids(&requests[0])),
+            1
+        );
+    }
+
+    #[test]
+    fn conversations_are_reproducible_and_parsed_with_ranges() {
+        let w = Workload::parse("multiturn:2-4:16-32:8:100ms-200ms").unwrap();
+        assert!(w.is_multi_turn());
+        assert!(w.check_endpoint(false).is_err());
+        let job = |i| match w.job(&stream(3), i) {
+            Job::Conversation(turns) => turns,
+            Job::One(_) => panic!("a conversation"),
+        };
+        assert_eq!(job(5), job(5));
+        assert_ne!(job(5), job(6));
+        for i in 0..50 {
+            let turns = job(i);
+            assert!((2..=4).contains(&turns.len()));
+            for t in turns {
+                assert!((16..=32).contains(&t.input_tokens));
+                assert_eq!(t.user.split(' ').count() as u32, t.input_tokens);
+                assert_eq!(t.max_tokens, 8);
+                assert!((100..=200).contains(&t.think.as_millis()));
+            }
+        }
+        for (spec, needle) in [
+            ("multiturn:3:8", "multiturn:TURNS:IN:OUT"),
+            ("multiturn:4-2:8:8", "runs backwards"),
+            ("multiturn:2:8:8:soon", "think time 'soon'"),
+        ] {
+            let e = Workload::parse(spec).unwrap_err().to_string();
+            assert!(e.contains(needle), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn trace_blocks_with_the_same_hash_are_the_same_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        std::fs::write(
+            &path,
+            "{\"timestamp\": 0, \"input_length\": 1100, \"output_length\": 4, \"hash_ids\": [7, 8, 9]}\n\
+             {\"timestamp\": 10, \"input_length\": 600, \"output_length\": 4, \"hash_ids\": [7, 5]}\n\
+             {\"timestamp\": 20, \"input_length\": 600, \"output_length\": 4}\n",
+        )
+        .unwrap();
+        let vocab = PromptVocab {
+            bos: Some(2),
+            ordinary: (10..50_000).collect(),
+        };
+        let w = Workload::parse(&format!("trace:{}", path.display()))
+            .unwrap()
+            .with_token_ids(vocab)
+            .unwrap();
+        let s = stream(4);
+        let (a, b, c) = (w.request(&s, 0), w.request(&s, 1), w.request(&s, 2));
+        assert_eq!(
+            (ids(&a).len(), ids(&b).len(), ids(&c).len()),
+            (1100, 600, 600)
+        );
+        // BOS and the first block (hash 7) in common, then different blocks.
+        assert_eq!(common_prefix(&ids(&a), &ids(&b)), 1 + 512);
+        assert_eq!(common_prefix(&ids(&a), &ids(&c)), 1);
+        assert_eq!(a.tag.intended_shared, None);
+        assert_eq!(c.tag.intended_shared, Some(1));
+        assert_eq!(a.max_tokens, 4);
+    }
 }
