@@ -15,8 +15,8 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
     for path in &args.files {
         let name = path.display().to_string();
         match AnyResult::read(path)? {
-            AnyResult::Inproc(r) => inproc.push((name, r)),
-            AnyResult::Http(r) => http.push((name, r)),
+            AnyResult::Inproc(r) => inproc.push((name, *r)),
+            AnyResult::Http(r) => http.push((name, *r)),
         }
     }
     if !inproc.is_empty() && !http.is_empty() {

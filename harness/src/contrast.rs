@@ -344,10 +344,10 @@ pub fn read_sources(path: &Path) -> Result<Vec<(String, AnyResult)>, ReadError> 
         })?;
     let mut sources = Vec::new();
     if let Some(r) = contrast.inproc {
-        sources.push((format!("{name}#inproc"), AnyResult::Inproc(r)));
+        sources.push((format!("{name}#inproc"), AnyResult::Inproc(Box::new(r))));
     }
     if let Some(r) = contrast.http {
-        sources.push((format!("{name}#http"), AnyResult::Http(r)));
+        sources.push((format!("{name}#http"), AnyResult::Http(Box::new(r))));
     }
     if sources.is_empty() {
         return Err(ReadError::NotAResult {

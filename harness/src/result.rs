@@ -594,8 +594,9 @@ pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;
 /// A result file of either mode, read back.
 #[derive(Debug, Clone)]
 pub enum AnyResult {
-    Inproc(InprocResult),
-    Http(HttpResult),
+    // Boxed: a result's settings and provenance make each large.
+    Inproc(Box<InprocResult>),
+    Http(Box<HttpResult>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -638,8 +639,8 @@ impl AnyResult {
             });
         }
         let parsed = match value.get("mode").and_then(serde_json::Value::as_str) {
-            Some("inproc") => serde_json::from_value(value).map(AnyResult::Inproc),
-            Some("http") => serde_json::from_value(value).map(AnyResult::Http),
+            Some("inproc") => serde_json::from_value(value).map(|r| AnyResult::Inproc(Box::new(r))),
+            Some("http") => serde_json::from_value(value).map(|r| AnyResult::Http(Box::new(r))),
             other => {
                 return Err(not_a_result(format!(
                     "mode {}, expected \"inproc\" or \"http\"",

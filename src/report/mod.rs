@@ -22,8 +22,8 @@ use crate::cli::{PlotFormat, ReportArgs};
 /// A result file of any kind, read back.
 #[derive(Debug, Clone)]
 pub enum Input {
-    Inproc(InprocResult),
-    Http(HttpResult),
+    Inproc(Box<InprocResult>),
+    Http(Box<HttpResult>),
     Contrast(Box<ContrastResult>),
     Compare(Comparison),
     /// An `http --rounds` file, and per target its rounds pooled into one
@@ -159,7 +159,7 @@ pub fn inproc_results(sources: &[Source]) -> Vec<(String, &InprocResult)> {
     sources
         .iter()
         .filter_map(|s| match &s.input {
-            Input::Inproc(r) => Some((s.label.clone(), r)),
+            Input::Inproc(r) => Some((s.label.clone(), &**r)),
             Input::Contrast(c) => c
                 .inproc
                 .as_ref()
@@ -174,7 +174,7 @@ pub fn http_results(sources: &[Source]) -> Vec<(String, &HttpResult)> {
     sources
         .iter()
         .filter_map(|s| match &s.input {
-            Input::Http(r) => Some((s.label.clone(), r)),
+            Input::Http(r) => Some((s.label.clone(), &**r)),
             Input::Contrast(c) => c
                 .http
                 .as_ref()

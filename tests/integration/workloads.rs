@@ -406,7 +406,7 @@ fn an_interrupted_sweep_resumed_gives_the_uninterrupted_point_list() {
         .iter()
         .take_while(|p| p["complete"] == true)
         .count();
-    assert!(kept >= 1 && kept < 3, "{before:#}");
+    assert!((1..3).contains(&kept), "{before:#}");
     for k in 0..kept {
         assert_eq!(
             points[k], before_points[k],

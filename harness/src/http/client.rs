@@ -148,8 +148,9 @@ pub struct ChatMessage {
 }
 
 /// Where a request sits in a workload's structure, for the figures that
-/// split a point by it. Default: an independent request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// split a point by it. Default: an independent request, meant to share
+/// only the BOS with any other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestTag {
     /// Multi-turn workloads: its turn, from 1, and whether it is its
     /// conversation's last.
@@ -164,6 +165,18 @@ pub struct RequestTag {
     /// itself); `None`: any share is intended (a conversation's history, a
     /// trace's shared blocks).
     pub intended_shared: Option<u64>,
+}
+
+impl Default for RequestTag {
+    fn default() -> Self {
+        RequestTag {
+            turn: None,
+            last_turn: false,
+            prefix_group: None,
+            first_of_group: false,
+            intended_shared: Some(super::point::INTENDED_SHARED_PREFIX),
+        }
+    }
 }
 
 /// One request to send.
