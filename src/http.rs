@@ -403,7 +403,9 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         ));
         kept = resume.points.into();
     }
-    save(&writer, &mut result, args.csv.as_deref())?;
+    if let Err(e) = save(&writer, &mut result, args.csv.as_deref()) {
+        return Err(terminal::save_failed(&writer, &mut result, e));
+    }
     terminal::print_http_header(&result);
 
     let planned = (!searching).then_some(loads.len());
@@ -451,14 +453,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         }),
     };
     if let Err(e) = measured {
-        let result = &mut session.result;
-        result.status = RunStatus::Failed;
-        result.error = Some(format!("{e:#}"));
-        result.partial = true;
-        // The error is what the user must see; a failure to save is second.
-        if let Err(save_error) = save(&session.writer, result, args.csv.as_deref()) {
-            eprintln!("warning: {save_error:#}");
-        }
+        let e = terminal::save_failed(&session.writer, &mut session.result, e);
         terminal::print_result_path(&out_path, true);
         return Err(e);
     }
@@ -934,11 +929,13 @@ impl Session {
         let telemetry = self.telemetry.stop();
         let server_metrics = sampler.map(Sampler::stop);
         progress.finish();
-        if let Some(e) = io_error {
-            return Err(e);
-        }
-        if let Some(log) = self.log.as_mut() {
-            log.flush().context("writing --requests-log")?;
+        // A write that failed during the point fails the run, after the
+        // point is kept: a run never loses what it measured.
+        let mut io_error = io_error;
+        if let (Some(log), None) = (self.log.as_mut(), io_error.as_ref()) {
+            if let Err(e) = log.flush() {
+                io_error = Some(anyhow::Error::new(e).context("writing --requests-log"));
+            }
         }
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
         point.prompt_stream = Some(stream_index);
@@ -952,14 +949,6 @@ impl Session {
                 server.system_fingerprint = acc.system_fingerprint().map(str::to_string);
             }
         }
-        if let (Some(plan), Some(v)) = (&self.export_vllm, &vllm) {
-            let path = plan.path_for(&point.load);
-            let date = vllm_date();
-            let json = v.finish(&point, &self.result.settings, &date);
-            let text = serde_json::to_string_pretty(&json).context("--export-vllm")?;
-            std::fs::write(&path, text)
-                .with_context(|| format!("--export-vllm {}: cannot write", path.display()))?;
-        }
         self.failed_requests += point.requests.failed;
         terminal::print_http_row(&point, self.metrics.is_some());
         for note in point_notes(&point, self.workload.sends_token_ids()) {
@@ -970,6 +959,16 @@ impl Session {
             self.result.points.push(point.clone());
         }
         save(&self.writer, &mut self.result, self.csv.as_deref())?;
+        if let Some(e) = io_error {
+            return Err(e);
+        }
+        if let (Some(plan), Some(v)) = (&self.export_vllm, &vllm) {
+            let path = plan.path_for(&point.load);
+            let json = v.finish(&point, &self.result.settings, &vllm_date());
+            let text = serde_json::to_string_pretty(&json).context("--export-vllm")?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("--export-vllm {}: cannot write", path.display()))?;
+        }
         Ok(point)
     }
 }

@@ -223,7 +223,8 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         });
         let summary = telemetry.stop();
         if let Some(e) = save_error {
-            return Err(e);
+            failure = Some(format!("{e:#}"));
+            break;
         }
         match measured {
             Ok(mut point) => {
@@ -252,7 +253,9 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
                 ));
             }
         }
-        save(&writer, &mut result, args.csv.as_deref())?;
+        if let Err(e) = save(&writer, &mut result, args.csv.as_deref()) {
+            failure.get_or_insert(format!("{e:#}"));
+        }
         if failure.is_some() {
             break;
         }
@@ -269,7 +272,15 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     result.partial = result.status != RunStatus::Complete
         || result.points.len() != shapes.len()
         || result.points.iter().any(|p| !p.complete);
-    save(&writer, &mut result, args.csv.as_deref())?;
+    // A failed run's CSV may be what failed: its JSON alone is saved.
+    let csv = if failure.is_some() {
+        None
+    } else {
+        args.csv.as_deref()
+    };
+    if let Err(e) = save(&writer, &mut result, csv) {
+        return Err(terminal::save_failed(&writer, &mut result, e));
+    }
     terminal::print_result_path(&out_path, result.partial);
     if let Some(f) = failure {
         bail!("{f}");

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use inferbench_harness::result::{
     HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile, ResultWriter,
+    RunStatus,
 };
 use inferbench_harness::stats::Stats;
 
@@ -45,6 +46,25 @@ pub fn save_result<S: serde::Serialize, P: serde::Serialize>(
         write_csv(csv, &result.points)?;
     }
     Ok(())
+}
+
+/// Marks a run that already wrote its result file as failed with `error`
+/// and writes it once more (the JSON alone: a CSV may be what failed), so
+/// that no exit path leaves a file saying `running`. Returns the error,
+/// for the caller to report; a failure to save is only a warning beside it.
+pub fn save_failed<S: serde::Serialize, P: serde::Serialize>(
+    writer: &ResultWriter,
+    result: &mut ResultFile<S, P>,
+    error: anyhow::Error,
+) -> anyhow::Error {
+    result.status = RunStatus::Failed;
+    result.error = Some(format!("{error:#}"));
+    result.partial = true;
+    result.updated_at = crate::provenance::now_rfc3339();
+    if let Err(save_error) = writer.write(result) {
+        eprintln!("warning: {save_error:#}");
+    }
+    error
 }
 
 fn write_file(path: &Path, text: &str) -> Result<()> {

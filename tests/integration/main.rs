@@ -5,6 +5,7 @@
 mod bad_input;
 mod compare;
 mod contrast;
+mod exit_paths;
 mod http;
 mod inproc;
 mod interrupt;
