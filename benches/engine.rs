@@ -7,6 +7,11 @@
 //!
 //! Model: `$INFERBENCH_BENCH_MODEL`, default the tiny generated model.
 //! Threads: `$INFERBENCH_BENCH_THREADS`, default physical cores.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::path::PathBuf;
 use std::time::Duration;

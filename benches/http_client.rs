@@ -18,6 +18,11 @@
 //! INFERBENCH_BENCH_CLIENT_THREADS (default 1, as `--client-threads`),
 //! INFERBENCH_BENCH_TLS ("1": the server speaks TLS, the client trusts its
 //! certificate; the TLS cost then counts on both sides).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

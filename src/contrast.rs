@@ -331,8 +331,7 @@ fn measure(
     let tokens = http::TokenPrompts::load(model_path)?;
     let served = http::sweep(&http_args, Some(tokens)).context("served run")?;
     drop(server);
-    result.http = Some(served.result);
-    let http_result = result.http.as_ref().expect("just set");
+    let http_result = &*result.http.insert(served.result);
 
     result.shapes = contrast_table(
         &inproc_result,

@@ -902,13 +902,15 @@ impl Session {
                     v.add(&record);
                 }
                 if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
-                    let line = serde_json::to_string(&RequestLogLine {
+                    let line = RequestLogLine {
                         point: point_index,
                         record: &record,
-                    })
-                    .expect("records serialize");
-                    if let Err(e) = writeln!(log, "{line}") {
-                        io_error = Some(anyhow::Error::new(e).context("writing --requests-log"));
+                    };
+                    let written = serde_json::to_writer(&mut *log, &line)
+                        .map_err(anyhow::Error::new)
+                        .and_then(|()| writeln!(log).map_err(anyhow::Error::new));
+                    if let Err(e) = written {
+                        io_error = Some(e.context("writing --requests-log"));
                     }
                 }
                 if last_save.elapsed() >= SAVE_EVERY && io_error.is_none() {

@@ -14,7 +14,7 @@ pub fn bar(total: u64, unit: &str) -> ProgressBar {
         ProgressStyle::with_template(&format!(
             "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
         ))
-        .expect("valid template"),
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }
@@ -43,7 +43,7 @@ impl PointProgress {
                     ProgressStyle::with_template(
                         "{spinner} [{elapsed_precise}] {pos} requests {msg}",
                     )
-                    .expect("valid template"),
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                 );
                 b
             }

@@ -7,6 +7,11 @@
 //! Also: every file of the committed corpus of the nastiest cases is refused.
 //!
 //! One test function: the allocation counter is process-wide.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;

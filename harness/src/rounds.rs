@@ -173,6 +173,10 @@ pub fn t_interval(values: &[f64], level: f64) -> (f64, Option<f64>, Option<Inter
 }
 
 /// The bootstrap interval of one sample's median.
+#[expect(
+    clippy::expect_used,
+    reason = "a sample of one finite value always exists"
+)]
 fn median_ci(s: &Sample, level: f64, seed: u64) -> Interval {
     // The difference from a sample of one zero is the median itself.
     let zero = Sample::from_values(&[0.0]).expect("one value");

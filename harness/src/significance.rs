@@ -89,7 +89,7 @@ impl Sample {
     }
 
     fn total(&self) -> u64 {
-        *self.cumulative.last().expect("non-empty by construction")
+        self.cumulative.last().copied().unwrap_or(0)
     }
 
     /// The value of rank `rank` (0-based) in weight order.

@@ -141,6 +141,10 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    #[expect(
+        clippy::expect_used,
+        reason = "3 significant figures is a valid hdrhistogram setting"
+    )]
     pub fn new(unit: Unit) -> Self {
         // Auto-resizing keeps any value recordable (a stalled request of an
         // hour, or a rate of millions), at no cost in precision.
@@ -177,6 +181,10 @@ impl Distribution {
     }
 
     /// Records the same value `n` times (one per sequence of a batch step).
+    #[expect(
+        clippy::expect_used,
+        reason = "an auto-resizing histogram records any u64"
+    )]
     pub fn record_n(&mut self, value: f64, n: u64) {
         assert!(
             value.is_finite() && value >= 0.0,
@@ -218,6 +226,10 @@ impl Distribution {
     /// Adds every value of `other` (same unit): counts, mean, standard
     /// deviation, min and max exactly, percentiles within the histogram's
     /// precision, as if both had been recorded into one.
+    #[expect(
+        clippy::expect_used,
+        reason = "auto-resizing histograms of one precision always add"
+    )]
     pub fn merge(&mut self, other: &Distribution) -> Result<(), HistogramError> {
         if self.unit != other.unit {
             return Err(HistogramError::UnitMismatch(other.unit, self.unit));
@@ -258,6 +270,7 @@ impl Distribution {
             .collect()
     }
 
+    #[expect(clippy::expect_used, reason = "serializing into memory cannot fail")]
     fn encode(&self) -> EncodedHistogram {
         let mut bytes = Vec::new();
         V2DeflateSerializer::new()

@@ -1,5 +1,10 @@
 //! The HTTP client and load generator against the scripted mock server, over
 //! real sockets on 127.0.0.1.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

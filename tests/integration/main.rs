@@ -1,6 +1,11 @@
 //! One integration test binary: every test runs the real `inferbench`
 //! binary (real llama.cpp, real GGUF files) and checks what a user or a
 //! script would see: exit codes, messages, files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test code: a panic is a failed test"
+)]
 
 mod bad_input;
 mod compare;

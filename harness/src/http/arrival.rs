@@ -23,6 +23,10 @@ pub enum Arrival {
 
 /// Offsets from the start of the point at which requests are due, for a
 /// mean `rate` in requests per second. Infinite: take what the point needs.
+#[expect(
+    clippy::expect_used,
+    reason = "rates are validated where they are read: positive, finite, at most MAX_RATE"
+)]
 pub fn schedule(arrival: Arrival, rate: f64, seed: u64) -> impl Iterator<Item = Duration> + Send {
     assert!(
         rate > 0.0 && rate.is_finite(),

@@ -476,6 +476,7 @@ impl HttpClient {
             .count() as u32
     }
 
+    #[expect(clippy::expect_used, reason = "both bodies are JSON object literals")]
     fn body(&self, spec: &RequestSpec) -> Value {
         let mut body = match (&spec.prompt, self.config.endpoint) {
             (Prompt::Text(text), Endpoint::Completions) => json!({ "prompt": text }),

@@ -3,6 +3,11 @@
 //! client's own error. It records when it handed each content chunk to the
 //! connection (the truth the client's timestamps are compared with). It never
 //! stands in for a real engine in a claim about one.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "the scripted test server: a poisoned lock or a bad script is a failed test"
+)]
 
 use std::collections::HashMap;
 use std::convert::Infallible;

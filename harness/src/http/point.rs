@@ -382,6 +382,10 @@ impl HttpAccumulator {
         self.fingerprint.as_deref()
     }
 
+    #[expect(
+        clippy::expect_used,
+        reason = "a successful request has at least one content chunk: one without is classified zero_tokens"
+    )]
     pub fn add(&mut self, c: Completed) -> RequestRecord {
         let o = c.outcome;
         let sent_ms = ms_between(self.start, o.sent);

@@ -37,6 +37,10 @@ pub enum Length {
 }
 
 impl Length {
+    #[expect(
+        clippy::expect_used,
+        reason = "the presets' medians and sigmas are positive constants"
+    )]
     fn sample(&self, rng: &mut ChaCha8Rng) -> u32 {
         match *self {
             Length::Fixed { tokens } => tokens,
@@ -429,6 +433,10 @@ impl Workload {
     }
 
     /// Request `index` of `stream`: the same whatever else is asked.
+    #[expect(
+        clippy::expect_used,
+        reason = "with_token_ids refuses a vocabulary without ordinary tokens; parse refuses an empty ShareGPT file"
+    )]
     pub fn request(&self, stream: &PromptStream, index: u64) -> RequestSpec {
         match &self.source {
             Source::Lengths { input, output, .. } => {
@@ -764,6 +772,10 @@ impl Source {
 }
 
 /// Conversation `index` of `stream`: its turns, lengths and think times.
+#[expect(
+    clippy::expect_used,
+    reason = "parse refuses a ShareGPT file without a conversation"
+)]
 fn conversation(source: &MultiTurnSource, stream: &PromptStream, index: u64) -> Vec<Turn> {
     let mut lengths = stream.lengths_rng(index);
     let mut text = stream.text_rng(index);
