@@ -182,6 +182,37 @@ fn multi_turn_conversations_carry_their_exact_history() {
 }
 
 #[test]
+fn open_loop_conversations_start_on_the_schedule() {
+    let server = MockServer::start(|_, _| paced(3, 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--endpoint", "chat"])
+        .args([
+            "--rate",
+            "20",
+            "--arrival",
+            "constant",
+            "--num-requests",
+            "6",
+        ])
+        .args(["--warmup", "0", "--workload", "multiturn:2:4:3"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let p = &r["points"][0];
+    assert_eq!(p["conversations"]["completed"], 6);
+    assert_eq!(p["requests"]["total"], 12);
+    // Only first turns are scheduled: six of them, 50 ms apart.
+    assert_eq!(p["schedule_lag_ms"]["count"], 6);
+    assert_eq!(p["turns"][1]["succeeded"], 6);
+}
+
+#[test]
 fn a_conversation_workload_needs_the_chat_endpoint() {
     let o = bin()
         .args([

@@ -1098,4 +1098,28 @@ mod tests {
         assert_eq!(c.tag.intended_shared, Some(1));
         assert_eq!(a.max_tokens, 4);
     }
+
+    #[test]
+    fn sharegpt_multiturn_holds_every_human_turn_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.json");
+        std::fs::write(
+            &path,
+            r#"[{"conversations":[{"from":"human","value":"first question"},{"from":"gpt","value":"an answer of some length"},
+                                  {"from":"human","value":"second one"},{"from":"gpt","value":"ok"},
+                                  {"from":"human","value":"unanswered"}]}]"#,
+        )
+        .unwrap();
+        let w = Workload::parse(&format!("sharegpt-multiturn:{}:250ms", path.display())).unwrap();
+        let Job::Conversation(turns) = w.job(&stream(0), 0) else {
+            panic!("a conversation")
+        };
+        let users: Vec<&str> = turns.iter().map(|t| t.user.as_str()).collect();
+        assert_eq!(users, ["first question", "second one"]);
+        assert_eq!(turns[0].max_tokens, 6, "24 characters of reply / 4");
+        assert!(turns
+            .iter()
+            .all(|t| t.think == std::time::Duration::from_millis(250)));
+        assert!(Workload::parse("sharegpt-multiturn:/no/such.json").is_err());
+    }
 }
