@@ -16,21 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let size = usize::from(cut).max(1);
     let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
         body.chunks(size).map(|c| Ok(c.to_vec())).collect();
-    let mut outcome = Outcome {
-        sent: Instant::now(),
-        headers_at: None,
-        content_times: Vec::new(),
-        chunks: 0,
-        empty_chunks: 0,
-        text: Some(String::new()),
-        usage: None,
-        finish_reason: None,
-        server_timings: None,
-        system_fingerprint: None,
-        response_id: None,
-        retries: 0,
-        failure: None,
-    };
+    let mut outcome = Outcome::new(Instant::now(), 0, true);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

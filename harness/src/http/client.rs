@@ -210,6 +210,28 @@ pub struct Outcome {
     pub failure: Option<Failure>,
 }
 
+impl Outcome {
+    /// Nothing observed yet of a request sent at `sent`: room for
+    /// `expected_chunks` arrivals, and the text kept when `keep_text`.
+    pub fn new(sent: Instant, expected_chunks: usize, keep_text: bool) -> Outcome {
+        Outcome {
+            sent,
+            headers_at: None,
+            content_times: Vec::with_capacity(expected_chunks),
+            chunks: 0,
+            empty_chunks: 0,
+            text: keep_text.then(String::new),
+            usage: None,
+            finish_reason: None,
+            server_timings: None,
+            system_fingerprint: None,
+            response_id: None,
+            retries: 0,
+            failure: None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("--url {url}: {message}")]
@@ -520,21 +542,11 @@ impl HttpClient {
         let req = self
             .authorize(self.http.post(self.url(self.config.endpoint.path())))
             .json(&body);
-        let mut outcome = Outcome {
-            sent: Instant::now(),
-            headers_at: None,
-            content_times: Vec::with_capacity(spec.max_tokens as usize),
-            chunks: 0,
-            empty_chunks: 0,
-            text: self.config.keep_text.then(String::new),
-            usage: None,
-            finish_reason: None,
-            server_timings: None,
-            system_fingerprint: None,
-            response_id: None,
-            retries: 0,
-            failure: None,
-        };
+        let mut outcome = Outcome::new(
+            Instant::now(),
+            spec.max_tokens as usize,
+            self.config.keep_text,
+        );
         if let Err(failure) = self.follow(req, &mut outcome).await {
             outcome.failure = Some(Failure {
                 message: redact(failure.message, self.config.api_key.as_deref()),
@@ -815,21 +827,7 @@ mod read_events_tests {
     );
 
     fn outcome() -> Outcome {
-        Outcome {
-            sent: Instant::now(),
-            headers_at: None,
-            content_times: Vec::new(),
-            chunks: 0,
-            empty_chunks: 0,
-            text: Some(String::new()),
-            usage: None,
-            finish_reason: None,
-            server_timings: None,
-            system_fingerprint: None,
-            response_id: None,
-            retries: 0,
-            failure: None,
-        }
+        Outcome::new(Instant::now(), 0, true)
     }
 
     async fn read_stream<S>(body: S) -> (Reading, Option<Failure>)

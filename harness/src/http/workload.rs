@@ -659,116 +659,95 @@ impl Source {
         })
     }
 
+    /// The first human turn of every ShareGPT conversation that has it
+    /// answered: the prompt, and the reply's length as the output length.
     fn sharegpt(path: &Path) -> Result<Source, WorkloadError> {
-        let err = |message: String| WorkloadError::ShareGpt {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let data: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
-        let items = data
-            .as_array()
-            .ok_or_else(|| err("expected a JSON array of conversations".into()))?;
-        let mut conversations = Vec::new();
-        for item in items {
-            let Some(turns) = item.get("conversations").and_then(|c| c.as_array()) else {
-                continue;
-            };
-            let value = |i: usize| {
-                turns
-                    .get(i)
-                    .and_then(|t| t.get("value"))
-                    .and_then(|v| v.as_str())
-            };
-            let from = |i: usize| {
-                turns
-                    .get(i)
-                    .and_then(|t| t.get("from"))
-                    .and_then(|v| v.as_str())
-            };
-            // The first human turn is the prompt, the reply after it gives the
-            // output length.
-            let Some(first_human) = (0..turns.len()).find(|&i| from(i) == Some("human")) else {
-                continue;
-            };
-            let (Some(prompt), Some(reply)) = (value(first_human), value(first_human + 1)) else {
-                continue;
-            };
-            if prompt.trim().is_empty() || reply.trim().is_empty() {
-                continue;
-            }
-            conversations.push(Conversation {
-                prompt: prompt.to_string(),
-                input_tokens_estimate: estimate_tokens(prompt),
-                output_tokens: estimate_tokens(reply),
-            });
-        }
+        let conversations: Vec<Conversation> = read_sharegpt(path)?
+            .into_iter()
+            .filter(|c| c.first_human_answered)
+            .filter_map(|c| c.turns.into_iter().next())
+            .collect();
         if conversations.is_empty() {
-            return Err(err(
-                "no conversation with a human turn followed by a reply".into()
-            ));
+            return Err(WorkloadError::ShareGpt {
+                path: path.to_path_buf(),
+                message: "no conversation whose first human turn is followed by a reply".into(),
+            });
         }
         Ok(Source::ShareGpt {
             path: path.to_path_buf(),
             conversations,
         })
     }
-}
 
-impl Source {
     /// Every ShareGPT conversation with at least one human turn followed by
     /// a reply: all such turns, in order.
     fn sharegpt_turns(path: &Path, think: ThinkTime) -> Result<MultiTurnSource, WorkloadError> {
-        let err = |message: String| WorkloadError::ShareGpt {
-            path: path.to_path_buf(),
-            message,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let data: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
-        let items = data
-            .as_array()
-            .ok_or_else(|| err("expected a JSON array of conversations".into()))?;
-        let mut conversations = Vec::new();
-        for item in items {
-            let Some(turns) = item.get("conversations").and_then(|c| c.as_array()) else {
-                continue;
-            };
-            let field =
-                |i: usize, k: &str| turns.get(i).and_then(|t| t.get(k)).and_then(|v| v.as_str());
-            let mut held = Vec::new();
-            for i in 0..turns.len() {
-                if field(i, "from") != Some("human") {
-                    continue;
-                }
-                let (Some(prompt), Some(reply)) = (field(i, "value"), field(i + 1, "value")) else {
-                    continue;
-                };
-                if prompt.trim().is_empty() || reply.trim().is_empty() {
-                    continue;
-                }
-                held.push(Conversation {
-                    prompt: prompt.to_string(),
-                    input_tokens_estimate: estimate_tokens(prompt),
-                    output_tokens: estimate_tokens(reply),
-                });
-            }
-            if !held.is_empty() {
-                conversations.push(held);
-            }
-        }
-        if conversations.is_empty() {
-            return Err(err(
-                "no conversation with a human turn followed by a reply".into()
-            ));
-        }
+        let conversations = read_sharegpt(path)?.into_iter().map(|c| c.turns).collect();
         Ok(MultiTurnSource::ShareGpt {
             path: path.to_path_buf(),
             conversations,
             think,
         })
     }
+}
+
+/// One ShareGPT conversation: its human turns that a non-empty reply
+/// follows, in order, and whether the first human turn is among them.
+struct ShareGptConversation {
+    turns: Vec<Conversation>,
+    first_human_answered: bool,
+}
+
+/// Reads a ShareGPT file (a JSON array of `{"conversations": [{"from",
+/// "value"}, ...]}`), keeping the conversations with an answered human turn;
+/// refuses a file without any.
+fn read_sharegpt(path: &Path) -> Result<Vec<ShareGptConversation>, WorkloadError> {
+    let err = |message: String| WorkloadError::ShareGpt {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let data: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
+    let items = data
+        .as_array()
+        .ok_or_else(|| err("expected a JSON array of conversations".into()))?;
+    let mut conversations = Vec::new();
+    for item in items {
+        let Some(turns) = item.get("conversations").and_then(|c| c.as_array()) else {
+            continue;
+        };
+        let field =
+            |i: usize, k: &str| turns.get(i).and_then(|t| t.get(k)).and_then(|v| v.as_str());
+        let first_human = (0..turns.len()).find(|&i| field(i, "from") == Some("human"));
+        let mut held = ShareGptConversation {
+            turns: Vec::new(),
+            first_human_answered: false,
+        };
+        for i in (0..turns.len()).filter(|&i| field(i, "from") == Some("human")) {
+            let (Some(prompt), Some(reply)) = (field(i, "value"), field(i + 1, "value")) else {
+                continue;
+            };
+            if prompt.trim().is_empty() || reply.trim().is_empty() {
+                continue;
+            }
+            held.first_human_answered |= Some(i) == first_human;
+            held.turns.push(Conversation {
+                prompt: prompt.to_string(),
+                input_tokens_estimate: estimate_tokens(prompt),
+                output_tokens: estimate_tokens(reply),
+            });
+        }
+        if !held.turns.is_empty() {
+            conversations.push(held);
+        }
+    }
+    if conversations.is_empty() {
+        return Err(err(
+            "no conversation with a human turn followed by a reply".into()
+        ));
+    }
+    Ok(conversations)
 }
 
 /// Conversation `index` of `stream`: its turns, lengths and think times.
