@@ -569,9 +569,9 @@ pub struct SloSpec {
 
 impl SloSpec {
     /// The objectives in milliseconds, as results record them.
-    pub fn to_slo(self) -> inferbench_harness::http::point::Slo {
+    pub fn to_slo(self) -> inferbench_harness::schema::Slo {
         let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
-        inferbench_harness::http::point::Slo {
+        inferbench_harness::schema::Slo {
             ttft_ms: ms(self.ttft),
             tpot_ms: ms(self.tpot),
             e2e_ms: ms(self.e2e),

@@ -27,7 +27,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
                     .unmatched
                     .iter()
                     .filter(|u| u.source == i)
-                    .map(|u| format!("{} {}", u.shape.workload, load_name(u.shape.load)))
+                    .map(|u| format!("{} {}", u.shape.workload, u.shape.load.label()))
                     .collect();
                 format!("{}: {}", s.path, none_if_empty(&mine.join(", ")))
             })
@@ -56,13 +56,6 @@ fn none_if_empty(s: &str) -> &str {
         "no points"
     } else {
         s
-    }
-}
-
-fn load_name(load: Load) -> String {
-    match load {
-        Load::InFlight(n) => format!("{n} in flight"),
-        Load::Rate(r) => format!("{r} req/s"),
     }
 }
 
@@ -96,7 +89,7 @@ fn print(c: &Comparison) {
                     "{} {} {}",
                     c.sources[u.source].label,
                     u.shape.workload,
-                    load_name(u.shape.load)
+                    u.shape.load.label()
                 )
             })
             .collect();
@@ -117,7 +110,7 @@ pub fn group_tables(c: &Comparison) -> Vec<Table> {
         .flat_map(|g| {
             let first = &c.sources[g.rows[0].source].label;
             let mut t = Table::new(
-                format!("{}, {}", g.shape.workload, load_name(g.shape.load)),
+                format!("{}, {}", g.shape.workload, g.shape.load.label()),
                 &[
                     "source",
                     "load",

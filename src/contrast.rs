@@ -15,7 +15,7 @@ use inferbench_harness::contrast::{
     contrast_table, like_for_like_notes, ContrastResult, ContrastSettings, ContrastShape, Layer,
     CONTRAST_SCHEMA_VERSION,
 };
-use inferbench_harness::result::{InprocResult, ResultWriter, RunStatus};
+use inferbench_harness::schema::{InprocResult, ResultWriter, RunStatus};
 use inferbench_harness::significance::{MedianDifference, DEFAULT_RESAMPLES};
 
 use crate::cli::{ContrastArgs, HttpArgs, InprocArgs, SamplerArg};

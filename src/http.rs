@@ -13,16 +13,18 @@ use anyhow::{bail, Context, Result};
 use inferbench_harness::engine::PromptVocab;
 use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
+use inferbench_harness::http::fd_limit;
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
-use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestLogLine, Slo};
+use inferbench_harness::http::point::{point_notes, HttpAccumulator, RequestLogLine};
 use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::server_metrics::{self, Sampler};
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
-use inferbench_harness::plan::{meets_slo, next_probe};
-use inferbench_harness::result::{
-    EngineInfo, HttpPoint, HttpResult, HttpSettings, LoadDescription, MaxConcurrencySearch,
-    MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, SCHEMA_VERSION,
+use inferbench_harness::plan::{meets_slo, search_max, ProbeVerdict};
+use inferbench_harness::schema::{
+    EngineInfo, FixedLengths, HttpPoint, HttpResult, HttpSettings, LoadDescription,
+    MaxConcurrencySearch, MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, Slo,
+    SCHEMA_VERSION,
 };
 use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::vllm_export::VllmExport;
@@ -56,11 +58,6 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         (ArrivalArg::Poisson, None) => Arrival::Poisson,
         (ArrivalArg::Constant, None) => Arrival::Constant,
     };
-    let arrival_name = match arrival {
-        Arrival::Poisson => "poisson",
-        Arrival::Gamma { .. } => "gamma",
-        Arrival::Constant => "constant",
-    };
     let search_start = match args.find_max_rate {
         Some(r) if r.is_finite() && r > 0.0 => Some(vec![r]),
         Some(r) => {
@@ -80,16 +77,7 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
                         arrival,
                         max_inflight: args.max_inflight,
                     };
-                    let description = LoadDescription {
-                        kind: "open".into(),
-                        concurrency: None,
-                        rate: Some(rate),
-                        arrival: Some(arrival_name.into()),
-                        burstiness: args.burstiness,
-                        max_inflight: Some(args.max_inflight),
-                        trace_speed: None,
-                    };
-                    (load, description)
+                    (load, load.describe())
                 })
                 .collect(),
             None => Vec::new(),
@@ -102,16 +90,8 @@ fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
         (None, false) => Vec::new(),
     };
     let closed = concurrencies.into_iter().map(|concurrency| {
-        let description = LoadDescription {
-            kind: "closed".into(),
-            concurrency: Some(concurrency),
-            rate: None,
-            arrival: None,
-            burstiness: None,
-            max_inflight: None,
-            trace_speed: None,
-        };
-        (Load::Closed { concurrency }, description)
+        let load = Load::Closed { concurrency };
+        (load, load.describe())
     });
     Ok(closed.chain(open).collect())
 }
@@ -187,21 +167,11 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
                 "--workload trace: replays the trace on its own send times; drop --concurrency, --rate and the searches (--trace-speed scales the times)",
             ));
         }
-        loads = vec![(
-            Load::Trace {
-                speed: args.trace_speed,
-                max_inflight: args.max_inflight,
-            },
-            LoadDescription {
-                kind: "trace".into(),
-                concurrency: None,
-                rate: None,
-                arrival: None,
-                burstiness: None,
-                max_inflight: Some(args.max_inflight),
-                trace_speed: Some(args.trace_speed),
-            },
-        )];
+        let load = Load::Trace {
+            speed: args.trace_speed,
+            max_inflight: args.max_inflight,
+        };
+        loads = vec![(load, load.describe())];
     }
     if let Some(t) = &tokenizer {
         workload = workload.with_tokenizer(t.clone());
@@ -234,6 +204,11 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         .clone()
         .or_else(|| args.resume.clone())
         .unwrap_or_else(|| terminal::default_result_path("http"));
+    // One descriptor per connection: refuse a concurrency the limit cannot hold.
+    let fd_check = fd_limit::check(loads.iter().map(|(load, _)| *load));
+    fd_check
+        .map_err(|e| usage(e.to_string()))?
+        .inspect(|w| eprintln!("warning: {w}"));
 
     let runtime = ClientRuntime::new(args.client_threads, args.busy_poll)
         .context("starting the client runtime")?;
@@ -355,6 +330,12 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
             api_key_env: args.api_key_env.clone(),
             api_key_present: config.api_key.is_some(),
             workload: workload.name(),
+            fixed_lengths: workload
+                .fixed_lengths()
+                .map(|(prompt_tokens, output_tokens)| FixedLengths {
+                    prompt_tokens,
+                    output_tokens,
+                }),
             num_requests: limits.same_count(),
             duration_s: limits.same_duration().map(|d| d.as_secs_f64()),
             num_requests_per_load: limits.count_spec(),
@@ -436,13 +417,13 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         }),
     };
     let measured = match (args.find_max_rate, args.find_max_concurrency) {
-        (_, Some(start)) => search_max_concurrency(&mut session, start, &loads[0].1)
+        (_, Some(start)) => search_max_concurrency(&mut session, start)
             .map(|search| session.result.max_concurrency = Some(search)),
         (Some(start_rate), None) => {
             let Load::Open { arrival, .. } = loads[0].0 else {
                 unreachable!("--find-max-rate implies an open loop")
             };
-            search_max_rate(&mut session, start_rate, arrival, &loads[0].1)
+            search_max_rate(&mut session, start_rate, arrival, args.max_inflight)
                 .map(|search| session.result.max_rate = Some(search))
         }
         (None, None) => loads.iter().try_for_each(|(load, description)| {
@@ -499,11 +480,11 @@ struct Resume {
 
 impl Resume {
     fn read(path: &Path) -> Result<Resume> {
-        let file = match inferbench_harness::result::AnyResult::read(path)
+        let file = match inferbench_harness::schema::AnyResult::read(path)
             .with_context(|| format!("--resume {}", path.display()))?
         {
-            inferbench_harness::result::AnyResult::Http(r) => r,
-            inferbench_harness::result::AnyResult::Inproc(_) => {
+            inferbench_harness::schema::AnyResult::Http(r) => r,
+            inferbench_harness::schema::AnyResult::Inproc(_) => {
                 return Err(usage(format!(
                     "--resume {}: an inproc result; resume an http one",
                     path.display()
@@ -548,7 +529,8 @@ impl Resume {
         keys.dedup();
         for key in keys {
             // The seed of prompt content is the file's unless given anew.
-            if key == "prompt_seed" {
+            // Derived from the workload, which is compared; older files lack it.
+            if key == "prompt_seed" || key == "fixed_lengths" {
                 continue;
             }
             let (b, n) = (before.get(key), now.get(key));
@@ -781,6 +763,21 @@ impl Session {
         self.interrupt.load(Ordering::Relaxed)
     }
 
+    /// One probe of a search; `None` once interrupted.
+    fn probe(&mut self, load: Load) -> Result<Option<ProbeVerdict>> {
+        if self.interrupted() {
+            return Ok(None);
+        }
+        let point = self.measure(load, &load.describe())?;
+        Ok(Some(if !point.complete {
+            ProbeVerdict::Incomplete
+        } else if meets_slo(&point, &self.slo) {
+            ProbeVerdict::Met
+        } else {
+            ProbeVerdict::Missed
+        }))
+    }
+
     /// Runs the warm-up requests of a point. `Some(message)` when every one
     /// failed: the server cannot serve this load at all, and measuring it
     /// would only count failures.
@@ -975,97 +972,50 @@ impl Session {
     }
 }
 
-/// Probes that bracket the highest rate meeting the SLO at p99: doubling
-/// from `start_rate` until a rate fails, then bisecting until the bracket is
-/// within 10% (at most 12 probes). Every probe uses the same seed, so the
-/// search repeats exactly against a server that behaves the same.
+/// Probes that bracket the highest rate meeting the SLO at p99
+/// ([`search_max`]). Every probe uses the same seed, so the search repeats
+/// exactly against a server that behaves the same.
 fn search_max_rate(
     session: &mut Session,
     start_rate: f64,
     arrival: Arrival,
-    template: &LoadDescription,
+    max_inflight: u32,
 ) -> Result<MaxRateSearch> {
-    const MAX_PROBES: usize = 12;
-    let probe = |session: &mut Session, rate: f64| -> Result<(bool, bool)> {
+    let found = search_max(start_rate, false, |rate| {
         let load = Load::Open {
             rate,
             arrival,
-            max_inflight: template.max_inflight.unwrap_or(u32::MAX),
+            max_inflight,
         };
-        let description = LoadDescription {
-            rate: Some(rate),
-            ..template.clone()
-        };
-        let point = session.measure(load, &description)?;
-        Ok((meets_slo(&point, &session.slo), point.complete))
-    };
-    let mut best: Option<f64> = None;
-    let mut failing: Option<f64> = None;
-    let mut rate = start_rate;
-    let mut probes = 0;
-    while probes < MAX_PROBES && !session.interrupted() {
-        probes += 1;
-        let (ok, complete) = probe(session, rate)?;
-        if !complete {
-            break;
-        }
-        if ok {
-            best = Some(rate);
-        } else {
-            failing = Some(rate);
-        }
-        match next_probe(best, failing, false) {
-            Some(next) => rate = next,
-            None => break,
-        }
-    }
+        session.probe(load)
+    })?;
     Ok(MaxRateSearch {
-        max_rate: best,
-        lowest_failing_rate: failing,
-        probes: probes as u32,
-        criterion: "p99 of every --slo objective met and no failed request".into(),
+        max_rate: found.best,
+        lowest_failing_rate: found.failing,
+        probes: found.probes,
+        criterion: SEARCH_CRITERION.into(),
     })
 }
 
 /// Probes that bracket the highest concurrency meeting the SLO at p99, as
 /// [`search_max_rate`] does for rates, on whole numbers of requests in flight.
-fn search_max_concurrency(
-    session: &mut Session,
-    start: u32,
-    template: &LoadDescription,
-) -> Result<MaxConcurrencySearch> {
-    const MAX_PROBES: usize = 12;
-    let mut best: Option<f64> = None;
-    let mut failing: Option<f64> = None;
-    let mut concurrency = start;
-    let mut probes = 0;
-    while probes < MAX_PROBES && !session.interrupted() {
-        probes += 1;
-        let description = LoadDescription {
-            concurrency: Some(concurrency),
-            ..template.clone()
-        };
-        let point = session.measure(Load::Closed { concurrency }, &description)?;
-        if !point.complete {
-            break;
-        }
-        if meets_slo(&point, &session.slo) {
-            best = Some(f64::from(concurrency));
-        } else {
-            failing = Some(f64::from(concurrency));
-        }
-        match next_probe(best, failing, true) {
-            Some(next) => concurrency = next as u32,
-            None => break,
-        }
-    }
+fn search_max_concurrency(session: &mut Session, start: u32) -> Result<MaxConcurrencySearch> {
+    // Whole-number searches probe whole numbers from 1 up.
+    let whole = |load: f64| load as u32;
+    let found = search_max(f64::from(start), true, |concurrency| {
+        session.probe(Load::Closed {
+            concurrency: whole(concurrency),
+        })
+    })?;
     Ok(MaxConcurrencySearch {
-        max_concurrency: best.map(|b| b as u32),
-        lowest_failing_concurrency: failing.map(|f| f as u32),
-        probes: probes as u32,
-        criterion: "p99 of every --slo objective met and no failed request".into(),
+        max_concurrency: found.best.map(whole),
+        lowest_failing_concurrency: found.failing.map(whole),
+        probes: found.probes,
+        criterion: SEARCH_CRITERION.into(),
     })
 }
+
+const SEARCH_CRITERION: &str = "p99 of every --slo objective met and no failed request";
 
 fn save(writer: &ResultWriter, result: &mut HttpResult, csv: Option<&Path>) -> Result<()> {
     terminal::save_result(writer, result, csv, terminal::write_http_csv)

@@ -10,10 +10,10 @@ use anyhow::{bail, Context, Result};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::BatchShape;
 use inferbench_harness::inproc::{measure_point, PointSpec};
-use inferbench_harness::result::{
+use inferbench_harness::roofline;
+use inferbench_harness::schema::{
     InprocResult, InprocSettings, Mode, ResultWriter, RunStatus, SCHEMA_VERSION,
 };
-use inferbench_harness::roofline;
 use inferbench_harness::stats::HistogramInfo;
 
 use crate::cli::{InprocArgs, SamplerArg};

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use inferbench_harness::merge::{merge_http, merge_inproc};
-use inferbench_harness::result::{AnyResult, ResultWriter};
+use inferbench_harness::schema::{AnyResult, ResultWriter};
 
 use crate::cli::MergeArgs;
 use crate::terminal;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use inferbench_harness::plan::{plan, Expected};
-use inferbench_harness::result::{AnyResult, ResultWriter};
+use inferbench_harness::schema::{AnyResult, ResultWriter};
 
 use crate::cli::{usage, PlanArgs};
 

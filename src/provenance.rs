@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use inferbench_ffi::{LlamaEngine, LlamaOptions, LoadedModel, Runtime};
-use inferbench_harness::result::{EngineInfo, ModelInfo, Provenance, ToolInfo};
+use inferbench_harness::schema::{EngineInfo, ModelInfo, Provenance, ToolInfo};
 
 fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use inferbench_harness::result::{ResultWriter, RunStatus};
 use inferbench_harness::rounds::{
     summarize, RoundEntry, RoundsResult, RoundsSettings, TargetRuns, ROUNDS_SCHEMA_VERSION,
 };
+use inferbench_harness::schema::{ResultWriter, RunStatus};
 
 use crate::cli::{usage, HttpArgs};
 use crate::table::Table;
@@ -176,7 +176,7 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
 /// warnings (cached prompt tokens, prompts counted otherwise than sent).
 fn like_for_like_notes(result: &RoundsResult) -> Vec<String> {
     let mut notes = Vec::new();
-    let firsts: Vec<(&str, &inferbench_harness::result::HttpResult)> = result
+    let firsts: Vec<(&str, &inferbench_harness::schema::HttpResult)> = result
         .targets
         .iter()
         .filter_map(|t| Some((t.url.as_str(), t.rounds.first()?)))
@@ -184,7 +184,7 @@ fn like_for_like_notes(result: &RoundsResult) -> Vec<String> {
     let Some((base_url, base)) = firsts.first().copied() else {
         return notes;
     };
-    let server = |r: &inferbench_harness::result::HttpResult| {
+    let server = |r: &inferbench_harness::schema::HttpResult| {
         r.provenance.server.as_ref().map(|s| {
             (
                 s.model.clone(),

@@ -1,7 +1,9 @@
 //! Telemetry around each measured point: the host and this process always,
 //! GPUs through NVML when asked for and a driver is there.
 
-use inferbench_harness::telemetry::{GpuProbe, Sampler, TelemetryConfig, TelemetrySummary};
+use inferbench_harness::gpu::GpuProbe;
+use inferbench_harness::schema::telemetry::TelemetrySummary;
+use inferbench_harness::telemetry::{Sampler, TelemetryConfig};
 
 /// Samples one point at a time, keeping the GPU probe between points.
 pub struct PointTelemetry {

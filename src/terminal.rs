@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use inferbench_harness::result::{
+use inferbench_harness::schema::{
     HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile, ResultWriter,
     RunStatus,
 };
@@ -198,9 +198,13 @@ fn padded_row(cells: &[String], widths: &[usize]) -> String {
     format!("| {} |", cells.join(" | "))
 }
 
-fn cell(stats: &Option<Stats>, pick: fn(&Stats) -> f64, decimals: usize) -> String {
+fn cell<'a>(
+    stats: impl Into<Option<&'a Stats>>,
+    pick: fn(&Stats) -> f64,
+    decimals: usize,
+) -> String {
     stats
-        .as_ref()
+        .into()
         .map_or_else(|| "-".into(), |s| format!("{:.*}", decimals, pick(s)))
 }
 
@@ -321,12 +325,7 @@ pub fn print_http_header(result: &HttpResult) {
 pub fn http_cells(p: &HttpPoint) -> Vec<String> {
     let p50 = |s: &Stats| s.p50;
     let p99 = |s: &Stats| s.p99;
-    // Under an open loop the user waits from the intended send time.
-    let ttft = if p.ttft_from_scheduled_ms.is_some() {
-        &p.ttft_from_scheduled_ms
-    } else {
-        &p.ttft_ms
-    };
+    let ttft = p.ttft_judged_ms();
     vec![
         p.load.label(),
         format!("{}/{}", p.requests.succeeded, p.requests.failed),
@@ -371,7 +370,7 @@ pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
             p.schedule_lag_ms.as_ref().map_or(0.0, |s| s.max)
         ));
     }
-    let part = |label: &str, s: &inferbench_harness::result::PartStats| {
+    let part = |label: &str, s: &inferbench_harness::schema::PartStats| {
         let ttft = s
             .ttft_ms
             .as_ref()
@@ -526,7 +525,7 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
     for p in points {
         out.push_str(&format!(
             "{},{},{},{},{},{},{},{}",
-            p.load.kind,
+            p.load.kind.name(),
             p.load.concurrency.map_or(String::new(), |c| c.to_string()),
             opt(p.load.rate),
             p.complete,

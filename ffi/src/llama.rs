@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
+use inferbench_core::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
 use inferbench_models::{GgufError, GgufFile, ModelSummary};
 
 use crate::cuda::{DeviceTimer, DeviceTimerStatus};
@@ -128,10 +128,10 @@ impl Runtime {
 
 /// How the linked llama.cpp was compiled, as its CMake cache said at build
 /// time (`None` when the build script could not read it).
-pub fn engine_build() -> Option<inferbench_harness::result::EngineBuild> {
+pub fn engine_build() -> Option<inferbench_core::schema::EngineBuild> {
     let build_type = option_env!("INFERBENCH_LLAMA_BUILD_TYPE").filter(|t| !t.is_empty())?;
     let native = option_env!("INFERBENCH_LLAMA_GGML_NATIVE").unwrap_or_default();
-    Some(inferbench_harness::result::EngineBuild {
+    Some(inferbench_core::schema::EngineBuild {
         cmake_build_type: build_type.to_string(),
         c_flags: option_env!("INFERBENCH_LLAMA_C_FLAGS")
             .unwrap_or_default()

@@ -6,7 +6,8 @@
 //! `CUDA_DEVICE_ORDER=PCI_BUS_ID`); match them by UUID
 //! ([`GpuDevice::uuid`]) when it matters.
 
-use inferbench_harness::telemetry::{GpuDevice, GpuProbe, GpuSample};
+use inferbench_core::gpu::{GpuProbe, GpuSample};
+use inferbench_core::schema::telemetry::GpuDevice;
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::http::workload::Workload;
-use crate::result::{AnyResult, HttpPoint, InprocPoint, Mode, RunStatus};
+use crate::schema::{AnyResult, HttpPoint, InprocPoint, LoadLevel, Mode, RunStatus};
 use crate::significance::{
     holm, mann_whitney_p, quantile_difference, MedianDifference, Sample, DEFAULT_RESAMPLES,
 };
@@ -36,6 +36,26 @@ pub enum Load {
     InFlight(u32),
     /// Open loop, requests per second.
     Rate(f64),
+}
+
+impl Load {
+    /// The comparison's key: sequences in flight whatever the mode (a
+    /// replayed trace, which sets neither, is 0 in flight).
+    pub fn of(level: Option<LoadLevel>) -> Load {
+        match level {
+            Some(LoadLevel::Batch(n) | LoadLevel::Concurrency(n)) => Load::InFlight(n),
+            Some(LoadLevel::Rate(r)) => Load::Rate(r),
+            Some(LoadLevel::TraceSpeed(_)) | None => Load::InFlight(0),
+        }
+    }
+
+    /// `8 in flight` (a batch of 8 or 8 requests kept in flight), `2 req/s`.
+    pub fn label(self) -> String {
+        match self {
+            Load::InFlight(n) => format!("{n} in flight"),
+            Load::Rate(r) => format!("{r} req/s"),
+        }
+    }
 }
 
 /// One result file, as the comparison names it.
@@ -213,7 +233,11 @@ pub fn compare(files: &[(String, AnyResult)]) -> Comparison {
                 }
             }
             AnyResult::Http(r) => {
-                let workload = canonical_workload(&r.settings.workload);
+                let workload = match r.settings.fixed_lengths {
+                    Some(l) => format!("fixed:{}:{}", l.prompt_tokens, l.output_tokens),
+                    // Files written before the lengths were recorded.
+                    None => canonical_workload(&r.settings.workload),
+                };
                 for (point, p) in r.points.iter().enumerate() {
                     all.push(http_row(index, point, p, &workload));
                 }
@@ -272,12 +296,12 @@ fn canonical_workload(spec: &str) -> String {
 fn inproc_row(source: usize, point: usize, p: &InprocPoint) -> (Shape, Row) {
     let shape = Shape {
         workload: format!("fixed:{}:{}", p.prompt_tokens, p.gen_tokens),
-        load: Load::InFlight(p.batch),
+        load: Load::of(Some(p.level())),
     };
     let row = Row {
         source,
         point,
-        load: format!("B={}", p.batch),
+        load: p.level().label(),
         complete: p.complete,
         ttft_ms: p.ttft_ms.clone(),
         itl_ms: p.itl_ms.clone(),
@@ -300,15 +324,9 @@ fn inproc_row(source: usize, point: usize, p: &InprocPoint) -> (Shape, Row) {
 }
 
 fn http_row(source: usize, point: usize, p: &HttpPoint, workload: &str) -> (Shape, Row) {
-    let load = match (p.load.concurrency, p.load.rate) {
-        (Some(c), _) => Load::InFlight(c),
-        (None, Some(r)) => Load::Rate(r),
-        // Not written by any version, but a file is outside our control.
-        (None, None) => Load::InFlight(0),
-    };
     let shape = Shape {
         workload: workload.to_string(),
-        load,
+        load: Load::of(p.load.level()),
     };
     let row = Row {
         source,

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::http::point::point_notes;
-use crate::result::{
+use crate::schema::{
     AnyResult, HttpPoint, HttpResult, InprocPoint, InprocResult, ReadError, RunStatus,
 };
 use crate::significance::{median_difference, MedianDifference, Sample};

@@ -2,7 +2,7 @@
 
 use sysinfo::System;
 
-use crate::result::HostInfo;
+use crate::schema::HostInfo;
 
 /// Reads the host's CPU, core counts, memory and OS.
 pub fn host_info() -> HostInfo {

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use crate::engine::{BatchShape, Engine, EngineCounters, Timed};
 use crate::metrics;
-use crate::result::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
+use crate::schema::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
 use crate::stats::Distribution;
 use crate::workload::{batch_prompts, NoOrdinaryTokens, Phase, PromptStream};
 

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::result::{
+use crate::schema::{
     ClientCost, HttpPoint, HttpResult, InprocPoint, InprocResult, PromptCacheUse, PromptTokenCheck,
     ResultFile, RunStatus, TokenDiscrepancy,
 };
@@ -36,8 +36,9 @@ pub enum MergeError {
 }
 
 /// Settings that may differ between the files of one merge: each run draws
-/// fresh prompt content (`prompt_seed`), on purpose.
-const HTTP_SETTINGS_FREE: [&str; 1] = ["prompt_seed"];
+/// fresh prompt content (`prompt_seed`), on purpose; `fixed_lengths` follows
+/// from the workload, which is compared, and older files lack it.
+const HTTP_SETTINGS_FREE: [&str; 2] = ["prompt_seed", "fixed_lengths"];
 
 fn settings_value<S: serde::Serialize>(s: &S) -> BTreeMap<String, serde_json::Value> {
     match serde_json::to_value(s) {
@@ -362,7 +363,7 @@ pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeErr
         return Err(MergeError::TooFew);
     }
     let refs: Vec<(String, &HttpResult)> = files.iter().map(|(n, r)| (n.clone(), r)).collect();
-    let settings: Vec<(String, &crate::result::HttpSettings)> =
+    let settings: Vec<(String, &crate::schema::HttpSettings)> =
         refs.iter().map(|(n, r)| (n.clone(), &r.settings)).collect();
     same_settings(&settings, &HTTP_SETTINGS_FREE)?;
     same_model(&refs)?;
@@ -412,7 +413,7 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
         complete: parts.iter().all(|(_, p)| p.complete),
         runs,
         warmup_runs: parts.iter().map(|(_, p)| p.warmup_runs).sum(),
-        tokens: crate::result::TokenTotals {
+        tokens: crate::schema::TokenTotals {
             prompt: parts.iter().map(|(_, p)| p.tokens.prompt).sum(),
             generated: parts.iter().map(|(_, p)| p.tokens.generated).sum(),
         },
@@ -441,7 +442,7 @@ pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, Me
         return Err(MergeError::TooFew);
     }
     let refs: Vec<(String, &InprocResult)> = files.iter().map(|(n, r)| (n.clone(), r)).collect();
-    let settings: Vec<(String, &crate::result::InprocSettings)> =
+    let settings: Vec<(String, &crate::schema::InprocSettings)> =
         refs.iter().map(|(n, r)| (n.clone(), &r.settings)).collect();
     same_settings(&settings, &[])?;
     same_model(&refs)?;
@@ -479,8 +480,8 @@ pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, Me
 mod tests {
     use super::*;
     use crate::http::client::Outcome;
-    use crate::http::point::{Completed, HttpAccumulator, Slo};
-    use crate::result::LoadDescription;
+    use crate::http::point::{Completed, HttpAccumulator};
+    use crate::schema::{LoadDescription, LoadKind, Slo};
     use std::time::{Duration, Instant};
 
     fn request(base: Instant, i: u64) -> Completed {
@@ -522,7 +523,7 @@ mod tests {
             acc.add(request(base, i));
         }
         let load = LoadDescription {
-            kind: "closed".into(),
+            kind: LoadKind::Closed,
             concurrency: Some(4),
             rate: None,
             arrival: None,

@@ -1,12 +1,12 @@
 //! From one replica's sweep to a replica count: the highest load that met
 //! every objective at p99, the replicas a target rate needs with headroom,
 //! and what each replica should then see. The searches for that load
-//! (`--find-max-rate`, `--find-max-concurrency`) step with [`next_probe`].
+//! (`--find-max-rate`, `--find-max-concurrency`) are [`search_max`], which
+//! steps with [`next_probe`].
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::point::Slo;
-use crate::result::HttpPoint;
+use crate::schema::{HttpPoint, LoadKind, Slo};
 use crate::stats::Stats;
 
 /// Whether a point's p99 meets every objective, with no failed request.
@@ -16,10 +16,7 @@ pub fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
         None => true,
         Some(limit) => stats.is_some_and(|s| s.p99 <= limit),
     };
-    let ttft = point
-        .ttft_from_scheduled_ms
-        .as_ref()
-        .or(point.ttft_ms.as_ref());
+    let ttft = point.ttft_judged_ms();
     point.requests.failed == 0
         && point.requests.succeeded > 0
         && within(slo.ttft_ms, ttft)
@@ -51,6 +48,58 @@ pub fn next_probe(best: Option<f64>, failing: Option<f64>, whole: bool) -> Optio
         }
         (None, None) => None,
     }
+}
+
+/// What one probe of a search found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeVerdict {
+    /// The load met the objective.
+    Met,
+    Missed,
+    /// The probe did not finish (interrupted): the search stops, and the
+    /// probe counts neither way.
+    Incomplete,
+}
+
+/// Where a search ended: the highest load that met the objective and the
+/// lowest that missed it, of `probes` probes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchOutcome {
+    pub best: Option<f64>,
+    pub failing: Option<f64>,
+    pub probes: u32,
+}
+
+/// Probes at most 12 loads, from `start`, stepping with [`next_probe`]
+/// (`whole`: loads are whole numbers, such as concurrency), to bracket the
+/// highest load that meets the objective. `probe` measures one load; `None`
+/// stops the search before it (an interrupt).
+pub fn search_max<E>(
+    start: f64,
+    whole: bool,
+    mut probe: impl FnMut(f64) -> Result<Option<ProbeVerdict>, E>,
+) -> Result<SearchOutcome, E> {
+    const MAX_PROBES: u32 = 12;
+    let mut outcome = SearchOutcome {
+        best: None,
+        failing: None,
+        probes: 0,
+    };
+    let mut load = start;
+    while outcome.probes < MAX_PROBES {
+        let Some(verdict) = probe(load)? else { break };
+        outcome.probes += 1;
+        match verdict {
+            ProbeVerdict::Incomplete => break,
+            ProbeVerdict::Met => outcome.best = Some(load),
+            ProbeVerdict::Missed => outcome.failing = Some(load),
+        }
+        match next_probe(outcome.best, outcome.failing, whole) {
+            Some(next) => load = next,
+            None => break,
+        }
+    }
+    Ok(outcome)
 }
 
 /// Expected latency per replica at the planned load.
@@ -110,8 +159,8 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
     let mut advice = Vec::new();
     // One curve: a sweep of both kinds is planned from its open-loop
     // points, whose rates are the traffic a replica is offered.
-    let mixed = points.iter().any(|p| p.load.kind == "open")
-        && points.iter().any(|p| p.load.kind != "open");
+    let mixed = points.iter().any(|p| p.load.kind == LoadKind::Open)
+        && points.iter().any(|p| p.load.kind != LoadKind::Open);
     if mixed {
         advice.push(
             "the file has closed- and open-loop points: planned from the open-loop ones".into(),
@@ -119,7 +168,7 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
     }
     let mut measured: Vec<&HttpPoint> = points
         .iter()
-        .filter(|p| !mixed || p.load.kind == "open")
+        .filter(|p| !mixed || p.load.kind == LoadKind::Open)
         .filter(|p| p.requests.succeeded > 0 && p.request_throughput_req_s > 0.0)
         .collect();
     measured.sort_by(|a, b| {
@@ -194,7 +243,7 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
         first_failing_req_s: failing.map(rate),
         replicas,
         per_replica_req_s: per_replica,
-        expected_ttft_ms: curve(|p| p.ttft_from_scheduled_ms.as_ref().or(p.ttft_ms.as_ref())),
+        expected_ttft_ms: curve(HttpPoint::ttft_judged_ms),
         expected_tpot_ms: curve(|p| p.tpot_ms.as_ref()),
         expected_e2e_ms: curve(|p| p.e2e_ms.as_ref()),
         advice,
@@ -204,7 +253,7 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::result::{ClientCost, LoadDescription, RequestCounts};
+    use crate::schema::{ArrivalKind, ClientCost, LoadDescription, RequestCounts};
     use crate::stats::Distribution;
 
     fn stats(p50: f64, p99: f64) -> Option<Stats> {
@@ -219,10 +268,10 @@ mod tests {
     fn point(rate: f64, ttft_p99: f64) -> HttpPoint {
         HttpPoint {
             load: LoadDescription {
-                kind: "open".into(),
+                kind: LoadKind::Open,
                 concurrency: None,
                 rate: Some(rate),
-                arrival: Some("poisson".into()),
+                arrival: Some(ArrivalKind::Poisson),
                 burstiness: None,
                 max_inflight: None,
                 trace_speed: None,
@@ -339,7 +388,7 @@ mod tests {
     #[test]
     fn a_mixed_sweep_is_planned_from_its_open_loop_points() {
         let mut closed = point(50.0, 100.0);
-        closed.load.kind = "closed".into();
+        closed.load.kind = LoadKind::Closed;
         closed.load.concurrency = Some(8);
         let sweep = [closed, point(1.0, 100.0), point(2.0, 900.0)];
         let p = plan(&sweep, slo(), 5.0, 0.0);
@@ -361,5 +410,76 @@ mod tests {
             None,
             "no concurrency below 1"
         );
+    }
+
+    /// A search against a server that meets the objective up to `limit`.
+    fn search_until(limit: f64, start: f64, whole: bool) -> (SearchOutcome, Vec<f64>) {
+        let mut probed = Vec::new();
+        let outcome = search_max::<()>(start, whole, |load| {
+            probed.push(load);
+            Ok(Some(if load <= limit {
+                ProbeVerdict::Met
+            } else {
+                ProbeVerdict::Missed
+            }))
+        })
+        .unwrap();
+        (outcome, probed)
+    }
+
+    #[test]
+    fn a_rate_search_brackets_the_limit_within_ten_percent() {
+        let (o, probed) = search_until(7.3, 1.0, false);
+        let (best, failing) = (o.best.unwrap(), o.failing.unwrap());
+        assert!(best <= 7.3 && failing > 7.3, "{best} {failing}");
+        assert!((failing - best) / failing <= 0.1, "{best} {failing}");
+        assert_eq!(&probed[..4], &[1.0, 2.0, 4.0, 8.0], "doubles until a miss");
+        assert_eq!(o.probes as usize, probed.len());
+    }
+
+    #[test]
+    fn a_concurrency_search_ends_on_neighbouring_whole_numbers() {
+        let (o, probed) = search_until(11.0, 1.0, true);
+        assert_eq!((o.best, o.failing), (Some(11.0), Some(12.0)));
+        assert!(probed.iter().all(|c| c.fract() == 0.0), "{probed:?}");
+    }
+
+    #[test]
+    fn a_search_whose_start_misses_halves_down() {
+        let (o, probed) = search_until(3.0, 16.0, true);
+        assert_eq!(&probed[..3], &[16.0, 8.0, 4.0]);
+        assert_eq!((o.best, o.failing), (Some(3.0), Some(4.0)));
+        // Nothing meets it: halving stops at 1 with no answer.
+        let (o, _) = search_until(0.5, 4.0, true);
+        assert_eq!((o.best, o.failing), (None, Some(1.0)));
+    }
+
+    #[test]
+    fn a_search_stops_at_twelve_probes_an_interrupt_or_an_incomplete_probe() {
+        // Always met: doubling forever, cut at the cap.
+        let (o, _) = search_until(f64::INFINITY, 1.0, false);
+        assert_eq!((o.probes, o.best), (12, Some(2048.0)));
+        let mut calls = 0;
+        let o = search_max::<()>(1.0, false, |_| {
+            calls += 1;
+            Ok((calls < 3).then_some(ProbeVerdict::Met))
+        })
+        .unwrap();
+        assert_eq!(
+            (o.probes, o.best),
+            (2, Some(2.0)),
+            "interrupted before the third"
+        );
+        let o = search_max::<()>(1.0, false, |load| {
+            Ok(Some(if load < 4.0 {
+                ProbeVerdict::Met
+            } else {
+                ProbeVerdict::Incomplete
+            }))
+        })
+        .unwrap();
+        assert_eq!((o.probes, o.best, o.failing), (3, Some(2.0), None));
+        let err = search_max(1.0, false, |_| Err::<Option<ProbeVerdict>, _>("boom"));
+        assert_eq!(err, Err("boom"));
     }
 }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::merge::merge_http_points;
-use crate::result::{HttpPoint, HttpResult, RunStatus};
+use crate::schema::{HttpPoint, HttpResult, RunStatus};
 use crate::significance::{
     median_difference, Interval, MedianDifference, Sample, DEFAULT_RESAMPLES,
 };
@@ -122,7 +122,7 @@ pub struct RoundsResult {
 fn metric_value(p: &HttpPoint, metric: &str) -> Option<f64> {
     let p50 = |s: &Option<Stats>| s.as_ref().map(|s| s.p50);
     match metric {
-        "ttft_ms" => p50(&p.ttft_from_scheduled_ms).or(p50(&p.ttft_ms)),
+        "ttft_ms" => p.ttft_judged_ms().map(|s| s.p50),
         "tpot_ms" => p50(&p.tpot_ms),
         "e2e_ms" => p50(&p.e2e_ms),
         "output_tok_s" => (p.requests.succeeded > 0).then_some(p.output_throughput_tok_s),
@@ -132,7 +132,7 @@ fn metric_value(p: &HttpPoint, metric: &str) -> Option<f64> {
 
 fn pooled_stats<'a>(p: &'a HttpPoint, metric: &str) -> Option<&'a Stats> {
     match metric {
-        "ttft_ms" => p.ttft_from_scheduled_ms.as_ref().or(p.ttft_ms.as_ref()),
+        "ttft_ms" => p.ttft_judged_ms(),
         "tpot_ms" => p.tpot_ms.as_ref(),
         "e2e_ms" => p.e2e_ms.as_ref(),
         _ => None,

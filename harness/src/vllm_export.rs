@@ -10,7 +10,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::http::point::RequestRecord;
-use crate::result::{HttpPoint, HttpSettings};
+use crate::schema::{ArrivalKind, HttpPoint, HttpSettings};
 use crate::stats::{Distribution, Stats};
 
 /// The keys vLLM 0.32 writes for a generation benchmark without
@@ -181,8 +181,8 @@ impl VllmExport {
         );
         put(
             "burstiness",
-            json!(match point.load.arrival.as_deref() {
-                Some("gamma") => point.load.burstiness.unwrap_or(1.0),
+            json!(match point.load.arrival {
+                Some(ArrivalKind::Gamma) => point.load.burstiness.unwrap_or(1.0),
                 _ => 1.0,
             }),
         );

@@ -14,9 +14,9 @@ use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::mock::{Fault, MockServer, Script, UsageStyle};
-use inferbench_harness::http::point::{HttpAccumulator, RequestRecord, Slo};
+use inferbench_harness::http::point::{HttpAccumulator, RequestRecord};
 use inferbench_harness::http::workload::Workload;
-use inferbench_harness::result::{HttpPoint, LoadDescription};
+use inferbench_harness::schema::{HttpPoint, LoadDescription, LoadKind, Slo};
 use inferbench_harness::workload::{Phase, PromptStream};
 
 fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc<HttpClient> {
@@ -37,7 +37,7 @@ fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc
 
 fn describe() -> LoadDescription {
     LoadDescription {
-        kind: "closed".into(),
+        kind: LoadKind::Closed,
         concurrency: None,
         rate: None,
         arrival: None,

@@ -5,9 +5,9 @@
 use inferbench_harness::contrast::{ContrastResult, Layer};
 use inferbench_harness::http::point::RequestRecord;
 use inferbench_harness::knee::{knee, CurvePoint};
-use inferbench_harness::result::{HttpResult, InprocPoint, InprocResult, Provenance};
+use inferbench_harness::schema::telemetry::{MeanMax, TelemetrySummary};
+use inferbench_harness::schema::{HttpResult, InprocPoint, InprocResult, LoadKind, Provenance};
 use inferbench_harness::stats::{Distribution, Stats};
-use inferbench_harness::telemetry::{MeanMax, TelemetrySummary};
 
 use super::Source;
 
@@ -233,12 +233,12 @@ pub fn describe(p: &Provenance) -> String {
     format!("{model} on {engine}, {}{threads}", p.host.cpu_model.trim())
 }
 
-fn p50(s: &Option<Stats>) -> Option<f64> {
-    s.as_ref().map(|s| s.p50)
+fn p50<'a>(s: impl Into<Option<&'a Stats>>) -> Option<f64> {
+    s.into().map(|s| s.p50)
 }
 
-fn p99(s: &Option<Stats>) -> Option<f64> {
-    s.as_ref().map(|s| s.p99)
+fn p99<'a>(s: impl Into<Option<&'a Stats>>) -> Option<f64> {
+    s.into().map(|s| s.p99)
 }
 
 /// Latency of a batch-curve point: the inter-token latency (decode step
@@ -311,7 +311,7 @@ pub fn load_figure(sources: &[(String, &HttpResult)], open_loop: bool) -> Option
         let points: Vec<LoadPoint> = r
             .points
             .iter()
-            .filter(|p| (p.load.kind == "open") == open_loop)
+            .filter(|p| (p.load.kind == LoadKind::Open) == open_loop)
             .filter(|p| p.requests.succeeded > 0)
             .filter_map(|p| {
                 let x = if open_loop {
@@ -319,11 +319,7 @@ pub fn load_figure(sources: &[(String, &HttpResult)], open_loop: bool) -> Option
                 } else {
                     f64::from(p.load.concurrency?)
                 };
-                let ttft = if open_loop && p.ttft_from_scheduled_ms.is_some() {
-                    &p.ttft_from_scheduled_ms
-                } else {
-                    &p.ttft_ms
-                };
+                let ttft = p.ttft_judged_ms();
                 Some(LoadPoint {
                     x,
                     ttft_p50: p50(ttft),
@@ -403,7 +399,7 @@ pub fn pareto_inproc(label: &str, r: &InprocResult) -> Vec<ParetoSeries> {
                         ParetoPoint {
                             total: p50(&p.throughput_tok_s)?,
                             per_user: 1000.0 / p50(&p.tpot_ms).filter(|t| *t > 0.0)?,
-                            label: format!("B={}", p.batch),
+                            label: p.level().label(),
                         },
                     ))
                 })

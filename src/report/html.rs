@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use inferbench_harness::http::point::point_notes;
-use inferbench_harness::result::{Provenance, ResultFile, RunStatus};
+use inferbench_harness::schema::{Provenance, ResultFile, RunStatus};
 use inferbench_harness::stats::Stats;
 
 use super::figures::{describe, Figure};

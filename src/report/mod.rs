@@ -14,8 +14,8 @@ use anyhow::{Context, Result};
 use inferbench_harness::compare::Comparison;
 use inferbench_harness::contrast::ContrastResult;
 use inferbench_harness::http::point::{RequestLogLine, RequestRecord};
-use inferbench_harness::result::{AnyResult, HttpResult, InprocResult};
 use inferbench_harness::rounds::RoundsResult;
+use inferbench_harness::schema::{AnyResult, HttpResult, InprocResult};
 
 use crate::cli::{PlotFormat, ReportArgs};
 

@@ -14,6 +14,7 @@ use super::arrival::{schedule, Arrival};
 use super::client::{ChatMessage, HttpClient, Prompt, RequestSpec, RequestTag};
 use super::point::Completed;
 use super::workload::{Job, Turn, Workload};
+use crate::schema::{ArrivalKind, LoadDescription, LoadKind};
 use crate::workload::PromptStream;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,6 +32,56 @@ pub enum Load {
         speed: f64,
         max_inflight: u32,
     },
+}
+
+impl Load {
+    /// What the result file says of this load: the one place a point's load
+    /// is described, for every kind.
+    pub fn describe(&self) -> LoadDescription {
+        let none = LoadDescription {
+            kind: LoadKind::Closed,
+            concurrency: None,
+            rate: None,
+            arrival: None,
+            burstiness: None,
+            max_inflight: None,
+            trace_speed: None,
+        };
+        match *self {
+            Load::Closed { concurrency } => LoadDescription {
+                concurrency: Some(concurrency),
+                ..none
+            },
+            Load::Open {
+                rate,
+                arrival,
+                max_inflight,
+            } => {
+                let (arrival, burstiness) = match arrival {
+                    Arrival::Poisson => (ArrivalKind::Poisson, None),
+                    Arrival::Gamma { burstiness } => (ArrivalKind::Gamma, Some(burstiness)),
+                    Arrival::Constant => (ArrivalKind::Constant, None),
+                };
+                LoadDescription {
+                    kind: LoadKind::Open,
+                    rate: Some(rate),
+                    arrival: Some(arrival),
+                    burstiness,
+                    max_inflight: Some(max_inflight),
+                    ..none
+                }
+            }
+            Load::Trace {
+                speed,
+                max_inflight,
+            } => LoadDescription {
+                kind: LoadKind::Trace,
+                max_inflight: Some(max_inflight),
+                trace_speed: Some(speed),
+                ..none
+            },
+        }
+    }
 }
 
 /// When a point stops issuing requests: after `num_requests`, after

@@ -5,7 +5,9 @@
 pub mod arrival;
 pub mod chunk;
 pub mod client;
+pub mod fd_limit;
 pub mod load;
+#[cfg(feature = "mock")]
 pub mod mock;
 pub mod point;
 pub mod runtime;

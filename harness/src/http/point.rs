@@ -11,9 +11,9 @@ use super::chunk::Usage;
 use super::client::{Failure, Outcome, RequestTag};
 use super::tokenizer::Tokenizer;
 use crate::metrics;
-use crate::result::{
+use crate::schema::{
     ClientCost, ConversationCounts, HttpPoint, LoadDescription, PartStats, PromptCacheUse,
-    PromptTokenCheck, RequestCounts, TokenDiscrepancy,
+    PromptTokenCheck, RequestCounts, Slo, TokenDiscrepancy,
 };
 use crate::stats::Distribution;
 
@@ -113,20 +113,6 @@ pub fn cached_prompt_tokens(
                 .and_then(serde_json::Value::as_u64)
                 .map(|n| (n, CacheSource::Timings))
         })
-}
-
-/// Latency objectives a request must all meet to count towards goodput.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct Slo {
-    pub ttft_ms: Option<f64>,
-    pub tpot_ms: Option<f64>,
-    pub e2e_ms: Option<f64>,
-}
-
-impl Slo {
-    pub fn is_empty(&self) -> bool {
-        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
-    }
 }
 
 /// Where a request's output token count came from, best first.

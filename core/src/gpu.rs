@@ -1,0 +1,28 @@
+//! The interface a GPU telemetry source implements (NVML in `inferbench-ffi`, a fake in tests).
+
+use crate::schema::telemetry::GpuDevice;
+
+/// A source of GPU readings (NVML in `inferbench-ffi`, a fake in tests).
+/// It runs on the sampler's thread, hence `Send`.
+pub trait GpuProbe: Send {
+    /// One reading of every GPU. Must not block for long: it is called once
+    /// per interval.
+    fn sample(&mut self) -> Vec<GpuSample>;
+    /// The GPUs this probe reads.
+    fn describe(&self) -> Vec<GpuDevice>;
+}
+
+/// One reading of one GPU. Each field is `None` when the driver does not
+/// report it (or reported an error for it).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct GpuSample {
+    /// The device index the probe uses (NVML's index for the NVML probe).
+    pub index: u32,
+    pub memory_used_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    pub utilization_percent: Option<f64>,
+    pub power_watts: Option<f64>,
+    pub temperature_c: Option<f64>,
+    pub graphics_clock_mhz: Option<f64>,
+    pub memory_clock_mhz: Option<f64>,
+}

@@ -1,0 +1,11 @@
+//! What the engines (`inferbench-ffi`) and the runners (`inferbench-harness`)
+//! share, and nothing else: the engine trait and its timings, statistics,
+//! the metric definitions and the result schema. It knows no HTTP, so that
+//! an HTTP change does not rebuild the engine crate.
+#![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod gpu;
+pub mod metrics;
+pub mod schema;
+pub mod stats;

@@ -1,0 +1,390 @@
+//! The HTTP mode's points and settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::ResultFile;
+use crate::stats::Stats;
+
+/// The server an HTTP run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub url: String,
+    pub endpoint: String,
+    pub model: String,
+    /// The server's answer to `GET /v1/models`.
+    pub models: serde_json::Value,
+    /// The first `system_fingerprint` the server streamed, if any.
+    pub system_fingerprint: Option<String>,
+}
+
+/// The lengths every request of a workload asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedLengths {
+    pub prompt_tokens: u32,
+    pub output_tokens: u32,
+}
+
+/// How an HTTP point's requests were sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadKind {
+    /// A fixed number of requests always in flight.
+    Closed,
+    /// Requests sent on an arrival schedule, however the server keeps up.
+    Open,
+    /// Requests sent on a trace's own send times.
+    Trace,
+}
+
+impl LoadKind {
+    /// As the result file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadKind::Closed => "closed",
+            LoadKind::Open => "open",
+            LoadKind::Trace => "trace",
+        }
+    }
+}
+
+/// The gaps of an open loop's schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrivalKind {
+    Poisson,
+    /// Gamma gaps, of shape `burstiness`.
+    Gamma,
+    Constant,
+}
+
+/// The load of one HTTP point (built from the runner's load, which it
+/// describes: `inferbench_harness::http::load::Load`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadDescription {
+    pub kind: LoadKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Requests per second asked for (open loop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Open loop only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<ArrivalKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burstiness: Option<f64>,
+    /// Cap on requests in flight (open loop); a request due while the cap is
+    /// reached waits, and counts as late.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_inflight: Option<u32>,
+    /// A trace replayed on its own send times ("trace"), this many times as
+    /// fast.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_speed: Option<f64>,
+}
+
+impl LoadDescription {
+    /// The one number that sets this point's load.
+    pub fn level(&self) -> Option<LoadLevel> {
+        match (self.concurrency, self.rate, self.trace_speed) {
+            (Some(c), _, _) => Some(LoadLevel::Concurrency(c)),
+            (_, Some(r), _) => Some(LoadLevel::Rate(r)),
+            (_, _, Some(s)) => Some(LoadLevel::TraceSpeed(s)),
+            _ => None,
+        }
+    }
+
+    /// See [`LoadLevel::label`]; `-` for a file that names no level.
+    pub fn label(&self) -> String {
+        self.level().map_or_else(|| "-".into(), LoadLevel::label)
+    }
+}
+
+/// The one number that sets a point's load, in either mode.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LoadLevel {
+    /// Sequences decoded together in-process.
+    Batch(u32),
+    /// Requests kept in flight by a closed loop.
+    Concurrency(u32),
+    /// Requests per second of an open loop.
+    Rate(f64),
+    /// A replayed trace, this many times as fast.
+    TraceSpeed(f64),
+}
+
+impl LoadLevel {
+    /// How every table, figure and message names a point's load: `B=8`,
+    /// `c=8`, `2 req/s`, `trace x2`.
+    pub fn label(self) -> String {
+        match self {
+            LoadLevel::Batch(b) => format!("B={b}"),
+            LoadLevel::Concurrency(c) => format!("c={c}"),
+            LoadLevel::Rate(r) => format!("{r} req/s"),
+            LoadLevel::TraceSpeed(s) => format!("trace x{s}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// In flight when the run was interrupted: neither succeeded nor failed.
+    pub cancelled: u64,
+    /// Requests sent a second time because a kept-alive connection closed
+    /// before any response (counted once in `total`).
+    pub retried: u64,
+    pub failed_by_class: std::collections::BTreeMap<String, u64>,
+}
+
+/// The output token count used against the next-best count (usage against
+/// the tokenizer or the content chunks, tokenizer against chunks), over the
+/// requests that had both.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TokenDiscrepancy {
+    /// e.g. "usage_vs_chunks".
+    pub against: String,
+    pub requests_compared: u64,
+    pub requests_differing: u64,
+    pub total_abs_difference: u64,
+}
+
+/// The prompt tokens a server says it served from its prefix cache, over the
+/// successful requests of a point that said.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PromptCacheUse {
+    pub requests_reporting: u64,
+    /// Requests with cached tokens beyond what the workload shares on
+    /// purpose (the BOS) and what random prompts share by chance (fewer
+    /// than 4 tokens).
+    pub requests_hit: u64,
+    pub cached_tokens: u64,
+    /// Cached tokens beyond the BOS, of the requests hit.
+    pub unintended_cached_tokens: u64,
+    /// Prompt tokens of the requests reporting (the server's count).
+    pub prompt_tokens: u64,
+    /// unintended_cached_tokens / prompt_tokens: the share of prefill the
+    /// server skipped because the workload repeated itself.
+    pub cached_fraction: f64,
+    /// Where the counts came from, e.g. "usage.prompt_tokens_details.cached_tokens".
+    pub source: String,
+}
+
+/// The server's count of each prompt (`usage.prompt_tokens`) against the
+/// tokens the workload sent: servers differ in whether they add a BOS.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PromptTokenCheck {
+    pub requests_compared: u64,
+    pub requests_differing: u64,
+    /// Mean of server count − tokens sent (1.0: it added one token, a BOS,
+    /// to every prompt).
+    pub mean_server_minus_sent: f64,
+}
+
+/// What measuring cost the client itself: when it nears a core, the client,
+/// not the server, may be the bottleneck.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ClientCost {
+    pub cpu_s: Option<f64>,
+    /// Of one core, over the point's wall time.
+    pub cpu_percent: Option<f64>,
+    pub cpu_ms_per_output_token: Option<f64>,
+    /// Connections opened before the point (`GET /v1/models` on each), so
+    /// that no measured request paid for a TCP or TLS handshake; absent
+    /// with `--no-preconnect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preconnected: Option<u32>,
+}
+
+/// One HTTP measurement point. Definitions: [`crate::metrics`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpPoint {
+    pub load: LoadDescription,
+    pub complete: bool,
+    pub requests: RequestCounts,
+    pub late_requests: u64,
+    pub schedule_lag_ms: Option<Stats>,
+    pub ttft_ms: Option<Stats>,
+    /// Open loop: TTFT from the intended send time (coordinated omission corrected).
+    pub ttft_from_scheduled_ms: Option<Stats>,
+    pub itl_ms: Option<Stats>,
+    pub tpot_ms: Option<Stats>,
+    pub e2e_ms: Option<Stats>,
+    pub input_tokens: Option<Stats>,
+    pub output_tokens: Option<Stats>,
+    /// How many requests counted their output tokens from each source.
+    pub output_tokens_source: std::collections::BTreeMap<String, u64>,
+    pub token_count_discrepancy: Option<TokenDiscrepancy>,
+    /// Chunks with empty text (vLLM sends them for partial UTF-8 tokens).
+    pub empty_chunks: u64,
+    /// First send to last completion of a successful request.
+    pub duration_s: f64,
+    /// Wall-clock time of the first send, Unix seconds: with `duration_s`
+    /// the point's window, so that `merge` knows whether the windows of
+    /// several files overlapped (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_send_unix_s: Option<f64>,
+    pub output_throughput_tok_s: f64,
+    pub request_throughput_req_s: f64,
+    pub input_throughput_tok_s: f64,
+    pub per_request_output_tok_s: Option<Stats>,
+    /// Requests meeting every SLO, per second (absent without `--slo`).
+    pub goodput_req_s: Option<f64>,
+    pub slo_met: Option<u64>,
+    /// llama.cpp's server: its own prompt time and time per generated token.
+    pub server_prompt_ms: Option<Stats>,
+    pub server_predicted_per_token_ms: Option<Stats>,
+    /// Prompt tokens served from the server's cache (absent: the server
+    /// does not say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache: Option<PromptCacheUse>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_token_check: Option<PromptTokenCheck>,
+    pub client: ClientCost,
+    /// Host, client-process and (with `--gpu-telemetry`) GPU readings while
+    /// the point's measured requests ran.
+    pub telemetry: Option<super::telemetry::TelemetrySummary>,
+    /// The request count and time this point was given (absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_requests_planned: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_planned_s: Option<f64>,
+    /// The point's place among the run's prompt streams: its prompts, and
+    /// its warm-ups', came from stream `prompt_stream` of the prompt seed
+    /// (absent in older files). `--resume` starts past the highest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_stream: Option<u32>,
+    /// Multi-turn workloads: TTFT and prompt tokens (served from cache,
+    /// too) turn by turn, and the conversations finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turns: Option<Vec<PartStats>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversations: Option<ConversationCounts>,
+    /// Shared-prefix workloads: the first request of each group ("first")
+    /// against the group's later ones ("later").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_groups: Option<Vec<PartStats>>,
+    /// The server's own metrics over the point (`--server-metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<super::server_metrics::ServerMetricsSummary>,
+}
+
+impl HttpPoint {
+    /// The TTFT a point is judged by: from each request's intended send time
+    /// under an open loop (coordinated omission corrected: a request the
+    /// client sent late still pays for its wait), from the send otherwise.
+    pub fn ttft_judged_ms(&self) -> Option<&Stats> {
+        self.ttft_from_scheduled_ms
+            .as_ref()
+            .or(self.ttft_ms.as_ref())
+    }
+}
+
+/// One part of a point: a turn of its conversations, or a place in its
+/// prefix groups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartStats {
+    /// The turn (from "1"), or "first" / "later".
+    pub part: String,
+    pub requests: u64,
+    pub succeeded: u64,
+    pub ttft_ms: Option<Stats>,
+    pub input_tokens: Option<Stats>,
+    /// Prompt tokens the server says it served from its cache (absent: it
+    /// does not say).
+    pub cached_prompt_tokens: Option<Stats>,
+}
+
+/// The conversations of a multi-turn point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationCounts {
+    /// Every turn answered.
+    pub completed: u64,
+    /// Ended by a failed turn.
+    pub cut_short: u64,
+    /// Completed conversations per second of the point.
+    pub per_s: f64,
+}
+
+/// What `http` was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpSettings {
+    pub url: String,
+    pub endpoint: String,
+    pub model: String,
+    /// The environment variable the API key was read from, and whether it
+    /// was set. The key itself is never saved.
+    pub api_key_env: String,
+    pub api_key_present: bool,
+    pub workload: String,
+    /// The workload's lengths when every request asks for the same (`short`
+    /// and `fixed:10:100` alike); absent for other workloads and in older
+    /// files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_lengths: Option<FixedLengths>,
+    /// The request count of every point, when one count was given for all.
+    pub num_requests: Option<u64>,
+    pub duration_s: Option<f64>,
+    /// `--num-requests` with one count per load level (`5,200,1500`) or a
+    /// multiple of the load (`5x`); each point's own is in
+    /// `num_requests_planned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_requests_per_load: Option<String>,
+    /// `--duration` with one per load level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_per_load: Option<String>,
+    pub warmup: u64,
+    pub seed: u64,
+    /// Mixed into every prompt with the seed, point and index; drawn anew
+    /// for each run unless `--prompt-seed` is given, so that a run repeated
+    /// against a server still up is not served from its cache (absent in
+    /// files from before: their prompts came from `seed` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_seed: Option<u64>,
+    /// Prompts went as token-id arrays drawn from this GGUF's vocabulary
+    /// (`--token-ids-from`), as `inproc` draws them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_ids_from: Option<String>,
+    pub ignore_eos: bool,
+    pub timeout_s: f64,
+    pub slo: Option<Slo>,
+    pub client_threads: u32,
+    /// The client's threads spun polling their sockets (`--busy-poll`): its
+    /// CPU use then reads about 100% per thread by design.
+    #[serde(default)]
+    pub busy_poll: bool,
+    /// Each point's connections were opened before it (see
+    /// [`ClientCost::preconnected`]).
+    #[serde(default)]
+    pub preconnect: bool,
+    /// Extra certificate authorities trusted for https (`--ca-cert`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certs: Vec<String>,
+    /// Server certificates were not checked (`--insecure`).
+    #[serde(default)]
+    pub insecure_tls: bool,
+    /// The `tokenizer.json` used for prompt lengths and output counts.
+    pub tokenizer: Option<String>,
+    /// The Prometheus endpoint sampled during every point
+    /// (`--server-metrics`); absent when not asked for, or when it did not
+    /// answer before the run (the run's notes say why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<String>,
+}
+
+pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;
+/// Latency objectives a request must all meet to count towards goodput.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Slo {
+    pub ttft_ms: Option<f64>,
+    pub tpot_ms: Option<f64>,
+    pub e2e_ms: Option<f64>,
+}
+
+impl Slo {
+    pub fn is_empty(&self) -> bool {
+        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
+    }
+}

@@ -1,0 +1,56 @@
+//! What the client is told: the endpoint, timeouts, TLS and credentials.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    /// `POST /v1/completions` with a `prompt`.
+    Completions,
+    /// `POST /v1/chat/completions` with one user message.
+    Chat,
+}
+
+impl Endpoint {
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Chat => "/v1/chat/completions",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Scheme, host and port, e.g. `http://127.0.0.1:8000` (a trailing `/v1`
+    /// is accepted and dropped).
+    pub base_url: String,
+    pub endpoint: Endpoint,
+    pub model: String,
+    /// Sent as a bearer token; never logged or saved.
+    pub api_key: Option<String>,
+    /// Longest wait for the response headers, and for each chunk after.
+    pub timeout: Duration,
+    /// Ask the server to ignore end-of-sequence so that every request
+    /// generates exactly `max_tokens` (`ignore_eos` and `min_tokens`: each
+    /// server honours one or the other).
+    pub ignore_eos: bool,
+    /// Keep the generated text (needed to count tokens with a tokenizer).
+    pub keep_text: bool,
+    pub tls: TlsOptions,
+}
+
+/// How an `https` server's certificate is checked. By default against the
+/// system's roots.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM files of certificate authorities to trust as well (a server with
+    /// a self-signed certificate).
+    pub ca_certs: Vec<PathBuf>,
+    /// Accept any certificate: the connection is encrypted but the server
+    /// is not authenticated.
+    pub insecure: bool,
+}

@@ -1,0 +1,173 @@
+//! Every way a request can go wrong, as a class a result counts, and the
+//! client's own errors (outside any measured request).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. Failed requests are counted per class and kept out
+/// of every latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    ConnectionRefused,
+    Dns,
+    /// Any other failure to connect.
+    Connect,
+    /// The TLS handshake failed (most often: a certificate not trusted).
+    Tls,
+    /// The connection closed before any response, twice (see
+    /// [`HttpClient::send`] on the one retry).
+    ConnectionClosed,
+    Http4xx,
+    Http5xx,
+    /// No response headers within the timeout.
+    TimeoutFirstByte,
+    /// The stream went silent for longer than the timeout.
+    Stall,
+    /// The body ended (or the connection broke) before the stream's end.
+    StreamCut,
+    /// Not an event stream, or broken SSE framing.
+    MalformedSse,
+    /// A `data:` line that is not the JSON of a chunk.
+    MalformedJson,
+    /// The server reported an error inside the stream.
+    ServerError,
+    /// The stream ended properly without any generated text.
+    ZeroTokens,
+    Other,
+}
+
+impl FailureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureClass::ConnectionRefused => "connection_refused",
+            FailureClass::Dns => "dns",
+            FailureClass::Connect => "connect",
+            FailureClass::Tls => "tls",
+            FailureClass::ConnectionClosed => "connection_closed",
+            FailureClass::Http4xx => "http_4xx",
+            FailureClass::Http5xx => "http_5xx",
+            FailureClass::TimeoutFirstByte => "timeout_first_byte",
+            FailureClass::Stall => "stall",
+            FailureClass::StreamCut => "stream_cut",
+            FailureClass::MalformedSse => "malformed_sse",
+            FailureClass::MalformedJson => "malformed_json",
+            FailureClass::ServerError => "server_error",
+            FailureClass::ZeroTokens => "zero_tokens",
+            FailureClass::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub class: FailureClass,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("--url {url}: {message}")]
+    BadUrl { url: String, message: String },
+    #[error("--ca-cert {}: {message}", path.display())]
+    CaCert { path: PathBuf, message: String },
+    #[error("{url}: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url}: HTTP {status}: {message}")]
+    Status {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    BadAnswer { url: String, message: String },
+}
+
+/// Removes the API key from anything that could be printed or saved.
+pub(super) fn redact(message: String, key: Option<&str>) -> String {
+    match key {
+        Some(k) if !k.is_empty() && message.contains(k) => message.replace(k, "[redacted]"),
+        _ => message,
+    }
+}
+
+/// The server closed a kept-alive connection as this request went out on it,
+/// before any byte of response: the request never reached the server.
+/// (cpp-httplib, under llama.cpp's server, closes a connection after a few
+/// requests without announcing it.)
+pub(super) fn closed_before_response(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_incomplete_message)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A rustls error, possibly wrapped in I/O errors (the TLS stack nests two),
+/// whose `source` skips the wrapped error itself.
+pub(super) fn is_tls_error(mut e: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if e.is::<tokio_rustls::rustls::Error>() {
+            return true;
+        }
+        match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => e = inner,
+            None => return false,
+        }
+    }
+}
+
+pub(super) fn transport_class(e: &reqwest::Error) -> FailureClass {
+    if closed_before_response(e) {
+        return FailureClass::ConnectionClosed;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if is_tls_error(s) {
+            return FailureClass::Tls;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return FailureClass::ConnectionRefused;
+            }
+        }
+        let text = s.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return FailureClass::Dns;
+        }
+        source = s.source();
+    }
+    if e.is_connect() {
+        FailureClass::Connect
+    } else if e.is_timeout() {
+        FailureClass::TimeoutFirstByte
+    } else {
+        FailureClass::Other
+    }
+}
+
+/// The error and its causes on one line: reqwest's own message alone often
+/// omits the part that says what went wrong.
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}

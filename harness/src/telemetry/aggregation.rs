@@ -1,0 +1,152 @@
+//! Mean and max per metric over a point's samples, per GPU index.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::host::HostSample;
+use crate::gpu::GpuSample;
+use crate::schema::telemetry::{GpuDevice, GpuSummary, MeanMax, TelemetrySummary};
+
+/// Running mean and max of one metric. Non-finite values are ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Gauge {
+    sum: f64,
+    max: f64,
+    count: u64,
+}
+
+impl Gauge {
+    pub(super) fn add(&mut self, value: Option<f64>) {
+        let Some(v) = value.filter(|v| v.is_finite()) else {
+            return;
+        };
+        self.max = if self.count == 0 { v } else { self.max.max(v) };
+        self.sum += v;
+        self.count += 1;
+    }
+
+    pub(super) fn summary(&self) -> Option<MeanMax> {
+        // Rounding in the sum can put the mean of equal values a hair above
+        // them (0.1 three times: 0.10000000000000002); it cannot truly
+        // exceed the max.
+        (self.count > 0).then(|| MeanMax {
+            mean: (self.sum / self.count as f64).min(self.max),
+            max: self.max,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct GpuAccumulator {
+    name: Option<String>,
+    samples: u64,
+    memory_total_bytes: Option<u64>,
+    memory_used_bytes: Gauge,
+    utilization_percent: Gauge,
+    power_watts: Gauge,
+    temperature_c: Gauge,
+    graphics_clock_mhz: Gauge,
+    memory_clock_mhz: Gauge,
+}
+
+/// Mean and max per metric, per GPU index. The sampler thread fills one;
+/// it is public so that aggregation can be tested without threads or clocks.
+#[derive(Debug, Clone)]
+pub struct Accumulator {
+    interval: Duration,
+    logical_cores: u32,
+    pub(super) samples: u64,
+    host_cpu_percent: Gauge,
+    host_memory_percent: Gauge,
+    process_cpu_percent: Gauge,
+    process_rss_bytes: Gauge,
+    /// `None` when there is no GPU probe.
+    gpus: Option<BTreeMap<u32, GpuAccumulator>>,
+}
+
+impl Accumulator {
+    /// `gpus` is the probe's description, or `None` without a probe.
+    pub fn new(interval: Duration, logical_cores: u32, gpus: Option<&[GpuDevice]>) -> Self {
+        let gpus = gpus.map(|devices| {
+            devices
+                .iter()
+                .map(|d| {
+                    let acc = GpuAccumulator {
+                        name: Some(d.name.clone()),
+                        memory_total_bytes: d.memory_total_bytes,
+                        ..GpuAccumulator::default()
+                    };
+                    (d.index, acc)
+                })
+                .collect()
+        });
+        Accumulator {
+            interval,
+            logical_cores,
+            samples: 0,
+            host_cpu_percent: Gauge::default(),
+            host_memory_percent: Gauge::default(),
+            process_cpu_percent: Gauge::default(),
+            process_rss_bytes: Gauge::default(),
+            gpus,
+        }
+    }
+
+    /// Adds one sample: the host reading and the GPU readings taken with it
+    /// (ignored when the accumulator was made without a probe).
+    pub fn add(&mut self, host: &HostSample, gpus: &[GpuSample]) {
+        self.samples += 1;
+        self.host_cpu_percent.add(host.host_cpu_percent);
+        self.host_memory_percent.add(host.host_memory_percent);
+        self.process_cpu_percent.add(host.process_cpu_percent);
+        self.process_rss_bytes.add(host.process_rss_bytes);
+        let Some(accs) = self.gpus.as_mut() else {
+            return;
+        };
+        for g in gpus {
+            let acc = accs.entry(g.index).or_default();
+            acc.samples += 1;
+            acc.memory_total_bytes = match (acc.memory_total_bytes, g.memory_total_bytes) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            acc.memory_used_bytes
+                .add(g.memory_used_bytes.map(|b| b as f64));
+            acc.utilization_percent.add(g.utilization_percent);
+            acc.power_watts.add(g.power_watts);
+            acc.temperature_c.add(g.temperature_c);
+            acc.graphics_clock_mhz.add(g.graphics_clock_mhz);
+            acc.memory_clock_mhz.add(g.memory_clock_mhz);
+        }
+    }
+
+    pub fn summary(&self, duration: Duration) -> TelemetrySummary {
+        let gpus = self.gpus.as_ref().map(|accs| {
+            accs.iter()
+                .map(|(&index, a)| GpuSummary {
+                    index,
+                    name: a.name.clone(),
+                    samples: a.samples,
+                    memory_total_bytes: a.memory_total_bytes,
+                    memory_used_bytes: a.memory_used_bytes.summary(),
+                    utilization_percent: a.utilization_percent.summary(),
+                    power_watts: a.power_watts.summary(),
+                    temperature_c: a.temperature_c.summary(),
+                    graphics_clock_mhz: a.graphics_clock_mhz.summary(),
+                    memory_clock_mhz: a.memory_clock_mhz.summary(),
+                })
+                .collect()
+        });
+        TelemetrySummary {
+            interval_ms: self.interval.as_secs_f64() * 1e3,
+            duration_ms: duration.as_secs_f64() * 1e3,
+            samples: self.samples,
+            logical_cores: self.logical_cores,
+            host_cpu_percent: self.host_cpu_percent.summary(),
+            host_memory_percent: self.host_memory_percent.summary(),
+            process_cpu_percent: self.process_cpu_percent.summary(),
+            process_rss_bytes: self.process_rss_bytes.summary(),
+            gpus,
+        }
+    }
+}
