@@ -66,9 +66,207 @@ impl LineLimit {
     }
 }
 
+/// One dispatched event, borrowing the parser's buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event<'a> {
+    /// The `event:` field; empty for the default type ("message").
+    pub event: &'a [u8],
+    /// The `data:` lines, joined by `\n`.
+    pub data: &'a [u8],
+}
+
+/// An event-stream parser (the WHATWG `text/event-stream` rules: lines end
+/// in LF, CRLF or CR, `data:` lines join, `:` starts a comment, a blank line
+/// dispatches) that copies only what a piece leaves unfinished: a complete
+/// line inside a piece is read where it lies, and the buffers are kept
+/// from event to event, so a streamed chunk costs no allocation. Pieces
+/// must pass [`LineLimit`] first: that bounds the buffers.
+#[derive(Debug, Default, Clone)]
+pub struct EventParser {
+    /// The unfinished line a piece ended with.
+    partial: Vec<u8>,
+    data: Vec<u8>,
+    event: Vec<u8>,
+    has_data: bool,
+    /// The last line ended in CR: an LF first in the next piece belongs to it.
+    after_cr: bool,
+    /// The previous call returned an event: clear it before going on.
+    dispatched: bool,
+    started: bool,
+}
+
+impl EventParser {
+    /// The next event that `piece`, from `*pos` on, completes, `None` once
+    /// the piece is used up (its unfinished line kept for the next one).
+    /// Call it again with the same piece and position until `None`.
+    pub fn next_event<'s>(&'s mut self, piece: &[u8], pos: &mut usize) -> Option<Event<'s>> {
+        if self.dispatched {
+            self.dispatched = false;
+            self.data.clear();
+            self.event.clear();
+            self.has_data = false;
+        }
+        if !self.started && *pos < piece.len() {
+            self.started = true;
+            let bom = b"\xEF\xBB\xBF";
+            // A BOM split across pieces is rare enough to be read as text.
+            if piece[*pos..].starts_with(bom) {
+                *pos += bom.len();
+            }
+        }
+        while *pos < piece.len() {
+            if self.after_cr {
+                self.after_cr = false;
+                if piece[*pos] == b'\n' {
+                    *pos += 1;
+                    continue;
+                }
+            }
+            let rest = &piece[*pos..];
+            let Some(end) = memchr::memchr2(b'\n', b'\r', rest) else {
+                self.partial.extend_from_slice(rest);
+                *pos = piece.len();
+                return None;
+            };
+            self.after_cr = rest[end] == b'\r';
+            *pos += end + 1;
+            let dispatch = if self.partial.is_empty() {
+                self.line(&rest[..end])
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&rest[..end]);
+                let dispatch = self.line(&line);
+                line.clear();
+                self.partial = line;
+                dispatch
+            };
+            if dispatch {
+                self.dispatched = true;
+                if self.data.last() == Some(&b'\n') {
+                    self.data.pop();
+                }
+                return Some(Event {
+                    event: &self.event,
+                    data: &self.data,
+                });
+            }
+        }
+        None
+    }
+
+    /// At the end of the stream: the last event when the server ended it
+    /// without its blank line (the rules drop it; a measurement keeps it).
+    pub fn finish(&mut self) -> Option<Event<'_>> {
+        if self.dispatched {
+            return None;
+        }
+        let line = std::mem::take(&mut self.partial);
+        if !line.is_empty() {
+            self.line(&line);
+        }
+        if !self.has_data {
+            return None;
+        }
+        self.dispatched = true;
+        if self.data.last() == Some(&b'\n') {
+            self.data.pop();
+        }
+        Some(Event {
+            event: &self.event,
+            data: &self.data,
+        })
+    }
+
+    /// Takes in one line; true when it is blank and ends an event with data.
+    fn line(&mut self, line: &[u8]) -> bool {
+        if line.is_empty() {
+            if self.has_data {
+                return true;
+            }
+            self.event.clear();
+            return false;
+        }
+        if line[0] == b':' {
+            return false;
+        }
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(colon) => {
+                let value = &line[colon + 1..];
+                (&line[..colon], value.strip_prefix(b" ").unwrap_or(value))
+            }
+            None => (line, &[][..]),
+        };
+        match field {
+            b"data" => {
+                self.data.extend_from_slice(value);
+                self.data.push(b'\n');
+                self.has_data = true;
+            }
+            b"event" => {
+                self.event.clear();
+                self.event.extend_from_slice(value);
+            }
+            _ => {}
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every event of `pieces`, as (type, data) strings.
+    fn events(pieces: &[&[u8]]) -> Vec<(String, String)> {
+        let mut parser = EventParser::default();
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut pos = 0;
+            while let Some(e) = parser.next_event(piece, &mut pos) {
+                out.push((
+                    String::from_utf8_lossy(e.event).into_owned(),
+                    String::from_utf8_lossy(e.data).into_owned(),
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn events_follow_the_event_stream_rules_however_the_bytes_are_split() {
+        let body: &[u8] = b"\xEF\xBB\xBFdata: a\n\n: a comment\ndata:b\ndata:  c\r\n\r\nevent: error\rdata: x\r\rdata\n\nid: 7\nretry: 5\n\nevent: lost\n\ndata: [DONE]\n\ndata: unfinished";
+        let expected = vec![
+            (String::new(), "a".to_string()),
+            (String::new(), "b\n c".to_string()),
+            ("error".to_string(), "x".to_string()),
+            (String::new(), String::new()),
+            (String::new(), "[DONE]".to_string()),
+        ];
+        assert_eq!(events(&[body]), expected);
+        let mut parser = EventParser::default();
+        let mut pos = 0;
+        while parser.next_event(body, &mut pos).is_some() {}
+        let last = parser.finish().map(|e| e.data.to_vec());
+        assert_eq!(last.as_deref(), Some(&b"unfinished"[..]), "kept at the end");
+        assert_eq!(parser.finish(), None);
+        for split in 3..=body.len() {
+            assert_eq!(
+                events(&[&body[..split], &body[split..]]),
+                expected,
+                "split at {split}"
+            );
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(
+            events(&bytes[..]).len(),
+            4,
+            "a BOM split byte by byte is read as text"
+        );
+        let (first, rest) = body.split_at(3);
+        let mut one_by_one = vec![first];
+        one_by_one.extend(rest.chunks(1));
+        assert_eq!(events(&one_by_one), expected);
+    }
 
     #[test]
     fn ordinary_streams_pass_however_they_are_split() {

@@ -1,40 +1,17 @@
 //! Reading one response's event stream: each chunk timestamped as it is
 //! parsed, every failure classified, every buffer bounded.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventsource_stream::{EventStreamError, Eventsource};
 use futures_util::StreamExt;
 
 use super::failure::{error_chain, Failure, FailureClass};
 use super::request::Outcome;
 use crate::http::chunk::Chunk;
-use crate::http::sse::{LimitExceeded, LineLimit};
+use crate::http::sse::{EventParser, LineLimit};
 
 /// How long the client waits, after `[DONE]`, for the body's end.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
-
-fn nanos_since(origin: Instant) -> u64 {
-    u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// A body's error: the transport's, or a bound of [`LineLimit`] passed.
-#[derive(Debug)]
-enum BodyError<E> {
-    Transport(E),
-    Limit(LimitExceeded),
-}
-
-impl<E: std::fmt::Display> std::fmt::Display for BodyError<E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::Transport(e) => e.fmt(f),
-            BodyError::Limit(e) => e.fmt(f),
-        }
-    }
-}
 
 /// Reads an event stream to its end into `outcome`: each content chunk's
 /// arrival, the text, usage, timings and finish reason; any failure
@@ -58,28 +35,20 @@ where
     // Each chunk is stamped with the arrival of the bytes that completed
     // it, taken before SSE and JSON parsing, so that parsing costs no
     // accuracy.
-    let origin = outcome.sent;
-    let arrived = Arc::new(AtomicU64::new(0));
-    let stamp = arrived.clone();
+    let mut body = body;
     let mut limit = LineLimit::default();
-    let mut events = body
-        .map(move |piece| {
-            let piece = piece.map_err(BodyError::Transport)?;
-            stamp.store(nanos_since(origin), Ordering::Relaxed);
-            limit.check(piece.as_ref()).map_err(BodyError::Limit)?;
-            Ok::<_, BodyError<E>>(piece)
-        })
-        .eventsource();
+    let mut parser = EventParser::default();
     // One timer for stall detection, re-armed only when it fires, so that
     // a chunk costs no timer registration on the client's hot path.
     let mut last_data = Instant::now();
     let stall = tokio::time::sleep(timeout);
     tokio::pin!(stall);
     let mut done = false;
-    loop {
+    let mut ended = false;
+    'pieces: while !ended {
         let next = tokio::select! {
             biased;
-            next = events.next() => next,
+            next = body.next() => next,
             () = &mut stall => {
                 let quiet_until = last_data + timeout;
                 if Instant::now() >= quiet_until {
@@ -92,16 +61,13 @@ where
                 continue;
             }
         };
-        let event = match next {
-            None => break,
-            Some(Ok(event)) => event,
-            Some(Err(EventStreamError::Transport(BodyError::Limit(e)))) => {
-                return Err(fail(
-                    FailureClass::MalformedSse,
-                    format!("after {} chunks: {e}", outcome.chunks),
-                ))
+        let piece = match next {
+            None => {
+                ended = true;
+                &[][..]
             }
-            Some(Err(EventStreamError::Transport(BodyError::Transport(e)))) => {
+            Some(Ok(ref piece)) => piece.as_ref(),
+            Some(Err(e)) => {
                 return Err(fail(
                     FailureClass::StreamCut,
                     format!(
@@ -111,47 +77,35 @@ where
                     ),
                 ))
             }
-            Some(Err(e)) => return Err(fail(FailureClass::MalformedSse, e.to_string())),
         };
-        let now = origin + Duration::from_nanos(arrived.load(Ordering::Relaxed));
-        last_data = now;
-        if event.event == "error" {
-            return Err(fail(FailureClass::ServerError, event.data));
-        }
-        if event.data.trim() == "[DONE]" {
-            done = true;
-            break;
-        }
-        let chunk = Chunk::parse(&event.data).map_err(|e| {
-            let shown: String = event.data.chars().take(120).collect();
-            fail(FailureClass::MalformedJson, format!("{e} in data: {shown}"))
+        let now = Instant::now();
+        limit.check(piece).map_err(|e| {
+            fail(
+                FailureClass::MalformedSse,
+                format!("after {} chunks: {e}", outcome.chunks),
+            )
         })?;
-        if let Some(error) = chunk.error {
-            return Err(fail(FailureClass::ServerError, error));
-        }
-        outcome.chunks += 1;
-        if chunk.has_content() {
-            outcome.content_times.push(now);
-            if let (Some(text), Some(piece)) = (outcome.text.as_mut(), chunk.text.as_deref()) {
-                text.push_str(piece);
+        let mut pos = 0;
+        while let Some(event) = if ended {
+            parser.finish()
+        } else {
+            parser.next_event(piece, &mut pos)
+        } {
+            last_data = now;
+            let data = std::str::from_utf8(event.data).map_err(|e| {
+                fail(
+                    FailureClass::MalformedSse,
+                    format!("after {} chunks: data is not UTF-8: {e}", outcome.chunks),
+                )
+            })?;
+            if event.event == b"error" {
+                return Err(fail(FailureClass::ServerError, data.to_string()));
             }
-        } else if chunk.text.is_some() {
-            outcome.empty_chunks += 1;
-        }
-        if chunk.finish_reason.is_some() {
-            outcome.finish_reason = chunk.finish_reason;
-        }
-        if chunk.usage.is_some() {
-            outcome.usage = chunk.usage;
-        }
-        if chunk.timings.is_some() {
-            outcome.server_timings = chunk.timings;
-        }
-        if outcome.system_fingerprint.is_none() {
-            outcome.system_fingerprint = chunk.system_fingerprint;
-        }
-        if outcome.response_id.is_none() {
-            outcome.response_id = chunk.id;
+            if data.trim() == "[DONE]" {
+                done = true;
+                break 'pieces;
+            }
+            record_chunk(outcome, data, now).map_err(|(class, message)| fail(class, message))?;
         }
     }
     if done {
@@ -159,7 +113,7 @@ where
         // the next request would pay for a new handshake: read the end,
         // which a server sends right after [DONE].
         let _ = tokio::time::timeout(DRAIN_AFTER_DONE, async {
-            while events.next().await.is_some() {}
+            while body.next().await.is_some() {}
         })
         .await;
     }
@@ -177,6 +131,46 @@ where
             FailureClass::ZeroTokens,
             format!("{} chunks, none with generated text", outcome.chunks),
         ));
+    }
+    Ok(())
+}
+
+/// One chunk's JSON into the outcome.
+fn record_chunk(
+    outcome: &mut Outcome,
+    data: &str,
+    now: Instant,
+) -> Result<(), (FailureClass, String)> {
+    let chunk = Chunk::parse(data).map_err(|e| {
+        let shown: String = data.chars().take(120).collect();
+        (FailureClass::MalformedJson, format!("{e} in data: {shown}"))
+    })?;
+    if let Some(error) = chunk.error {
+        return Err((FailureClass::ServerError, error));
+    }
+    outcome.chunks += 1;
+    if chunk.has_content() {
+        outcome.content_times.push(now);
+        if let (Some(text), Some(piece)) = (outcome.text.as_mut(), chunk.text.as_deref()) {
+            text.push_str(piece);
+        }
+    } else if chunk.text.is_some() {
+        outcome.empty_chunks += 1;
+    }
+    if chunk.finish_reason.is_some() {
+        outcome.finish_reason = chunk.finish_reason;
+    }
+    if chunk.usage.is_some() {
+        outcome.usage = chunk.usage;
+    }
+    if chunk.timings.is_some() {
+        outcome.server_timings = chunk.timings;
+    }
+    if outcome.system_fingerprint.is_none() {
+        outcome.system_fingerprint = chunk.system_fingerprint;
+    }
+    if outcome.response_id.is_none() {
+        outcome.response_id = chunk.id;
     }
     Ok(())
 }
