@@ -11,6 +11,7 @@ mod bad_input;
 mod compare;
 mod contrast;
 mod exit_paths;
+mod faults;
 mod http;
 mod inproc;
 mod interrupt;

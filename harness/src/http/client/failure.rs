@@ -97,13 +97,21 @@ pub(super) fn redact(message: String, key: Option<&str>) -> String {
 /// The server closed a kept-alive connection as this request went out on it,
 /// before any byte of response: the request never reached the server.
 /// (cpp-httplib, under llama.cpp's server, closes a connection after a few
-/// requests without announcing it.)
+/// requests without announcing it.) A reset there counts the same (a load
+/// balancer resets the connections it drops; before, such a request fell
+/// into `other`: tests/integration/faults.rs).
 pub(super) fn closed_before_response(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if s.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_incomplete_message)
-        {
+        if s.downcast_ref::<hyper::Error>().is_some_and(|h| {
+            h.is_incomplete_message()
+                || std::error::Error::source(h)
+                    .and_then(|c| c.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| {
+                        matches!(io.kind(), ConnectionReset | BrokenPipe | ConnectionAborted)
+                    })
+        }) {
             return true;
         }
         source = s.source();
@@ -126,6 +134,26 @@ pub(super) fn is_tls_error(mut e: &(dyn std::error::Error + 'static)) -> bool {
             None => return false,
         }
     }
+}
+
+/// How a response body that broke off is counted: a body the server framed
+/// wrongly (a chunk-size line that is not hex, a chunk longer than its size
+/// line; hyper's `InvalidInput`/`InvalidData`, not TLS's) is malformed, not
+/// cut (it was `stream_cut`, "connection broke", before:
+/// tests/integration/faults.rs); anything else is a connection that broke.
+pub(super) fn body_failure(e: &(dyn std::error::Error + 'static)) -> (FailureClass, &'static str) {
+    let mut source = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{InvalidData, InvalidInput};
+            if matches!(io.kind(), InvalidData | InvalidInput) && !is_tls_error(s) {
+                return (FailureClass::MalformedSse, "malformed HTTP body");
+            }
+            break;
+        }
+        source = s.source();
+    }
+    (FailureClass::StreamCut, "connection broke")
 }
 
 pub(super) fn transport_class(e: &reqwest::Error) -> FailureClass {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::failure::{error_chain, Failure, FailureClass};
+use super::failure::{body_failure, error_chain, Failure, FailureClass};
 use super::request::Outcome;
 use crate::http::chunk::Chunk;
 use crate::http::sse::{EventParser, LineLimit};
@@ -25,7 +25,7 @@ pub async fn read_events<S, B, E>(
 where
     S: futures_util::Stream<Item = Result<B, E>> + Unpin,
     B: AsRef<[u8]>,
-    E: std::error::Error,
+    E: std::error::Error + 'static,
 {
     let fail = |class: FailureClass, message: String| Failure {
         class,
@@ -68,14 +68,15 @@ where
             }
             Some(Ok(ref piece)) => piece.as_ref(),
             Some(Err(e)) => {
+                let (class, what) = body_failure(&e);
                 return Err(fail(
-                    FailureClass::StreamCut,
+                    class,
                     format!(
-                        "connection broke after {} chunks: {}",
+                        "{what} after {} chunks: {}",
                         outcome.chunks,
                         error_chain(&e)
                     ),
-                ))
+                ));
             }
         };
         let now = Instant::now();
