@@ -731,6 +731,8 @@ fn faults_concurrency_beyond_the_open_file_limit_is_refused() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let r = read_json(&out);
     assert_eq!(r["points"][0]["requests"]["succeeded"], 500);
-    // More connections at once than the soft limit it started with.
-    assert!(server.get(|s| &s.max_open) >= 500);
+    // More connections at once than the soft limit it started with (not
+    // all 500: requests of 2 tokens finish while others still connect).
+    let most = server.get(|s| &s.max_open);
+    assert!(most > 256, "{most} connections at most");
 }
