@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use super::failure::{body_failure, error_chain, Failure, FailureClass};
 use super::request::Outcome;
 use crate::http::chunk::Chunk;
-use crate::http::sse::{EventParser, LineLimit};
+use crate::http::sse::{Event, EventParser, LineLimit};
 
 /// How long the client waits, after `[DONE]`, for the body's end.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
@@ -27,11 +27,6 @@ where
     B: AsRef<[u8]>,
     E: std::error::Error + 'static,
 {
-    let fail = |class: FailureClass, message: String| Failure {
-        class,
-        http_status: None,
-        message,
-    };
     // Each chunk is stamped with the arrival of the bytes that completed
     // it, taken before SSE and JSON parsing, so that parsing costs no
     // accuracy.
@@ -44,15 +39,14 @@ where
     let stall = tokio::time::sleep(timeout);
     tokio::pin!(stall);
     let mut done = false;
-    let mut ended = false;
-    'pieces: while !ended {
+    'pieces: loop {
         let next = tokio::select! {
             biased;
             next = body.next() => next,
             () = &mut stall => {
                 let quiet_until = last_data + timeout;
                 if Instant::now() >= quiet_until {
-                    return Err(fail(
+                    return Err(failure(
                         FailureClass::Stall,
                         format!("no data for {timeout:?} after {} chunks", outcome.chunks),
                     ));
@@ -63,13 +57,15 @@ where
         };
         let piece = match next {
             None => {
-                ended = true;
-                &[][..]
+                if let Some(event) = parser.finish() {
+                    done = take_event(outcome, event, Instant::now())?;
+                }
+                break;
             }
             Some(Ok(ref piece)) => piece.as_ref(),
             Some(Err(e)) => {
                 let (class, what) = body_failure(&e);
-                return Err(fail(
+                return Err(failure(
                     class,
                     format!(
                         "{what} after {} chunks: {}",
@@ -81,32 +77,18 @@ where
         };
         let now = Instant::now();
         limit.check(piece).map_err(|e| {
-            fail(
+            failure(
                 FailureClass::MalformedSse,
                 format!("after {} chunks: {e}", outcome.chunks),
             )
         })?;
         let mut pos = 0;
-        while let Some(event) = if ended {
-            parser.finish()
-        } else {
-            parser.next_event(piece, &mut pos)
-        } {
+        while let Some(event) = parser.next_event(piece, &mut pos) {
             last_data = now;
-            let data = std::str::from_utf8(event.data).map_err(|e| {
-                fail(
-                    FailureClass::MalformedSse,
-                    format!("after {} chunks: data is not UTF-8: {e}", outcome.chunks),
-                )
-            })?;
-            if event.event == b"error" {
-                return Err(fail(FailureClass::ServerError, data.to_string()));
-            }
-            if data.trim() == "[DONE]" {
+            if take_event(outcome, event, now)? {
                 done = true;
                 break 'pieces;
             }
-            record_chunk(outcome, data, now).map_err(|(class, message)| fail(class, message))?;
         }
     }
     if done {
@@ -119,7 +101,7 @@ where
         .await;
     }
     if !done && outcome.finish_reason.is_none() {
-        return Err(fail(
+        return Err(failure(
             FailureClass::StreamCut,
             format!(
                 "stream ended after {} chunks without [DONE] or a finish_reason",
@@ -128,7 +110,7 @@ where
         ));
     }
     if outcome.content_times.is_empty() {
-        return Err(fail(
+        return Err(failure(
             FailureClass::ZeroTokens,
             format!("{} chunks, none with generated text", outcome.chunks),
         ));
@@ -136,18 +118,35 @@ where
     Ok(())
 }
 
-/// One chunk's JSON into the outcome.
-fn record_chunk(
-    outcome: &mut Outcome,
-    data: &str,
-    now: Instant,
-) -> Result<(), (FailureClass, String)> {
+fn failure(class: FailureClass, message: String) -> Failure {
+    Failure {
+        class,
+        http_status: None,
+        message,
+    }
+}
+
+/// One event, whose bytes arrived at `now`, into the outcome; true at
+/// `[DONE]`.
+fn take_event(outcome: &mut Outcome, event: Event<'_>, now: Instant) -> Result<bool, Failure> {
+    let data = std::str::from_utf8(event.data).map_err(|e| {
+        failure(
+            FailureClass::MalformedSse,
+            format!("after {} chunks: data is not UTF-8: {e}", outcome.chunks),
+        )
+    })?;
+    if event.event == b"error" {
+        return Err(failure(FailureClass::ServerError, data.to_string()));
+    }
+    if data.trim() == "[DONE]" {
+        return Ok(true);
+    }
     let chunk = Chunk::parse(data).map_err(|e| {
         let shown: String = data.chars().take(120).collect();
-        (FailureClass::MalformedJson, format!("{e} in data: {shown}"))
+        failure(FailureClass::MalformedJson, format!("{e} in data: {shown}"))
     })?;
     if let Some(error) = chunk.error {
-        return Err((FailureClass::ServerError, error));
+        return Err(failure(FailureClass::ServerError, error));
     }
     outcome.chunks += 1;
     if chunk.has_content() {
@@ -173,7 +172,7 @@ fn record_chunk(
     if outcome.response_id.is_none() {
         outcome.response_id = chunk.id;
     }
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]
