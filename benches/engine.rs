@@ -43,6 +43,7 @@ fn options(sampler: GreedySampler) -> LlamaOptions {
         ubatch: 512,
         kv_unified: false,
         sampler,
+        kernel_timing: true,
     }
 }
 

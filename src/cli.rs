@@ -279,6 +279,12 @@ pub struct ContrastArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
+    /// Layers on a GPU (-1: all), in-process and in the started server (`-ngl`), so that both
+    /// sides run the same device. Needs GPU builds of both (`--features cuda`).
+    #[arg(long, short = 'g', default_value_t = 0, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-1..))]
+    pub n_gpu_layers: i32,
+
     /// In-process sampler. Default llama-greedy, llama.cpp's own greedy sampler, as llama-server
     /// samples: the engine row then differs from the server's by the server alone.
     #[arg(long, value_enum, default_value_t = SamplerArg::LlamaGreedy)]
@@ -419,6 +425,12 @@ pub struct InprocArgs {
     /// times a second to read /proc and NVML).
     #[arg(long)]
     pub no_telemetry: bool,
+
+    /// With layers on a GPU, do not trace its kernels with CUPTI (kernel_timing: busy time,
+    /// kernel count, gaps, launch delay per step). Tracing adds CUPTI's cost per kernel launch
+    /// to the host time; this measures without it.
+    #[arg(long)]
+    pub no_kernel_timing: bool,
 }
 
 /// A comma-separated list of distinct positive rates, e.g. `0.5,1,2`.

@@ -106,6 +106,7 @@ pub fn run(args: ContrastArgs) -> Result<ExitCode> {
             requests: args.requests,
             warmup: args.warmup,
             threads,
+            n_gpu_layers: args.n_gpu_layers,
             seed: args.seed,
             server: if args.server.is_some() {
                 "llama-server"
@@ -238,6 +239,9 @@ fn measure(
         if args.verbose {
             argv.push("--verbose".into());
         }
+        if args.n_gpu_layers != 0 {
+            argv.extend(["--n-gpu-layers".into(), args.n_gpu_layers.to_string()]);
+        }
         let inproc_args = InprocOnly::try_parse_from(&argv)
             .context("building the in-process run's flags")?
             .args;
@@ -275,6 +279,7 @@ fn measure(
                 slots: args.concurrency.0.iter().copied().max().unwrap_or(1),
                 // A slot holds one request's prompt and output; llama.cpp pads to 256.
                 context_per_slot: (args.prompt_tokens + args.gen_tokens + 16).div_ceil(256) * 256,
+                gpu_layers: args.n_gpu_layers,
                 log,
                 ready_timeout: args.timeout,
             })?;

@@ -296,6 +296,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         gpu_layers_requested: None,
         gpu_layers_offloaded: None,
         timing_source: "client host clock, at the arrival of each chunk's bytes".into(),
+        kernel_timing: None,
         build: None,
         notes: Vec::new(),
     };

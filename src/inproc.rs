@@ -48,14 +48,18 @@ pub struct Sweep {
     pub exit: ExitCode,
 }
 
+/// Each of the bandwidth probe's three arrays: far beyond the caches here.
+const BANDWIDTH_ARRAY_BYTES: u64 = 64 << 20;
+const BANDWIDTH_REPETITIONS: u32 = 5;
+/// The compute probe's work per thread and repetition: 4 GFLOP, about 40 ms
+/// on a core with two 256-bit FMA units (32 f32 FLOPs a cycle) at 3 GHz.
+const PEAK_FLOPS_PER_THREAD: u64 = 4_000_000_000;
+const PEAK_REPETITIONS: u32 = 5;
+
 /// Measures every point of `args`, writing the result file as it goes. The
 /// points' prompt streams are numbered from `first_point` ([`PointSpec::point`]),
 /// so that a caller measuring one sweep in parts draws the prompts a served
 /// run of the whole sweep sends.
-/// Each of the bandwidth probe's three arrays: far beyond the caches here.
-const BANDWIDTH_ARRAY_BYTES: u64 = 64 << 20;
-const BANDWIDTH_REPETITIONS: u32 = 5;
-
 pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let model_path = model::resolve(args.model.clone())?;
     if !model_path.is_file() {
@@ -84,6 +88,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
             SamplerArg::Greedy => GreedySampler::Argmax,
             SamplerArg::LlamaGreedy => GreedySampler::Llama,
         },
+        kernel_timing: !args.no_kernel_timing,
     };
 
     let runtime = Runtime::get(!args.verbose)?;
@@ -125,9 +130,10 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let model_info = provenance::model_info(&model_path, &loaded)?;
     // What a decode step must read, and the machine's ceiling, measured
     // before any point so that the probe disturbs none.
-    let traffic = inferbench_models::GgufFile::open(&model_path)
-        .ok()
-        .map(|g| g.decode_traffic());
+    let gguf = inferbench_models::GgufFile::open(&model_path).ok();
+    let traffic = gguf.as_ref().map(|g| g.decode_traffic());
+    // What a prefill must compute, and the machine's f32 FMA rate.
+    let compute = gguf.as_ref().map(|g| g.prefill_compute());
     let bandwidth = (args.n_gpu_layers == 0).then(|| {
         roofline::stream_triad(
             options.threads,
@@ -135,17 +141,32 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
             BANDWIDTH_REPETITIONS,
         )
     });
+    let peak = (args.n_gpu_layers == 0)
+        .then(|| roofline::compute_peak(options.threads, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS));
     let mut roofline_notes: Vec<String> = traffic
         .iter()
-        .flat_map(|t| t.notes.iter().map(|n| format!("roofline: {n}")))
+        .flat_map(|t| t.notes.iter())
+        .chain(compute.iter().flat_map(|c| c.notes.iter()))
+        .map(|n| format!("roofline: {n}"))
         .collect();
     if bandwidth.is_none() {
         roofline_notes.push(
             "roofline: layers on a GPU; the CPU bandwidth probe does not apply, so no ceiling is given".into(),
         );
     }
+    roofline_notes.extend(
+        peak.as_ref()
+            .and_then(roofline::compute_peak_note)
+            .map(|n| format!("roofline: {n}")),
+    );
+    if peak.is_none() {
+        roofline_notes.push(
+            "roofline: layers on a GPU; the CPU compute probe does not apply, so prefill has no ceiling".into(),
+        );
+    }
     let mut provenance = provenance::provenance(engine_info, Some(model_info));
     provenance.host.memory_bandwidth = bandwidth.clone();
+    provenance.host.compute_peak = peak.clone();
     let mut result = InprocResult {
         schema_version: SCHEMA_VERSION,
         mode: Mode::Inproc,
@@ -238,6 +259,13 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
                         point.gen_tokens,
                         step.p50,
                         bandwidth.as_ref().map(|b| b.best_gb_s),
+                    ));
+                }
+                if let (Some(c), Some(prefill)) = (&compute, point.prefill_ms.as_ref()) {
+                    point.prefill_roofline = Some(roofline::prefill_roofline(
+                        c.flops(point.prompt_tokens, point.batch),
+                        prefill.p50,
+                        peak.as_ref().map(|p| p.best_gflop_s),
                     ));
                 }
                 bar.suspend(|| terminal::print_row(&point));

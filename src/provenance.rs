@@ -69,6 +69,7 @@ pub fn llama_engine_info(
         gpu_layers_requested: Some(model.gpu_layers_requested),
         gpu_layers_offloaded: Some(offloaded),
         timing_source: engine.timing_source().into(),
+        kernel_timing: Some(engine.kernel_timing()),
         build: inferbench_ffi::llama::engine_build(),
         notes,
     }

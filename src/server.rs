@@ -62,6 +62,8 @@ pub struct LaunchOptions {
     pub slots: u32,
     /// Context per slot, in tokens.
     pub context_per_slot: u32,
+    /// Layers on a GPU (`-ngl`; -1: all); 0 passes no flag.
+    pub gpu_layers: i32,
     pub log: PathBuf,
     /// Longest wait for the server to answer `GET /v1/models`.
     pub ready_timeout: Duration,
@@ -109,6 +111,16 @@ fn answers(port: u16) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
 }
 
+/// llama-server's `-ngl`: its "all" is any count above the model's layers
+/// (its -1 means "automatic" in newer versions, not "all").
+fn gpu_layers_flag(layers: i32) -> Vec<String> {
+    match layers {
+        0 => Vec::new(),
+        n if n < 0 => vec!["-ngl".into(), "999".into()],
+        n => vec!["-ngl".into(), n.to_string()],
+    }
+}
+
 impl LlamaServer {
     pub fn start(options: &LaunchOptions) -> Result<LlamaServer> {
         let port = free_port()?;
@@ -131,6 +143,7 @@ impl LlamaServer {
         ]
         .iter()
         .map(|s| s.to_string())
+        .chain(gpu_layers_flag(options.gpu_layers))
         .collect();
         let log = File::create(&options.log)
             .with_context(|| format!("creating the server log {}", options.log.display()))?;
@@ -198,5 +211,17 @@ impl Drop for LlamaServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         crate::interrupt::forget_child(self.child.id());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_layers_become_llama_servers_flag() {
+        assert!(gpu_layers_flag(0).is_empty(), "a CPU run passes nothing");
+        assert_eq!(gpu_layers_flag(-1), ["-ngl", "999"]);
+        assert_eq!(gpu_layers_flag(12), ["-ngl", "12"]);
     }
 }

@@ -102,7 +102,7 @@ pub fn print_header(provenance: &Provenance) {
 }
 
 /// The columns of the in-process table, terminal and report alike.
-pub const INPROC_HEADER: [&str; 12] = [
+pub const INPROC_HEADER: [&str; 14] = [
     "pp",
     "tg",
     "B",
@@ -115,8 +115,10 @@ pub const INPROC_HEADER: [&str; 12] = [
     "E2E p50 ms",
     "step/llama",
     "BW %",
+    "prefill % peak",
+    "GPU busy %",
 ];
-const INPROC_WIDTHS: [usize; 12] = [6, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10, 5];
+const INPROC_WIDTHS: [usize; 14] = [6, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10, 5, 14, 10];
 
 /// The columns of the served table.
 pub const HTTP_HEADER: [&str; 12] = [
@@ -233,6 +235,17 @@ pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
         p.roofline
             .as_ref()
             .and_then(|r| r.fraction_of_bandwidth)
+            .map_or_else(|| "-".into(), |f| format!("{:.0}", 100.0 * f)),
+        // The prefill's share of the f32 FMA peak.
+        p.prefill_roofline
+            .as_ref()
+            .and_then(|r| r.fraction_of_peak)
+            .map_or_else(|| "-".into(), |f| format!("{:.0}", 100.0 * f)),
+        // The decode step's kernel busy time over its host time (CUPTI).
+        p.kernel_timing
+            .as_ref()
+            .and_then(|k| k.decode_step.as_ref())
+            .and_then(|d| d.busy_over_host)
             .map_or_else(|| "-".into(), |f| format!("{:.0}", 100.0 * f)),
     ]
 }

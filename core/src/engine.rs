@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::kernels::KernelActivity;
+
 /// A token id in the engine's vocabulary.
 pub type TokenId = i32;
 
@@ -37,17 +39,24 @@ impl BatchShape {
 
 /// How long one engine operation took. `host` is always measured, from just
 /// before the call into the engine until its results are complete
-/// (synchronized); `device` is present when the engine also timed the work on
-/// the accelerator itself.
+/// (synchronized); `device` is present when the engine also read that same
+/// window on the accelerator's clock (CUDA events: the host's window, not
+/// the kernels' time); `kernels` when the accelerator's own activity records
+/// say what it executed inside the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timed {
     pub host: Duration,
     pub device: Option<Duration>,
+    pub kernels: Option<KernelActivity>,
 }
 
 impl Timed {
     pub fn host(host: Duration) -> Self {
-        Timed { host, device: None }
+        Timed {
+            host,
+            device: None,
+            kernels: None,
+        }
     }
 }
 

@@ -25,6 +25,8 @@ pub enum Unit {
     PerSecond,
     /// Counts (tokens per request), recorded as they are.
     Count,
+    /// Ratios (a fraction of a window), recorded in hundred-thousandths.
+    Ratio,
 }
 
 impl Unit {
@@ -34,13 +36,19 @@ impl Unit {
             Unit::Milliseconds => 1e6,
             Unit::PerSecond => 1e3,
             Unit::Count => 1.0,
+            Unit::Ratio => 1e5,
         }
     }
 
     fn from_scale(scale: f64) -> Option<Unit> {
-        [Unit::Milliseconds, Unit::PerSecond, Unit::Count]
-            .into_iter()
-            .find(|u| u.scale() == scale)
+        [
+            Unit::Milliseconds,
+            Unit::PerSecond,
+            Unit::Count,
+            Unit::Ratio,
+        ]
+        .into_iter()
+        .find(|u| u.scale() == scale)
     }
 }
 
@@ -53,7 +61,8 @@ impl Unit {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncodedHistogram {
     /// Histogram units per unit of the stats: 1e6 for milliseconds recorded
-    /// in nanoseconds, 1e3 for rates recorded in thousandths, 1 for counts.
+    /// in nanoseconds, 1e3 for rates recorded in thousandths, 1 for counts,
+    /// 1e5 for ratios.
     pub scale: f64,
     pub hdr_v2_deflate_base64: String,
 }
@@ -62,7 +71,9 @@ pub struct EncodedHistogram {
 pub enum HistogramError {
     #[error("the stats object carries no histogram (written by an inferbench before histograms were kept)")]
     Missing,
-    #[error("histogram scale {0} is none of 1e6 (ms), 1e3 (per second) or 1 (counts)")]
+    #[error(
+        "histogram scale {0} is none of 1e6 (ms), 1e3 (per second), 1 (counts) or 1e5 (ratios)"
+    )]
     Scale(f64),
     #[error("histogram is not base64: {0}")]
     Base64(base64::DecodeError),
@@ -172,6 +183,10 @@ impl Distribution {
 
     pub fn counts() -> Self {
         Self::new(Unit::Count)
+    }
+
+    pub fn ratios() -> Self {
+        Self::new(Unit::Ratio)
     }
 
     /// Records one value in the distribution's unit. Negative and non-finite

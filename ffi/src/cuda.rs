@@ -114,7 +114,7 @@ fn elapsed_to_duration(ms: f32) -> Option<Duration> {
 }
 
 /// True when libcuda can be loaded. cudarc panics on first use without it.
-fn libcuda_present() -> bool {
+pub(crate) fn libcuda_present() -> bool {
     // SAFETY: `is_culib_present` dlopens libcuda (running its library
     // initialisers, which is what makes loading a library unsafe) and closes
     // it again. libcuda is NVIDIA's driver library, meant to be loaded into
@@ -125,7 +125,7 @@ fn libcuda_present() -> bool {
 
 /// Runs `f`, turning a panic (cudarc panics when the driver lacks a symbol
 /// it binds) into an error message.
-fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+pub(crate) fn no_panic<T>(what: &str, f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(payload) => {

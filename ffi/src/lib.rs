@@ -3,6 +3,7 @@
 //! says why it holds; everything exported is safe.
 
 pub mod cuda;
+pub mod cupti;
 pub mod greedy;
 pub mod llama;
 pub mod nvml;

@@ -7,13 +7,15 @@ use std::ffi::CStr;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use inferbench_core::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
 use inferbench_models::{GgufError, GgufFile, ModelSummary};
 
 use crate::cuda::{DeviceTimer, DeviceTimerStatus};
+use crate::cupti::{KernelTracer, KernelTracerStatus};
 use crate::greedy;
+use inferbench_core::schema::kernels::KernelTimingStatus;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -272,6 +274,9 @@ pub struct LlamaOptions {
     /// One KV pool shared by all sequences instead of one per sequence.
     pub kv_unified: bool,
     pub sampler: GreedySampler,
+    /// With layers on a GPU, trace its kernels with CUPTI (see
+    /// [`crate::cupti`]); off, steps are measured without CUPTI's cost.
+    pub kernel_timing: bool,
 }
 
 struct Configured<'m> {
@@ -306,6 +311,8 @@ pub struct LlamaEngine<'m> {
     sample_pool: Option<rayon::ThreadPool>,
     configured: Option<Configured<'m>>,
     device_timer: Option<DeviceTimer>,
+    kernel_tracer: Option<KernelTracer>,
+    kernel_timing: KernelTimingStatus,
     timing_notes: Vec<String>,
 }
 
@@ -321,6 +328,22 @@ impl<'m> LlamaEngine<'m> {
             match DeviceTimer::probe() {
                 DeviceTimerStatus::Available(timer) => (Some(timer), Vec::new()),
                 DeviceTimerStatus::Unavailable { reason } => (None, vec![reason]),
+            }
+        };
+        let (kernel_tracer, kernel_timing) = if !on_gpu {
+            (None, unavailable("no layers on a GPU"))
+        } else if !options.kernel_timing {
+            (None, unavailable("off (--no-kernel-timing)"))
+        } else {
+            match KernelTracer::probe() {
+                KernelTracerStatus::Available(tracer) => {
+                    let status = KernelTimingStatus {
+                        available: true,
+                        detail: tracer.description(),
+                    };
+                    (Some(tracer), status)
+                }
+                KernelTracerStatus::Unavailable { reason } => (None, unavailable(&reason)),
             }
         };
         LlamaEngine {
@@ -341,8 +364,26 @@ impl<'m> LlamaEngine<'m> {
                 .flatten(),
             configured: None,
             device_timer,
+            kernel_tracer,
+            kernel_timing,
             timing_notes,
         }
+    }
+
+    /// Whether the GPU's kernels are traced, and why not, for the result file.
+    pub fn kernel_timing(&self) -> KernelTimingStatus {
+        let mut status = self.kernel_timing.clone();
+        if let Some(t) = self
+            .kernel_tracer
+            .as_ref()
+            .filter(|t| t.refused_buffers() > 0)
+        {
+            status.detail.push_str(&format!(
+                "; {} record buffers could not be allocated, their records are lost",
+                t.refused_buffers()
+            ));
+        }
+        status
     }
 
     /// "cuda_events+host" when steps are also timed on the GPU, else "host".
@@ -371,30 +412,47 @@ impl<'m> LlamaEngine<'m> {
     }
 }
 
-/// Times `f` on the host clock and, with a timer, on the device clock too.
-/// `f` must end with a full synchronize (see [`DeviceTimer::time`]).
+fn unavailable(reason: &str) -> KernelTimingStatus {
+    KernelTimingStatus {
+        available: false,
+        detail: reason.into(),
+    }
+}
+
+/// Times `f` on the host clock; with a timer, its window on the device
+/// clock too; with a tracer, the kernels it ran. `f` must end with a full
+/// synchronize (see [`DeviceTimer::time`]).
 fn timed(
     timer: Option<&mut DeviceTimer>,
+    tracer: Option<&mut KernelTracer>,
     f: impl FnOnce() -> Result<(), EngineError>,
 ) -> Result<Timed, EngineError> {
-    let Some(timer) = timer else {
+    let clocked = || {
         let start = Instant::now();
-        f()?;
-        return Ok(Timed::host(start.elapsed()));
-    };
-    let mut host = Duration::ZERO;
-    let (result, device) = timer.time(|| {
-        let start = Instant::now();
+        // The records' window just inside the host's.
+        let opened = tracer.as_deref().and_then(KernelTracer::now);
         let result = f();
-        host = start.elapsed();
-        result
-    });
+        let closed = tracer.as_deref().and_then(KernelTracer::now);
+        (result, start.elapsed(), opened.zip(closed))
+    };
+    let ((result, host, window), device) = match timer {
+        Some(timer) => {
+            let (value, device) = timer.time(clocked);
+            (value, device.ok())
+        }
+        None => (clocked(), None),
+    };
     result?;
-    // A step whose events failed keeps its host time; the device statistics
-    // then count fewer steps, which the result shows.
+    // A step whose events or records failed keeps its host time; the device
+    // statistics then count fewer steps, which the result shows.
+    let kernels = match (tracer, window) {
+        (Some(tracer), Some((opened, closed))) => tracer.activity(opened, closed).ok(),
+        _ => None,
+    };
     Ok(Timed {
         host,
-        device: device.ok(),
+        device,
+        kernels,
     })
 }
 
@@ -481,15 +539,19 @@ impl Engine for LlamaEngine<'_> {
         }
         c.decode_calls += 1;
         let ctx = &mut c.ctx;
-        timed(self.device_timer.as_mut(), || {
-            ctx.decode(&mut batch)
-                .map_err(|source| EngineError::Decode {
-                    phase: "prefill",
-                    cause: source,
-                })?;
-            ctx.synchronize();
-            Ok(())
-        })
+        timed(
+            self.device_timer.as_mut(),
+            self.kernel_tracer.as_mut(),
+            || {
+                ctx.decode(&mut batch)
+                    .map_err(|source| EngineError::Decode {
+                        phase: "prefill",
+                        cause: source,
+                    })?;
+                ctx.synchronize();
+                Ok(())
+            },
+        )
     }
 
     fn sample(&mut self) -> Result<Timed, EngineError> {
@@ -531,14 +593,18 @@ impl Engine for LlamaEngine<'_> {
         }
         c.decode_calls += 1;
         let (ctx, batch) = (&mut c.ctx, &mut c.step_batch);
-        timed(self.device_timer.as_mut(), || {
-            ctx.decode(batch).map_err(|source| EngineError::Decode {
-                phase: "decode step",
-                cause: source,
-            })?;
-            ctx.synchronize();
-            Ok(())
-        })
+        timed(
+            self.device_timer.as_mut(),
+            self.kernel_tracer.as_mut(),
+            || {
+                ctx.decode(batch).map_err(|source| EngineError::Decode {
+                    phase: "decode step",
+                    cause: source,
+                })?;
+                ctx.synchronize();
+                Ok(())
+            },
+        )
     }
 
     fn take_counters(&mut self) -> Option<EngineCounters> {
@@ -580,6 +646,7 @@ mod tests {
             ubatch: 512,
             kv_unified: false,
             sampler,
+            kernel_timing: true,
         };
         let mut engine = LlamaEngine::new(runtime, model, options);
         engine.configure(&SHAPE).unwrap();

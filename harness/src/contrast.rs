@@ -98,6 +98,10 @@ pub struct ContrastSettings {
     pub requests: u64,
     pub warmup: u32,
     pub threads: u32,
+    /// Layers on a GPU, in-process and in a started server (absent in
+    /// older files: 0).
+    #[serde(default)]
+    pub n_gpu_layers: i32,
     pub seed: u64,
     /// "llama-server" (started by inferbench) or "url" (already running).
     pub server: String,

@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use crate::engine::{BatchShape, Engine, EngineCounters, PromptVocab, Timed, TokenId};
+use crate::kernels::{DeviceWork, KernelActivity, WorkKind};
 
 /// The fake's cost model, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,6 +20,10 @@ pub struct FakeTimings {
     pub counter_fraction: f64,
     /// When set, steps also report a device time of this fraction.
     pub device_fraction: Option<f64>,
+    /// When set, steps also report kernel activity: this many kernels,
+    /// back to back after a delay of a tenth of the step, busy for this
+    /// fraction of it.
+    pub kernels: Option<(u32, f64)>,
 }
 
 impl Default for FakeTimings {
@@ -31,6 +36,7 @@ impl Default for FakeTimings {
             sample_per_sequence_ms: 0.1,
             counter_fraction: 0.9,
             device_fraction: None,
+            kernels: None,
         }
     }
 }
@@ -99,9 +105,22 @@ impl FakeEngine {
             self.counters.tokens += tokens;
         }
         let duration = |ms: f64| Duration::from_nanos((ms * 1e6).round() as u64);
+        let window_ns = (host_ms * 1e6).round() as u64;
         Timed {
             host: duration(host_ms),
             device: self.timings.device_fraction.map(|f| duration(host_ms * f)),
+            kernels: self.timings.kernels.map(|(count, busy)| {
+                let each = (window_ns as f64 * busy / f64::from(count.max(1))) as u64;
+                let start = window_ns / 10;
+                let records: Vec<DeviceWork> = (0..u64::from(count))
+                    .map(|i| DeviceWork {
+                        kind: WorkKind::Kernel,
+                        start_ns: start + i * each,
+                        end_ns: start + (i + 1) * each,
+                    })
+                    .collect();
+                KernelActivity::from_records(0, window_ns, &records)
+            }),
         }
     }
 

@@ -22,6 +22,7 @@ pub fn host_info() -> HostInfo {
         memory_bytes: sys.total_memory(),
         os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         memory_bandwidth: None,
+        compute_peak: None,
         kernel: System::kernel_version(),
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use crate::engine::{BatchShape, Engine, EngineCounters, Timed};
 use crate::metrics;
+use crate::schema::kernels::{KernelPhase, KernelTiming};
 use crate::schema::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
 use crate::stats::Distribution;
 use crate::workload::{batch_prompts, NoOrdinaryTokens, Phase, PromptStream};
@@ -73,6 +74,9 @@ impl RunProgress<'_> {
     }
 }
 
+/// What the event window brackets, for the result file.
+pub const DEVICE_WINDOW: &str = "CUDA events around the synchronized call: the host's window on the GPU clock (graph building, launches, gaps and the synchronization included), not kernel time";
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
@@ -118,6 +122,81 @@ fn run_once<E: Engine>(
     }))
 }
 
+/// What the engine's kernel records said of one phase's steps.
+#[derive(Debug, Clone)]
+struct KernelPhaseAccumulator {
+    busy: Distribution,
+    busy_fraction: Distribution,
+    overhead: Distribution,
+    kernels: Distribution,
+    first_kernel_delay: Distribution,
+    idle_gaps: Distribution,
+    tail: Distribution,
+    copies: Distribution,
+    window: Distribution,
+    host_sum: f64,
+    busy_sum: f64,
+}
+
+impl KernelPhaseAccumulator {
+    fn new() -> Self {
+        let ms = Distribution::milliseconds;
+        KernelPhaseAccumulator {
+            busy: ms(),
+            busy_fraction: Distribution::ratios(),
+            overhead: ms(),
+            kernels: Distribution::counts(),
+            first_kernel_delay: ms(),
+            idle_gaps: ms(),
+            tail: ms(),
+            copies: ms(),
+            window: ms(),
+            host_sum: 0.0,
+            busy_sum: 0.0,
+        }
+    }
+
+    fn add(&mut self, step: &Timed) {
+        let Some(k) = step.kernels else { return };
+        let (host, busy) = (ms(step.host), ms(k.busy));
+        self.busy.record(busy);
+        if host > 0.0 {
+            self.busy_fraction.record(busy / host);
+        }
+        // The records' clock and the host's differ by the microseconds
+        // between reading each: a busy time past the host time is no overhead.
+        self.overhead.record((host - busy).max(0.0));
+        self.kernels.record(f64::from(k.kernels));
+        if let Some(d) = k.first_kernel_delay {
+            self.first_kernel_delay.record(ms(d));
+        }
+        self.idle_gaps.record(ms(k.idle_gaps));
+        if let Some(t) = k.tail {
+            self.tail.record(ms(t));
+        }
+        self.copies.record(ms(k.copy_busy));
+        self.window.record(ms(k.window));
+        self.host_sum += host;
+        self.busy_sum += busy;
+    }
+
+    fn finish(&self) -> Option<KernelPhase> {
+        (self.busy.count() > 0).then(|| KernelPhase {
+            steps: self.busy.count(),
+            busy_ms: self.busy.stats(),
+            busy_fraction: self.busy_fraction.stats(),
+            overhead_ms: self.overhead.stats(),
+            kernels_per_step: self.kernels.stats(),
+            first_kernel_delay_ms: self.first_kernel_delay.stats(),
+            idle_gap_ms: self.idle_gaps.stats(),
+            tail_ms: self.tail.stats(),
+            copy_ms: self.copies.stats(),
+            window_ms: self.window.stats(),
+            busy_over_host: (self.host_sum > 0.0).then(|| self.busy_sum / self.host_sum),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Accumulator {
     shape: BatchShape,
@@ -136,6 +215,8 @@ struct Accumulator {
     engine_decode_step: Distribution,
     device_prefill: Distribution,
     device_decode_step: Distribution,
+    kernel_prefill: KernelPhaseAccumulator,
+    kernel_decode_step: KernelPhaseAccumulator,
     // Host time of the steps that have a device time, for a like-for-like ratio.
     host_prefill_with_device: f64,
     host_decode_with_device: f64,
@@ -164,6 +245,8 @@ impl Accumulator {
             engine_decode_step: ms(),
             device_prefill: ms(),
             device_decode_step: ms(),
+            kernel_prefill: KernelPhaseAccumulator::new(),
+            kernel_decode_step: KernelPhaseAccumulator::new(),
             host_prefill_with_device: 0.0,
             host_decode_with_device: 0.0,
             host_prefill_with_counters: 0.0,
@@ -217,7 +300,9 @@ impl Accumulator {
             self.device_prefill.record(ms(device));
             self.host_prefill_with_device += prefill_ms;
         }
+        self.kernel_prefill.add(&run.prefill);
         for step in &run.steps {
+            self.kernel_decode_step.add(step);
             if let Some(device) = step.device {
                 self.device_decode_step.record(ms(device));
                 self.host_decode_with_device += ms(step.host);
@@ -246,6 +331,7 @@ impl Accumulator {
             });
         let device_timing = (self.device_prefill.count() + self.device_decode_step.count() > 0)
             .then(|| DeviceComparison {
+                brackets: Some(DEVICE_WINDOW.into()),
                 prefill_ms: self.device_prefill.stats(),
                 decode_step_ms: self.device_decode_step.stats(),
                 host_over_device_prefill: ratio(
@@ -256,6 +342,16 @@ impl Accumulator {
                     self.host_decode_with_device,
                     &self.device_decode_step,
                 ),
+            });
+        let (kernel_prefill, kernel_decode_step) = (
+            self.kernel_prefill.finish(),
+            self.kernel_decode_step.finish(),
+        );
+        let kernel_timing =
+            (kernel_prefill.is_some() || kernel_decode_step.is_some()).then(|| KernelTiming {
+                source: "the device's activity records: see provenance.engine.kernel_timing".into(),
+                prefill: kernel_prefill,
+                decode_step: kernel_decode_step,
             });
         let runs = u64::from(self.runs);
         InprocPoint {
@@ -283,6 +379,8 @@ impl Accumulator {
             device_timing,
             telemetry: None,
             roofline: None,
+            prefill_roofline: None,
+            kernel_timing,
         }
     }
 }
@@ -445,6 +543,50 @@ mod tests {
         assert!(close(c.harness_over_engine_decode_step.unwrap(), 1.0 / 0.9));
         assert!(close(c.harness_over_engine_prefill.unwrap(), 1.0 / 0.9));
         assert!(point.device_timing.is_none());
+    }
+
+    #[test]
+    fn kernel_activity_is_reported_beside_the_host_time_of_each_step() {
+        // Decode steps of 4 ms (B=4) with 8 kernels busy for 60% of each,
+        // the first a tenth of the step after the call; prefill 5 ms.
+        let timings = FakeTimings {
+            kernels: Some((8, 0.6)),
+            ..FakeTimings::default()
+        };
+        let point = measure_point(
+            &mut FakeEngine::new(timings),
+            &spec(4, 100, 5, 3),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+        assert!(point.device_timing.is_none(), "no event window asked for");
+        let k = point
+            .kernel_timing
+            .expect("kernel timing with kernel records");
+        let d = k.decode_step.unwrap();
+        assert_eq!(d.steps, 3 * 4, "every measured decode step, no warm-up");
+        assert_eq!(d.kernels_per_step.unwrap().p50, 8.0);
+        assert!(close(d.busy_ms.unwrap().mean, 0.6 * 4.0));
+        assert!((d.busy_fraction.unwrap().p50 - 0.6).abs() < 1e-3);
+        assert!(close(d.overhead_ms.unwrap().mean, 0.4 * 4.0));
+        assert!(close(d.first_kernel_delay_ms.unwrap().mean, 0.4));
+        assert!(close(d.tail_ms.unwrap().mean, 4.0 - 0.4 - 2.4));
+        assert!(close(d.idle_gap_ms.unwrap().max, 0.0), "back to back");
+        assert!(close(d.window_ms.unwrap().mean, 4.0));
+        assert!(close(d.busy_over_host.unwrap(), 0.6));
+        let p = k.prefill.unwrap();
+        assert_eq!(p.steps, 3);
+        assert!(close(p.busy_ms.unwrap().mean, 0.6 * 5.0));
+
+        let plain = measure_point(
+            &mut FakeEngine::new(FakeTimings::default()),
+            &spec(1, 8, 3, 1),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+        assert!(plain.kernel_timing.is_none());
     }
 
     #[test]

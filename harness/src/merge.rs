@@ -432,6 +432,8 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
         device_timing: None,
         telemetry: None,
         roofline: None,
+        prefill_roofline: None,
+        kernel_timing: None,
     })
 }
 

@@ -3,10 +3,15 @@
 //! bytes read / step time is the bandwidth it achieved, and the machine's
 //! measured bandwidth is its ceiling: the ratio says how much faster the
 //! step could be at best, whatever the kernels.
+//!
+//! A prefill is the other side: its tokens go through every matrix
+//! together, so it is bound by arithmetic, and FLOPs / prefill time against
+//! the machine's measured FMA rate says how much of the compute it used.
 
+use std::hint::black_box;
 use std::time::Instant;
 
-use crate::schema::roofline::{BandwidthProbe, Roofline};
+use crate::schema::roofline::{BandwidthProbe, ComputePeakProbe, PrefillRoofline, Roofline};
 
 /// The roofline of a point decoding `batch` sequences of `prompt` tokens
 /// for `gen` tokens: the steps see contexts prompt+1 … prompt+gen−1, mean
@@ -39,6 +44,164 @@ pub fn decode_roofline(
             .filter(|b| *b > 0.0)
             .map(|b| achieved_gb_s / b),
     }
+}
+
+/// The roofline of a prefill that does `flops` (counted from the model:
+/// `GgufFile::prefill_compute`) in `prefill_ms_p50`, against a peak of
+/// `peak_gflop_s` when one was measured.
+pub fn prefill_roofline(
+    flops: u64,
+    prefill_ms_p50: f64,
+    peak_gflop_s: Option<f64>,
+) -> PrefillRoofline {
+    let achieved_gflop_s = if prefill_ms_p50 > 0.0 {
+        flops as f64 / (prefill_ms_p50 * 1e-3) / 1e9
+    } else {
+        0.0
+    };
+    PrefillRoofline {
+        flops,
+        prefill_ms_p50,
+        achieved_gflop_s,
+        peak_gflop_s,
+        fraction_of_peak: peak_gflop_s
+            .filter(|p| *p > 0.0)
+            .map(|p| achieved_gflop_s / p),
+    }
+}
+
+/// f32 lanes of the probe's accumulators per thread: 12 vectors of 8 (or 6
+/// of 16). FMA latency is 4 cycles on current x86 and two units issue one
+/// each a cycle, so 8 chains in flight keep them busy; 12 leave room, and
+/// with the two constants stay within the 16 registers the compiler uses.
+const PEAK_CHAINS: usize = 12;
+const PEAK_LANES: usize = 8;
+
+/// FLOPs of one pass of the probe's kernel over its accumulators.
+const PEAK_FLOPS_PER_PASS: u64 = 2 * (PEAK_CHAINS * PEAK_LANES) as u64;
+
+/// One thread's share of the compute probe: `passes` times, every
+/// accumulator x becomes x·m + a. The accumulators are independent chains
+/// that the compiler keeps in vector registers (checked in the release
+/// build: one `vfmadd` per 8 lanes, no loads or stores in the loop), so the
+/// loop runs at the FMA units' rate. With m < 1 the values converge to
+/// a / (1 − m) and never overflow or go subnormal.
+fn fma_chains(passes: u64, m: f32, a: f32) -> f32 {
+    let mut acc = [[0.0f32; PEAK_LANES]; PEAK_CHAINS];
+    for (c, chain) in acc.iter_mut().enumerate() {
+        chain.fill(c as f32);
+    }
+    for _ in 0..passes {
+        for chain in acc.iter_mut() {
+            for x in chain.iter_mut() {
+                // Without FMA in the build, mul_add would call libm's
+                // software fmaf: a multiply and an add count the same FLOPs.
+                *x = if cfg!(target_feature = "fma") {
+                    x.mul_add(m, a)
+                } else {
+                    *x * m + a
+                };
+            }
+        }
+    }
+    acc.iter().flatten().sum()
+}
+
+/// The vector features this build's probe was compiled with.
+fn probe_features() -> String {
+    let features = [
+        ("avx512f", cfg!(target_feature = "avx512f")),
+        ("avx2", cfg!(target_feature = "avx2")),
+        ("fma", cfg!(target_feature = "fma")),
+        ("neon", cfg!(target_feature = "neon")),
+    ];
+    let on: Vec<&str> = features
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect();
+    if on.is_empty() {
+        "none".into()
+    } else {
+        on.join(",")
+    }
+}
+
+/// Measures the f32 multiply-add rate of `threads` threads, each running
+/// about `flops_per_thread` FLOPs of independent FMA chains in registers,
+/// `repetitions` times after one warm-up pass (which also lets the clock
+/// rise). This is the ceiling of f32 kernels; llama.cpp's quantized ones
+/// multiply with integer dot products (AVX-512 VNNI, AVX2 `maddubs`), whose
+/// rate can be higher.
+///
+/// With more than one thread the kernel is also timed on one, so that a
+/// core taken by something else during the probe shows (see
+/// [`compute_peak_note`]).
+pub fn compute_peak(threads: u32, flops_per_thread: u64, repetitions: u32) -> ComputePeakProbe {
+    let threads = threads.max(1);
+    let passes = (flops_per_thread / PEAK_FLOPS_PER_PASS).max(1);
+    let flops = passes * PEAK_FLOPS_PER_PASS * u64::from(threads);
+    let rates = fma_rates(threads, passes, repetitions);
+    let single_thread_gflop_s = (threads > 1)
+        .then(|| fma_rates(1, passes, repetitions).last().copied())
+        .flatten();
+    ComputePeakProbe {
+        method: format!(
+            "f32 fma: {} independent chains of x = x*m + a per thread, in vector registers at the compiler's preferred width (256-bit on x86-64, AVX-512 or not: on CPUs with two 512-bit FMA units the peak is up to twice this), 2 FLOPs per fma",
+            PEAK_CHAINS * PEAK_LANES
+        ),
+        threads,
+        target_features: probe_features(),
+        flops_per_repetition: flops,
+        repetitions: repetitions.max(1),
+        best_gflop_s: rates.last().copied().unwrap_or(0.0),
+        median_gflop_s: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
+        single_thread_gflop_s,
+    }
+}
+
+/// GFLOP/s of `threads` threads each running `passes` passes, one warm-up
+/// then `repetitions` timed, sorted.
+fn fma_rates(threads: u32, passes: u64, repetitions: u32) -> Vec<f64> {
+    let pass = || {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    black_box(fma_chains(
+                        black_box(passes),
+                        black_box(0.999),
+                        black_box(0.001),
+                    ))
+                });
+            }
+        });
+    };
+    let flops = passes * PEAK_FLOPS_PER_PASS * u64::from(threads);
+    pass();
+    let mut rates: Vec<f64> = (0..repetitions.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            pass();
+            flops as f64 / start.elapsed().as_secs_f64().max(1e-9) / 1e9
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates
+}
+
+/// A warning when the probe's threads reached less than 3/4 of `threads` ×
+/// the one-thread rate: a core was busy (another process, a hypervisor
+/// taking the vCPU) or the threads shared one, so the peak is understated
+/// and every prefill's share of it overstated.
+pub fn compute_peak_note(probe: &ComputePeakProbe) -> Option<String> {
+    let single = probe.single_thread_gflop_s.filter(|s| *s > 0.0)?;
+    let scaling = probe.best_gflop_s / single;
+    (scaling < 0.75 * f64::from(probe.threads)).then(|| {
+        format!(
+            "compute probe: {} threads reached {:.1} GFLOP/s, only {scaling:.2}x one thread's {single:.1}: a core was likely busy during the probe, so the peak is understated and the prefill shares overstated",
+            probe.threads, probe.best_gflop_s
+        )
+    })
 }
 
 /// Measures memory bandwidth with `threads` threads, each running the
@@ -109,6 +272,62 @@ mod tests {
             decode_roofline(1, 1, 1, 1, 1, 1.0, None).fraction_of_bandwidth,
             None
         );
+    }
+
+    #[test]
+    fn prefill_flops_over_the_p50_against_the_peak() {
+        // 6 GFLOP in 40 ms: 150 GFLOP/s, 0.625 of 240.
+        let r = prefill_roofline(6_000_000_000, 40.0, Some(240.0));
+        assert_eq!(r.flops, 6_000_000_000);
+        assert!((r.achieved_gflop_s - 150.0).abs() < 1e-9, "{r:?}");
+        assert!((r.fraction_of_peak.unwrap() - 0.625).abs() < 1e-12);
+        let no_peak = prefill_roofline(1_000, 1.0, None);
+        assert!((no_peak.achieved_gflop_s - 1e-3).abs() < 1e-15);
+        assert_eq!(no_peak.fraction_of_peak, None);
+        assert_eq!(prefill_roofline(1, 1.0, Some(0.0)).fraction_of_peak, None);
+        assert_eq!(prefill_roofline(1, 0.0, Some(1.0)).achieved_gflop_s, 0.0);
+    }
+
+    #[test]
+    fn the_compute_probe_measures_a_positive_rate() {
+        let p = compute_peak(2, 20_000_000, 3);
+        assert!(p.best_gflop_s.is_finite() && p.best_gflop_s > 0.0, "{p:?}");
+        assert!(p.median_gflop_s <= p.best_gflop_s);
+        assert_eq!(p.threads, 2);
+        // Whole passes of 2 × 96 FLOPs, every thread.
+        assert_eq!(p.flops_per_repetition, 2 * (20_000_000 / 192) * 192);
+        assert!(!p.target_features.is_empty());
+        let single = p
+            .single_thread_gflop_s
+            .expect("two threads: one timed alone");
+        assert!(single.is_finite() && single > 0.0, "{p:?}");
+        assert_eq!(compute_peak(1, 1_000_000, 1).single_thread_gflop_s, None);
+    }
+
+    #[test]
+    fn a_probe_whose_threads_did_not_scale_is_flagged() {
+        let probe = |best: f64, single: Option<f64>| ComputePeakProbe {
+            method: String::new(),
+            threads: 2,
+            target_features: String::new(),
+            flops_per_repetition: 1,
+            repetitions: 1,
+            best_gflop_s: best,
+            median_gflop_s: best,
+            single_thread_gflop_s: single,
+        };
+        // Two threads at 1.9x one: fine. At 1.0x (one core's worth): flagged.
+        assert_eq!(compute_peak_note(&probe(180.0, Some(95.0))), None);
+        let note = compute_peak_note(&probe(95.0, Some(95.0))).unwrap();
+        assert!(note.contains("only 1.00x"), "{note}");
+        assert_eq!(compute_peak_note(&probe(95.0, None)), None);
+    }
+
+    #[test]
+    fn the_fma_chains_converge_and_stay_finite() {
+        // x = 0.999 x + 0.001 tends to 1 from every start: 96 lanes near 1.
+        let sum = fma_chains(100_000, 0.999, 0.001);
+        assert!((sum - 96.0).abs() < 1e-2, "{sum}");
     }
 
     #[test]

@@ -380,6 +380,35 @@ mod tests {
     }
 
     #[test]
+    fn prefill_compute_counts_the_matrices_per_token_and_the_output_per_sequence() {
+        let dir = std::env::temp_dir().join(format!("inferbench-compute-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        let spec = TinySpec::default();
+        write_tiny_model(&path, &spec).unwrap();
+        let gguf = crate::GgufFile::open(&path).unwrap();
+        let c = gguf.prefill_compute();
+        std::fs::remove_dir_all(&dir).unwrap();
+        // By hand from the spec: 64 wide, 4 heads of 16, 2 KV heads, 2
+        // layers, 128 feed-forward. Per layer: q 64×64, k and v 32×64 each,
+        // output 64×64, gate, up and down 128×64 each.
+        let (d, f, kv) = (64u64, 128u64, 32u64);
+        let per_layer = d * d + 2 * kv * d + d * d + 3 * f * d;
+        assert_eq!(per_layer, 36_864);
+        assert_eq!(c.weight_flops_per_token, 2 * 2 * per_layer);
+        // output.weight exists: the embedding is a lookup, the output
+        // projection (vocabulary × 64) counted once per sequence.
+        let vocab = vocabulary().tokens.len() as u64;
+        assert_eq!(c.output_flops_per_sequence, 2 * vocab * d);
+        // 2 layers × 4 heads × (16 + 16) × 2.
+        assert_eq!(c.attention_flops_per_cell, 2 * 2 * 4 * 32);
+        assert_eq!(c.notes.len(), 1, "only the general note: {:?}", c.notes);
+        // 3 prompts of 4 tokens: 4 tokens through the matrices, one output
+        // projection and 1 + 2 + 3 + 4 = 10 cells of attention, each.
+        assert_eq!(c.flops(4, 3), 3 * (4 * 147_456 + 2 * vocab * 64 + 10 * 512),);
+    }
+
+    #[test]
     fn splitmix_stream_is_fixed() {
         // Pinned so that a change to the generator, which would change every
         // tiny model, cannot go unnoticed.

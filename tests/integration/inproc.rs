@@ -45,6 +45,11 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
         .as_str()
         .unwrap()
         .contains("CPU"));
+    // On the CPU there are no kernels to trace, and the file says so.
+    assert_eq!(
+        r["provenance"]["engine"]["kernel_timing"],
+        serde_json::json!({"available": false, "detail": "no layers on a GPU"})
+    );
 
     let points = r["points"].as_array().unwrap();
     let shapes: Vec<(u64, u64)> = points
@@ -57,6 +62,7 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
         })
         .collect();
     assert_eq!(shapes, [(16, 1), (16, 3), (40, 1), (40, 3)]);
+    assert!(points.iter().all(|p| p.get("kernel_timing").is_none()));
     // The roofline: the same weights every step, the KV growing with the
     // batch and the prompt, against a bandwidth measured before the points.
     let bandwidth = r["provenance"]["host"]["memory_bandwidth"]["best_gb_s"]
@@ -82,6 +88,45 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
         let f = p["roofline"]["fraction_of_bandwidth"].as_f64().unwrap();
         assert!(f > 0.0 && f.is_finite(), "{p}");
     }
+    // The prefill roofline: the FLOPs the model's tensors and attention
+    // shape give, over the prefill's p50, against an FMA peak measured
+    // before the points.
+    let peak = &r["provenance"]["host"]["compute_peak"];
+    let peak_gflop_s = peak["best_gflop_s"]
+        .as_f64()
+        .expect("a compute probe on a CPU run");
+    assert!(peak_gflop_s > 0.0 && peak_gflop_s.is_finite(), "{peak}");
+    assert_eq!(peak["threads"], 2);
+    let compute = inferbench_models::GgufFile::open(tiny_model())
+        .unwrap()
+        .prefill_compute();
+    for p in points {
+        let roof = &p["prefill_roofline"];
+        let (pp, b) = (
+            p["prompt_tokens"].as_u64().unwrap() as u32,
+            p["batch"].as_u64().unwrap() as u32,
+        );
+        let flops = roof["flops"].as_u64().unwrap();
+        assert_eq!(flops, compute.flops(pp, b), "{roof}");
+        assert_eq!(roof["prefill_ms_p50"], p["prefill_ms"]["p50"]);
+        let ms = roof["prefill_ms_p50"].as_f64().unwrap();
+        let achieved = roof["achieved_gflop_s"].as_f64().unwrap();
+        assert!(
+            (achieved - flops as f64 / ms / 1e6).abs() <= 1e-9 * achieved,
+            "{roof}"
+        );
+        assert_eq!(roof["peak_gflop_s"].as_f64(), Some(peak_gflop_s));
+        let f = roof["fraction_of_peak"].as_f64().unwrap();
+        assert!(f > 0.0 && f.is_finite(), "{roof}");
+        assert!((f - achieved / peak_gflop_s).abs() <= 1e-9 * f, "{roof}");
+    }
+    let prefill_flops = |i: usize| points[i]["prefill_roofline"]["flops"].as_u64().unwrap();
+    assert_eq!(
+        prefill_flops(1),
+        3 * prefill_flops(0),
+        "three prompts of 16"
+    );
+    assert!(prefill_flops(2) > prefill_flops(0));
     for p in points {
         let (pp, b) = (
             p["prompt_tokens"].as_u64().unwrap(),
@@ -196,6 +241,7 @@ fn gpu_layers_without_a_gpu_fall_back_to_the_host_clock_and_say_so() {
             "--n-gpu-layers",
             "-1",
             "--no-telemetry",
+            "--no-kernel-timing",
         ])
         .arg("--model")
         .arg(tiny_model())
@@ -215,4 +261,8 @@ fn gpu_layers_without_a_gpu_fall_back_to_the_host_clock_and_say_so() {
     assert!(notes.contains("host timing only"), "{notes}");
     assert!(r["points"][0]["telemetry"].is_null(), "--no-telemetry");
     assert!(r["points"][0]["device_timing"].is_null());
+    // Nothing offloaded: no kernels to trace, whatever --no-kernel-timing says.
+    assert_eq!(e["kernel_timing"]["available"], false);
+    assert_eq!(e["kernel_timing"]["detail"], "no layers on a GPU");
+    assert!(r["points"][0].get("kernel_timing").is_none());
 }

@@ -36,6 +36,14 @@ pub struct InprocPoint {
     /// (absent in older files and without a GGUF to count bytes from).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roofline: Option<super::roofline::Roofline>,
+    /// The prefill's FLOPs over its time, against the compute peak (absent
+    /// in older files and without a GGUF to count FLOPs from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_roofline: Option<super::roofline::PrefillRoofline>,
+    /// What the device executed in each step, from its own activity
+    /// records (absent without them: CPU runs, older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_timing: Option<super::kernels::KernelTiming>,
 }
 
 impl InprocPoint {

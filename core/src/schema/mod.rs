@@ -13,6 +13,7 @@ use crate::stats::{HistogramInfo, Stats};
 
 pub mod http;
 pub mod inproc;
+pub mod kernels;
 pub mod roofline;
 pub mod server_metrics;
 pub mod telemetry;
@@ -143,6 +144,10 @@ pub struct EngineInfo {
     pub gpu_layers_offloaded: Option<u32>,
     /// Which clock timed the steps: "host" or "cuda_events+host".
     pub timing_source: String,
+    /// Whether the device's own activity records timed its kernels (absent
+    /// in older files and in served runs).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kernel_timing: Option<kernels::KernelTimingStatus>,
     /// How the engine itself was compiled (in-process llama.cpp: CMake build
     /// type and flags), where known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -177,6 +182,10 @@ pub struct HostInfo {
     /// of its decode steps' roofline (absent elsewhere and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_bandwidth: Option<roofline::BandwidthProbe>,
+    /// f32 FMA throughput measured before an in-process CPU run, the
+    /// ceiling of its prefills' roofline (absent elsewhere and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compute_peak: Option<roofline::ComputePeakProbe>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,9 +220,16 @@ pub struct CounterComparison {
     pub harness_over_engine_decode_step: Option<f64>,
 }
 
-/// Device-clock timings (CUDA events) beside the host clock.
+/// The event window: CUDA events recorded around the synchronized call,
+/// beside the host clock. They bracket the host's window on the GPU's clock
+/// (graph building, launches, gaps and the synchronization included), not
+/// the kernels' work, which `kernel_timing` measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceComparison {
+    /// What the interval brackets, in words (absent in older files, whose
+    /// device timing was the same event window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brackets: Option<String>,
     pub prefill_ms: Option<Stats>,
     pub decode_step_ms: Option<Stats>,
     pub host_over_device_prefill: Option<f64>,
