@@ -487,6 +487,14 @@ fn check_hyperparameters(metadata: &BTreeMap<String, MetaValue>) -> Result<(), S
     Ok(())
 }
 
+/// What both rooflines read of the attention's shape.
+struct AttentionShape {
+    layers: u64,
+    heads: u64,
+    key: u64,
+    value: u64,
+}
+
 impl GgufFile {
     /// Reads and validates the file at `path`. Only the header and tensor
     /// table are read; tensor data is checked to lie within the file.
@@ -671,6 +679,20 @@ impl GgufFile {
 
     /// What one decode step must read from memory, from the tensor table
     /// and the attention shape (see [`DecodeTraffic`]).
+    /// Layers, query heads and K/V head sizes, as llama.cpp reads them
+    /// (head sizes default to embedding / heads); 0 where absent.
+    fn attention_shape(&self) -> AttentionShape {
+        let heads = self.arch_u64("attention.head_count").unwrap_or(0);
+        let embedding = self.arch_u64("embedding_length").unwrap_or(0);
+        let head_dim = embedding.checked_div(heads).unwrap_or(0);
+        AttentionShape {
+            layers: self.arch_u64("block_count").unwrap_or(0),
+            heads,
+            key: self.arch_u64("attention.key_length").unwrap_or(head_dim),
+            value: self.arch_u64("attention.value_length").unwrap_or(head_dim),
+        }
+    }
+
     pub fn decode_traffic(&self) -> DecodeTraffic {
         let has_output = self.tensors.iter().any(|t| t.name == "output.weight");
         let mut notes = Vec::new();
@@ -688,13 +710,13 @@ impl GgufFile {
             .filter(|t| !(has_output && t.name == "token_embd.weight"))
             .map(TensorInfo::byte_size)
             .sum();
-        let layers = self.arch_u64("block_count").unwrap_or(0);
-        let heads = self.arch_u64("attention.head_count").unwrap_or(0);
+        let AttentionShape {
+            layers,
+            heads,
+            key,
+            value,
+        } = self.attention_shape();
         let kv_heads = self.arch_u64("attention.head_count_kv").unwrap_or(heads);
-        let embedding = self.arch_u64("embedding_length").unwrap_or(0);
-        let head_dim = embedding.checked_div(heads).unwrap_or(0);
-        let key = self.arch_u64("attention.key_length").unwrap_or(head_dim);
-        let value = self.arch_u64("attention.value_length").unwrap_or(head_dim);
         if let Some(window) = self.arch_u64("attention.sliding_window") {
             notes.push(format!(
                 "sliding-window layers (window {window}) are counted as reading every cell: exact for contexts up to the window, an overestimate beyond"
@@ -750,12 +772,12 @@ impl GgufFile {
                 "prefill: no output.weight: the tied token_embd.weight is the output projection, counted once per sequence".to_string(),
             );
         }
-        let layers = self.arch_u64("block_count").unwrap_or(0);
-        let heads = self.arch_u64("attention.head_count").unwrap_or(0);
-        let embedding = self.arch_u64("embedding_length").unwrap_or(0);
-        let head_dim = embedding.checked_div(heads).unwrap_or(0);
-        let key = self.arch_u64("attention.key_length").unwrap_or(head_dim);
-        let value = self.arch_u64("attention.value_length").unwrap_or(head_dim);
+        let AttentionShape {
+            layers,
+            heads,
+            key,
+            value,
+        } = self.attention_shape();
         if let Some(window) = self.arch_u64("attention.sliding_window") {
             notes.push(format!(
                 "prefill: sliding-window layers (window {window}) are counted as attending to every earlier token: exact for prompts up to the window, an overestimate beyond"
