@@ -134,14 +134,26 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let traffic = gguf.as_ref().map(|g| g.decode_traffic());
     // What a prefill must compute, and the machine's f32 FMA rate.
     let compute = gguf.as_ref().map(|g| g.prefill_compute());
-    let bandwidth = (args.n_gpu_layers == 0).then(|| {
+    // Where the layers really are, not what was asked: --n-gpu-layers on a
+    // build or machine without a GPU leaves them on the CPU.
+    let on_gpu = engine_info.gpu_layers_offloaded.unwrap_or(0) > 0;
+    let bandwidth = (!on_gpu).then(|| {
         roofline::stream_triad(
             options.threads,
             BANDWIDTH_ARRAY_BYTES,
             BANDWIDTH_REPETITIONS,
         )
     });
-    let peak = (args.n_gpu_layers == 0)
+    // llama.cpp's first GPU is device 0 unless told otherwise.
+    let device_bandwidth = on_gpu.then(|| {
+        inferbench_ffi::bandwidth::device_bandwidth(
+            0,
+            inferbench_ffi::bandwidth::COPY_BUFFER_BYTES,
+            inferbench_ffi::bandwidth::COPY_REPETITIONS,
+        )
+    });
+    let ceiling = roofline::bandwidth_ceiling(bandwidth.as_ref(), device_bandwidth.as_ref());
+    let peak = (!on_gpu)
         .then(|| roofline::compute_peak(options.threads, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS));
     let mut roofline_notes: Vec<String> = traffic
         .iter()
@@ -149,10 +161,20 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         .chain(compute.iter().flat_map(|c| c.notes.iter()))
         .map(|n| format!("roofline: {n}"))
         .collect();
-    if bandwidth.is_none() {
-        roofline_notes.push(
-            "roofline: layers on a GPU; the CPU bandwidth probe does not apply, so no ceiling is given".into(),
-        );
+    if let Some(d) = &device_bandwidth {
+        roofline_notes.extend(d.notes.iter().map(|n| format!("roofline: {n}")));
+        if ceiling.is_none() {
+            roofline_notes.push(
+                "roofline: layers on a GPU and its bandwidth could not be had; the CPU probe does not apply, so no ceiling is given".into(),
+            );
+        }
+        let layers = loaded.offloadable_layers();
+        if engine_info.gpu_layers_offloaded.unwrap_or(0) < layers {
+            roofline_notes.push(format!(
+                "roofline: {} of {layers} layers on the GPU: the ceiling is the GPU's, but the layers left on the CPU read at the CPU's bandwidth",
+                engine_info.gpu_layers_offloaded.unwrap_or(0)
+            ));
+        }
     }
     roofline_notes.extend(
         peak.as_ref()
@@ -167,6 +189,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let mut provenance = provenance::provenance(engine_info, Some(model_info));
     provenance.host.memory_bandwidth = bandwidth.clone();
     provenance.host.compute_peak = peak.clone();
+    provenance.host.device_memory_bandwidth = device_bandwidth;
     let mut result = InprocResult {
         schema_version: SCHEMA_VERSION,
         mode: Mode::Inproc,
@@ -258,7 +281,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
                         point.prompt_tokens,
                         point.gen_tokens,
                         step.p50,
-                        bandwidth.as_ref().map(|b| b.best_gb_s),
+                        ceiling,
                     ));
                 }
                 if let (Some(c), Some(prefill)) = (&compute, point.prefill_ms.as_ref()) {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use inferbench_harness::schema::{
-    HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile, ResultWriter,
-    RunStatus,
+    HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile,
+    ResultWriter, RunStatus,
 };
 use inferbench_harness::stats::Stats;
 
@@ -97,8 +97,45 @@ pub fn print_header(provenance: &Provenance) {
         provenance.host.cpu_model,
         provenance.host.logical_cores,
     );
+    if let Some(c) = ceilings(&provenance.host) {
+        println!("ceilings: {c}");
+    }
     println!();
     print_rule(&INPROC_HEADER.map(String::from), &INPROC_WIDTHS);
+}
+
+/// The limits the rooflines are judged against, as measured before the
+/// points: "memory 31.2 GB/s (stream-triad, 2 threads) | f32 FMA 178.9
+/// GFLOP/s (2 threads)" on a CPU, the GPU's copy and nominal bandwidth on a
+/// GPU. `None` when nothing was probed (served runs, older files).
+pub fn ceilings(host: &HostInfo) -> Option<String> {
+    let mut parts = Vec::new();
+    if let Some(b) = &host.memory_bandwidth {
+        parts.push(format!(
+            "memory {:.1} GB/s (stream-triad, {} threads)",
+            b.best_gb_s, b.threads
+        ));
+    }
+    if let Some(c) = &host.compute_peak {
+        parts.push(format!(
+            "f32 FMA {:.1} GFLOP/s ({} threads)",
+            c.best_gflop_s, c.threads
+        ));
+    }
+    if let Some(d) = &host.device_memory_bandwidth {
+        let copy = d.copy.as_ref().map_or_else(
+            || "no copy probe".to_string(),
+            |c| format!("copy {:.0} GB/s", c.best_gb_s),
+        );
+        let nominal = d.nominal.as_ref().map_or_else(String::new, |n| {
+            format!(
+                ", nominal {:.0} GB/s ({} MHz × 2 × {} bits, {})",
+                n.gb_s, n.memory_clock_mhz, n.bus_width_bits, n.source
+            )
+        });
+        parts.push(format!("{} memory: {copy}{nominal}", d.device));
+    }
+    (!parts.is_empty()).then(|| parts.join(" | "))
 }
 
 /// The columns of the in-process table, terminal and report alike.
@@ -274,8 +311,46 @@ pub fn inproc_table(result: &InprocResult) -> Table {
 /// A named metric of a point, for the CSV columns.
 type MetricColumn = (&'static str, fn(&InprocPoint) -> Option<&Stats>);
 
+/// A number read from a point, empty in the CSV when absent.
+type PointValue = fn(&InprocPoint) -> Option<f64>;
+
+/// The CSV's last columns: where each point stands against the machine's
+/// limits, and how busy the GPU's kernels kept it (empty where unknown).
+const ROOFLINE_COLUMNS: [(&str, PointValue); 8] = [
+    ("decode_achieved_gb_s", |p| {
+        p.roofline.as_ref().map(|r| r.achieved_gb_s)
+    }),
+    ("decode_bandwidth_gb_s", |p| {
+        p.roofline.as_ref().and_then(|r| r.bandwidth_gb_s)
+    }),
+    ("decode_fraction_of_bandwidth", |p| {
+        p.roofline.as_ref().and_then(|r| r.fraction_of_bandwidth)
+    }),
+    ("prefill_achieved_gflop_s", |p| {
+        p.prefill_roofline.as_ref().map(|r| r.achieved_gflop_s)
+    }),
+    ("prefill_peak_gflop_s", |p| {
+        p.prefill_roofline.as_ref().and_then(|r| r.peak_gflop_s)
+    }),
+    ("prefill_fraction_of_peak", |p| {
+        p.prefill_roofline.as_ref().and_then(|r| r.fraction_of_peak)
+    }),
+    ("decode_kernel_busy_over_host", |p| {
+        p.kernel_timing
+            .as_ref()
+            .and_then(|k| k.decode_step.as_ref())
+            .and_then(|d| d.busy_over_host)
+    }),
+    ("prefill_kernel_busy_over_host", |p| {
+        p.kernel_timing
+            .as_ref()
+            .and_then(|k| k.prefill.as_ref())
+            .and_then(|d| d.busy_over_host)
+    }),
+];
+
 /// Writes one row per point: the point's shape, then mean, p50 and p99 of
-/// every metric.
+/// every metric, then the roofline and kernel columns.
 pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
     let metrics: [MetricColumn; 10] = [
         ("ttft_ms", |p| p.ttft_ms.as_ref()),
@@ -293,7 +368,11 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
     for (name, _) in &metrics {
         out.push_str(&format!(",{name}_mean,{name}_p50,{name}_p99"));
     }
-    out.push_str(",harness_over_engine_decode_step\n");
+    out.push_str(",harness_over_engine_decode_step");
+    for (name, _) in &ROOFLINE_COLUMNS {
+        out.push_str(&format!(",{name}"));
+    }
+    out.push('\n');
     for p in points {
         out.push_str(&format!(
             "{},{},{},{},{}",
@@ -310,9 +389,16 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
             .as_ref()
             .and_then(|c| c.harness_over_engine_decode_step);
         out.push_str(&format!(
-            ",{}\n",
+            ",{}",
             ratio.map_or(String::new(), |r| r.to_string())
         ));
+        for (_, get) in &ROOFLINE_COLUMNS {
+            out.push_str(&format!(
+                ",{}",
+                get(p).map_or(String::new(), |v| v.to_string())
+            ));
+        }
+        out.push('\n');
     }
     write_file(path, &out)
 }
@@ -564,4 +650,59 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
         ));
     }
     write_file(path, &out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferbench_harness::schema::roofline::{
+        DeviceBandwidth, DeviceCopyProbe, NominalBandwidth,
+    };
+    use inferbench_harness::schema::AnyResult;
+
+    fn example_host() -> HostInfo {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/examples/roofline/gemma-epyc.json");
+        AnyResult::read(&path).unwrap().provenance().host.clone()
+    }
+
+    #[test]
+    fn ceilings_name_each_probe_that_ran() {
+        let mut host = example_host();
+        let cpu = ceilings(&host).unwrap();
+        let b = host.memory_bandwidth.as_ref().unwrap();
+        assert!(
+            cpu.starts_with(&format!(
+                "memory {:.1} GB/s (stream-triad, 2 threads)",
+                b.best_gb_s
+            )),
+            "{cpu}"
+        );
+        assert!(cpu.contains(" | f32 FMA "), "{cpu}");
+
+        host.memory_bandwidth = None;
+        host.compute_peak = None;
+        assert_eq!(ceilings(&host), None);
+        host.device_memory_bandwidth = Some(DeviceBandwidth {
+            device: "CUDA0 (NVIDIA H200)".into(),
+            copy: Some(DeviceCopyProbe {
+                method: String::new(),
+                buffer_bytes: 1 << 30,
+                repetitions: 20,
+                best_gb_s: 4012.4,
+                median_gb_s: 4001.0,
+            }),
+            nominal: Some(NominalBandwidth {
+                source: "nvml".into(),
+                memory_clock_mhz: 3201,
+                bus_width_bits: 6144,
+                gb_s: 4916.736,
+            }),
+            notes: Vec::new(),
+        });
+        assert_eq!(
+            ceilings(&host).unwrap(),
+            "CUDA0 (NVIDIA H200) memory: copy 4012 GB/s, nominal 4917 GB/s (3201 MHz × 2 × 6144 bits, nvml)"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! the safe crate has no wrapper, `llama-cpp-sys-2`). Each `unsafe` block
 //! says why it holds; everything exported is safe.
 
+pub mod bandwidth;
 pub mod cuda;
 pub mod cupti;
 pub mod greedy;

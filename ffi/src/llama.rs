@@ -229,13 +229,18 @@ impl LoadedModel {
         self.model.n_ctx_train()
     }
 
+    /// What `--n-gpu-layers -1` offloads: the model's layers and its output layer.
+    pub fn offloadable_layers(&self) -> u32 {
+        self.model.n_layer() + 1
+    }
+
     /// Layers llama.cpp puts on a GPU: none without one; otherwise the
     /// requested count, capped at the model's layers plus its output layer.
     pub fn gpu_layers_offloaded(&self, runtime: &Runtime) -> u32 {
         if !runtime.has_gpu() {
             return 0;
         }
-        let all = self.model.n_layer() + 1;
+        let all = self.offloadable_layers();
         u32::try_from(self.gpu_layers_requested).map_or(all, |n| n.min(all))
     }
 }

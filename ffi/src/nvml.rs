@@ -7,6 +7,7 @@
 //! ([`GpuDevice::uuid`]) when it matters.
 
 use inferbench_core::gpu::{GpuProbe, GpuSample};
+use inferbench_core::schema::roofline::NominalBandwidth;
 use inferbench_core::schema::telemetry::GpuDevice;
 use nvml_wrapper::enum_wrappers::device::{Clock, TemperatureSensor};
 use nvml_wrapper::error::NvmlError;
@@ -91,6 +92,27 @@ impl NvmlProbe {
     /// The driver's version, e.g. "580.65.06".
     pub fn driver_version(&self) -> Option<String> {
         self.nvml.sys_driver_version().ok()
+    }
+
+    /// The nominal memory bandwidth of the GPU whose UUID is `uuid` (as
+    /// NVML writes it, "GPU-…"): its maximum memory clock over its bus.
+    pub fn nominal_bandwidth(&self, uuid: &str) -> Result<NominalBandwidth, String> {
+        let d = self
+            .nvml
+            .device_by_uuid(uuid)
+            .map_err(|e| format!("finding {uuid}: {e}"))?;
+        let memory_clock_mhz = d
+            .max_clock_info(Clock::Memory)
+            .map_err(|e| format!("reading {uuid}'s maximum memory clock: {e}"))?;
+        let bus_width_bits = d
+            .memory_bus_width()
+            .map_err(|e| format!("reading {uuid}'s memory bus width: {e}"))?;
+        Ok(NominalBandwidth {
+            source: "nvml".into(),
+            memory_clock_mhz,
+            bus_width_bits,
+            gb_s: crate::bandwidth::nominal_gb_s(memory_clock_mhz, bus_width_bits),
+        })
     }
 }
 

@@ -23,6 +23,7 @@ pub fn host_info() -> HostInfo {
         os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.to_string()),
         memory_bandwidth: None,
         compute_peak: None,
+        device_memory_bandwidth: None,
         kernel: System::kernel_version(),
     }
 }

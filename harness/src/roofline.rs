@@ -11,7 +11,34 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use crate::schema::roofline::{BandwidthProbe, ComputePeakProbe, PrefillRoofline, Roofline};
+use crate::schema::roofline::{
+    BandwidthProbe, ComputePeakProbe, DeviceBandwidth, PrefillRoofline, Roofline,
+};
+
+/// The bandwidth a decode step is judged against, and which probe gave it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BandwidthCeiling {
+    pub gb_s: f64,
+    /// "stream-triad", "device copy" or "nominal" (see [`Roofline`]).
+    pub source: &'static str,
+}
+
+/// The ceiling of a run's decode steps: the GPU's when layers are on it
+/// (its copy probe, else its nominal figure), else the CPU probe's best.
+pub fn bandwidth_ceiling(
+    cpu: Option<&BandwidthProbe>,
+    device: Option<&DeviceBandwidth>,
+) -> Option<BandwidthCeiling> {
+    let positive = |gb_s: f64, source| (gb_s > 0.0).then_some(BandwidthCeiling { gb_s, source });
+    match device {
+        Some(d) => d
+            .copy
+            .as_ref()
+            .and_then(|c| positive(c.best_gb_s, "device copy"))
+            .or_else(|| d.nominal.as_ref().and_then(|n| positive(n.gb_s, "nominal"))),
+        None => cpu.and_then(|c| positive(c.best_gb_s, "stream-triad")),
+    }
+}
 
 /// The roofline of a point decoding `batch` sequences of `prompt` tokens
 /// for `gen` tokens: the steps see contexts prompt+1 … prompt+gen−1, mean
@@ -23,8 +50,9 @@ pub fn decode_roofline(
     prompt: u32,
     gen: u32,
     step_ms_p50: f64,
-    bandwidth_gb_s: Option<f64>,
+    ceiling: Option<BandwidthCeiling>,
 ) -> Roofline {
+    let bandwidth_gb_s = ceiling.map(|c| c.gb_s);
     let mean_context = f64::from(prompt) + f64::from(gen) / 2.0;
     let kv_bytes = (kv_bytes_per_cell as f64 * f64::from(batch) * mean_context).round() as u64;
     let bytes_per_step = weight_bytes + kv_bytes;
@@ -40,6 +68,7 @@ pub fn decode_roofline(
         step_ms_p50,
         achieved_gb_s,
         bandwidth_gb_s,
+        bandwidth_source: ceiling.map(|c| c.source.to_string()),
         fraction_of_bandwidth: bandwidth_gb_s
             .filter(|b| *b > 0.0)
             .map(|b| achieved_gb_s / b),
@@ -254,11 +283,17 @@ pub fn stream_triad(threads: u32, array_bytes: u64, repetitions: u32) -> Bandwid
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::roofline::{DeviceCopyProbe, NominalBandwidth};
 
     #[test]
     fn bytes_per_step_count_weights_once_and_the_kv_at_the_mean_context() {
         // 100 MB of weights, 1 KiB per cell, 4 sequences at 128 + 64/2.
-        let r = decode_roofline(100_000_000, 1024, 4, 128, 64, 10.0, Some(20.0));
+        let ceiling = BandwidthCeiling {
+            gb_s: 20.0,
+            source: "stream-triad",
+        };
+        let r = decode_roofline(100_000_000, 1024, 4, 128, 64, 10.0, Some(ceiling));
+        assert_eq!(r.bandwidth_source.as_deref(), Some("stream-triad"));
         assert_eq!(r.kv_bytes, 1024 * 4 * 160);
         assert_eq!(r.bytes_per_step, 100_000_000 + 655_360);
         // 100.66 MB in 10 ms: 10.07 GB/s, half of 20.
@@ -272,6 +307,58 @@ mod tests {
             decode_roofline(1, 1, 1, 1, 1, 1.0, None).fraction_of_bandwidth,
             None
         );
+    }
+
+    #[test]
+    fn the_ceiling_is_the_gpus_when_layers_are_on_it() {
+        let cpu = BandwidthProbe {
+            method: String::new(),
+            threads: 2,
+            array_bytes: 1,
+            repetitions: 1,
+            best_gb_s: 30.0,
+            median_gb_s: 29.0,
+        };
+        let copy = DeviceCopyProbe {
+            method: String::new(),
+            buffer_bytes: 1,
+            repetitions: 1,
+            best_gb_s: 4000.0,
+            median_gb_s: 3900.0,
+        };
+        let nominal = NominalBandwidth {
+            source: "nvml".into(),
+            memory_clock_mhz: 3201,
+            bus_width_bits: 6144,
+            gb_s: 4916.7,
+        };
+        let device =
+            |copy: Option<DeviceCopyProbe>, nominal: Option<NominalBandwidth>| DeviceBandwidth {
+                device: "CUDA0".into(),
+                copy,
+                nominal,
+                notes: Vec::new(),
+            };
+        let ceiling = |c: Option<&BandwidthProbe>, d: Option<&DeviceBandwidth>| {
+            bandwidth_ceiling(c, d).map(|c| (c.gb_s, c.source))
+        };
+        assert_eq!(ceiling(Some(&cpu), None), Some((30.0, "stream-triad")));
+        let both = device(Some(copy.clone()), Some(nominal.clone()));
+        assert_eq!(
+            ceiling(Some(&cpu), Some(&both)),
+            Some((4000.0, "device copy"))
+        );
+        let no_copy = device(None, Some(nominal));
+        assert_eq!(ceiling(None, Some(&no_copy)), Some((4916.7, "nominal")));
+        // A GPU run whose probes both failed has no ceiling: the CPU's
+        // would judge the GPU's steps against the wrong memory.
+        assert_eq!(ceiling(Some(&cpu), Some(&device(None, None))), None);
+        let zero = DeviceCopyProbe {
+            best_gb_s: 0.0,
+            ..copy
+        };
+        assert_eq!(ceiling(None, Some(&device(Some(zero), None))), None);
+        assert_eq!(ceiling(None, None), None);
     }
 
     #[test]

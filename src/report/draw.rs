@@ -11,8 +11,8 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::figures::{
-    BatchCurve, CdfPanel, ContrastPanel, Figure, LoadFigure, ParetoSeries, Plot, TelemetryPanel,
-    Timeline,
+    BatchCurve, BatchPoint, CdfPanel, ContrastPanel, Figure, LoadFigure, ParetoSeries, Plot,
+    TelemetryPanel, Timeline,
 };
 
 pub const WIDTH: u32 = 1200;
@@ -241,6 +241,31 @@ fn legend_box(c: RGBColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
     move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
 }
 
+/// A batch-curve point's label, top line first: the batch and the decode
+/// step's share of the memory bandwidth, then what else was measured (the
+/// prefill's share of the compute peak, the kernels' busy fraction).
+pub fn batch_point_label(p: &BatchPoint) -> Vec<String> {
+    let percent = |f: f64| format!("{:.0}%", 100.0 * f);
+    let mut first = format!("B={}", p.batch);
+    if let Some(f) = p.bandwidth_fraction {
+        first.push_str(&format!(" · {} BW", percent(f)));
+    }
+    let second: Vec<String> = [
+        p.prefill_peak_fraction
+            .map(|f| format!("prefill {} peak", percent(f))),
+        p.kernel_busy_fraction
+            .map(|f| format!("{} busy", percent(f))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if second.is_empty() {
+        vec![first]
+    } else {
+        vec![first, second.join(" · ")]
+    }
+}
+
 fn batch<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     curves: &[BatchCurve],
@@ -285,16 +310,17 @@ fn batch<DB: DrawingBackend>(
             line.iter()
                 .map(|&xy| Circle::new(xy, POINT_RADIUS, c.filled())),
         )?;
-        chart.draw_series(curve.points.iter().map(|p| {
-            EmptyElement::at((p.latency_p50, p.tok_s))
-                + Text::new(
-                    match p.bandwidth_fraction {
-                        Some(f) => format!("B={} · {:.0}% BW", p.batch, 100.0 * f),
-                        None => format!("B={}", p.batch),
-                    },
-                    (-8, -22),
-                    (FONT, 13).into_font().color(&c),
-                )
+        chart.draw_series(curve.points.iter().flat_map(|p| {
+            let lines = batch_point_label(p);
+            let above = lines.len() as i32;
+            lines.into_iter().enumerate().map(move |(i, line)| {
+                EmptyElement::at((p.latency_p50, p.tok_s))
+                    + Text::new(
+                        line,
+                        (-8, -8 - 14 * (above - i as i32)),
+                        (FONT, 13).into_font().color(&c),
+                    )
+            })
         }))?;
         if let Some(k) = curve.knee.and_then(|k| curve.points.get(k)) {
             chart.draw_series([Circle::new((k.latency_p50, k.tok_s), 11, c.stroke_width(2))])?;

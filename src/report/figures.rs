@@ -93,6 +93,10 @@ pub struct BatchPoint {
     pub batch: u32,
     /// The decode step's share of the memory bandwidth, when measured.
     pub bandwidth_fraction: Option<f64>,
+    /// The prefill's share of the compute peak, when measured.
+    pub prefill_peak_fraction: Option<f64>,
+    /// The decode steps' kernel busy time over their host time (CUPTI).
+    pub kernel_busy_fraction: Option<f64>,
     pub latency_p50: f64,
     pub latency_p99: f64,
     pub tok_s: f64,
@@ -268,6 +272,15 @@ pub fn batch_curves(sources: &[(String, &InprocResult)]) -> Vec<BatchCurve> {
                             .roofline
                             .as_ref()
                             .and_then(|r| r.fraction_of_bandwidth),
+                        prefill_peak_fraction: p
+                            .prefill_roofline
+                            .as_ref()
+                            .and_then(|r| r.fraction_of_peak),
+                        kernel_busy_fraction: p
+                            .kernel_timing
+                            .as_ref()
+                            .and_then(|k| k.decode_step.as_ref())
+                            .and_then(|d| d.busy_over_host),
                         latency_p50,
                         latency_p99,
                         tok_s: p50(&p.decode_tok_s)?,

@@ -165,6 +165,9 @@ fn provenance_rows(p: &Provenance) -> Vec<(String, String)> {
                 .unwrap_or_default()
         ),
     ));
+    if let Some(c) = terminal::ceilings(&p.host) {
+        rows.push(("ceilings".into(), c));
+    }
     if let Some(m) = &p.model {
         rows.push((
             "model".into(),

@@ -99,6 +99,35 @@ fn every_figure_parses_as_svg_and_names_each_series() {
     }
 }
 
+/// Each point of the batch curve names its share of the bandwidth and of
+/// the compute peak, as the result file holds them.
+#[test]
+fn the_batch_curve_labels_each_point_with_its_roofline() {
+    let path = example("roofline/gemma-epyc.json");
+    let sources = read_sources(std::slice::from_ref(&path)).unwrap();
+    let figures = super::figures::figures(&sources, &[]);
+    let doc_text = draw::svg(figure(&figures, "batch-curve")).unwrap();
+    let doc = roxmltree::Document::parse(&doc_text).unwrap();
+    let texts = texts(&doc);
+    let raw = json(&path);
+    let points = raw["points"].as_array().unwrap();
+    assert!(!points.is_empty());
+    let percent = |v: &serde_json::Value| format!("{:.0}%", 100.0 * v.as_f64().unwrap());
+    for p in points {
+        let first = format!(
+            "B={} · {} BW",
+            p["batch"],
+            percent(&p["roofline"]["fraction_of_bandwidth"])
+        );
+        let second = format!(
+            "prefill {} peak",
+            percent(&p["prefill_roofline"]["fraction_of_peak"])
+        );
+        assert!(texts.contains(&first), "{first:?} not in {texts:?}");
+        assert!(texts.contains(&second), "{second:?} not in {texts:?}");
+    }
+}
+
 #[test]
 fn the_batch_curve_has_a_point_per_measured_batch_and_marks_a_knee() {
     let (sources, logs) = all_sources();

@@ -167,6 +167,38 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
     assert_eq!(lines.len(), 1 + 4, "{csv}");
     assert!(lines[0].starts_with("prompt_tokens,gen_tokens,batch,complete,runs,ttft_ms_mean"));
     assert!(lines[2].starts_with("16,5,3,true,2,"), "{}", lines[2]);
+    // The roofline columns carry the file's numbers; no GPU, no kernel columns.
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let column = |row: usize, name: &str| -> String {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+        lines[row].split(',').nth(i).unwrap().to_string()
+    };
+    for (row, p) in points.iter().enumerate() {
+        // serde_json's default float parsing may differ from Rust's in the
+        // last bit: equal to a relative 1e-12.
+        let same = |name: &str, json: &Value| {
+            let csv = column(row + 1, name).parse::<f64>().unwrap();
+            let json = json.as_f64().unwrap();
+            assert!(
+                (csv - json).abs() <= 1e-12 * json.abs(),
+                "{name}: {csv} vs {json}"
+            );
+        };
+        same(
+            "decode_fraction_of_bandwidth",
+            &p["roofline"]["fraction_of_bandwidth"],
+        );
+        same("decode_bandwidth_gb_s", &p["roofline"]["bandwidth_gb_s"]);
+        same(
+            "prefill_fraction_of_peak",
+            &p["prefill_roofline"]["fraction_of_peak"],
+        );
+        assert_eq!(column(row + 1, "decode_kernel_busy_over_host"), "");
+    }
+    assert_eq!(points[0]["roofline"]["bandwidth_source"], "stream-triad");
 
     // The table a person reads: one row per point.
     let table = stdout(&o);
@@ -265,4 +297,12 @@ fn gpu_layers_without_a_gpu_fall_back_to_the_host_clock_and_say_so() {
     assert_eq!(e["kernel_timing"]["available"], false);
     assert_eq!(e["kernel_timing"]["detail"], "no layers on a GPU");
     assert!(r["points"][0].get("kernel_timing").is_none());
+    // The layers stayed on the CPU: its bandwidth is the ceiling, not a GPU's.
+    let host = &r["provenance"]["host"];
+    assert!(host["memory_bandwidth"]["best_gb_s"].as_f64().unwrap() > 0.0);
+    assert!(host.get("device_memory_bandwidth").is_none(), "{host}");
+    assert_eq!(
+        r["points"][0]["roofline"]["bandwidth_source"],
+        "stream-triad"
+    );
 }

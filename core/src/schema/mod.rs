@@ -186,6 +186,11 @@ pub struct HostInfo {
     /// ceiling of its prefills' roofline (absent elsewhere and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compute_peak: Option<roofline::ComputePeakProbe>,
+    /// The GPU's memory bandwidth, measured before an in-process run with
+    /// layers on it, the ceiling of its decode steps' roofline (absent
+    /// elsewhere and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory_bandwidth: Option<roofline::DeviceBandwidth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,6 +15,12 @@ pub struct Roofline {
     pub achieved_gb_s: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_gb_s: Option<f64>,
+    /// Which ceiling `bandwidth_gb_s` is: "stream-triad" (the CPU probe),
+    /// "device copy" (the GPU probe's best), "nominal" (the GPU memory's
+    /// clock and width, when the copy could not run). Absent in older
+    /// files, whose ceiling was the CPU probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_source: Option<String>,
     /// achieved / bandwidth: 1.0 is the memory limit. Above 1 when the
     /// model fits in the caches (the tiny model does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,4 +79,48 @@ pub struct ComputePeakProbe {
     /// about `threads` times this; far less means a core was busy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_thread_gflop_s: Option<f64>,
+}
+
+/// The GPU's memory bandwidth, measured and nominal, the ceiling of a
+/// decode step whose layers are on that GPU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceBandwidth {
+    /// e.g. "CUDA0 (NVIDIA H200)".
+    pub device: String,
+    /// A device-to-device copy timed on the GPU's clock, when it could run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<DeviceCopyProbe>,
+    /// What the memory's clock and bus width allow, when they could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominal: Option<NominalBandwidth>,
+    /// Why a part is missing, or what to know about it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// A device-to-device copy probe: the same buffer copied `repetitions`
+/// times, each copy between two CUDA events on the copying stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCopyProbe {
+    /// What was timed, in words.
+    pub method: String,
+    /// The size of the source (and of the destination) buffer.
+    pub buffer_bytes: u64,
+    pub repetitions: u32,
+    /// The fastest copy, counting each byte read and each byte written
+    /// (2 × buffer_bytes per copy; GB = 1e9 bytes).
+    pub best_gb_s: f64,
+    pub median_gb_s: f64,
+}
+
+/// The memory's nominal bandwidth: clock × 2 transfers per clock (double
+/// data rate, as HBM and GDDR count) × bus width.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NominalBandwidth {
+    /// Where the clock and width came from: "nvml" (the maximum memory
+    /// clock) or "cuda device attributes" (the peak memory clock).
+    pub source: String,
+    pub memory_clock_mhz: u32,
+    pub bus_width_bits: u32,
+    pub gb_s: f64,
 }
