@@ -56,26 +56,13 @@ pub struct KernelActivity {
     pub copy_busy: Duration,
 }
 
-/// Sorted, merged union length of intervals, each clipped to `[lo, hi]`.
-fn union_ns(intervals: &mut [(u64, u64)], lo: u64, hi: u64) -> u64 {
-    intervals.sort_unstable();
-    let mut total = 0;
-    let mut current: Option<(u64, u64)> = None;
-    for &(start, end) in intervals.iter() {
-        let (start, end) = (start.clamp(lo, hi), end.clamp(lo, hi));
-        if end <= start {
-            continue;
-        }
-        current = match current {
-            Some((s, e)) if start <= e => Some((s, e.max(end))),
-            Some((s, e)) => {
-                total += e - s;
-                Some((start, end))
-            }
-            None => Some((start, end)),
-        };
-    }
-    total + current.map_or(0, |(s, e)| e - s)
+/// Union length of intervals, each clipped to `[lo, hi]`.
+fn union_ns(intervals: &[(u64, u64)], lo: u64, hi: u64) -> u64 {
+    crate::intervals::union_length(
+        intervals
+            .iter()
+            .map(|&(start, end)| (start.clamp(lo, hi), end.clamp(lo, hi))),
+    )
 }
 
 impl KernelActivity {
@@ -86,19 +73,19 @@ impl KernelActivity {
     pub fn from_records(window_start_ns: u64, window_end_ns: u64, records: &[DeviceWork]) -> Self {
         let (lo, hi) = (window_start_ns, window_end_ns.max(window_start_ns));
         let inside = |w: &&DeviceWork| (lo..=hi).contains(&w.start_ns);
-        let mut kernels: Vec<(u64, u64)> = records
+        let kernels: Vec<(u64, u64)> = records
             .iter()
             .filter(inside)
             .filter(|w| w.kind == WorkKind::Kernel)
             .map(|w| (w.start_ns, w.end_ns.min(hi)))
             .collect();
-        let mut copies: Vec<(u64, u64)> = records
+        let copies: Vec<(u64, u64)> = records
             .iter()
             .filter(inside)
             .filter(|w| w.kind != WorkKind::Kernel)
             .map(|w| (w.start_ns, w.end_ns.min(hi)))
             .collect();
-        let busy_ns = union_ns(&mut kernels, lo, hi);
+        let busy_ns = union_ns(&kernels, lo, hi);
         let first = kernels.iter().map(|k| k.0).min();
         let last = kernels.iter().map(|k| k.1.max(k.0)).max();
         let ns = Duration::from_nanos;
@@ -118,7 +105,7 @@ impl KernelActivity {
             first_kernel_delay,
             tail,
             copies: u32::try_from(copies.len()).unwrap_or(u32::MAX),
-            copy_busy: ns(union_ns(&mut copies, lo, hi)),
+            copy_busy: ns(union_ns(&copies, lo, hi)),
         }
     }
 

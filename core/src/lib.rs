@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod gpu;
+pub mod intervals;
 pub mod kernels;
 pub mod metrics;
 pub mod schema;

@@ -120,22 +120,12 @@ fn merge_stats(parts: &[(&str, Option<&Stats>)], what: &str) -> Result<Option<St
 }
 
 /// Total length of the union of intervals (start, length).
-pub fn union_length(mut windows: Vec<(f64, f64)>) -> f64 {
-    windows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut total = 0.0;
-    let mut current: Option<(f64, f64)> = None;
-    for (start, length) in windows {
-        let end = start + length.max(0.0);
-        current = match current {
-            Some((s, e)) if start <= e => Some((s, e.max(end))),
-            Some((s, e)) => {
-                total += e - s;
-                Some((start, end))
-            }
-            None => Some((start, end)),
-        };
-    }
-    total + current.map_or(0.0, |(s, e)| e - s)
+pub fn union_length(windows: Vec<(f64, f64)>) -> f64 {
+    crate::intervals::union_length(
+        windows
+            .into_iter()
+            .map(|(start, length)| (start, start + length.max(0.0))),
+    )
 }
 
 fn total(stats: &Option<Stats>) -> f64 {
