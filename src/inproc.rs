@@ -136,7 +136,8 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let compute = gguf.as_ref().map(|g| g.prefill_compute());
     // Where the layers really are, not what was asked: --n-gpu-layers on a
     // build or machine without a GPU leaves them on the CPU.
-    let on_gpu = engine_info.gpu_layers_offloaded.unwrap_or(0) > 0;
+    let offloaded = engine_info.gpu_layers_offloaded.unwrap_or(0);
+    let on_gpu = offloaded > 0;
     let bandwidth = (!on_gpu).then(|| {
         roofline::stream_triad(
             options.threads,
@@ -169,10 +170,9 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
             );
         }
         let layers = loaded.offloadable_layers();
-        if engine_info.gpu_layers_offloaded.unwrap_or(0) < layers {
+        if offloaded < layers {
             roofline_notes.push(format!(
-                "roofline: {} of {layers} layers on the GPU: the ceiling is the GPU's, but the layers left on the CPU read at the CPU's bandwidth",
-                engine_info.gpu_layers_offloaded.unwrap_or(0)
+                "roofline: {offloaded} of {layers} layers on the GPU: the ceiling is the GPU's, but the layers left on the CPU read at the CPU's bandwidth"
             ));
         }
     }
@@ -187,7 +187,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         );
     }
     let mut provenance = provenance::provenance(engine_info, Some(model_info));
-    provenance.host.memory_bandwidth = bandwidth.clone();
+    provenance.host.memory_bandwidth = bandwidth;
     provenance.host.compute_peak = peak.clone();
     provenance.host.device_memory_bandwidth = device_bandwidth;
     let mut result = InprocResult {
