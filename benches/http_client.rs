@@ -17,7 +17,16 @@
 //! INFERBENCH_BENCH_BUSY_POLL ("0", "1" or "0,1", the default: both),
 //! INFERBENCH_BENCH_CLIENT_THREADS (default 1, as `--client-threads`),
 //! INFERBENCH_BENCH_TLS ("1": the server speaks TLS, the client trusts its
-//! certificate; the TLS cost then counts on both sides).
+//! certificate; the TLS cost then counts on both sides),
+//! INFERBENCH_BENCH_FLOOR ("0" leaves it out; default "1").
+//!
+//! The floor row ("bare reader") is the same streams read by the least a
+//! client on this runtime can do: a task per stream that writes the request
+//! bytes, reads the socket and stamps each read, with no HTTP, SSE or JSON
+//! parsing. What the kernel (the loopback, its ACKs, epoll, wake-ups) and
+//! the runtime cost per token on this machine is that row's CPU: the
+//! client's cost above it is what its own code adds. Both rows split the
+//! client's CPU into user and kernel time (from /proc, 10 ms ticks).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -79,20 +88,189 @@ fn main() {
         "| busy poll | streams | requests | chunks/s | TTFT err p50 ms | TTFT err p99 ms | ITL err p50 ms | ITL err p99 ms | chunk delay p50 / p99 / max ms | client CPU µs/token | client CPU % |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    let floor = env_or("INFERBENCH_BENCH_FLOOR", 1u8) != 0 && !tls;
     for &busy_poll in &busy_polls {
         for &n in &streams {
             measure(n, busy_poll != 0, threads, tls, tokens, itl);
+            if floor {
+                measure_floor(n, busy_poll != 0, threads, tokens, itl);
+            }
         }
     }
 }
 
-fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: Duration) {
-    let script = move |_: u64, _: &serde_json::Value| Script {
+fn script(tokens: u32, itl: Duration) -> impl Fn(u64, &serde_json::Value) -> Script {
+    move |_: u64, _: &serde_json::Value| Script {
         ttft: Duration::from_millis(50),
         itl,
         tokens,
         ..Script::default()
+    }
+}
+
+/// User and kernel CPU ticks (`/proc/.../stat` fields 14 and 15).
+fn ticks(path: &str) -> (u64, u64) {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its ')'.
+    let fields: Vec<u64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match fields[..] {
+        [user, kernel] => (user, kernel),
+        _ => (0, 0),
+    }
+}
+
+/// The client's CPU (process less the server's thread) as user and kernel
+/// ticks, read before and after a run.
+struct CpuSplit {
+    process: (u64, u64),
+    server: (u64, u64),
+    server_path: String,
+}
+
+impl CpuSplit {
+    fn start(server: &MockServer) -> CpuSplit {
+        let server_path = server
+            .thread_id()
+            .map(|tid| format!("/proc/self/task/{tid}/stat"))
+            .unwrap_or_default();
+        CpuSplit {
+            process: ticks("/proc/self/stat"),
+            server: ticks(&server_path),
+            server_path,
+        }
+    }
+
+    /// The kernel's share of the client's CPU since `start`, if any was seen.
+    fn kernel_share(&self) -> Option<f64> {
+        let (pu, pk) = ticks("/proc/self/stat");
+        let (su, sk) = ticks(&self.server_path);
+        let user = (pu - self.process.0).saturating_sub(su - self.server.0);
+        let kernel = (pk - self.process.1).saturating_sub(sk - self.server.1);
+        (user + kernel > 0).then(|| kernel as f64 / (user + kernel) as f64)
+    }
+}
+
+fn cpu_cell(cpu_per_token_us: f64, kernel_share: Option<f64>) -> String {
+    match kernel_share {
+        Some(k) => format!(
+            "{cpu_per_token_us:.1} ({:.1} user + {:.1} kernel)",
+            cpu_per_token_us * (1.0 - k),
+            cpu_per_token_us * k
+        ),
+        None => format!("{cpu_per_token_us:.1}"),
+    }
+}
+
+/// The floor: the same server and streams read with no HTTP, SSE or JSON
+/// parsing (see the module's comment).
+fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = MockServer::start(script(tokens, itl)).expect("mock server");
+    let addr = server
+        .url()
+        .trim_start_matches("http://")
+        .parse::<std::net::SocketAddr>()
+        .expect("server address");
+    let runtime = ClientRuntime::new(threads, busy_poll).expect("runtime");
+    let body = serde_json::json!({
+        "model": "mock-model", "prompt": "x", "max_tokens": tokens, "stream": true,
+    })
+    .to_string();
+    let request = Arc::new(format!(
+        "POST /v1/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    let connections = runtime.block_on(async {
+        let mut connections = Vec::new();
+        for _ in 0..n {
+            let socket = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            socket.set_nodelay(true).expect("nodelay");
+            connections.push(socket);
+        }
+        connections
+    });
+    let split = CpuSplit::start(&server);
+    let process_cpu = cpu_time::ProcessTime::now();
+    let server_cpu = server.thread_cpu();
+    let wall = Instant::now();
+    let chunks: u64 = runtime.block_on(async {
+        let tasks: Vec<_> = connections
+            .into_iter()
+            .map(|mut socket| {
+                let request = request.clone();
+                tokio::spawn(async move {
+                    const DONE: &[u8] = b"data: [DONE]";
+                    let finder = memchr::memmem::Finder::new(DONE);
+                    let events = memchr::memmem::Finder::new(b"data: {");
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let mut stamps = Vec::with_capacity(tokens as usize + 4);
+                    let mut chunks = 0u64;
+                    for _ in 0..2 {
+                        socket.write_all(request.as_bytes()).await.expect("write");
+                        // Bytes kept from the previous read, so that a
+                        // marker split between reads is still found.
+                        let mut carry = 0;
+                        loop {
+                            let got = socket.read(&mut buf[carry..]).await.expect("read");
+                            assert!(got > 0, "the server closed the stream");
+                            stamps.push(Instant::now());
+                            let seen = &buf[..carry + got];
+                            chunks += events.find_iter(&seen[carry.saturating_sub(6)..]).count() as u64;
+                            if finder.find(seen).is_some() {
+                                break;
+                            }
+                            let end = seen.len();
+                            let keep = end.min(DONE.len() - 1);
+                            buf.copy_within(end - keep..end, 0);
+                            carry = keep;
+                        }
+                    }
+                    std::hint::black_box(&stamps);
+                    chunks
+                })
+            })
+            .collect();
+        let mut chunks = 0;
+        for task in tasks {
+            chunks += task.await.expect("floor task");
+        }
+        chunks
+    });
+    let wall = wall.elapsed().as_secs_f64();
+    let server_cpu = match (server_cpu, server.thread_cpu()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
     };
+    let cpu = process_cpu
+        .elapsed()
+        .saturating_sub(server_cpu)
+        .as_secs_f64();
+    let expected = u64::from(n) * 2 * u64::from(tokens);
+    println!(
+        "| {} | {n} (bare reader) | {}{} | {:.0} | – | – | – | – | – | {} | {:.1} |",
+        if busy_poll { "yes" } else { "no" },
+        u64::from(n) * 2,
+        if chunks == expected {
+            String::new()
+        } else {
+            format!(" ({chunks} of {expected} chunks)")
+        },
+        chunks as f64 / wall,
+        cpu_cell(cpu * 1e6 / chunks.max(1) as f64, split.kernel_share()),
+        100.0 * cpu / wall,
+    );
+}
+
+fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: Duration) {
+    let script = script(tokens, itl);
     let server = if tls {
         MockServer::start_tls(script)
     } else {
@@ -147,6 +325,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
         start: Instant::now(),
     };
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(requests as usize);
+    let split = CpuSplit::start(&server);
     let process_cpu = cpu_time::ProcessTime::now();
     let server_cpu = server.thread_cpu();
     let wall = Instant::now();
@@ -200,7 +379,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
     };
     let (t, i, d) = (ttft_err.stats(), itl_err.stats(), delay.stats());
     println!(
-        "| {} | {n} | {}{} | {:.0} | {} | {} | {} | {} | {} / {} / {} | {:.1} | {:.1} |",
+        "| {} | {n} | {}{} | {:.0} | {} | {} | {} | {} | {} / {} / {} | {} | {:.1} |",
         if busy_poll { "yes" } else { "no" },
         outcomes.len(),
         if failed > 0 {
@@ -216,11 +395,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
         show(&d, |s| s.p50),
         show(&d, |s| s.p99),
         show(&d, |s| s.max),
-        if chunks > 0 {
-            cpu * 1e6 / chunks as f64
-        } else {
-            0.0
-        },
+        cpu_cell(cpu * 1e6 / chunks.max(1) as f64, split.kernel_share()),
         100.0 * cpu / wall,
     );
 }

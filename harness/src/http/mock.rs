@@ -408,6 +408,11 @@ impl MockServer {
         Some(Duration::from_nanos(nanos))
     }
 
+    /// The Linux id of the server's thread, to read its CPU from `/proc`.
+    pub fn thread_id(&self) -> Option<u32> {
+        self.thread_id
+    }
+
     /// Completion requests received (`/v1/models` is not counted).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
