@@ -37,7 +37,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, Outcome, TlsOptions};
+use inferbench_harness::http::client::{
+    read_events, ClientConfig, Endpoint, HttpClient, Outcome, TlsOptions,
+};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::mock::{MockServer, Script};
 use inferbench_harness::http::runtime::ClientRuntime;
@@ -93,7 +95,8 @@ fn main() {
         for &n in &streams {
             measure(n, busy_poll != 0, threads, tls, tokens, itl);
             if floor {
-                measure_floor(n, busy_poll != 0, threads, tokens, itl);
+                measure_floor(n, busy_poll != 0, threads, tokens, itl, false);
+                measure_floor(n, busy_poll != 0, threads, tokens, itl, true);
             }
         }
     }
@@ -170,8 +173,10 @@ fn cpu_cell(cpu_per_token_us: f64, kernel_share: Option<f64>) -> String {
 }
 
 /// The floor: the same server and streams read with no HTTP, SSE or JSON
-/// parsing (see the module's comment).
-fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Duration) {
+/// parsing (see the module's comment). With `parse`, each read is handed to
+/// the client's own event reader (`read_events`: SSE, JSON, timestamps)
+/// without hyper in between: what a client that owned its socket would pay.
+fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Duration, parse: bool) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = MockServer::start(script(tokens, itl)).expect("mock server");
     let addr = server
@@ -215,6 +220,30 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
                     let mut chunks = 0u64;
                     for _ in 0..2 {
                         socket.write_all(request.as_bytes()).await.expect("write");
+                        if parse {
+                            // The response head and the chunk-size lines
+                            // reach the SSE parser too: lines it ignores.
+                            let reads = futures_util::stream::unfold(
+                                (&mut socket, &mut buf),
+                                |(socket, buf)| async {
+                                    match socket.read(&mut buf[..]).await {
+                                        Ok(0) => None,
+                                        Ok(got) => {
+                                            let piece = buf[..got].to_vec();
+                                            Some((Ok::<_, std::io::Error>(piece), (socket, buf)))
+                                        }
+                                        Err(e) => Some((Err(e), (socket, buf))),
+                                    }
+                                },
+                            );
+                            let mut outcome = Outcome::new(Instant::now(), tokens as usize, false);
+                            let reads = std::pin::pin!(reads);
+                            read_events(reads, &mut outcome, Duration::from_secs(60))
+                                .await
+                                .expect("an event stream");
+                            chunks += outcome.content_times.len() as u64;
+                            continue;
+                        }
                         // Bytes kept from the previous read, so that a
                         // marker split between reads is still found.
                         let mut carry = 0;
@@ -223,7 +252,8 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
                             assert!(got > 0, "the server closed the stream");
                             stamps.push(Instant::now());
                             let seen = &buf[..carry + got];
-                            chunks += events.find_iter(&seen[carry.saturating_sub(6)..]).count() as u64;
+                            chunks +=
+                                events.find_iter(&seen[carry.saturating_sub(6)..]).count() as u64;
                             if finder.find(seen).is_some() {
                                 break;
                             }
@@ -255,8 +285,13 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
         .as_secs_f64();
     let expected = u64::from(n) * 2 * u64::from(tokens);
     println!(
-        "| {} | {n} (bare reader) | {}{} | {:.0} | – | – | – | – | – | {} | {:.1} |",
+        "| {} | {n} ({}) | {}{} | {:.0} | – | – | – | – | – | {} | {:.1} |",
         if busy_poll { "yes" } else { "no" },
+        if parse {
+            "bare reader + read_events"
+        } else {
+            "bare reader"
+        },
         u64::from(n) * 2,
         if chunks == expected {
             String::new()

@@ -2,6 +2,8 @@
 //! know send it. Only what measurement needs is read; unknown fields are
 //! ignored, so any compatible server parses.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,73 +27,120 @@ pub struct PromptTokensDetails {
     pub cached_tokens: Option<u64>,
 }
 
+// Strings borrow from the event's data where they hold no escape, so that a
+// streamed chunk costs no allocation for its id, text or finish reason: this
+// runs once per token on the client's hot path.
 #[derive(Debug, Deserialize)]
-struct Delta {
-    #[serde(default)]
-    content: Option<String>,
-    #[serde(default)]
-    reasoning_content: Option<String>,
+struct Delta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
-struct Choice {
+struct Choice<'a> {
     /// `/v1/completions`.
-    #[serde(default)]
-    text: Option<String>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
     /// `/v1/chat/completions`.
-    #[serde(default)]
-    delta: Option<Delta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+    #[serde(default, borrow)]
+    delta: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+/// The first element of a JSON array, the others read and dropped: a chunk's
+/// `choices` without a vector to hold them.
+#[derive(Debug)]
+struct FirstOf<T>(Option<T>);
+
+impl<T> Default for FirstOf<T> {
+    fn default() -> Self {
+        FirstOf(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for FirstOf<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = FirstOf<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<T>()?;
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FirstOf(first))
+            }
+        }
+        deserializer.deserialize_seq(Visitor(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Deserialize)]
-struct RawChunk {
-    #[serde(default)]
-    id: Option<String>,
-    #[serde(default)]
-    choices: Vec<Choice>,
+struct RawChunk<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: FirstOf<Choice<'a>>,
     #[serde(default)]
     usage: Option<Usage>,
     /// llama.cpp's server: its own prompt and generation timings.
     #[serde(default)]
     timings: Option<Value>,
-    #[serde(default)]
-    system_fingerprint: Option<String>,
+    #[serde(default, borrow)]
+    system_fingerprint: Option<Cow<'a, str>>,
     /// Some servers report a failure inside the stream.
     #[serde(default)]
     error: Option<Value>,
 }
 
-/// What a chunk tells the client.
+/// What a chunk tells the client, its strings borrowed from the event's
+/// data where they can be.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Chunk {
-    pub id: Option<String>,
+pub struct Chunk<'a> {
+    /// The response's id (`cmpl-…`), which every chunk of it repeats.
+    pub id: Option<Cow<'a, str>>,
     /// Generated text of the first choice; `None` when the chunk has no
     /// choice at all (vLLM's usage-only chunk).
-    pub text: Option<String>,
-    pub finish_reason: Option<String>,
+    pub text: Option<Cow<'a, str>>,
+    /// Why generation stopped (`length`, `stop`), on the last chunk only.
+    pub finish_reason: Option<Cow<'a, str>>,
+    /// Token counts, on the last chunk (or vLLM's usage-only chunk).
     pub usage: Option<Usage>,
+    /// llama-server's own `timings` object, as it sent it.
     pub timings: Option<Value>,
-    pub system_fingerprint: Option<String>,
+    /// The server's build (`system_fingerprint`), when it names one.
+    pub system_fingerprint: Option<Cow<'a, str>>,
+    /// A failure the server reported inside the stream.
     pub error: Option<String>,
 }
 
-impl Chunk {
+impl<'a> Chunk<'a> {
     /// Parses the JSON of one `data:` line.
-    pub fn parse(data: &str) -> Result<Chunk, serde_json::Error> {
-        let raw: RawChunk = serde_json::from_str(data)?;
-        let first = raw.choices.into_iter().next();
-        let (text, finish_reason) = match first {
+    pub fn parse(data: &'a str) -> Result<Chunk<'a>, serde_json::Error> {
+        let raw: RawChunk<'a> = serde_json::from_str(data)?;
+        let (text, finish_reason) = match raw.choices.0 {
             Some(choice) => {
                 let text = choice
                     .text
                     .or_else(|| {
-                        choice.delta.map(|d| {
-                            let mut s = d.content.unwrap_or_default();
-                            s.push_str(&d.reasoning_content.unwrap_or_default());
-                            s
-                        })
+                        choice
+                            .delta
+                            .map(|d| match (d.content, d.reasoning_content) {
+                                (Some(content), None) => content,
+                                (None, Some(reasoning)) => reasoning,
+                                (content, reasoning) => {
+                                    let mut s = content.unwrap_or_default().into_owned();
+                                    s.push_str(&reasoning.unwrap_or_default());
+                                    Cow::Owned(s)
+                                }
+                            })
                     })
                     .unwrap_or_default();
                 (Some(text), choice.finish_reason)
@@ -161,6 +210,18 @@ mod tests {
         assert!(!usage.has_content());
         assert_eq!(usage.text, None);
         assert_eq!(usage.usage.unwrap().prompt_tokens, Some(3));
+    }
+
+    #[test]
+    fn escaped_text_reasoning_and_later_choices() {
+        let c = Chunk::parse(r#"{"choices":[{"text":"a\"b\u00e9"},{"text":"second"}]}"#).unwrap();
+        assert_eq!(c.text.as_deref(), Some("a\"b\u{e9}"));
+        let c = Chunk::parse(r#"{"choices":[{"delta":{"content":"x","reasoning_content":"y"}}]}"#)
+            .unwrap();
+        assert_eq!(c.text.as_deref(), Some("xy"));
+        let c = Chunk::parse(r#"{"choices":[{"delta":{"reasoning_content":"think"}}]}"#).unwrap();
+        assert_eq!(c.text.as_deref(), Some("think"));
+        assert!(Chunk::parse(r#"{"choices":{"text":"x"}}"#).is_err());
     }
 
     #[test]

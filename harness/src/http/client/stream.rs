@@ -1,6 +1,7 @@
 //! Reading one response's event stream: each chunk timestamped as it is
 //! parsed, every failure classified, every buffer bounded.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -157,8 +158,8 @@ fn take_event(outcome: &mut Outcome, event: Event<'_>, now: Instant) -> Result<b
     } else if chunk.text.is_some() {
         outcome.empty_chunks += 1;
     }
-    if chunk.finish_reason.is_some() {
-        outcome.finish_reason = chunk.finish_reason;
+    if let Some(reason) = chunk.finish_reason {
+        outcome.finish_reason = Some(reason.into_owned());
     }
     if chunk.usage.is_some() {
         outcome.usage = chunk.usage;
@@ -167,10 +168,10 @@ fn take_event(outcome: &mut Outcome, event: Event<'_>, now: Instant) -> Result<b
         outcome.server_timings = chunk.timings;
     }
     if outcome.system_fingerprint.is_none() {
-        outcome.system_fingerprint = chunk.system_fingerprint;
+        outcome.system_fingerprint = chunk.system_fingerprint.map(Cow::into_owned);
     }
     if outcome.response_id.is_none() {
-        outcome.response_id = chunk.id;
+        outcome.response_id = chunk.id.map(Cow::into_owned);
     }
     Ok(false)
 }
