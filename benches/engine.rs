@@ -12,6 +12,8 @@
     clippy::expect_used,
     reason = "test code: a panic is a failed test"
 )]
+// criterion_group! defines a public `benches` that no attribute can reach.
+#![allow(missing_docs)]
 
 use std::path::PathBuf;
 use std::time::Duration;

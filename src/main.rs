@@ -1,3 +1,9 @@
+//! The `inferbench` command: measures LLM inference in-process (llama.cpp
+//! linked in, `inproc`) and served (any OpenAI-compatible server, `http`),
+//! sets them side by side (`compare`, `contrast`), merges result files
+//! (`merge`), plans replicas from a sweep (`plan`), draws results (`report`)
+//! and writes or inspects GGUF models (`model`). Bad flags exit 2, other
+//! errors 1, a run stopped by Ctrl-C [`EXIT_INTERRUPTED`].
 #![forbid(unsafe_code)]
 
 mod cli;

@@ -16,7 +16,9 @@ pub type TokenId = i32;
 /// or change the model's mode), and the BOS token a real prompt would start with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptVocab {
+    /// The BOS token a prompt starts with; `None` when the model adds none.
     pub bos: Option<TokenId>,
+    /// The tokens a synthetic prompt may draw from.
     pub ordinary: Vec<TokenId>,
 }
 
@@ -24,8 +26,11 @@ pub struct PromptVocab {
 /// each, decoded together, each generating `gen_tokens` tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchShape {
+    /// Sequences decoded together (the batch size).
     pub sequences: u32,
+    /// Prompt length of each sequence, in tokens.
     pub prompt_tokens: u32,
+    /// Tokens each sequence generates, the first (sampled after prefill) included.
     pub gen_tokens: u32,
 }
 
@@ -45,12 +50,16 @@ impl BatchShape {
 /// say what it executed inside the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timed {
+    /// The window on the host's monotonic clock.
     pub host: Duration,
+    /// The same window on the accelerator's clock; `None` when not read.
     pub device: Option<Duration>,
+    /// What the accelerator executed in the window; `None` without activity records.
     pub kernels: Option<KernelActivity>,
 }
 
 impl Timed {
+    /// A timing read on the host's clock only (no device window, no kernels).
     pub fn host(host: Duration) -> Self {
         Timed {
             host,
@@ -80,8 +89,10 @@ pub struct EngineCounters {
 /// [`decode_step`](Engine::decode_step) (one token per sequence, all
 /// sequences together) followed by [`sample`](Engine::sample).
 pub trait Engine {
+    /// The error an engine operation fails with.
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// The vocabulary synthetic prompts are drawn from.
     fn prompt_vocab(&self) -> PromptVocab;
 
     /// The longest context one sequence may have.

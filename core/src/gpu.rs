@@ -18,11 +18,18 @@ pub trait GpuProbe: Send {
 pub struct GpuSample {
     /// The device index the probe uses (NVML's index for the NVML probe).
     pub index: u32,
+    /// Device memory in use, in bytes.
     pub memory_used_bytes: Option<u64>,
+    /// Total device memory, in bytes.
     pub memory_total_bytes: Option<u64>,
+    /// Share of the driver's last sample period in which a kernel ran, in percent (0–100).
     pub utilization_percent: Option<f64>,
+    /// Power draw, in watts.
     pub power_watts: Option<f64>,
+    /// GPU die temperature, in degrees Celsius.
     pub temperature_c: Option<f64>,
+    /// Current graphics (core) clock, in MHz.
     pub graphics_clock_mhz: Option<f64>,
+    /// Current memory clock, in MHz.
     pub memory_clock_mhz: Option<f64>,
 }

@@ -21,17 +21,22 @@ use std::time::Duration;
 /// What one activity record was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WorkKind {
+    /// A kernel execution.
     Kernel,
     /// A memory copy (host to device, device to host or within the device).
     Copy,
+    /// A memset (device memory filled with a value).
     Memset,
 }
 
 /// One record: an interval of device work, in nanoseconds on the records' clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DeviceWork {
+    /// What the device did.
     pub kind: WorkKind,
+    /// When the work started, in ns on the records' clock.
     pub start_ns: u64,
+    /// When the work ended, in ns on the records' clock.
     pub end_ns: u64,
 }
 
@@ -40,6 +45,7 @@ pub struct DeviceWork {
 pub struct KernelActivity {
     /// The call's window on the records' clock.
     pub window: Duration,
+    /// Kernels that started inside the window.
     pub kernels: u32,
     /// The union of the kernel intervals: time at least one kernel ran.
     pub busy: Duration,
@@ -53,6 +59,7 @@ pub struct KernelActivity {
     /// Copies and memsets in the window, and the union of their intervals
     /// (they may overlap kernels).
     pub copies: u32,
+    /// The union of the copy and memset intervals, clipped to the window.
     pub copy_busy: Duration,
 }
 

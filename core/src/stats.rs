@@ -64,21 +64,30 @@ pub struct EncodedHistogram {
     /// in nanoseconds, 1e3 for rates recorded in thousandths, 1 for counts,
     /// 1e5 for ratios.
     pub scale: f64,
+    /// The histogram, V2-deflate serialized and base64-encoded (standard alphabet, padded).
     pub hdr_v2_deflate_base64: String,
 }
 
+/// Why a stats object's histogram cannot be turned back into a [`Distribution`],
+/// or two distributions cannot be merged.
 #[derive(Debug, thiserror::Error)]
 pub enum HistogramError {
+    /// The stats object has no `histogram` (a file from before histograms were kept).
     #[error("the stats object carries no histogram (written by an inferbench before histograms were kept)")]
     Missing,
+    /// The histogram's `scale` matches no [`Unit`].
     #[error(
         "histogram scale {0} is none of 1e6 (ms), 1e3 (per second), 1 (counts) or 1e5 (ratios)"
     )]
     Scale(f64),
+    /// The encoded histogram is not valid base64.
     #[error("histogram is not base64: {0}")]
     Base64(base64::DecodeError),
+    /// The decoded bytes are not a V2-deflate HDR histogram.
     #[error("histogram does not decode: {0:?}")]
     Decode(hdrhistogram::serialization::DeserializeError),
+    /// [`Distribution::merge`] was given a distribution of another unit (the
+    /// other's unit first, then this one's).
     #[error("cannot merge a histogram of {0:?} values into one of {1:?}")]
     UnitMismatch(Unit, Unit),
 }
@@ -94,16 +103,25 @@ impl From<base64::DecodeError> for HistogramError {
 /// The summary every metric is reported as.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
+    /// Number of values.
     pub count: u64,
+    /// Exact arithmetic mean.
     pub mean: f64,
     /// Sample standard deviation (n − 1); 0 for a single value.
     pub std: f64,
+    /// Exact smallest value.
     pub min: f64,
+    /// Median (50th percentile), from the histogram.
     pub p50: f64,
+    /// 90th percentile, from the histogram.
     pub p90: f64,
+    /// 95th percentile, from the histogram.
     pub p95: f64,
+    /// 99th percentile, from the histogram.
     pub p99: f64,
+    /// 99.9th percentile, from the histogram.
     pub p999: f64,
+    /// Exact largest value.
     pub max: f64,
     /// The whole distribution (absent in files written before it was kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -120,13 +138,18 @@ impl Stats {
 /// The histogram settings, recorded once in every result file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HistogramInfo {
+    /// The histogram library and its major version (`hdrhistogram 7`).
     pub implementation: String,
+    /// Significant figures every histogram keeps.
     pub significant_figures: u8,
+    /// The integer unit timings are recorded in (`ns`).
     pub timing_unit_recorded: String,
+    /// The integer unit rates are recorded in (`milli-per-second`: thousandths per second).
     pub rate_unit_recorded: String,
 }
 
 impl HistogramInfo {
+    /// The settings this build records with.
     pub fn current() -> Self {
         HistogramInfo {
             implementation: "hdrhistogram 7".into(),
@@ -152,6 +175,7 @@ pub struct Distribution {
 }
 
 impl Distribution {
+    /// An empty distribution of values in `unit`.
     #[expect(
         clippy::expect_used,
         reason = "3 significant figures is a valid hdrhistogram setting"
@@ -173,18 +197,22 @@ impl Distribution {
         }
     }
 
+    /// An empty distribution of timings in milliseconds.
     pub fn milliseconds() -> Self {
         Self::new(Unit::Milliseconds)
     }
 
+    /// An empty distribution of rates, per second.
     pub fn per_second() -> Self {
         Self::new(Unit::PerSecond)
     }
 
+    /// An empty distribution of counts.
     pub fn counts() -> Self {
         Self::new(Unit::Count)
     }
 
+    /// An empty distribution of ratios.
     pub fn ratios() -> Self {
         Self::new(Unit::Ratio)
     }
@@ -222,18 +250,22 @@ impl Distribution {
         self.max = self.max.max(value);
     }
 
+    /// Number of values recorded.
     pub fn count(&self) -> u64 {
         self.count
     }
 
+    /// Sum of the recorded values (mean × count), in the distribution's unit; 0 when empty.
     pub fn sum(&self) -> f64 {
         self.mean * self.count as f64
     }
 
+    /// Exact mean of the recorded values, or `None` when nothing was recorded.
     pub fn mean(&self) -> Option<f64> {
         (self.count > 0).then_some(self.mean)
     }
 
+    /// The unit the values are recorded in.
     pub fn unit(&self) -> Unit {
         self.unit
     }

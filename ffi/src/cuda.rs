@@ -48,16 +48,27 @@ use std::time::Duration;
 
 use cudarc::driver::{result, sys, CudaContext, CudaEvent, CudaStream, DriverError};
 
+/// Why timing one call with CUDA events failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceTimerError {
+    /// A CUDA driver call failed while synchronizing, recording or reading the events.
     #[error("CUDA event timing on {device}: {op}: {cause}")]
     Driver {
+        /// The device, e.g. "CUDA0 (NVIDIA H100 80GB HBM3)".
         device: String,
+        /// What was being done, e.g. "recording the end event".
         op: &'static str,
+        /// The driver's error.
         cause: DriverError,
     },
+    /// `cuEventElapsedTime` returned a negative or non-finite time.
     #[error("CUDA event timing on {device}: elapsed time {ms} ms is not a duration")]
-    BadElapsed { device: String, ms: f32 },
+    BadElapsed {
+        /// The device, e.g. "CUDA0 (NVIDIA H100 80GB HBM3)".
+        device: String,
+        /// The elapsed time the driver reported, in ms.
+        ms: f32,
+    },
 }
 
 /// CUDA events that time work on one device. Create with [`DeviceTimer::probe`].
@@ -72,9 +83,11 @@ pub struct DeviceTimer {
 
 /// Whether GPU timing is possible here.
 pub enum DeviceTimerStatus {
+    /// A timer whose one empty measurement succeeded.
     Available(DeviceTimer),
     /// Why not, for the result file (e.g. "libcuda not found: host timing only").
     Unavailable {
+        /// The reason, ending in ": host timing only".
         reason: String,
     },
 }

@@ -344,9 +344,11 @@ pub struct KernelTracer {
 
 /// Whether kernel timing is possible here.
 pub enum KernelTracerStatus {
+    /// A tracer with CUPTI's kernel, copy and memset records enabled.
     Available(KernelTracer),
     /// Why not, for the result file.
     Unavailable {
+        /// The reason, ending in ": no kernel timing".
         reason: String,
     },
 }

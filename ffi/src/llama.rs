@@ -29,32 +29,48 @@ use llama_cpp_2::token_type::LlamaTokenAttr;
 /// llama.cpp's LLAMA_MAX_SEQ: sequences one context can hold.
 pub const MAX_SEQUENCES: u32 = 256;
 
+/// Why loading a model into llama.cpp or running it failed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// llama.cpp's backend could not be initialised (`llama_backend_init`).
     #[error("initialising llama.cpp: {0}")]
     Backend(String),
+    /// inferbench's GGUF reader refused the file, before llama.cpp saw it.
     #[error(transparent)]
     InvalidModel(#[from] GgufError),
+    /// llama.cpp failed to load a file the GGUF reader accepted.
     #[error("loading model {path}: llama.cpp refused it: {cause}")]
     Load {
+        /// The model file.
         path: PathBuf,
+        /// llama.cpp's error.
         cause: llama_cpp_2::LlamaModelLoadError,
     },
+    /// llama.cpp could not create a context (and its KV cache) for a shape.
     #[error("creating a llama.cpp context for {sequences} sequences of {cells} cells: {cause}")]
     Context {
+        /// Sequences the context was for.
         sequences: u32,
+        /// KV cells per sequence (the shape's context, padded to 256).
         cells: u32,
+        /// llama.cpp's error.
         cause: llama_cpp_2::LlamaContextLoadError,
     },
+    /// `llama_decode` returned an error.
     #[error("llama_decode failed during {phase}: {cause}")]
     Decode {
+        /// `"prefill"` or `"decode step"`.
         phase: &'static str,
+        /// llama.cpp's error.
         cause: llama_cpp_2::DecodeError,
     },
+    /// A token could not be added to a llama.cpp batch.
     #[error("building a batch: {0}")]
     Batch(BatchAddError),
+    /// An operation (named) was called before [`Engine::configure`].
     #[error("{0} before the engine was configured")]
     NotConfigured(&'static str),
+    /// A shape asked for more than [`MAX_SEQUENCES`] sequences.
     #[error("batch of {0} sequences is more than llama.cpp's limit of {MAX_SEQUENCES}")]
     TooManySequences(u32),
 }
@@ -164,7 +180,10 @@ unsafe fn cstr_to_string(ptr: *const std::os::raw::c_char) -> String {
 /// A model validated by inferbench's GGUF reader, then loaded by llama.cpp.
 pub struct LoadedModel {
     model: LlamaModel,
+    /// What inferbench's GGUF reader found in the file.
     pub summary: ModelSummary,
+    /// The layers asked to be offloaded (`--n-gpu-layers`): negative means
+    /// all; 0 for a vocabulary-only load.
     pub gpu_layers_requested: i32,
 }
 
@@ -225,6 +244,8 @@ impl LoadedModel {
         }
     }
 
+    /// The context length the model was trained for, in tokens: the longest
+    /// context one sequence may have.
     pub fn n_ctx_train(&self) -> u32 {
         self.model.n_ctx_train()
     }
@@ -272,12 +293,16 @@ impl GreedySampler {
 /// Settings of every context the engine creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LlamaOptions {
+    /// Threads for single-token graphs (llama.cpp's n_threads).
     pub threads: u32,
+    /// Threads for graphs of more than one token: prefill, and decode steps
+    /// of several sequences (llama.cpp's n_threads_batch).
     pub threads_batch: u32,
     /// Physical batch: tokens evaluated per graph (llama.cpp's n_ubatch).
     pub ubatch: u32,
     /// One KV pool shared by all sequences instead of one per sequence.
     pub kv_unified: bool,
+    /// How the next token of each sequence is chosen.
     pub sampler: GreedySampler,
     /// With layers on a GPU, trace its kernels with CUPTI (see
     /// [`crate::cupti`]); off, steps are measured without CUPTI's cost.
@@ -322,6 +347,9 @@ pub struct LlamaEngine<'m> {
 }
 
 impl<'m> LlamaEngine<'m> {
+    /// An engine on `model`, not yet configured. With layers on a GPU it
+    /// probes CUDA event timing and, unless `options.kernel_timing` is off,
+    /// CUPTI kernel tracing; what is unavailable is noted, never an error.
     pub fn new(runtime: &'m Runtime, model: &'m LoadedModel, options: LlamaOptions) -> Self {
         let on_gpu = model.gpu_layers_offloaded(runtime) > 0;
         let (device_timer, timing_notes) = if !on_gpu {

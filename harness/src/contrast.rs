@@ -17,121 +17,17 @@
 //! many independent values as it has: a served request is one, an
 //! in-process run one (its B sequences share every step).
 
-use serde::{Deserialize, Serialize};
-
 use std::path::Path;
 
 use crate::http::point::point_notes;
-use crate::schema::{
-    AnyResult, HttpPoint, HttpResult, InprocPoint, InprocResult, ReadError, RunStatus,
-};
+use crate::schema::{AnyResult, HttpPoint, HttpResult, InprocPoint, InprocResult, ReadError};
 use crate::significance::{median_difference, MedianDifference, Sample};
 use crate::stats::Stats;
 
-/// Bumped on any change that could break a reader of older files.
-pub const CONTRAST_SCHEMA_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layer {
-    Engine,
-    Server,
-    Client,
-}
-
-impl Layer {
-    pub fn title(self) -> &'static str {
-        match self {
-            Layer::Engine => "engine in-process",
-            Layer::Server => "inside the server",
-            Layer::Client => "client over HTTP",
-        }
-    }
-}
-
-/// One layer's figures at one shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LayerRow {
-    pub layer: Layer,
-    pub ttft_ms: Option<Stats>,
-    pub per_token_ms: Option<Stats>,
-    /// Where the row's numbers come from, e.g. "inproc ttft_ms, tpot_ms".
-    pub source: String,
-    /// Independent values behind the row (runs in-process, requests served).
-    pub independent_values: u64,
-}
-
-/// One layer above another, per metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Overhead {
-    pub upper: Layer,
-    pub lower: Layer,
-    pub ttft: Option<MedianDifference>,
-    pub per_token: Option<MedianDifference>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContrastShape {
-    pub prompt_tokens: u32,
-    pub gen_tokens: u32,
-    /// In-process batch and served concurrency.
-    pub sequences: u32,
-    pub layers: Vec<LayerRow>,
-    pub overheads: Vec<Overhead>,
-    /// In-process B × G / E2E, p50 over runs.
-    pub inproc_output_tok_s: Option<f64>,
-    /// Served output tokens over the point's window.
-    pub served_output_tok_s: Option<f64>,
-    /// What makes this shape less than like for like.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-/// What `contrast` was asked to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContrastSettings {
-    pub model: String,
-    pub prompt_tokens: u32,
-    pub gen_tokens: u32,
-    pub concurrency: Vec<u32>,
-    /// Measured requests per served point.
-    pub requests: u64,
-    pub warmup: u32,
-    pub threads: u32,
-    /// Layers on a GPU, in-process and in a started server (absent in
-    /// older files: 0).
-    #[serde(default)]
-    pub n_gpu_layers: i32,
-    pub seed: u64,
-    /// "llama-server" (started by inferbench) or "url" (already running).
-    pub server: String,
-    pub url: Option<String>,
-    /// The started server's command line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_command: Option<Vec<String>>,
-    pub confidence_level: f64,
-    pub resamples: u32,
-}
-
-/// The contrast result file: both runs whole, and the layer table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContrastResult {
-    pub schema_version: u32,
-    /// Always "contrast".
-    pub mode: String,
-    pub status: RunStatus,
-    pub partial: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub started_at: String,
-    pub updated_at: String,
-    pub settings: ContrastSettings,
-    pub inproc: Option<InprocResult>,
-    pub http: Option<HttpResult>,
-    pub shapes: Vec<ContrastShape>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
+pub use crate::schema::contrast::{
+    ContrastResult, ContrastSettings, ContrastShape, Layer, LayerRow, Overhead,
+    CONTRAST_SCHEMA_VERSION,
+};
 
 fn sample(stats: Option<&Stats>, independent: u64) -> Option<Sample> {
     let distribution = stats?.distribution().ok()?;

@@ -11,10 +11,15 @@ use crate::kernels::{DeviceWork, KernelActivity, WorkKind};
 /// The fake's cost model, in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FakeTimings {
+    /// A prefill's fixed cost, whatever the prompts.
     pub prefill_base_ms: f64,
+    /// A prefill's cost per prompt token, over all the batch's prompts.
     pub prefill_per_token_ms: f64,
+    /// A decode step's fixed cost, whatever the batch.
     pub decode_base_ms: f64,
+    /// A decode step's cost per sequence decoded, added to the base.
     pub decode_per_sequence_ms: f64,
+    /// A sample call's cost per sequence sampled.
     pub sample_per_sequence_ms: f64,
     /// The engine's own counters report this fraction of the host time.
     pub counter_fraction: f64,
@@ -44,13 +49,20 @@ impl Default for FakeTimings {
 /// How often each operation was called.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallCounts {
+    /// Calls to `configure`, one per point measured.
     pub configures: u32,
+    /// Calls to `reset`, one per run (warm-up included).
     pub resets: u32,
+    /// Calls to `prefill`.
     pub prefills: u32,
+    /// Calls to `decode_step`.
     pub decode_steps: u32,
+    /// Calls to `sample`, each for every sequence at once (G per run).
     pub samples: u32,
 }
 
+/// An [`Engine`] that reports [`FakeTimings`]' durations instead of running
+/// a model, and counts its calls.
 #[derive(Debug, Clone)]
 pub struct FakeEngine {
     timings: FakeTimings,
@@ -64,6 +76,8 @@ pub struct FakeEngine {
 }
 
 impl FakeEngine {
+    /// A fake with these timings, a 4096-token context per sequence and no
+    /// slow runs.
     pub fn new(timings: FakeTimings) -> Self {
         FakeEngine {
             timings,
@@ -77,6 +91,7 @@ impl FakeEngine {
         }
     }
 
+    /// Sets the context per sequence the engine reports (default 4096 tokens).
     pub fn with_max_context(mut self, max_context: u32) -> Self {
         self.max_context = max_context;
         self
@@ -88,6 +103,7 @@ impl FakeEngine {
         self
     }
 
+    /// How often each operation has been called so far.
     pub fn calls(&self) -> CallCounts {
         self.calls
     }

@@ -27,11 +27,16 @@ use crate::schema::{CounterComparison, DeviceComparison, InprocPoint, TokenTotal
 use crate::stats::Distribution;
 use crate::workload::{batch_prompts, NoOrdinaryTokens, Phase, PromptStream};
 
+/// What [`measure_point`] measures: one batch shape, its runs and its prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PointSpec {
+    /// Sequences, prompt length and tokens generated per sequence.
     pub shape: BatchShape,
+    /// Runs before the measured ones, whose timings are discarded.
     pub warmup_runs: u32,
+    /// Measured runs, each of which enters the point's statistics.
     pub runs: u32,
+    /// Seed of the prompt streams (`--seed`).
     pub seed: u64,
     /// The point's position in its sweep: with the seed, it names the
     /// prompt streams ([`crate::workload`]), so that no two points, runs or
@@ -41,17 +46,30 @@ pub struct PointSpec {
 }
 
 impl PointSpec {
+    /// The point's prompt stream for `phase` (warm-up runs draw from their own).
     pub fn prompts(&self, phase: Phase) -> PromptStream {
         PromptStream::new(self.seed, self.point, phase)
     }
 }
 
+/// Why [`measure_point`] could not measure a point.
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError<E: std::error::Error + 'static> {
+    /// An engine call failed (configure, reset, prefill, decode step or sample).
     #[error(transparent)]
     Engine(E),
+    /// The shape needs more context per sequence than the engine allows
+    /// (found before any engine work).
     #[error("{what} needs {needed} tokens of context per sequence, but the model allows {max}")]
-    ContextTooLong { what: String, needed: u32, max: u32 },
+    ContextTooLong {
+        /// What needs it, e.g. "128 prompt tokens + 64 generated tokens".
+        what: String,
+        /// KV cells one sequence needs: its prompt and every generated token but the last.
+        needed: u32,
+        /// The engine's longest context per sequence, in tokens.
+        max: u32,
+    },
+    /// The vocabulary has no token to build a prompt from (before any engine work).
     #[error(transparent)]
     NoOrdinaryTokens(#[from] NoOrdinaryTokens),
 }
@@ -59,8 +77,11 @@ pub enum RunnerError<E: std::error::Error + 'static> {
 /// Reported after every run, warm-up or measured.
 #[derive(Debug, Clone, Copy)]
 pub struct RunProgress<'a> {
+    /// True for a warm-up run, false for a measured one.
     pub warmup: bool,
+    /// Runs of this phase finished, this one included.
     pub done: u32,
+    /// Runs of this phase in all: `warmup_runs` or `runs`.
     pub of: u32,
     acc: &'a Accumulator,
     warmup_runs: u32,

@@ -13,7 +13,10 @@
 /// bought (tok/s), in the order of the sweep (batch size ascending).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CurvePoint {
+    /// Latency per step, ms (the report takes the point's ITL p50, else its
+    /// decode step's).
     pub latency_ms: f64,
+    /// Throughput at that latency, tok/s (the report takes `decode_tok_s` p50).
     pub throughput: f64,
 }
 

@@ -4,8 +4,6 @@
 //! (`--find-max-rate`, `--find-max-concurrency`) are [`search_max`], which
 //! steps with [`next_probe`].
 
-use serde::{Deserialize, Serialize};
-
 use crate::schema::{HttpPoint, LoadKind, Slo};
 use crate::stats::Stats;
 
@@ -55,6 +53,7 @@ pub fn next_probe(best: Option<f64>, failing: Option<f64>, whole: bool) -> Optio
 pub enum ProbeVerdict {
     /// The load met the objective.
     Met,
+    /// The load missed the objective.
     Missed,
     /// The probe did not finish (interrupted): the search stops, and the
     /// probe counts neither way.
@@ -65,8 +64,12 @@ pub enum ProbeVerdict {
 /// lowest that missed it, of `probes` probes.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchOutcome {
+    /// The highest load probed that met the objective, in the search's unit
+    /// (req/s or concurrency); `None`: no probe met it.
     pub best: Option<f64>,
+    /// The lowest load probed that missed it; `None`: no probe missed.
     pub failing: Option<f64>,
+    /// Probes measured (at most 12), an incomplete last one included.
     pub probes: u32,
 }
 
@@ -102,37 +105,7 @@ pub fn search_max<E>(
     Ok(outcome)
 }
 
-/// Expected latency per replica at the planned load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Expected {
-    pub p50: f64,
-    pub p99: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
-    pub target_rate: f64,
-    pub headroom: f64,
-    pub slo: Slo,
-    /// The highest measured load (achieved requests per second) whose p99
-    /// met every objective, every lower load passing too: the capacity of
-    /// one replica. Never beyond a measured passing point.
-    pub capacity_req_s: Option<f64>,
-    /// The load label of that point (`c=8`, `2 req/s`).
-    pub capacity_point: Option<String>,
-    /// The lowest measured load above it that failed, if any: the SLO
-    /// boundary lies between the two.
-    pub first_failing_req_s: Option<f64>,
-    pub replicas: Option<u64>,
-    /// Target rate / replicas.
-    pub per_replica_req_s: Option<f64>,
-    /// Interpolated between the measured points around the per-replica load.
-    pub expected_ttft_ms: Option<Expected>,
-    pub expected_tpot_ms: Option<Expected>,
-    pub expected_e2e_ms: Option<Expected>,
-    /// Whether the sweep brackets the SLO boundary, and what to measure next.
-    pub advice: Vec<String>,
-}
+pub use crate::schema::plan::{Expected, Plan};
 
 fn interpolate(points: &[(f64, Expected)], x: f64) -> Option<Expected> {
     let first = points.first()?;

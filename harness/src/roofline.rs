@@ -18,6 +18,7 @@ use crate::schema::roofline::{
 /// The bandwidth a decode step is judged against, and which probe gave it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BandwidthCeiling {
+    /// The ceiling in GB/s (10^9 bytes per second), always positive.
     pub gb_s: f64,
     /// "stream-triad", "device copy" or "nominal" (see [`Roofline`]).
     pub source: &'static str,

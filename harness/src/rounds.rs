@@ -6,118 +6,15 @@
 //! statistics (the rounds merged exactly), the per-round medians with their
 //! spread and a t-interval over rounds, and each target against the first.
 
-use serde::{Deserialize, Serialize};
-
 use crate::merge::merge_http_points;
-use crate::schema::{HttpPoint, HttpResult, RunStatus};
-use crate::significance::{
-    median_difference, Interval, MedianDifference, Sample, DEFAULT_RESAMPLES,
-};
+use crate::schema::HttpPoint;
+use crate::significance::{median_difference, Interval, Sample, DEFAULT_RESAMPLES};
 use crate::stats::Stats;
 
-pub const ROUNDS_SCHEMA_VERSION: u32 = 1;
-
-/// The metrics summarized per round: the point's p50 of each latency, and
-/// its output throughput.
-pub const ROUND_METRICS: [&str; 4] = ["ttft_ms", "tpot_ms", "e2e_ms", "output_tok_s"];
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoundsSettings {
-    pub targets: Vec<String>,
-    pub rounds: u32,
-    /// The prompt seed of each round, shared by every target in it.
-    pub prompt_seeds: Vec<u64>,
-    pub level: f64,
-}
-
-/// One (round, target) run, in the order they ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoundEntry {
-    pub round: u32,
-    pub target: usize,
-    pub started_at: String,
-    /// The run's own result file, written beside this one.
-    pub file: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TargetRuns {
-    pub url: String,
-    /// One served result per round, in round order.
-    pub rounds: Vec<HttpResult>,
-}
-
-/// A metric of one target over the rounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OverRounds {
-    pub per_round: Vec<f64>,
-    pub mean: f64,
-    /// Standard deviation of the per-round values over their mean.
-    pub cv: Option<f64>,
-    /// Student-t interval of the mean over rounds (needs 2 rounds).
-    pub t_interval: Option<Interval>,
-    /// The rounds merged: the median of all their requests, with its
-    /// bootstrap interval (latencies only).
-    pub pooled_median: Option<f64>,
-    pub pooled_median_ci: Option<Interval>,
-}
-
-/// A target against the first, one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairedDifference {
-    /// This target − the first, per round.
-    pub per_round: Vec<f64>,
-    pub mean: f64,
-    /// This target's mean over rounds / the first's (absent in older files).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratio: Option<f64>,
-    /// Student-t interval of the mean paired difference (needs 2 rounds):
-    /// the drift common to both sides of a round cancels in it.
-    pub t_interval: Option<Interval>,
-    /// The pooled medians' difference with its bootstrap interval, which
-    /// does not cancel drift (latencies only).
-    pub pooled: Option<MedianDifference>,
-    /// "better", "worse" (this target against the first) or "no
-    /// significant difference", from the paired interval.
-    pub verdict: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TargetSummary {
-    pub url: String,
-    /// The rounds merged into one point.
-    pub pooled: HttpPoint,
-    pub metrics: std::collections::BTreeMap<String, OverRounds>,
-    /// Absent for the first target.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub versus_first: Option<std::collections::BTreeMap<String, PairedDifference>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LoadSummary {
-    /// `c=8`, `2 req/s`.
-    pub load: String,
-    pub targets: Vec<TargetSummary>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoundsResult {
-    pub schema_version: u32,
-    /// Always "rounds".
-    pub mode: String,
-    pub status: RunStatus,
-    pub partial: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub started_at: String,
-    pub updated_at: String,
-    pub settings: RoundsSettings,
-    pub order: Vec<RoundEntry>,
-    pub targets: Vec<TargetRuns>,
-    pub summary: Vec<LoadSummary>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
+pub use crate::schema::rounds::{
+    LoadSummary, OverRounds, PairedDifference, RoundEntry, RoundsResult, RoundsSettings,
+    TargetRuns, TargetSummary, ROUNDS_SCHEMA_VERSION, ROUND_METRICS,
+};
 
 fn metric_value(p: &HttpPoint, metric: &str) -> Option<f64> {
     let p50 = |s: &Option<Stats>| s.as_ref().map(|s| s.p50);

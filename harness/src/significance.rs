@@ -10,32 +10,14 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 
 use crate::stats::Distribution;
+
+pub use crate::schema::difference::{Interval, MedianDifference};
 
 /// Resamples per interval: enough for the 2.5% and 97.5% points to move
 /// by well under the histogram's 0.1% precision between seeds.
 pub const DEFAULT_RESAMPLES: u32 = 2000;
-
-/// A two-sided interval at `level` (0.95 for 95%).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Interval {
-    pub low: f64,
-    pub high: f64,
-    pub level: f64,
-}
-
-impl Interval {
-    pub fn contains(&self, x: f64) -> bool {
-        self.low <= x && x <= self.high
-    }
-
-    /// True when zero is outside: the difference is resolved at this level.
-    pub fn excludes_zero(&self) -> bool {
-        !self.contains(0.0)
-    }
-}
 
 /// 1-based nearest rank of the `q` quantile among `n` values.
 fn nearest_rank(q: f64, n: u64) -> u64 {
@@ -128,23 +110,6 @@ impl Sample {
         }
         self.values[self.values.len() - 1]
     }
-}
-
-/// `other`'s median minus `base`'s, absolutely and relative to `base`'s, each
-/// with its percentile-bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MedianDifference {
-    pub base_median: f64,
-    pub other_median: f64,
-    pub difference: f64,
-    pub difference_ci: Interval,
-    /// difference / base median, in percent (absent when the base median is 0).
-    pub percent: Option<f64>,
-    pub percent_ci: Option<Interval>,
-    /// Independent values each side's resamples drew.
-    pub base_draws: u64,
-    pub other_draws: u64,
-    pub resamples: u32,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -88,6 +88,7 @@ pub struct VllmExport {
 }
 
 impl VllmExport {
+    /// An empty export for one point, recording queue times in ms.
     pub fn new() -> VllmExport {
         VllmExport {
             queue_ms: Some(Distribution::milliseconds()),
@@ -95,6 +96,8 @@ impl VllmExport {
         }
     }
 
+    /// Records one finished request of the point; a failed one adds only its
+    /// queue time and a latency of 0.
     pub fn add(&mut self, r: &RequestRecord) {
         let sent_s = r.sent_ms / 1e3;
         let queue_s = match r.scheduled_ms {

@@ -22,7 +22,9 @@ use crate::engine::{PromptVocab, TokenId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
+    /// The runs or requests that enter the statistics.
     Measured,
+    /// Warm-up runs or requests, never counted.
     Warmup,
 }
 
@@ -38,6 +40,7 @@ pub struct PromptStream {
     pub content_seed: u64,
     /// The point's position in the run (a sweep's level, a search's probe).
     pub point: u32,
+    /// Warm-up or measured: the two never share a prompt.
     pub phase: Phase,
 }
 
@@ -50,6 +53,8 @@ enum Purpose {
 }
 
 impl PromptStream {
+    /// The stream of `phase` at point `point`, lengths and content both drawn
+    /// from `seed`.
     pub fn new(seed: u64, point: u32, phase: Phase) -> Self {
         PromptStream {
             seed,
@@ -59,6 +64,8 @@ impl PromptStream {
         }
     }
 
+    /// The same stream with its content (token ids, text, shared blocks)
+    /// drawn from `content_seed`; its lengths still come from `seed`.
     pub fn with_content_seed(self, content_seed: u64) -> Self {
         PromptStream {
             content_seed,
@@ -110,6 +117,7 @@ impl PromptStream {
     }
 }
 
+/// The vocabulary has no ordinary token, so no synthetic prompt can be drawn.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the model's vocabulary has no ordinary token to build a synthetic prompt from (every token is a control, unused or end-of-generation token)")]
 pub struct NoOrdinaryTokens;

@@ -16,7 +16,7 @@ use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::mock::{Fault, MockServer, Script, UsageStyle};
 use inferbench_harness::http::point::{HttpAccumulator, RequestRecord};
 use inferbench_harness::http::workload::Workload;
-use inferbench_harness::schema::{HttpPoint, LoadDescription, LoadKind, Slo};
+use inferbench_harness::schema::{HttpPoint, Slo};
 use inferbench_harness::workload::{Phase, PromptStream};
 
 fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc<HttpClient> {
@@ -35,18 +35,6 @@ fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc
     )
 }
 
-fn describe() -> LoadDescription {
-    LoadDescription {
-        kind: LoadKind::Closed,
-        concurrency: None,
-        rate: None,
-        arrival: None,
-        burstiness: None,
-        max_inflight: None,
-        trace_speed: None,
-    }
-}
-
 async fn measure(
     client: Arc<HttpClient>,
     load: Load,
@@ -58,6 +46,7 @@ async fn measure(
     let start = Instant::now();
     let mut acc = HttpAccumulator::new(start, slo);
     let mut records = Vec::new();
+    let description = load.describe();
     let plan = PointPlan {
         load,
         limits: Limits {
@@ -78,7 +67,7 @@ async fn measure(
     .await;
     assert!(!end.interrupted);
     records.sort_by_key(|r| r.index);
-    let point = acc.finish(describe(), true, end.cancelled);
+    let point = acc.finish(description, true, end.cancelled);
     (records, point)
 }
 
@@ -179,8 +168,10 @@ async fn every_fault_is_counted_in_its_class_and_kept_out_of_latencies() {
     let start = Instant::now();
     let mut acc = HttpAccumulator::new(start, Slo::default());
     let mut records = Vec::new();
+    let load = Load::Closed { concurrency: 2 };
+    let description = load.describe();
     let plan = PointPlan {
-        load: Load::Closed { concurrency: 2 },
+        load,
         limits: Limits {
             num_requests: Some(faults.len() as u64 * 3),
             duration: None,
@@ -198,7 +189,7 @@ async fn every_fault_is_counted_in_its_class_and_kept_out_of_latencies() {
     )
     .await;
     assert_eq!(end.cancelled, 0);
-    let p = acc.finish(describe(), true, 0);
+    let p = acc.finish(description, true, 0);
     let by_class = &p.requests.failed_by_class;
     assert_eq!(p.requests.total, records.len() as u64);
     assert_eq!(p.requests.succeeded + p.requests.failed, p.requests.total);
@@ -636,16 +627,19 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
     let client = client(&server, Endpoint::Completions, None);
     assert_eq!(client.preconnect(8).await, 8);
     // A probe whose response arrived early can hand its connection to a
-    // probe still connecting; that probe's own connection then completes in
-    // the background and joins the pool (hyper-util does so), which under
-    // load may take a moment after preconnect returns.
+    // probe still connecting, whose own connect then completes in the
+    // background and joins the pool (hyper-util does so): preconnect waits
+    // for those, so none is still opening when it returns.
+    assert_eq!(client.connects().started(), 8);
+    assert_eq!(client.connects().pending(), 0, "a connect still opening");
+    // The server may accept the last of them a moment later.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while server.connections() < 8 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(server.connections(), 8);
     let (records, _) = measure(
-        client,
+        client.clone(),
         Load::Closed { concurrency: 8 },
         16,
         3,
@@ -653,6 +647,11 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
     )
     .await;
     assert!(records.iter().all(|r| r.ok));
+    assert_eq!(
+        client.connects().started(),
+        8,
+        "a measured request opened a connection"
+    );
     // Each connection carried two requests in turn: a stream read to its end
     // leaves its connection reusable.
     assert_eq!(

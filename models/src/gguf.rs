@@ -24,40 +24,82 @@ const MAX_COUNT: u64 = i64::MAX as u64;
 /// thousand); more grow as they are read.
 const MAX_RESERVED_TENSORS: u64 = 1 << 14;
 
+/// Why a file is not a GGUF file llama.cpp can safely be given.
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
+    /// The file could not be opened, sized or read (other than ending early).
     #[error("{path}: cannot read: {cause}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         cause: std::io::Error,
     },
+    /// The file does not start with `GGUF`.
     #[error("{path}: not a GGUF file (bad magic {found:02x?}, expected \"GGUF\")")]
-    BadMagic { path: PathBuf, found: [u8; 4] },
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// Its first four bytes.
+        found: [u8; 4],
+    },
+    /// The header declares a GGUF version other than 2 or 3.
     #[error("{path}: GGUF version {version} is not supported (llama.cpp reads versions 2 and 3)")]
-    UnsupportedVersion { path: PathBuf, version: u32 },
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version the header declares.
+        version: u32,
+    },
+    /// The file ends early, or breaks a rule of GGUF or one llama.cpp
+    /// takes on trust (counts, duplicates, dims, alignment, vocabulary,
+    /// hyperparameters).
     #[error("{path}: truncated or corrupt GGUF: {what}")]
-    Malformed { path: PathBuf, what: String },
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        what: String,
+    },
+    /// A tensor's type id is none the vendored ggml knows.
     #[error("{path}: tensor '{tensor}' has unsupported tensor type id {type_id}")]
     UnsupportedTensorType {
+        /// The file.
         path: PathBuf,
+        /// The tensor's name.
         tensor: String,
+        /// The type id it declares.
         type_id: u32,
     },
+    /// A tensor's data would extend past the end of the file.
     #[error("{path}: truncated: tensor '{tensor}' needs bytes up to {needed_end}, but the file is {file_size} bytes")]
     TruncatedTensorData {
+        /// The file.
         path: PathBuf,
+        /// The tensor's name.
         tensor: String,
+        /// Byte offset in the file where its data would end (`u64::MAX` on overflow).
         needed_end: u64,
+        /// Size of the file, in bytes.
         file_size: u64,
     },
+    /// A metadata key the reader needs (`general.architecture`) is absent or
+    /// of the wrong type.
     #[error("{path}: metadata key '{key}' is required but missing")]
-    MissingKey { path: PathBuf, key: String },
+    MissingKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+    },
 }
 
 /// A ggml tensor type as stored in GGUF files, with its block geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GgmlType {
+    /// ggml's `enum ggml_type` value, as GGUF stores it.
     pub id: u32,
+    /// ggml's name for the type, e.g. "Q4_K".
     pub name: &'static str,
     /// Elements per block.
     pub block_size: u64,
@@ -126,22 +168,37 @@ impl fmt::Display for GgmlType {
 /// checked; strings are decoded lossily, as llama.cpp tolerates bad UTF-8.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MetaValue {
+    /// GGUF value type 0: `uint8`.
     U8(u8),
+    /// GGUF value type 1: `int8`.
     I8(i8),
+    /// GGUF value type 2: `uint16`.
     U16(u16),
+    /// GGUF value type 3: `int16`.
     I16(i16),
+    /// GGUF value type 4: `uint32`.
     U32(u32),
+    /// GGUF value type 5: `int32`.
     I32(i32),
+    /// GGUF value type 6: `float32`.
     F32(f32),
+    /// GGUF value type 7: `bool`, one byte that must be 0 or 1.
     Bool(bool),
+    /// GGUF value type 8: a length-prefixed string, decoded lossily as UTF-8.
     String(String),
+    /// GGUF value type 9: an array of one element type (arrays do not nest).
     Array(Vec<MetaValue>),
+    /// GGUF value type 10: `uint64`.
     U64(u64),
+    /// GGUF value type 11: `int64`.
     I64(i64),
+    /// GGUF value type 12: `float64`.
     F64(f64),
 }
 
 impl MetaValue {
+    /// The value of any integer type, when it is non-negative; `None` for
+    /// negative integers and every other type.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             MetaValue::U8(v) => Some(v.into()),
@@ -156,6 +213,7 @@ impl MetaValue {
         }
     }
 
+    /// The string, when the value is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             MetaValue::String(s) => Some(s),
@@ -163,6 +221,7 @@ impl MetaValue {
         }
     }
 
+    /// The elements, when the value is an array.
     pub fn as_array(&self) -> Option<&[MetaValue]> {
         match self {
             MetaValue::Array(a) => Some(a),
@@ -171,11 +230,14 @@ impl MetaValue {
     }
 }
 
+/// One entry of a GGUF file's tensor table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorInfo {
+    /// The tensor's name, e.g. `blk.0.attn_q.weight`.
     pub name: String,
     /// ggml order: `dims[0]` is the contiguous (row) dimension.
     pub dims: Vec<u64>,
+    /// The type its data is stored in.
     pub ggml_type: GgmlType,
     /// Relative to the start of the tensor data section.
     pub offset: u64,
@@ -199,7 +261,11 @@ impl TensorInfo {
 /// V of every cell in context, f16.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeTraffic {
+    /// Weight bytes read per step: every tensor's data, less
+    /// `token_embd.weight` when a separate `output.weight` exists.
     pub weight_bytes: u64,
+    /// Bytes of f16 K and V one context cell holds over every layer:
+    /// layers × KV heads × (key + value length) × 2.
     pub kv_bytes_per_cell: u64,
     /// What the count assumes.
     pub notes: Vec<String>,
@@ -244,31 +310,50 @@ impl PrefillCompute {
 /// A GGUF file whose header, metadata and tensor table were read and checked.
 #[derive(Debug, Clone)]
 pub struct GgufFile {
+    /// The file read.
     pub path: PathBuf,
+    /// The GGUF format version (2 or 3).
     pub version: u32,
+    /// Size of the file, in bytes.
     pub file_size: u64,
+    /// Every metadata key with its value.
     pub metadata: BTreeMap<String, MetaValue>,
+    /// The tensor table, in file order.
     pub tensors: Vec<TensorInfo>,
+    /// Byte offset in the file of the tensor data section (the end of the
+    /// tensor table, aligned to `general.alignment`, default 32); tensor
+    /// offsets are relative to it.
     pub data_offset: u64,
 }
 
 /// What a person (and a result file's provenance) wants to know of a model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelSummary {
+    /// The file's path, as given.
     pub path: String,
+    /// `general.name`; `None` when absent.
     pub name: Option<String>,
+    /// `general.architecture` (e.g. "llama", "gemma3").
     pub architecture: String,
+    /// Parameters: the elements of every tensor, summed.
     pub parameters: u64,
+    /// `{architecture}.block_count`; `None` when absent.
     pub layers: Option<u64>,
+    /// Training context length in tokens, `{architecture}.context_length`; `None` when absent.
     pub context_length: Option<u64>,
+    /// `{architecture}.embedding_length`; `None` when absent.
     pub embedding_length: Option<u64>,
+    /// Entries of `tokenizer.ggml.tokens`; `None` without a vocabulary.
     pub vocab_size: Option<u64>,
     /// From `general.file_type` when present, else the type holding the most bytes.
     pub quantization: String,
     /// Tensor type name to tensor count.
     pub tensor_types: BTreeMap<String, u64>,
+    /// Tensors in the tensor table.
     pub tensor_count: u64,
+    /// Size of the file, in bytes.
     pub file_size_bytes: u64,
+    /// The GGUF format version (2 or 3).
     pub gguf_version: u32,
 }
 
@@ -657,10 +742,13 @@ impl GgufFile {
         })
     }
 
+    /// The metadata value of `key`, if the file has it.
     pub fn get(&self, key: &str) -> Option<&MetaValue> {
         self.metadata.get(key)
     }
 
+    /// `general.architecture` (e.g. "llama"); [`GgufError::MissingKey`] when
+    /// it is absent or not a string.
     pub fn architecture(&self) -> Result<&str, GgufError> {
         self.get("general.architecture")
             .and_then(MetaValue::as_str)
@@ -693,6 +781,8 @@ impl GgufFile {
         }
     }
 
+    /// What one decode step must read from memory, from the tensor table
+    /// and the attention shape (see [`DecodeTraffic`]).
     pub fn decode_traffic(&self) -> DecodeTraffic {
         let has_output = self.tensors.iter().any(|t| t.name == "output.weight");
         let mut notes = Vec::new();
@@ -791,10 +881,13 @@ impl GgufFile {
         }
     }
 
+    /// Parameters: the elements of every tensor, summed.
     pub fn parameter_count(&self) -> u64 {
         self.tensors.iter().map(TensorInfo::elements).sum()
     }
 
+    /// The model's summary; fails with [`GgufError::MissingKey`] without
+    /// `general.architecture`.
     pub fn summary(&self) -> Result<ModelSummary, GgufError> {
         let architecture = self.architecture()?.to_string();
         let mut tensor_types = BTreeMap::new();

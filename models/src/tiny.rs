@@ -10,10 +10,18 @@ use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
+/// Why writing the tiny model failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TinyModelError {
+    /// Creating, writing, syncing or renaming the file failed.
     #[error("writing tiny model {path}: {cause}")]
-    Io { path: String, cause: std::io::Error },
+    Io {
+        /// The model's destination path.
+        path: String,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+    /// candle failed to build, quantize or serialize the tensors.
     #[error("building tiny model tensors: {0}")]
     Candle(#[from] candle_core::Error),
 }
@@ -22,12 +30,19 @@ pub enum TinyModelError {
 /// writes and what every command uses when no model is given.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TinySpec {
+    /// Embedding length (hidden size), `llama.embedding_length`.
     pub embedding: usize,
+    /// Transformer blocks, `llama.block_count`.
     pub layers: usize,
+    /// Attention heads; each head has `embedding / heads` dimensions.
     pub heads: usize,
+    /// Key/value heads (fewer than `heads` for grouped-query attention).
     pub kv_heads: usize,
+    /// Hidden size of each block's feed-forward network, `llama.feed_forward_length`.
     pub feed_forward: usize,
+    /// Training context length in tokens, `llama.context_length`.
     pub context_length: u32,
+    /// Seed of the weights: each tensor's SplitMix64 stream starts at `seed` xor a hash of its name.
     pub seed: u64,
 }
 

@@ -11,7 +11,10 @@ pub struct KernelTiming {
     /// What recorded the activity, e.g. "cupti activity records (concurrent
     /// kernels, copies, memsets), device timestamps".
     pub source: String,
+    /// The prefills, one value per run (absent when no prefill had records).
     pub prefill: Option<KernelPhase>,
+    /// The decode steps, one value per step (absent when no step had
+    /// records, as with one generated token).
     pub decode_step: Option<KernelPhase>,
 }
 
@@ -29,6 +32,7 @@ pub struct KernelPhase {
     /// host − busy, per step: what the step cost beyond the kernels (graph
     /// building, launches, gaps, synchronization, the logits copy).
     pub overhead_ms: Option<Stats>,
+    /// Kernels the records show in each step (a count).
     pub kernels_per_step: Option<Stats>,
     /// From the call into the engine to the first kernel's start.
     pub first_kernel_delay_ms: Option<Stats>,
@@ -48,6 +52,7 @@ pub struct KernelPhase {
 /// Whether kernel timing was used in a run, and why not.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KernelTimingStatus {
+    /// True when the device's activity records timed this run's kernels.
     pub available: bool,
     /// What records the kernels when available ("cupti ..."); why not
     /// otherwise ("no layers on a GPU", "libcupti not found: ...").

@@ -11,10 +11,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::stats::{HistogramInfo, Stats};
 
-pub mod http;
-pub mod inproc;
+// The two modes' types are reached through `schema::` itself, so that each
+// has one path; the smaller concepts keep their module's name.
+pub mod compare;
+pub mod contrast;
+pub mod difference;
+mod http;
+mod inproc;
 pub mod kernels;
+pub mod plan;
 pub mod roofline;
+pub mod rounds;
 pub mod server_metrics;
 pub mod telemetry;
 
@@ -24,18 +31,26 @@ pub use inproc::*;
 /// Bumped on any change that could break a reader of older files.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// Which command wrote a result file (its `mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
+    /// "inproc": llama.cpp in this process, settings and points of
+    /// [`InprocSettings`] and [`InprocPoint`].
     Inproc,
+    /// "http": a server over HTTP, settings and points of [`HttpSettings`]
+    /// and [`HttpPoint`].
     Http,
 }
 
+/// Where a run stands (a result file's `status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Still being written: points finished so far are in the file.
     Running,
+    /// Ended with neither an error nor an interrupt (`partial` still says
+    /// whether every point was measured completely).
     Complete,
     /// Stopped by Ctrl-C (or SIGTERM).
     Interrupted,
@@ -46,18 +61,31 @@ pub enum RunStatus {
 /// A whole result file. `S` is the mode's settings, `P` its point type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultFile<S, P> {
+    /// The [`SCHEMA_VERSION`] of the build that wrote the file.
     pub schema_version: u32,
+    /// Which command wrote the file, and so what `settings` and `points` hold.
     pub mode: Mode,
     /// True unless every requested point was measured completely.
     pub partial: bool,
+    /// Where the run stands: running while it is written, then how it ended.
     pub status: RunStatus,
+    /// The error that stopped the run; present exactly when `status` is
+    /// failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// When the run started (RFC 3339, UTC).
     pub started_at: String,
+    /// When the run last wrote the file (RFC 3339, UTC): after every point
+    /// and at its end.
     pub updated_at: String,
+    /// What was measured, with what build, on which machine.
     pub provenance: Provenance,
+    /// What the run was asked to do, in the mode's own terms.
     pub settings: S,
+    /// How every stats object's percentiles and histogram were recorded.
     pub histogram: HistogramInfo,
+    /// The points measured so far; one cut short by an interrupt has
+    /// `complete` false.
     pub points: Vec<P>,
     /// `http --find-max-rate`: the answer of the search whose probes are the points.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -80,7 +108,11 @@ pub struct MaxRateSearch {
     /// Lowest probed rate that did not (none failed: null, the server was
     /// never pushed past the SLO within the probes).
     pub lowest_failing_rate: Option<f64>,
+    /// Rates probed (at most 12, an incomplete last one included), each a
+    /// point of the file.
     pub probes: u32,
+    /// What a probe had to meet, in words: "p99 of every --slo objective
+    /// met and no failed request".
     pub criterion: String,
 }
 
@@ -91,15 +123,24 @@ pub struct MaxConcurrencySearch {
     pub max_concurrency: Option<u32>,
     /// Lowest probed concurrency that did not (none failed: null).
     pub lowest_failing_concurrency: Option<u32>,
+    /// Concurrencies probed (at most 12, an incomplete last one included),
+    /// each a point of the file.
     pub probes: u32,
+    /// What a probe had to meet, in words (as for `max_rate`).
     pub criterion: String,
 }
 
+/// What was measured, with what build of what, on which machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
+    /// The inferbench build.
     pub tool: ToolInfo,
+    /// The engine, or in HTTP mode the client.
     pub engine: EngineInfo,
+    /// The machine inferbench ran on.
     pub host: HostInfo,
+    /// The GGUF file: the model measured in-process, or `--token-ids-from`'s
+    /// in HTTP mode (absent without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<ModelInfo>,
     /// The server measured (HTTP mode).
@@ -109,22 +150,33 @@ pub struct Provenance {
     pub timestamp: String,
 }
 
+/// The inferbench build that wrote the file, as embedded at compile time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolInfo {
+    /// The package name: "inferbench".
     pub name: String,
+    /// The package version, e.g. "0.1.0".
     pub version: String,
+    /// The git commit built (null when git could not tell: no checkout, no
+    /// git).
     pub git_commit: Option<String>,
+    /// Whether tracked files differed from that commit at build time (null
+    /// when git could not tell).
     pub git_dirty: Option<bool>,
     /// Cargo profile the binary was built with.
     pub build_profile: String,
+    /// The target triple, e.g. "x86_64-unknown-linux-gnu".
     pub target: String,
     /// `-C target-cpu` the binary was built for, if any.
     pub target_cpu: Option<String>,
     /// Cargo features of the binary.
     pub features: Vec<String>,
+    /// `rustc --version` of the compiler that built it (null when unknown).
     pub rustc: Option<String>,
 }
 
+/// The engine measured and how it was driven: llama.cpp in-process, or in
+/// HTTP mode the client and its clock (the server is `provenance.server`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineInfo {
     /// e.g. "llama.cpp".
@@ -137,10 +189,20 @@ pub struct EngineInfo {
     pub backend: String,
     /// Features the engine reports for the CPU (llama_print_system_info).
     pub cpu_features: Option<String>,
+    /// The backend devices llama.cpp lists, as "backend: description (name)"
+    /// (empty in HTTP mode).
     pub devices: Vec<String>,
+    /// Threads for single-token graphs (llama.cpp's n_threads); in HTTP
+    /// mode the client's runtime threads.
     pub threads: Option<u32>,
+    /// Threads for graphs of more than one token (llama.cpp's
+    /// n_threads_batch; null in HTTP mode).
     pub threads_batch: Option<u32>,
+    /// `--n-gpu-layers` as asked (-1: all; null in HTTP mode).
     pub gpu_layers_requested: Option<i32>,
+    /// Layers llama.cpp put on a GPU: 0 without one, else the request
+    /// capped at the model's layers plus its output layer (null in HTTP
+    /// mode).
     pub gpu_layers_offloaded: Option<u32>,
     /// Which clock timed the steps: "host" or "cuda_events+host".
     pub timing_source: String,
@@ -165,18 +227,27 @@ pub struct EngineBuild {
     pub cmake_build_type: String,
     /// The C and C++ flags of that build type.
     pub c_flags: String,
+    /// The C++ flags of that build type.
     pub cxx_flags: String,
     /// GGML_NATIVE: compiled for the build machine's CPU features.
     pub ggml_native: Option<bool>,
 }
 
+/// The machine inferbench ran on (in HTTP mode the client's, which need not
+/// be the server's).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostInfo {
+    /// The CPU's brand string ("unknown" when unreadable).
     pub cpu_model: String,
+    /// Logical CPUs, SMT siblings included.
     pub logical_cores: u32,
+    /// Physical cores (null when unknown): the default thread count.
     pub physical_cores: Option<u32>,
+    /// Total memory, in bytes.
     pub memory_bytes: u64,
+    /// The operating system's name and version.
     pub os: String,
+    /// The OS kernel's version (null when unknown).
     pub kernel: Option<String>,
     /// Memory bandwidth measured before an in-process CPU run, the ceiling
     /// of its decode steps' roofline (absent elsewhere and in older files).
@@ -193,35 +264,54 @@ pub struct HostInfo {
     pub device_memory_bandwidth: Option<roofline::DeviceBandwidth>,
 }
 
+/// The GGUF model file, as inferbench's own reader saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
+    /// The file's path, as given.
     pub path: String,
+    /// SHA-256 of the whole file, lowercase hex (null: not computed).
     pub sha256: Option<String>,
+    /// Size of the file, in bytes.
     pub file_size_bytes: u64,
+    /// `general.name` (null when absent).
     pub name: Option<String>,
+    /// `general.architecture`, e.g. "llama", "gemma3".
     pub architecture: String,
+    /// Parameters: the elements of every tensor, summed.
     pub parameters: u64,
+    /// `{architecture}.block_count` (null when absent).
     pub layers: Option<u64>,
+    /// Training context length in tokens, `{architecture}.context_length`
+    /// (null when absent).
     pub context_length: Option<u64>,
+    /// The name of `general.file_type` (e.g. "Q4_K_M"), else the tensor
+    /// type holding the most bytes.
     pub quantization: String,
+    /// Tensor type name (e.g. "Q4_K", "F32") to the number of tensors of
+    /// that type.
     pub tensor_types: std::collections::BTreeMap<String, u64>,
 }
 
 /// Token totals over the measured runs of a point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenTotals {
+    /// Prompt tokens prefilled: runs × batch × prompt length.
     pub prompt: u64,
+    /// Tokens generated: runs × batch × generated tokens per sequence.
     pub generated: u64,
 }
 
 /// The engine's own counters beside the harness's clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CounterComparison {
+    /// The prefill eval time the engine reports, ms, one value per run.
     pub prefill_ms: Option<Stats>,
     /// Per-step mean the engine reports, one value per step.
     pub decode_step_ms: Option<Stats>,
     /// Σ harness prefill / Σ engine prefill: 1.0 means the harness adds nothing.
     pub harness_over_engine_prefill: Option<f64>,
+    /// Σ harness decode-step time / Σ engine decode eval time, over the runs
+    /// with counters: 1.0 means the harness adds nothing.
     pub harness_over_engine_decode_step: Option<f64>,
 }
 
@@ -235,16 +325,23 @@ pub struct DeviceComparison {
     /// device timing was the same event window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub brackets: Option<String>,
+    /// The event interval around each prefill, ms, one value per run.
     pub prefill_ms: Option<Stats>,
+    /// The event interval around each decode step, ms, one value per step.
     pub decode_step_ms: Option<Stats>,
+    /// Σ host prefill / Σ event prefill, over the prefills both timed.
     pub host_over_device_prefill: Option<f64>,
+    /// Σ host decode step / Σ event decode step, over the steps both timed.
     pub host_over_device_decode_step: Option<f64>,
 }
 
+/// A result file that could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("writing result file {path}: {cause}")]
 pub struct WriteError {
+    /// The result file (not its temporary file).
     pub path: PathBuf,
+    /// The I/O error (a JSON encoding error arrives as one too).
     pub cause: std::io::Error,
 }
 
@@ -256,14 +353,18 @@ pub struct ResultWriter {
 }
 
 impl ResultWriter {
+    /// A writer of the file at `path`; nothing is written until [`Self::write`].
     pub fn new(path: impl Into<PathBuf>) -> Self {
         ResultWriter { path: path.into() }
     }
 
+    /// The file written.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Writes `value` as pretty-printed JSON to `PATH.tmp`, syncs it and
+    /// renames it over the file.
     pub fn write<T: Serialize>(&self, value: &T) -> Result<(), WriteError> {
         let err = |source| WriteError {
             path: self.path.clone(),
@@ -284,24 +385,43 @@ impl ResultWriter {
 #[derive(Debug, Clone)]
 pub enum AnyResult {
     // Boxed: a result's settings and provenance make each large.
+    /// A file of `inferbench inproc` (`mode` "inproc").
     Inproc(Box<InprocResult>),
+    /// A file of `inferbench http` (`mode` "http").
     Http(Box<HttpResult>),
 }
 
+/// Why [`AnyResult::read`] could not read a result file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The file could not be read.
     #[error("reading {}: {cause}", path.display())]
     Io {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         cause: std::io::Error,
     },
+    /// The file is not JSON, has no schema version or mode, or does not
+    /// have its mode's shape.
     #[error("{} is not an inferbench result file: {message}", path.display())]
-    NotAResult { path: PathBuf, message: String },
+    NotAResult {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file has another schema version than [`SCHEMA_VERSION`].
     #[error(
         "{} has schema_version {found}; this inferbench reads version {SCHEMA_VERSION}",
         path.display()
     )]
-    Version { path: PathBuf, found: u64 },
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The file's `schema_version`.
+        found: u64,
+    },
 }
 
 impl AnyResult {
@@ -340,6 +460,7 @@ impl AnyResult {
         parsed.map_err(|e| not_a_result(e.to_string()))
     }
 
+    /// The file's provenance, whichever its mode.
     pub fn provenance(&self) -> &Provenance {
         match self {
             AnyResult::Inproc(r) => &r.provenance,

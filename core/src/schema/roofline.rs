@@ -9,10 +9,14 @@ pub struct Roofline {
     pub weight_bytes: u64,
     /// K and V read at the mean context of the decode steps, all sequences.
     pub kv_bytes: u64,
+    /// Bytes one decode step reads: `weight_bytes` + `kv_bytes`.
     pub bytes_per_step: u64,
     /// The harness's decode step (synchronized, sampling excluded), p50.
     pub step_ms_p50: f64,
+    /// `bytes_per_step` over `step_ms_p50`, in GB/s (GB = 1e9 bytes).
     pub achieved_gb_s: f64,
+    /// The ceiling the step is judged against, in GB/s (absent when no
+    /// probe gave one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth_gb_s: Option<f64>,
     /// Which ceiling `bandwidth_gb_s` is: "stream-triad" (the CPU probe),
@@ -30,14 +34,17 @@ pub struct Roofline {
 /// The machine's memory bandwidth as a STREAM-triad-like probe measured it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BandwidthProbe {
-    /// "stream-triad: a[i] = b[i] + s·c[i] over f64, 24 bytes per element".
+    /// How it was measured, e.g. `stream-triad: a[i] = b[i] + s·c[i] over f64, 24 bytes per element`.
     pub method: String,
+    /// Threads the arrays were split over (the engine's threads).
     pub threads: u32,
     /// Each of the three arrays, far larger than any cache here.
     pub array_bytes: u64,
+    /// Repetitions timed.
     pub repetitions: u32,
     /// The fastest repetition, as STREAM reports (GB = 1e9 bytes).
     pub best_gb_s: f64,
+    /// The median repetition, in GB/s.
     pub median_gb_s: f64,
 }
 
@@ -51,7 +58,10 @@ pub struct PrefillRoofline {
     /// The harness's prefill (all B prompts in one synchronized decode, on
     /// the host clock), p50.
     pub prefill_ms_p50: f64,
+    /// `flops` over `prefill_ms_p50`, in GFLOP/s (GFLOP = 1e9 FLOPs).
     pub achieved_gflop_s: f64,
+    /// The ceiling: the CPU compute probe's best (`provenance.host.compute_peak`),
+    /// in GFLOP/s. Absent with layers on a GPU, where that probe does not apply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_gflop_s: Option<f64>,
     /// achieved / peak: 1.0 is the probe's f32 FMA rate. Quantized kernels
@@ -65,14 +75,17 @@ pub struct PrefillRoofline {
 pub struct ComputePeakProbe {
     /// What each thread ran, in words.
     pub method: String,
+    /// Threads the FMA chains ran on (the engine's threads).
     pub threads: u32,
     /// The CPU features the probe was compiled with, e.g. "avx512f,avx2,fma".
     pub target_features: String,
     /// FLOPs of one repetition, all threads (a multiply-add counts 2).
     pub flops_per_repetition: u64,
+    /// Repetitions timed.
     pub repetitions: u32,
     /// The fastest repetition (GFLOP = 1e9 FLOPs).
     pub best_gflop_s: f64,
+    /// The median repetition, in GFLOP/s.
     pub median_gflop_s: f64,
     /// The same kernel on one thread, best repetition (absent when the
     /// probe ran one thread, and in older files): the threads should reach
@@ -106,10 +119,12 @@ pub struct DeviceCopyProbe {
     pub method: String,
     /// The size of the source (and of the destination) buffer.
     pub buffer_bytes: u64,
+    /// Timed copies with a usable time (the warm-up copy excluded).
     pub repetitions: u32,
     /// The fastest copy, counting each byte read and each byte written
     /// (2 × buffer_bytes per copy; GB = 1e9 bytes).
     pub best_gb_s: f64,
+    /// The median copy, counted as `best_gb_s` is, in GB/s.
     pub median_gb_s: f64,
 }
 
@@ -120,7 +135,11 @@ pub struct NominalBandwidth {
     /// Where the clock and width came from: "nvml" (the maximum memory
     /// clock) or "cuda device attributes" (the peak memory clock).
     pub source: String,
+    /// The memory clock, in MHz.
     pub memory_clock_mhz: u32,
+    /// The memory bus width, in bits.
     pub bus_width_bits: u32,
+    /// The nominal bandwidth, in GB/s (GB = 1e9 bytes): the ceiling when the
+    /// copy probe could not run.
     pub gb_s: f64,
 }

@@ -9,6 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Gamma};
 use serde::{Deserialize, Serialize};
 
+/// The process an open loop's gaps between requests are drawn from
+/// (`--arrival`); serialized with its name under `process`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "process")]
 pub enum Arrival {
@@ -16,7 +18,11 @@ pub enum Arrival {
     Poisson,
     /// Gamma gaps with shape `burstiness`: below 1 burstier than Poisson,
     /// above 1 more regular; 1 is Poisson. The mean rate is unchanged.
-    Gamma { burstiness: f64 },
+    Gamma {
+        /// The gamma distribution's shape (`--burstiness`, kept within
+        /// 0.001..=1000 by the command line).
+        burstiness: f64,
+    },
     /// Equal gaps.
     Constant,
 }

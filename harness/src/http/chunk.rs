@@ -7,10 +7,13 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// A response's token counts, as the server reports them in `usage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
+    /// Tokens of the prompt as the server tokenized it.
     #[serde(default)]
     pub prompt_tokens: Option<u64>,
+    /// Tokens the server generated for this response.
     #[serde(default)]
     pub completion_tokens: Option<u64>,
     /// OpenAI's `prompt_tokens_details`: llama-server always sends it, vLLM
@@ -19,6 +22,7 @@ pub struct Usage {
     pub prompt_tokens_details: Option<PromptTokensDetails>,
 }
 
+/// OpenAI's breakdown of the prompt tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PromptTokensDetails {
     /// Prompt tokens the server took from its prefix cache instead of

@@ -43,8 +43,11 @@ pub fn raise() -> std::io::Result<u64> {
      or raise the hard limit (`ulimit -Hn`; systemd's LimitNOFILE; /etc/security/limits.conf)"
 )]
 pub struct FdLimitError {
+    /// The closed-loop point's concurrency that does not fit.
     pub concurrency: u32,
+    /// Descriptors it needs: the concurrency plus [`SLACK`].
     pub needed: u64,
+    /// The soft open-file limit in force, already raised to the hard one.
     pub limit: u64,
     /// The highest concurrency the limit allows.
     pub most: u64,

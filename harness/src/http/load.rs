@@ -17,19 +17,32 @@ use super::workload::{Job, Turn, Workload};
 use crate::schema::{ArrivalKind, LoadDescription, LoadKind};
 use crate::workload::PromptStream;
 
+/// How a point loads the server: a closed loop, an open loop, or a trace's
+/// own schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Load {
+    /// Closed loop: each request (or conversation) sent as soon as one
+    /// finishes, `concurrency` always in flight.
     Closed {
+        /// Requests (or conversations) kept in flight (`--concurrency`).
         concurrency: u32,
     },
+    /// Open loop on an absolute schedule drawn from the point's seed.
     Open {
+        /// Mean rate, in requests (or conversations) per second (`--rate`).
         rate: f64,
+        /// The process the gaps between sends are drawn from.
         arrival: Arrival,
+        /// Most requests in flight at once (`--max-inflight`): one due
+        /// beyond it waits and counts as late.
         max_inflight: u32,
     },
     /// Open loop on a trace's own send times (the workload's), at `speed`.
     Trace {
+        /// Replay speed (`--trace-speed`): 2 sends the trace twice as fast.
         speed: f64,
+        /// Most requests in flight at once (`--max-inflight`): one due
+        /// beyond it waits and counts as late.
         max_inflight: u32,
     },
 }
@@ -88,14 +101,20 @@ impl Load {
 /// `duration`, or at whichever comes first.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
+    /// Requests to issue (conversations, for a multi-turn workload); `None`:
+    /// no count limit.
     pub num_requests: Option<u64>,
+    /// How long after the point's start requests are issued; `None`: no time
+    /// limit. At least one of the two is set.
     pub duration: Option<Duration>,
 }
 
 /// One point's load: what to send, how, and from when.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PointPlan {
+    /// How requests are sent.
     pub load: Load,
+    /// When the point stops issuing them.
     pub limits: Limits,
     /// Seed of the arrival schedule.
     pub seed: u64,
@@ -108,6 +127,7 @@ pub struct PointPlan {
 /// How a point's load ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PointEnd {
+    /// Whether an interrupt (Ctrl-C, SIGTERM) cut the point short.
     pub interrupted: bool,
     /// Requests in flight at the interrupt, abandoned.
     pub cancelled: u64,

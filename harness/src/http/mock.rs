@@ -36,6 +36,8 @@ pub enum UsageStyle {
     Absent,
 }
 
+/// A way the server misbehaves on one request, for the tests of how the
+/// client classifies failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Answer with this status and an OpenAI-style error body.
@@ -63,12 +65,17 @@ pub enum Fault {
 /// What the server does for one request.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Script {
+    /// From receiving the request to sending the first chunk.
     pub ttft: Duration,
+    /// Between one chunk and the next.
     pub itl: Duration,
+    /// Tokens to stream, one chunk each (the usage's `completion_tokens`).
     pub tokens: u32,
+    /// How the usage arrives.
     pub usage: UsageStyle,
     /// Every `n`th chunk has empty text (as vLLM's partial UTF-8 tokens).
     pub empty_every: Option<u32>,
+    /// A fault to inject; `None`: a proper stream.
     pub fault: Option<Fault>,
     /// Account for the request as llama-server does: usage counts the
     /// prompt (a token-id array as sent, text as its words plus a BOS) and
@@ -213,17 +220,25 @@ impl Drop for InFlight {
 /// Chooses the script of request `n` (in arrival order) from its JSON body.
 pub type ScriptFn = dyn Fn(u64, &Value) -> Script + Send + Sync;
 
+/// What the server saw and did for one completion request: the truth the
+/// client's observations are compared with.
 #[derive(Debug, Default, Clone)]
 pub struct Truth {
+    /// When the server began handling the request (its headers read, before
+    /// its body); the scripted TTFT counts from here.
     pub received: Option<Instant>,
     /// When each content chunk was handed to hyper, in the poll of the
     /// connection that writes it to the socket.
     pub content_sent: Vec<Instant>,
+    /// The request's JSON body (`null` when it was not JSON).
     pub body: Value,
+    /// The request's `Authorization` header; `None` when it had none.
     pub authorization: Option<String>,
 }
 
+/// A running scripted server; it stops when dropped.
 pub struct MockServer {
+    /// Where it listens: 127.0.0.1 on a port the system chose.
     pub addr: SocketAddr,
     truth: Arc<Mutex<HashMap<String, Truth>>>,
     requests: Arc<AtomicU64>,
@@ -384,6 +399,8 @@ impl MockServer {
         })
     }
 
+    /// The base URL to give a client: `http://` (or `https://` behind TLS)
+    /// and the address.
     pub fn url(&self) -> String {
         let scheme = if self.certificate.is_some() {
             "https"
@@ -437,6 +454,8 @@ impl MockServer {
         self.seen.lock().expect("prompts lock").clear();
     }
 
+    /// What the server did for every completion request received, in no
+    /// particular order.
     pub fn all_truth(&self) -> Vec<Truth> {
         self.truth
             .lock()

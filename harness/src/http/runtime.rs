@@ -13,6 +13,8 @@ use std::sync::Arc;
 /// the client's CPU time from a co-located server's).
 pub const CLIENT_THREAD_NAME: &str = "inferbench-client";
 
+/// A multi-threaded tokio runtime of named client workers, optionally
+/// busy-polling.
 pub struct ClientRuntime {
     runtime: tokio::runtime::Runtime,
     threads: u32,
@@ -39,14 +41,19 @@ impl ClientRuntime {
         })
     }
 
+    /// Worker threads the requests run on (`--client-threads`, at least 1).
     pub fn threads(&self) -> u32 {
         self.threads
     }
 
+    /// Whether the workers spin polling their sockets (`--busy-poll`).
     pub fn busy_poll(&self) -> bool {
         self.busy_poll
     }
 
+    /// Runs `future` to its end on the calling thread, its spawned tasks on
+    /// the workers (spinning meanwhile with `busy_poll`), and returns its
+    /// output.
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         if !self.busy_poll {
             return self.runtime.block_on(future);

@@ -37,12 +37,26 @@ pub struct Readings {
     series: BTreeMap<String, Reading>,
 }
 
+/// Why a scrape of the metrics endpoint gave no readings.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
+    /// The endpoint could not be fetched: no client or runtime could be
+    /// built, no answer, or an error status.
     #[error("{url}: {message}")]
-    Fetch { url: String, message: String },
+    Fetch {
+        /// The metrics URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The answer is not Prometheus text.
     #[error("{url}: not Prometheus text: {message}")]
-    Parse { url: String, message: String },
+    Parse {
+        /// The metrics URL.
+        url: String,
+        /// Where and how the text fails to parse.
+        message: String,
+    },
 }
 
 fn series_key(name: &str, labels: &[(&str, &str)]) -> String {
@@ -206,6 +220,8 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
+    /// No scrape yet of `url`, sampled every `interval` (both recorded in
+    /// the summary).
     pub fn new(url: &str, interval: Duration) -> Aggregator {
         Aggregator {
             url: url.to_string(),
@@ -219,6 +235,8 @@ impl Aggregator {
         }
     }
 
+    /// Folds in one scrape taken at `at`, or counts it failed (the first
+    /// failure's message is kept).
     pub fn add(&mut self, at: Instant, scraped: Result<Readings, String>) {
         let readings = match scraped {
             Ok(r) => r,
@@ -253,6 +271,9 @@ impl Aggregator {
         }
     }
 
+    /// The point's summary: gauges over the scrapes taken while it ran,
+    /// counters and histograms as their change from the first scrape to the
+    /// last.
     pub fn summary(&self) -> ServerMetricsSummary {
         let gauges: BTreeMap<String, GaugeSummary> = self
             .gauges

@@ -2,9 +2,10 @@
 //! parser keeps an unfinished line, and an unfinished event, in memory until
 //! it ends: a server that never ends a line (or streams `data:` lines with
 //! no blank line between events) would grow them for as long as it sends,
-//! and the stall timer never fires while bytes flow. [`LineLimit`] watches
-//! the bytes before they reach the parser and stops the stream, with a
-//! classified failure, once a line or an event passes its bound.
+//! and the stall timer never fires while bytes flow. The parser
+//! ([`EventParser`]) measures each piece against its bounds before reading
+//! it, and stops the stream, with a classified failure, once a line or an
+//! event passes them.
 
 /// The longest line accepted. A streamed chunk is a few hundred bytes; a
 /// megabyte is no reply any server sends.
@@ -16,15 +17,18 @@ pub const MAX_EVENT_BYTES: usize = 4 << 20;
 /// Why a stream was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LimitExceeded {
+    /// A line passed [`MAX_LINE_BYTES`] before its end.
     #[error("a line longer than {MAX_LINE_BYTES} bytes without an end")]
     Line,
+    /// An event's lines together passed [`MAX_EVENT_BYTES`] before the
+    /// blank line that ends it.
     #[error("an event longer than {MAX_EVENT_BYTES} bytes without a blank line")]
     Event,
 }
 
 /// Lengths of the current line and event across the body's pieces.
 #[derive(Debug, Default, Clone)]
-pub struct LineLimit {
+struct LineLimit {
     line: usize,
     event: usize,
     /// The current line so far is exactly "\r" (a CRLF split between pieces).
@@ -33,7 +37,7 @@ pub struct LineLimit {
 
 impl LineLimit {
     /// Accounts for the next piece of the body, in order.
-    pub fn check(&mut self, piece: &[u8]) -> Result<(), LimitExceeded> {
+    fn check(&mut self, piece: &[u8]) -> Result<(), LimitExceeded> {
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', piece) {
             let content = &piece[start..end];
@@ -79,8 +83,9 @@ pub struct Event<'a> {
 /// in LF, CRLF or CR, `data:` lines join, `:` starts a comment, a blank line
 /// dispatches) that copies only what a piece leaves unfinished: a complete
 /// line inside a piece is read where it lies, and the buffers are kept
-/// from event to event, so a streamed chunk costs no allocation. Pieces
-/// must pass [`LineLimit`] first: that bounds the buffers.
+/// from event to event, so a streamed chunk costs no allocation. Each piece
+/// is measured against [`MAX_LINE_BYTES`] and [`MAX_EVENT_BYTES`] when it is
+/// first seen, which bounds those buffers.
 #[derive(Debug, Default, Clone)]
 pub struct EventParser {
     /// The unfinished line a piece ended with.
@@ -93,13 +98,27 @@ pub struct EventParser {
     /// The previous call returned an event: clear it before going on.
     dispatched: bool,
     started: bool,
+    limit: LineLimit,
 }
 
 impl EventParser {
     /// The next event that `piece`, from `*pos` on, completes, `None` once
     /// the piece is used up (its unfinished line kept for the next one).
-    /// Call it again with the same piece and position until `None`.
-    pub fn next_event<'s>(&'s mut self, piece: &[u8], pos: &mut usize) -> Option<Event<'s>> {
+    /// Call it again with the same piece and position until `None`; give
+    /// each new piece at position 0, which is when it is measured against
+    /// the bounds: past them, the stream cannot go on.
+    pub fn next_event<'s>(
+        &'s mut self,
+        piece: &[u8],
+        pos: &mut usize,
+    ) -> Result<Option<Event<'s>>, LimitExceeded> {
+        if *pos == 0 {
+            self.limit.check(piece)?;
+        }
+        Ok(self.next_checked(piece, pos))
+    }
+
+    fn next_checked<'s>(&'s mut self, piece: &[u8], pos: &mut usize) -> Option<Event<'s>> {
         if self.dispatched {
             self.dispatched = false;
             self.data.clear();
@@ -222,7 +241,7 @@ mod tests {
         let mut out = Vec::new();
         for piece in pieces {
             let mut pos = 0;
-            while let Some(e) = parser.next_event(piece, &mut pos) {
+            while let Some(e) = parser.next_event(piece, &mut pos).unwrap() {
                 out.push((
                     String::from_utf8_lossy(e.event).into_owned(),
                     String::from_utf8_lossy(e.data).into_owned(),
@@ -245,7 +264,7 @@ mod tests {
         assert_eq!(events(&[body]), expected);
         let mut parser = EventParser::default();
         let mut pos = 0;
-        while parser.next_event(body, &mut pos).is_some() {}
+        while parser.next_event(body, &mut pos).unwrap().is_some() {}
         let last = parser.finish().map(|e| e.data.to_vec());
         assert_eq!(last.as_deref(), Some(&b"unfinished"[..]), "kept at the end");
         assert_eq!(parser.finish(), None);
@@ -306,5 +325,14 @@ mod tests {
             l.check(line).unwrap();
             l.check(b"\n").unwrap();
         }
+    }
+
+    #[test]
+    fn the_parser_stops_at_the_bound() {
+        let mut parser = EventParser::default();
+        let piece = vec![b'a'; 64 * 1024];
+        let stopped = (0..100).find_map(|_| parser.next_event(&piece, &mut 0).err());
+        assert_eq!(stopped, Some(LimitExceeded::Line));
+        assert!(parser.partial.len() <= MAX_LINE_BYTES);
     }
 }

@@ -3,13 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
+/// A `--tokenizer` file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("--tokenizer {path}: {message}")]
 pub struct TokenizerError {
+    /// The file as given.
     pub path: PathBuf,
+    /// Why it cannot be used.
     pub message: String,
 }
 
+/// The server's tokenizer (`--tokenizer`), loaded from its `tokenizer.json`.
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
     path: PathBuf,
@@ -24,6 +28,8 @@ impl std::fmt::Debug for Tokenizer {
 }
 
 impl Tokenizer {
+    /// Loads a Hugging Face `tokenizer.json`; an error names the file and
+    /// says whether it is missing or not a tokenizer.
     pub fn from_file(path: &Path) -> Result<Tokenizer, TokenizerError> {
         if !path.is_file() {
             return Err(TokenizerError {
@@ -41,6 +47,7 @@ impl Tokenizer {
         })
     }
 
+    /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -17,31 +17,56 @@ pub const BLOCK_TOKENS: u32 = 512;
 /// Most lines a trace may have: its entries are held in memory.
 pub const MAX_ENTRIES: usize = 10_000_000;
 
+/// One request of a trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TraceEntry {
     /// Send time from the trace's first request.
     pub at: Duration,
+    /// Prompt length in tokens (`input_length`), 1 to 10^7.
     pub input_tokens: u32,
+    /// Tokens to generate (`output_length`), 1 to 10^7.
     pub output_tokens: u32,
+    /// The hash of each leading [`BLOCK_TOKENS`]-token block of the prompt,
+    /// at most one per block: requests sharing a hash share that block's
+    /// tokens. Empty when the trace has none.
     pub hash_ids: Vec<u64>,
+    /// The line's `session_id` (or `conversation_id`) as text; `None` when
+    /// absent.
     pub session: Option<String>,
 }
 
+/// A trace read from its file, its requests in send order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// Its requests, one per non-blank line, never empty.
     pub entries: Vec<TraceEntry>,
+    /// Tokens per hashed block ([`BLOCK_TOKENS`]).
     pub block_tokens: u32,
 }
 
+/// A trace file that cannot be replayed.
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
+    /// The file as a whole: unreadable, without any request, or with more
+    /// than [`MAX_ENTRIES`].
     #[error("--workload trace:{}: {message}", path.display())]
-    Read { path: PathBuf, message: String },
+    Read {
+        /// The trace file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// One line: not a trace entry's JSON, a timestamp that is negative or
+    /// goes backwards, a length out of range, or more hash ids than blocks.
     #[error("--workload trace:{}: line {line}: {message}", path.display())]
     Line {
+        /// The trace file.
         path: PathBuf,
+        /// The line's number, from 1.
         line: usize,
+        /// What is wrong with it.
         message: String,
     },
 }

@@ -24,14 +24,20 @@ use crate::workload::{synthetic_prompt, NoOrdinaryTokens, PromptStream};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Length {
+    /// Always the same length.
     Fixed {
+        /// The length in tokens.
         tokens: u32,
     },
     /// Lognormal with this median and log-space sigma, clipped to [min, max].
     LogNormal {
+        /// The median length in tokens.
         median: f64,
+        /// The standard deviation of the length's logarithm.
         sigma: f64,
+        /// The shortest length drawn, in tokens.
         min: u32,
+        /// The longest length drawn, in tokens.
         max: u32,
     },
 }
@@ -71,8 +77,12 @@ impl Length {
 /// One ShareGPT conversation reduced to what a request needs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
+    /// The human turn's text, sent as the prompt.
     pub prompt: String,
+    /// Its length in tokens, estimated at four characters a token.
     pub input_tokens_estimate: u32,
+    /// The reply's length, estimated the same way: the request's output
+    /// length.
     pub output_tokens: u32,
 }
 
@@ -112,10 +122,17 @@ enum Source {
 /// requests sharing the first P prompt tokens, with S distinct ones after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SharedPrefix {
+    /// Groups whose requests take turns (G); after G × R requests, G new
+    /// groups begin.
     pub groups: u32,
+    /// Requests per group (R).
     pub per_group: u32,
+    /// Tokens a group's prompts share from their start, a token-id prompt's
+    /// BOS among them (P).
     pub prefix_tokens: u32,
+    /// Tokens after the prefix, each request's own (S).
     pub suffix_tokens: u32,
+    /// Tokens each request generates at most (OUT).
     pub output_tokens: u32,
 }
 
@@ -134,7 +151,9 @@ impl SharedPrefix {
 /// A whole-number range, drawn uniformly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
+    /// The smallest value, included.
     pub min: u32,
+    /// The largest value, included (equal to `min` for a single number).
     pub max: u32,
 }
 
@@ -170,7 +189,9 @@ impl Range {
 /// A think time: fixed, or uniform between two durations.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThinkTime {
+    /// The shortest think time.
     pub min: std::time::Duration,
+    /// The longest (equal to `min` for a fixed think time).
     pub max: std::time::Duration,
 }
 
@@ -207,17 +228,26 @@ impl ThinkTime {
 /// Where conversations come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MultiTurnSource {
+    /// `multiturn:TURNS:IN:OUT[:THINK]`: synthetic conversations of random
+    /// words.
     Synthetic {
+        /// Turns per conversation, drawn per conversation.
         turns: Range,
+        /// Tokens of each user message, drawn per turn.
         input: Range,
+        /// Tokens each reply may have, drawn per turn.
         output: Range,
+        /// Pause after each reply before the next turn, drawn per turn.
         think: ThinkTime,
     },
     /// Every human turn of each ShareGPT conversation, the reply after it
     /// giving that turn's output length.
     ShareGpt {
+        /// The ShareGPT file.
         path: PathBuf,
+        /// Each conversation's answered human turns, in order.
         conversations: Vec<Vec<Conversation>>,
+        /// Pause after each reply before the next turn, drawn per turn.
         think: ThinkTime,
     },
 }
@@ -226,8 +256,12 @@ pub enum MultiTurnSource {
 /// the reply may be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Turn {
+    /// The user message's text.
     pub user: String,
+    /// Tokens of the user message alone (estimated at four characters a
+    /// token for ShareGPT); the request's prompt adds the history's.
     pub input_tokens: u32,
+    /// Tokens the reply may have (`max_tokens`).
     pub max_tokens: u32,
     /// Pause after this turn's reply, before the next turn.
     pub think: std::time::Duration,
@@ -237,22 +271,47 @@ pub struct Turn {
 /// several turns that must go in order, each after the previous reply.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
+    /// One request.
     One(RequestSpec),
+    /// A conversation's turns, in order.
     Conversation(Vec<Turn>),
 }
 
+/// A workload that cannot be read, or cannot go with the other flags.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkloadError {
+    /// The spec does not parse: an unknown name, the wrong number of parts,
+    /// a count that is not a positive integer, a range that runs backwards,
+    /// a think time that is not a duration.
     #[error("--workload {spec}: {message}")]
-    Spec { spec: String, message: String },
+    Spec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A ShareGPT file that cannot be read, is not a JSON array of
+    /// conversations, or has no human turn followed by a reply.
     #[error("--workload sharegpt:{path}: {message}")]
-    ShareGpt { path: PathBuf, message: String },
+    ShareGpt {
+        /// The ShareGPT file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `--token-ids-from`'s vocabulary has no ordinary token to draw
+    /// prompts from.
     #[error("token-id prompts: {0}")]
     NoOrdinaryTokens(NoOrdinaryTokens),
+    /// Token-id prompts asked of a workload that sends its own text
+    /// (ShareGPT); the workload's name.
     #[error("token-id prompts are synthetic: --workload {0} sends its own text")]
     TokenIdsNeedSynthetic(String),
+    /// A multi-turn workload without the chat endpoint, or with token-id
+    /// prompts; the workload's name.
     #[error("--workload {0}: a conversation carries its history as chat messages; use --endpoint chat (and no --token-ids-from)")]
     NeedsChat(String),
+    /// A trace file that cannot be replayed.
     #[error(transparent)]
     Trace(#[from] TraceError),
 }
@@ -334,6 +393,8 @@ impl Workload {
         }
     }
 
+    /// The workload as `--workload` spells it (with its file's path for
+    /// ShareGPT and traces), as the result's settings record it.
     pub fn name(&self) -> String {
         match &self.source {
             Source::Lengths { name, .. } | Source::MultiTurn { name, .. } => name.clone(),

@@ -120,6 +120,8 @@ impl Accumulator {
         }
     }
 
+    /// Mean and max of every metric sampled so far, per GPU too, for a
+    /// sampling window of `duration` (start to stop, wall time).
     pub fn summary(&self, duration: Duration) -> TelemetrySummary {
         let gpus = self.gpus.as_ref().map(|accs| {
             accs.iter()

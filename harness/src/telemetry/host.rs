@@ -8,9 +8,15 @@ use sysinfo::{MemoryRefreshKind, Pid, ProcessRefreshKind, ProcessesToUpdate, Sys
 /// One host reading, as the sampler records it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct HostSample {
+    /// All CPUs' busy share since the last reading, 0–100 (from `/proc/stat`;
+    /// `None` on the first reading or off Linux).
     pub host_cpu_percent: Option<f64>,
+    /// Host memory used over total, 0–100.
     pub host_memory_percent: Option<f64>,
+    /// This process's CPU time over wall time since the last reading, in
+    /// percent of one core (up to 100 × logical cores).
     pub process_cpu_percent: Option<f64>,
+    /// This process's resident memory, bytes.
     pub process_rss_bytes: Option<f64>,
 }
 

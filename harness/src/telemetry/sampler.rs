@@ -13,6 +13,7 @@ use crate::schema::telemetry::TelemetrySummary;
 /// How often to sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TelemetryConfig {
+    /// Time between two readings, at least 1 ms (default 100 ms).
     pub interval: Duration,
 }
 
@@ -27,12 +28,16 @@ impl Default for TelemetryConfig {
     }
 }
 
+/// Why the sampler could not start or could not hand back its summary.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
+    /// The configured interval is under 1 ms.
     #[error("telemetry interval must be at least 1 ms, got {0:?}")]
     Interval(Duration),
+    /// The sampling thread could not be started.
     #[error("starting the telemetry thread: {0}")]
     Spawn(std::io::Error),
+    /// The sampling thread panicked: its samples are lost.
     #[error("the telemetry thread panicked")]
     Panicked,
 }

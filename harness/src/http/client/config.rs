@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Which OpenAI-compatible API the requests use (`--endpoint`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
@@ -15,6 +16,8 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint's path on the server, as requests use it and results
+    /// record it.
     pub fn path(self) -> &'static str {
         match self {
             Endpoint::Completions => "/v1/completions",
@@ -23,12 +26,16 @@ impl Endpoint {
     }
 }
 
+/// Everything the client needs to reach one server and build its requests.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     /// Scheme, host and port, e.g. `http://127.0.0.1:8000` (a trailing `/v1`
     /// is accepted and dropped).
     pub base_url: String,
+    /// The endpoint every request is sent to.
     pub endpoint: Endpoint,
+    /// Sent as every request's `model` (`--model`; by default the first id
+    /// the server's `/v1/models` lists).
     pub model: String,
     /// Sent as a bearer token; never logged or saved.
     pub api_key: Option<String>,
@@ -40,6 +47,7 @@ pub struct ClientConfig {
     pub ignore_eos: bool,
     /// Keep the generated text (needed to count tokens with a tokenizer).
     pub keep_text: bool,
+    /// How an `https` server's certificate is checked.
     pub tls: TlsOptions,
 }
 

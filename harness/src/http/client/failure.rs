@@ -10,16 +10,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
+    /// The server's host refused the connection (nothing listening on the
+    /// port).
     ConnectionRefused,
+    /// The host name could not be resolved.
     Dns,
     /// Any other failure to connect.
     Connect,
     /// The TLS handshake failed (most often: a certificate not trusted).
     Tls,
     /// The connection closed before any response, twice (see
-    /// [`HttpClient::send`] on the one retry).
+    /// [`super::HttpClient::send`] on the one retry).
     ConnectionClosed,
+    /// The server answered with an error status below 500 (a 4xx: a
+    /// request it refused).
     Http4xx,
+    /// The server answered with a 5xx status (an error on its side).
     Http5xx,
     /// No response headers within the timeout.
     TimeoutFirstByte,
@@ -35,10 +41,13 @@ pub enum FailureClass {
     ServerError,
     /// The stream ended properly without any generated text.
     ZeroTokens,
+    /// A failure sending the request that fits no other class.
     Other,
 }
 
 impl FailureClass {
+    /// The class's name as results count it (`failed_by_class`) and logs
+    /// print it, e.g. `http_5xx`.
     pub fn name(self) -> &'static str {
         match self {
             FailureClass::ConnectionRefused => "connection_refused",
@@ -60,30 +69,70 @@ impl FailureClass {
     }
 }
 
+/// How one measured request failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
+    /// The class it is counted under.
     pub class: FailureClass,
+    /// The response's HTTP status code; `None` unless the server answered
+    /// with an error status (`http_4xx`, `http_5xx`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_status: Option<u16>,
+    /// What went wrong, in words (for an HTTP error, the status and the
+    /// server's message); the API key is redacted.
     pub message: String,
 }
 
+/// An error of the client outside any measured request: building it, or a
+/// `GET` such as `/v1/models` before the load.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The base URL cannot be used: it does not parse, its scheme is not
+    /// `http` or `https`, it has no host, or no client can be built for it.
     #[error("--url {url}: {message}")]
-    BadUrl { url: String, message: String },
-    #[error("--ca-cert {}: {message}", path.display())]
-    CaCert { path: PathBuf, message: String },
-    #[error("{url}: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("{url}: HTTP {status}: {message}")]
-    Status {
+    BadUrl {
+        /// The base URL as given.
         url: String,
-        status: u16,
+        /// Why it was refused.
         message: String,
     },
+    /// A `--ca-cert` file cannot be read or holds no PEM certificate.
+    #[error("--ca-cert {}: {message}", path.display())]
+    CaCert {
+        /// The file as given.
+        path: PathBuf,
+        /// Why it cannot be used.
+        message: String,
+    },
+    /// A `GET` got no answer: no response within the timeout (at most 30 s),
+    /// a connection or TLS failure, or a body that broke off.
     #[error("{url}: {message}")]
-    BadAnswer { url: String, message: String },
+    Unreachable {
+        /// The URL requested.
+        url: String,
+        /// What went wrong, with its causes; the API key is redacted.
+        message: String,
+    },
+    /// A `GET` was answered with a status other than success.
+    #[error("{url}: HTTP {status}: {message}")]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The server's error message (or the body's first 300 characters);
+        /// the API key is redacted.
+        message: String,
+    },
+    /// A successful answer that is not what was asked for (`/v1/models`
+    /// that is not JSON).
+    #[error("{url}: {message}")]
+    BadAnswer {
+        /// The URL requested.
+        url: String,
+        /// What is wrong with the answer.
+        message: String,
+    },
 }
 
 /// Removes the API key from anything that could be printed or saved.

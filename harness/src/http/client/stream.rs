@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use super::failure::{body_failure, error_chain, Failure, FailureClass};
 use super::request::Outcome;
 use crate::http::chunk::Chunk;
-use crate::http::sse::{Event, EventParser, LineLimit};
+use crate::http::sse::{Event, EventParser};
 
 /// How long the client waits, after `[DONE]`, for the body's end.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);
@@ -32,7 +32,6 @@ where
     // it, taken before SSE and JSON parsing, so that parsing costs no
     // accuracy.
     let mut body = body;
-    let mut limit = LineLimit::default();
     let mut parser = EventParser::default();
     // One timer for stall detection, re-armed only when it fires, so that
     // a chunk costs no timer registration on the client's hot path.
@@ -77,14 +76,13 @@ where
             }
         };
         let now = Instant::now();
-        limit.check(piece).map_err(|e| {
+        let mut pos = 0;
+        while let Some(event) = parser.next_event(piece, &mut pos).map_err(|e| {
             failure(
                 FailureClass::MalformedSse,
                 format!("after {} chunks: {e}", outcome.chunks),
             )
-        })?;
-        let mut pos = 0;
-        while let Some(event) = parser.next_event(piece, &mut pos) {
+        })? {
             last_data = now;
             if take_event(outcome, event, now)? {
                 done = true;
