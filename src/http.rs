@@ -873,6 +873,7 @@ impl Session {
             .metrics
             .as_ref()
             .and_then(|m| Sampler::start(&m.config, &m.url, m.interval).ok());
+        let connects_before = self.client.connects().started();
         let start = Instant::now();
         let plan = PointPlan {
             load,
@@ -944,6 +945,7 @@ impl Session {
         point.telemetry = telemetry;
         point.server_metrics = server_metrics;
         point.client.preconnected = preconnected;
+        point.client.connections_opened = Some(self.client.connects().started() - connects_before);
         if let Some(server) = self.result.provenance.server.as_mut() {
             if server.system_fingerprint.is_none() {
                 server.system_fingerprint = acc.system_fingerprint().map(str::to_string);

@@ -13,24 +13,43 @@ use crate::schema::{
 };
 use crate::stats::{Distribution, Stats};
 
+/// Why files cannot be merged.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum MergeError {
+    /// Fewer than two files were given.
     #[error("nothing to merge: give at least two files")]
     TooFew,
+    /// A setting, the model file or a point differs between two files.
     #[error("{field} differs: {first} has {a}, {other} has {b}")]
     Differs {
+        /// What differs: `settings.KEY`, `provenance.model.sha256`, or a
+        /// point by its load or shape.
         field: String,
+        /// The first file's path.
         first: String,
+        /// The path of the file that differs from it.
         other: String,
+        /// The first file's value, as text ("measured" for a point).
         a: String,
+        /// The other file's value, as text ("absent" for a point it lacks).
         b: String,
     },
+    /// A metric was written before histograms were kept, so it cannot be merged exactly.
     #[error("{file}: {what} has no histogram (written before histograms were kept): it cannot be merged exactly")]
-    NoHistogram { file: String, what: String },
+    NoHistogram {
+        /// The file's path.
+        file: String,
+        /// The point and metric, e.g. "P=128 B=4 ttft_ms".
+        what: String,
+    },
+    /// A metric's histogram could not be decoded or merged with the others.
     #[error("{file}: {what}: {cause}")]
     Histogram {
+        /// The file's path.
         file: String,
+        /// The point and metric, e.g. "P=128 B=4 ttft_ms".
         what: String,
+        /// Why decoding or merging the histogram failed.
         cause: String,
     },
 }
@@ -275,6 +294,7 @@ pub(crate) fn merge_http_points(
                 .filter(|_| output_total > 0.0)
                 .map(|c| c * 1e3 / output_total),
             preconnected: None,
+            connections_opened: None,
         },
         input_tokens,
         output_tokens,

@@ -687,6 +687,11 @@ fn faults_g_10000_concurrent_streams_all_succeed() {
     let outcomes = r.check("no fault, 10,000 streams at once", STREAMS, STREAMS);
     assert_eq!(outcomes, expect(&[("ok", STREAMS)]));
     assert_eq!(r.point()["client"]["preconnected"], STREAMS);
+    // A request may find its connection still on its way back to the pool
+    // (hyper-util returns it from a task of its own once the probe's body
+    // is read): seen 0 on a quiet machine, 55 with two busy loops beside.
+    let opened = r.point()["client"]["connections_opened"].as_u64().unwrap();
+    assert!(opened <= STREAMS / 50, "{opened} connections opened");
     assert_eq!(server.get(|s| &s.completed), STREAMS);
     // All 10,000 streams were in flight together (the gate holds each
     // until the last has arrived).

@@ -8,8 +8,12 @@ use crate::stats::Stats;
 /// The server an HTTP run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerInfo {
+    /// The server's base URL, as given to `--url`.
     pub url: String,
+    /// The API path called: "/v1/completions" or "/v1/chat/completions".
     pub endpoint: String,
+    /// The model name requested: `--model`, else the first id the server
+    /// listed at `/v1/models`.
     pub model: String,
     /// The server's answer to `GET /v1/models`.
     pub models: serde_json::Value,
@@ -20,7 +24,9 @@ pub struct ServerInfo {
 /// The lengths every request of a workload asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FixedLengths {
+    /// Prompt length every request asks for, in tokens.
     pub prompt_tokens: u32,
+    /// Output length every request asks for, in tokens.
     pub output_tokens: u32,
 }
 
@@ -51,9 +57,11 @@ impl LoadKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArrivalKind {
+    /// Exponential gaps: independent users.
     Poisson,
     /// Gamma gaps, of shape `burstiness`.
     Gamma,
+    /// Equal gaps of 1 / `rate`.
     Constant,
 }
 
@@ -61,7 +69,10 @@ pub enum ArrivalKind {
 /// describes: `inferbench_harness::http::load::Load`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadDescription {
+    /// Closed loop, open loop or trace replay: which of the fields below
+    /// are present.
     pub kind: LoadKind,
+    /// Requests kept in flight (closed loop).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
     /// Requests per second asked for (open loop).
@@ -70,6 +81,8 @@ pub struct LoadDescription {
     /// Open loop only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrival: Option<ArrivalKind>,
+    /// Gamma arrivals only: the gamma shape (below 1 burstier than Poisson,
+    /// above 1 more regular, 1 Poisson itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub burstiness: Option<f64>,
     /// Cap on requests in flight (open loop); a request due while the cap is
@@ -125,16 +138,23 @@ impl LoadLevel {
     }
 }
 
+/// A point's measured requests by outcome (warm-ups excluded).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RequestCounts {
+    /// Requests that finished: `succeeded` + `failed` (the cancelled are
+    /// not among them).
     pub total: u64,
+    /// Requests streamed to their end with at least one content chunk.
     pub succeeded: u64,
+    /// Requests that ended in an error, by class in `failed_by_class`.
     pub failed: u64,
     /// In flight when the run was interrupted: neither succeeded nor failed.
     pub cancelled: u64,
     /// Requests sent a second time because a kept-alive connection closed
     /// before any response (counted once in `total`).
     pub retried: u64,
+    /// Failed requests per failure class, e.g. "http_5xx",
+    /// "timeout_first_byte", "zero_tokens".
     pub failed_by_class: std::collections::BTreeMap<String, u64>,
 }
 
@@ -145,8 +165,11 @@ pub struct RequestCounts {
 pub struct TokenDiscrepancy {
     /// e.g. "usage_vs_chunks".
     pub against: String,
+    /// Successful requests with both counts.
     pub requests_compared: u64,
+    /// Those whose two counts differ.
     pub requests_differing: u64,
+    /// Σ |count used − next-best count| over those requests, in tokens.
     pub total_abs_difference: u64,
 }
 
@@ -154,11 +177,15 @@ pub struct TokenDiscrepancy {
 /// successful requests of a point that said.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PromptCacheUse {
+    /// Successful requests whose response said how many prompt tokens came
+    /// from the cache.
     pub requests_reporting: u64,
     /// Requests with cached tokens beyond what the workload shares on
     /// purpose (the BOS) and what random prompts share by chance (fewer
     /// than 4 tokens).
     pub requests_hit: u64,
+    /// Every cached prompt token the reporting requests named, the BOS and
+    /// any share the workload intends included.
     pub cached_tokens: u64,
     /// Cached tokens beyond the BOS, of the requests hit.
     pub unintended_cached_tokens: u64,
@@ -175,7 +202,9 @@ pub struct PromptCacheUse {
 /// tokens the workload sent: servers differ in whether they add a BOS.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PromptTokenCheck {
+    /// Successful requests whose usage gave a prompt token count.
     pub requests_compared: u64,
+    /// Those whose count differed from the tokens sent.
     pub requests_differing: u64,
     /// Mean of server count − tokens sent (1.0: it added one token, a BOS,
     /// to every prompt).
@@ -186,35 +215,66 @@ pub struct PromptTokenCheck {
 /// not the server, may be the bottleneck.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct ClientCost {
+    /// CPU time the client process used during the point, all threads, in
+    /// seconds (null when the OS would not say).
     pub cpu_s: Option<f64>,
     /// Of one core, over the point's wall time.
     pub cpu_percent: Option<f64>,
+    /// `cpu_s` in ms per output token of the successful requests (null
+    /// without CPU time or output tokens).
     pub cpu_ms_per_output_token: Option<f64>,
     /// Connections opened before the point (`GET /v1/models` on each), so
     /// that no measured request paid for a TCP or TLS handshake; absent
     /// with `--no-preconnect`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preconnected: Option<u32>,
+    /// Connections the client began to open (TCP, and TLS for https) during
+    /// the point's measured requests: 0 when every one found an idle
+    /// connection; each above 0 a request that found none and began one,
+    /// taking whichever came first, its own or one that came free (absent in
+    /// older files and merged ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_opened: Option<u64>,
 }
 
 /// One HTTP measurement point. Definitions: [`crate::metrics`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpPoint {
+    /// The load the point's requests were sent under.
     pub load: LoadDescription,
+    /// False when the run was interrupted during this point.
     pub complete: bool,
+    /// The point's measured requests by outcome.
     pub requests: RequestCounts,
+    /// Requests that came due while `max_inflight` were in flight and
+    /// waited for a free slot.
     pub late_requests: u64,
+    /// Open loop and trace: send time − intended send time, ms, one value
+    /// per request (null for a closed loop).
     pub schedule_lag_ms: Option<Stats>,
+    /// Time to first token from the send, ms, one value per successful
+    /// request.
     pub ttft_ms: Option<Stats>,
     /// Open loop: TTFT from the intended send time (coordinated omission corrected).
     pub ttft_from_scheduled_ms: Option<Stats>,
+    /// Gaps between consecutive content chunks, ms, pooled over the
+    /// successful requests.
     pub itl_ms: Option<Stats>,
+    /// (E2E − TTFT) / (output tokens − 1), ms, one value per successful
+    /// request of at least two tokens.
     pub tpot_ms: Option<Stats>,
+    /// Send to the last content chunk, ms, one value per successful request.
     pub e2e_ms: Option<Stats>,
+    /// Prompt tokens per successful request: the server's
+    /// `usage.prompt_tokens`, else the length the workload asked for.
     pub input_tokens: Option<Stats>,
+    /// Output tokens per successful request, from the best count it had
+    /// (see `output_tokens_source`).
     pub output_tokens: Option<Stats>,
     /// How many requests counted their output tokens from each source.
     pub output_tokens_source: std::collections::BTreeMap<String, u64>,
+    /// The count used against the next-best one (null when no request had
+    /// two counts).
     pub token_count_discrepancy: Option<TokenDiscrepancy>,
     /// Chunks with empty text (vLLM sends them for partial UTF-8 tokens).
     pub empty_chunks: u64,
@@ -225,22 +285,36 @@ pub struct HttpPoint {
     /// several files overlapped (absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_send_unix_s: Option<f64>,
+    /// Output tokens of the successful requests over `duration_s`, in
+    /// tokens/s (0 when the window is empty).
     pub output_throughput_tok_s: f64,
+    /// Successful requests over `duration_s`, per second.
     pub request_throughput_req_s: f64,
+    /// Prompt tokens of the successful requests (as `input_tokens` counts
+    /// them) over `duration_s`, in tokens/s.
     pub input_throughput_tok_s: f64,
+    /// Each successful request's output tokens over its E2E, in tokens/s.
     pub per_request_output_tok_s: Option<Stats>,
     /// Requests meeting every SLO, per second (absent without `--slo`).
     pub goodput_req_s: Option<f64>,
+    /// Successful requests that met every `--slo` objective (null without
+    /// `--slo`).
     pub slo_met: Option<u64>,
     /// llama.cpp's server: its own prompt time and time per generated token.
     pub server_prompt_ms: Option<Stats>,
+    /// llama.cpp's server: its `timings.predicted_per_token_ms`, ms, one
+    /// value per successful request (null from servers that send no
+    /// timings).
     pub server_predicted_per_token_ms: Option<Stats>,
     /// Prompt tokens served from the server's cache (absent: the server
     /// does not say).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_cache: Option<PromptCacheUse>,
+    /// The server's prompt counts against the tokens sent (absent when no
+    /// response gave `usage.prompt_tokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_token_check: Option<PromptTokenCheck>,
+    /// What the point cost the client process itself.
     pub client: ClientCost,
     /// Host, client-process and (with `--gpu-telemetry`) GPU readings while
     /// the point's measured requests ran.
@@ -249,6 +323,8 @@ pub struct HttpPoint {
     /// files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_requests_planned: Option<u64>,
+    /// The time limit this point was given, in seconds (absent without one,
+    /// and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_planned_s: Option<f64>,
     /// The point's place among the run's prompt streams: its prompts, and
@@ -260,6 +336,7 @@ pub struct HttpPoint {
     /// too) turn by turn, and the conversations finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub turns: Option<Vec<PartStats>>,
+    /// Multi-turn workloads: the conversations completed and cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversations: Option<ConversationCounts>,
     /// Shared-prefix workloads: the first request of each group ("first")
@@ -288,9 +365,15 @@ impl HttpPoint {
 pub struct PartStats {
     /// The turn (from "1"), or "first" / "later".
     pub part: String,
+    /// Requests of this part that finished, succeeded or failed.
     pub requests: u64,
+    /// Those that succeeded: the figures below are theirs.
     pub succeeded: u64,
+    /// Time to first token from the send, ms, one value per successful
+    /// request.
     pub ttft_ms: Option<Stats>,
+    /// Prompt tokens per successful request: the server's count, else the
+    /// workload's.
     pub input_tokens: Option<Stats>,
     /// Prompt tokens the server says it served from its cache (absent: it
     /// does not say).
@@ -311,13 +394,19 @@ pub struct ConversationCounts {
 /// What `http` was asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HttpSettings {
+    /// The server's base URL, as given to `--url`.
     pub url: String,
+    /// The API path called: "/v1/completions" or "/v1/chat/completions".
     pub endpoint: String,
+    /// The model name requested: `--model`, else the first id the server
+    /// listed at `/v1/models`.
     pub model: String,
     /// The environment variable the API key was read from, and whether it
     /// was set. The key itself is never saved.
     pub api_key_env: String,
+    /// Whether that variable held a non-empty key, sent as a bearer token.
     pub api_key_present: bool,
+    /// The `--workload` spec, e.g. "fixed:128:64", "short" or "sharegpt:PATH".
     pub workload: String,
     /// The workload's lengths when every request asks for the same (`short`
     /// and `fixed:10:100` alike); absent for other workloads and in older
@@ -326,6 +415,8 @@ pub struct HttpSettings {
     pub fixed_lengths: Option<FixedLengths>,
     /// The request count of every point, when one count was given for all.
     pub num_requests: Option<u64>,
+    /// The time limit of every point, in seconds, when one `--duration` was
+    /// given for all.
     pub duration_s: Option<f64>,
     /// `--num-requests` with one count per load level (`5,200,1500`) or a
     /// multiple of the load (`5x`); each point's own is in
@@ -335,7 +426,9 @@ pub struct HttpSettings {
     /// `--duration` with one per load level.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_per_load: Option<String>,
+    /// Warm-up requests before each point, never counted.
     pub warmup: u64,
+    /// Seed of the request lengths and arrival times (`--seed`).
     pub seed: u64,
     /// Mixed into every prompt with the seed, point and index; drawn anew
     /// for each run unless `--prompt-seed` is given, so that a run repeated
@@ -347,9 +440,16 @@ pub struct HttpSettings {
     /// (`--token-ids-from`), as `inproc` draws them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_ids_from: Option<String>,
+    /// The server was asked to ignore end-of-sequence, so that every
+    /// request generates its full output length (`--ignore-eos`).
     pub ignore_eos: bool,
+    /// Longest wait for the response headers, and for each chunk after
+    /// them, in seconds (`--timeout`).
     pub timeout_s: f64,
+    /// The `--slo` objectives behind `goodput_req_s` and `slo_met` (null
+    /// without `--slo`).
     pub slo: Option<Slo>,
+    /// Threads of the client's runtime (`--client-threads`).
     pub client_threads: u32,
     /// The client's threads spun polling their sockets (`--busy-poll`): its
     /// CPU use then reads about 100% per thread by design.
@@ -374,16 +474,23 @@ pub struct HttpSettings {
     pub server_metrics: Option<String>,
 }
 
+/// A result file of `inferbench http`.
 pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;
 /// Latency objectives a request must all meet to count towards goodput.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Slo {
+    /// Longest TTFT allowed, ms, counted from the intended send time under
+    /// an open loop (null: no TTFT objective).
     pub ttft_ms: Option<f64>,
+    /// Longest TPOT allowed, ms; a request of one token has no TPOT and
+    /// meets it (null: no TPOT objective).
     pub tpot_ms: Option<f64>,
+    /// Longest E2E allowed, ms (null: no E2E objective).
     pub e2e_ms: Option<f64>,
 }
 
 impl Slo {
+    /// True when no objective is set.
     pub fn is_empty(&self) -> bool {
         self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
     }

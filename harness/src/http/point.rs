@@ -90,6 +90,8 @@ pub enum CacheSource {
 }
 
 impl CacheSource {
+    /// The field the count is read from, as a point's `prompt_cache.source`
+    /// names it.
     pub fn name(self) -> &'static str {
         match self {
             CacheSource::Usage => "usage.prompt_tokens_details.cached_tokens",
@@ -119,8 +121,11 @@ pub fn cached_prompt_tokens(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenSource {
+    /// The server's `usage.completion_tokens`.
     Usage,
+    /// The `--tokenizer` applied to the generated text.
     Tokenizer,
+    /// The count of chunks that carried generated text.
     Chunks,
 }
 
@@ -139,7 +144,9 @@ impl TokenSource {
 /// reference to one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RequestLogLine<R> {
+    /// Index of the request's point in the result file's `points`.
     pub point: usize,
+    /// The request's record, its fields beside `point` on the same line.
     #[serde(flatten)]
     pub record: R,
 }
@@ -151,51 +158,74 @@ pub struct RequestRecord {
     /// The request's unit of work in the point (a conversation's turns
     /// share it).
     pub index: u64,
+    /// Multi-turn workloads: the request's turn, from 1.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub turn: Option<u32>,
+    /// Shared-prefix workloads: the request's group.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub prefix_group: Option<u64>,
+    /// Shared-prefix workloads: whether it is its group's first request.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub first_of_group: Option<bool>,
     /// Open loop: when the request was due.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_ms: Option<f64>,
+    /// When the request was sent (its last attempt, when it was retried).
     pub sent_ms: f64,
+    /// Open loop: from when the request was due to when it was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schedule_lag_ms: Option<f64>,
     /// It waited for a free slot under the in-flight cap.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub late: bool,
+    /// Whether the request succeeded.
     pub ok: bool,
+    /// Why it failed; absent for a success.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,
+    /// Time to first token: from the send to the first content chunk;
+    /// absent for a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_ms: Option<f64>,
+    /// Open loop: from when the request was due to its first content chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ttft_from_scheduled_ms: Option<f64>,
+    /// From the send to the last content chunk; absent for a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub e2e_ms: Option<f64>,
+    /// `(e2e − ttft) / (output_tokens − 1)`; absent for a failure or fewer
+    /// than two output tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tpot_ms: Option<f64>,
     /// Arrival of each content chunk, relative to the send.
     pub content_ms: Vec<f64>,
+    /// Chunks parsed, with or without text.
     pub chunks: u64,
+    /// Chunks with empty text (vLLM's partial UTF-8 tokens), which time
+    /// nothing.
     pub empty_chunks: u64,
     /// Sent again after a kept-alive connection closed before any response.
     #[serde(skip_serializing_if = "is_zero", default)]
     pub retries: u32,
+    /// Prompt length the workload asked for, in tokens.
     pub input_tokens_requested: u32,
+    /// Prompt tokens the server's usage reports; absent when it sent none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_tokens: Option<u64>,
     /// Prompt tokens the server says it served from its prefix cache.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cached_prompt_tokens: Option<u64>,
+    /// Output tokens counted, by the best source available; absent for a
+    /// failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens: Option<u64>,
+    /// Where `output_tokens` came from; absent for a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tokens_source: Option<TokenSource>,
+    /// Why generation stopped (`length`, `stop`), as the server said.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
+    /// The response's id as the server sent it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_id: Option<String>,
     /// llama.cpp's server: its own account of the request.
@@ -210,11 +240,19 @@ fn is_zero(n: &u32) -> bool {
 /// A finished request as the load generator hands it over.
 #[derive(Debug, Clone)]
 pub struct Completed {
+    /// The request's unit of work in the point (a conversation's turns
+    /// share it).
     pub index: u64,
+    /// Open loop: when the request was due; `None` in a closed loop and for
+    /// a conversation's later turns.
     pub scheduled: Option<Instant>,
+    /// It waited for a free slot under the in-flight cap.
     pub late: bool,
+    /// Prompt length the workload asked for, in tokens.
     pub input_tokens_requested: u32,
+    /// Where the request sits in its workload's structure.
     pub tag: RequestTag,
+    /// Everything the client observed of it.
     pub outcome: Outcome,
 }
 
@@ -299,6 +337,8 @@ impl Breakdown {
 }
 
 impl HttpAccumulator {
+    /// An empty point whose time zero is `start`, its requests checked
+    /// against `slo` for goodput; the client's CPU time counts from now.
     pub fn new(start: Instant, slo: Slo) -> Self {
         let ms = Distribution::milliseconds;
         HttpAccumulator {
@@ -364,10 +404,14 @@ impl HttpAccumulator {
         self
     }
 
+    /// The server's build (`system_fingerprint`), from the first request
+    /// that named one; `None` until one did.
     pub fn system_fingerprint(&self) -> Option<&str> {
         self.fingerprint.as_deref()
     }
 
+    /// Counts one finished request into the point's statistics (a failed
+    /// one only in the counts) and returns its record for the requests log.
     #[expect(
         clippy::expect_used,
         reason = "a successful request has at least one content chunk: one without is classified zero_tokens"
@@ -574,6 +618,10 @@ impl HttpAccumulator {
         record
     }
 
+    /// The point as the result file holds it, from every request added so
+    /// far: `load` as described, `complete` false for a snapshot taken while
+    /// it runs or a point cut short, `cancelled` the requests abandoned at an
+    /// interrupt.
     pub fn finish(&self, load: LoadDescription, complete: bool, cancelled: u64) -> HttpPoint {
         let window = match (self.first_send, self.last_done) {
             (Some(first), Some(last)) => last.saturating_duration_since(first),
@@ -639,6 +687,7 @@ impl HttpAccumulator {
                     .filter(|_| self.output_tokens_total > 0)
                     .map(|c| c * 1e3 / self.output_tokens_total as f64),
                 preconnected: None,
+                connections_opened: None,
             },
             telemetry: None,
             server_metrics: None,

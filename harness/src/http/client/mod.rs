@@ -3,6 +3,7 @@
 //! go wrong into a classified [`Failure`] rather than an error that stops
 //! the run.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -10,25 +11,32 @@ use serde_json::{json, Value};
 use crate::http::chunk::error_message;
 
 mod config;
+mod connects;
 mod failure;
 mod request;
 mod stream;
 
 pub use config::{ClientConfig, Endpoint, TlsOptions};
+pub use connects::ConnectCount;
 pub use failure::{ClientError, Failure, FailureClass};
 pub use request::{ChatMessage, Outcome, Prompt, RequestSpec, RequestTag};
 pub use stream::read_events;
 
 use failure::{closed_before_response, error_chain, redact, transport_class};
 
+/// One server's client: its connection pool, base URL and settings, shared
+/// by every request of a run.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     http: reqwest::Client,
     base: String,
     config: ClientConfig,
+    connects: Arc<ConnectCount>,
 }
 
 impl HttpClient {
+    /// Checks the URL and the CA certificates and builds the pool; nothing is
+    /// sent until a request is.
     pub fn new(config: ClientConfig) -> Result<HttpClient, ClientError> {
         let trimmed = config.base_url.trim_end_matches('/');
         let base = trimmed.strip_suffix("/v1").unwrap_or(trimmed).to_string();
@@ -62,7 +70,9 @@ impl HttpClient {
             }
             roots.extend(certs);
         }
+        let connects = Arc::new(ConnectCount::default());
         let http = reqwest::Client::builder()
+            .connector_layer(connects::CountConnects(connects.clone()))
             .tls_certs_merge(roots)
             .tls_danger_accept_invalid_certs(config.tls.insecure)
             .tcp_nodelay(true)
@@ -72,13 +82,25 @@ impl HttpClient {
             .no_proxy()
             .build()
             .map_err(|e| bad(&error_chain(&e)))?;
-        Ok(HttpClient { http, base, config })
+        Ok(HttpClient {
+            http,
+            base,
+            config,
+            connects,
+        })
     }
 
+    /// The connections the client has opened, and those still opening.
+    pub fn connects(&self) -> &ConnectCount {
+        &self.connects
+    }
+
+    /// The settings the client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
+    /// `path` on the server (the base URL without any trailing `/v1`).
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -169,11 +191,22 @@ impl HttpClient {
             .into_iter()
             .flatten()
             .map(|resp| async move { resp.bytes().await.is_ok() });
-        futures_util::future::join_all(reads)
+        let ready = futures_util::future::join_all(reads)
             .await
             .into_iter()
             .filter(|ok| *ok)
-            .count() as u32
+            .count() as u32;
+        // A probe may have been handed a connection another probe had just
+        // finished with; its own connect then goes on in the background.
+        // Return once those have landed, so that no measured request races
+        // one of them and pays for a handshake.
+        self.connects.settle(self.config.timeout).await;
+        // The pool takes each connection back (a finished connect, a probe's
+        // read body) from a task of its own: give those tasks their turn.
+        // What still misses shows in a point's `connections_opened`.
+        tokio::time::sleep(Duration::from_millis(10) + Duration::from_micros(2) * connections)
+            .await;
+        ready
     }
 
     #[expect(clippy::expect_used, reason = "both bodies are JSON object literals")]
