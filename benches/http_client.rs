@@ -136,6 +136,8 @@ struct CpuSplit {
     process: (u64, u64),
     server: (u64, u64),
     server_path: String,
+    process_cpu: cpu_time::ProcessTime,
+    server_cpu: Option<Duration>,
 }
 
 impl CpuSplit {
@@ -148,7 +150,25 @@ impl CpuSplit {
             process: ticks("/proc/self/stat"),
             server: ticks(&server_path),
             server_path,
+            process_cpu: cpu_time::ProcessTime::now(),
+            server_cpu: server.thread_cpu(),
         }
+    }
+
+    /// The client's CPU seconds since `start` (the process's, less the
+    /// server thread's, at nanosecond resolution), and the kernel's share
+    /// of it.
+    fn finish(&self, server: &MockServer) -> (f64, Option<f64>) {
+        let server_cpu = match (self.server_cpu, server.thread_cpu()) {
+            (Some(before), Some(after)) => after.saturating_sub(before),
+            _ => Duration::ZERO,
+        };
+        let cpu = self
+            .process_cpu
+            .elapsed()
+            .saturating_sub(server_cpu)
+            .as_secs_f64();
+        (cpu, self.kernel_share())
     }
 
     /// The kernel's share of the client's CPU since `start`, if any was seen.
@@ -203,8 +223,6 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
         connections
     });
     let split = CpuSplit::start(&server);
-    let process_cpu = cpu_time::ProcessTime::now();
-    let server_cpu = server.thread_cpu();
     let wall = Instant::now();
     let chunks: u64 = runtime.block_on(async {
         let tasks: Vec<_> = connections
@@ -275,14 +293,7 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
         chunks
     });
     let wall = wall.elapsed().as_secs_f64();
-    let server_cpu = match (server_cpu, server.thread_cpu()) {
-        (Some(before), Some(after)) => after.saturating_sub(before),
-        _ => Duration::ZERO,
-    };
-    let cpu = process_cpu
-        .elapsed()
-        .saturating_sub(server_cpu)
-        .as_secs_f64();
+    let (cpu, kernel_share) = split.finish(&server);
     let expected = u64::from(n) * 2 * u64::from(tokens);
     println!(
         "| {} | {n} ({}) | {}{} | {:.0} | – | – | – | – | – | {} | {:.1} |",
@@ -299,7 +310,7 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
             format!(" ({chunks} of {expected} chunks)")
         },
         chunks as f64 / wall,
-        cpu_cell(cpu * 1e6 / chunks.max(1) as f64, split.kernel_share()),
+        cpu_cell(cpu * 1e6 / chunks.max(1) as f64, kernel_share),
         100.0 * cpu / wall,
     );
 }
@@ -361,8 +372,6 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
     };
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(requests as usize);
     let split = CpuSplit::start(&server);
-    let process_cpu = cpu_time::ProcessTime::now();
-    let server_cpu = server.thread_cpu();
     let wall = Instant::now();
     runtime.block_on(run_point(
         client,
@@ -372,14 +381,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
         |c| outcomes.push(c.outcome),
     ));
     let wall = wall.elapsed().as_secs_f64();
-    let server_cpu = match (server_cpu, server.thread_cpu()) {
-        (Some(before), Some(after)) => after.saturating_sub(before),
-        _ => Duration::ZERO,
-    };
-    let cpu = process_cpu
-        .elapsed()
-        .saturating_sub(server_cpu)
-        .as_secs_f64();
+    let (cpu, kernel_share) = split.finish(&server);
 
     let mut ttft_err = Distribution::milliseconds();
     let mut itl_err = Distribution::milliseconds();
@@ -430,7 +432,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
         show(&d, |s| s.p50),
         show(&d, |s| s.p99),
         show(&d, |s| s.max),
-        cpu_cell(cpu * 1e6 / chunks.max(1) as f64, split.kernel_share()),
+        cpu_cell(cpu * 1e6 / chunks.max(1) as f64, kernel_share),
         100.0 * cpu / wall,
     );
 }
