@@ -689,9 +689,11 @@ fn faults_g_10000_concurrent_streams_all_succeed() {
     assert_eq!(r.point()["client"]["preconnected"], STREAMS);
     // A request may find its connection still on its way back to the pool
     // (hyper-util returns it from a task of its own once the probe's body
-    // is read): seen 0 on a quiet machine, 55 with two busy loops beside.
+    // is read) and begin another: 0 on a quiet machine, 55 with two busy
+    // loops beside, 206 with the whole suite running. How many depends on
+    // the load; without preconnecting every request would begin one.
     let opened = r.point()["client"]["connections_opened"].as_u64().unwrap();
-    assert!(opened <= STREAMS / 50, "{opened} connections opened");
+    assert!(opened < STREAMS / 2, "{opened} connections opened");
     assert_eq!(server.get(|s| &s.completed), STREAMS);
     // All 10,000 streams were in flight together (the gate holds each
     // until the last has arrived).
