@@ -287,7 +287,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     let mut engine = EngineInfo {
         name: "openai-compatible server".into(),
         version: "unknown (see provenance.server)".into(),
-        bindings: "reqwest 0.13, eventsource-stream 0.2 (HTTP/1.1, SSE)".into(),
+        bindings: "hyper 1 (HTTP/1.1 on the client's own connections and pool), rustls 0.23; SSE parsed by inferbench".into(),
         backend: "http".into(),
         cpu_features: None,
         devices: Vec::new(),

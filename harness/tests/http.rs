@@ -626,13 +626,11 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
     .unwrap();
     let client = client(&server, Endpoint::Completions, None);
     assert_eq!(client.preconnect(8).await, 8);
-    // A probe whose response arrived early can hand its connection to a
-    // probe still connecting, whose own connect then completes in the
-    // background and joins the pool (hyper-util does so): preconnect waits
-    // for those, so none is still opening when it returns.
+    // Each probe holds its connection until all are ready: 8 distinct
+    // connections, none still opening.
     assert_eq!(client.connects().started(), 8);
     assert_eq!(client.connects().pending(), 0, "a connect still opening");
-    // The server may accept the last of them a moment later.
+    // The server may count the last accept a moment later.
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while server.connections() < 8 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -659,4 +657,19 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
         8,
         "a measured request opened a connection"
     );
+    // The next point's preconnect readies the idle ones, and opens only
+    // what it needs beyond them.
+    assert_eq!(client.preconnect(8).await, 8);
+    assert_eq!(
+        client.connects().started(),
+        8,
+        "idle connections not reused"
+    );
+    assert_eq!(client.preconnect(12).await, 12);
+    assert_eq!(client.connects().started(), 12);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.connections() < 12 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.connections(), 12);
 }

@@ -436,9 +436,10 @@ impl Run {
         assert_eq!(self.code, Some(expected_exit), "{}", self.stderr);
         let shown: Vec<String> = outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
         println!(
-            "fault matrix | {case} | {sent} requests, concurrency {concurrency} | {} | retried {} | {:.1} s",
+            "fault matrix | {case} | {sent} requests, concurrency {concurrency} | {} | retried {} | connections opened {} | {:.1} s",
             shown.join(", "),
             requests["retried"],
+            self.point()["client"]["connections_opened"],
             self.secs
         );
         outcomes
@@ -687,13 +688,10 @@ fn faults_g_10000_concurrent_streams_all_succeed() {
     let outcomes = r.check("no fault, 10,000 streams at once", STREAMS, STREAMS);
     assert_eq!(outcomes, expect(&[("ok", STREAMS)]));
     assert_eq!(r.point()["client"]["preconnected"], STREAMS);
-    // A request may find its connection still on its way back to the pool
-    // (hyper-util returns it from a task of its own once the probe's body
-    // is read) and begin another: 0 on a quiet machine, 55 with two busy
-    // loops beside, 206 with the whole suite running. How many depends on
-    // the load; without preconnecting every request would begin one.
-    let opened = r.point()["client"]["connections_opened"].as_u64().unwrap();
-    assert!(opened < STREAMS / 2, "{opened} connections opened");
+    // Every request found one of the preconnected connections idle, however
+    // loaded the machine (the pool has no task of its own: a connection is
+    // idle or in a request's hands).
+    assert_eq!(r.point()["client"]["connections_opened"], 0);
     assert_eq!(server.get(|s| &s.completed), STREAMS);
     // All 10,000 streams were in flight together (the gate holds each
     // until the last has arrived).

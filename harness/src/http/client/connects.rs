@@ -1,15 +1,9 @@
-//! Counting the connections the client opens. hyper-util's pool races each
-//! checkout against a new connect, and a connect that lost the race goes on
-//! in the background and joins the pool later: without a count, nothing says
-//! when every connection `preconnect` started has landed, nor whether a
-//! measured request paid for a handshake. The count wraps reqwest's
-//! connector (TCP, and TLS when the URL is https) as a tower layer.
+//! Counting the connections the client opens for its measured requests
+//! (TCP, and TLS when the URL is https): whether a measured request paid
+//! for a handshake is a point's `connections_opened`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -48,7 +42,8 @@ impl ConnectCount {
         tokio::time::timeout(limit, wait).await.is_ok()
     }
 
-    fn begin(self: &Arc<Self>) -> InProgress {
+    /// Counts a connect begun; its end is counted when the guard drops.
+    pub(super) fn begin(self: &Arc<Self>) -> InProgress {
         self.started.fetch_add(1, Ordering::Relaxed);
         self.pending.fetch_add(1, Ordering::AcqRel);
         InProgress(self.clone())
@@ -56,61 +51,13 @@ impl ConnectCount {
 }
 
 /// One connect in progress; its end (or its future dropped) is counted.
-struct InProgress(Arc<ConnectCount>);
+pub(super) struct InProgress(Arc<ConnectCount>);
 
 impl Drop for InProgress {
     fn drop(&mut self) {
         if self.0.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.settled.notify_waiters();
         }
-    }
-}
-
-/// The tower layer that counts a connector's calls into a [`ConnectCount`].
-#[derive(Debug, Clone)]
-pub struct CountConnects(pub Arc<ConnectCount>);
-
-impl<S> tower_layer::Layer<S> for CountConnects {
-    type Service = Counted<S>;
-
-    fn layer(&self, inner: S) -> Counted<S> {
-        Counted {
-            inner,
-            count: self.0.clone(),
-        }
-    }
-}
-
-/// A connector whose calls are counted.
-#[derive(Debug, Clone)]
-pub struct Counted<S> {
-    inner: S,
-    count: Arc<ConnectCount>,
-}
-
-impl<S, R> tower_service::Service<R> for Counted<S>
-where
-    S: tower_service::Service<R>,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> Self::Future {
-        let in_progress = self.count.begin();
-        let connect = self.inner.call(request);
-        Box::pin(async move {
-            let connected = connect.await;
-            drop(in_progress);
-            connected
-        })
     }
 }
 

@@ -149,12 +149,17 @@ pub(super) fn redact(message: String, key: Option<&str>) -> String {
 /// requests without announcing it.) A reset there counts the same (a load
 /// balancer resets the connections it drops; before, such a request fell
 /// into `other`: tests/integration/faults.rs).
-pub(super) fn closed_before_response(e: &reqwest::Error) -> bool {
+pub(super) fn closed_before_response(e: &(dyn std::error::Error + 'static)) -> bool {
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if s.downcast_ref::<hyper::Error>().is_some_and(|h| {
+            // Canceled or closed: the connection ended before the request
+            // was written (a FIN at accept, or one that came while the
+            // connection sat idle).
             h.is_incomplete_message()
+                || h.is_canceled()
+                || h.is_closed()
                 || std::error::Error::source(h)
                     .and_then(|c| c.downcast_ref::<std::io::Error>())
                     .is_some_and(|io| {
@@ -205,6 +210,45 @@ pub(super) fn body_failure(e: &(dyn std::error::Error + 'static)) -> (FailureCla
     (FailureClass::StreamCut, "connection broke")
 }
 
+/// A connect that failed, by how.
+pub(super) fn connect_class(e: &super::connection::ConnectError) -> FailureClass {
+    use super::connection::ConnectError;
+    match e {
+        ConnectError::Dns { .. } => FailureClass::Dns,
+        ConnectError::Tcp { source, .. }
+            if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+        {
+            FailureClass::ConnectionRefused
+        }
+        ConnectError::Tls { source, .. } if is_tls_error(source) => FailureClass::Tls,
+        ConnectError::Tcp { .. }
+        | ConnectError::Tls { .. }
+        | ConnectError::Timeout { .. }
+        | ConnectError::Http { .. } => FailureClass::Connect,
+    }
+}
+
+/// A request that failed on its connection before any response.
+pub(super) fn send_class(e: &hyper::Error) -> FailureClass {
+    if closed_before_response(e) {
+        FailureClass::ConnectionClosed
+    } else if e.is_timeout() {
+        FailureClass::TimeoutFirstByte
+    } else {
+        FailureClass::Other
+    }
+}
+
+/// A failure without an HTTP status.
+pub(super) fn failure(class: FailureClass, message: String) -> Failure {
+    Failure {
+        class,
+        http_status: None,
+        message,
+    }
+}
+
+/// How a `GET` through reqwest failed.
 pub(super) fn transport_class(e: &reqwest::Error) -> FailureClass {
     if closed_before_response(e) {
         return FailureClass::ConnectionClosed;

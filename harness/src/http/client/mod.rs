@@ -6,15 +6,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::http::chunk::error_message;
 
 mod config;
+mod connection;
 mod connects;
 mod failure;
 mod request;
 mod stream;
+mod tls;
 
 pub use config::{ClientConfig, Endpoint, TlsOptions};
 pub use connects::ConnectCount;
@@ -22,14 +28,25 @@ pub use failure::{ClientError, Failure, FailureClass};
 pub use request::{ChatMessage, Outcome, Prompt, RequestSpec, RequestTag};
 pub use stream::read_events;
 
-use failure::{closed_before_response, error_chain, redact, transport_class};
+use connection::{Connection, Pool, ResponseBody, Target};
+use failure::{
+    closed_before_response, connect_class, error_chain, failure, redact, send_class,
+    transport_class,
+};
 
-/// One server's client: its connection pool, base URL and settings, shared
-/// by every request of a run.
+/// One server's client: its connections, base URL and settings, shared by
+/// every request of a run. The measured requests (and `preconnect`) go
+/// through the client's own connections ([`connection`]); the `GET`s
+/// around them (`/v1/models`, `/metrics`, on any host) through reqwest.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     http: reqwest::Client,
+    pool: Arc<Pool>,
     base: String,
+    /// The base URL's path (empty for none), before every request's own.
+    prefix: String,
+    /// `Bearer <key>`, marked sensitive.
+    authorization: Option<HeaderValue>,
     config: ClientConfig,
     connects: Arc<ConnectCount>,
 }
@@ -58,22 +75,41 @@ impl HttpClient {
         }
         let mut roots = Vec::new();
         for path in &config.tls.ca_certs {
-            let ca_error = |message: String| ClientError::CaCert {
-                path: path.clone(),
-                message,
-            };
-            let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| ca_error(format!("not a PEM certificate: {}", error_chain(&e))))?;
-            if certs.is_empty() {
-                return Err(ca_error("no PEM certificate in the file".into()));
-            }
+            let certs =
+                tls::read_pem_certificates(path).map_err(|message| ClientError::CaCert {
+                    path: path.clone(),
+                    message,
+                })?;
             roots.extend(certs);
         }
+        let reqwest_roots = roots
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(&error_chain(&e)))?;
+        let tls = match parsed.scheme() {
+            "https" => Some(tls::client_config(roots, config.tls.insecure).map_err(|e| bad(&e))?),
+            _ => None,
+        };
         let connects = Arc::new(ConnectCount::default());
+        let pool = Arc::new(Pool::new(
+            Target::new(&parsed, tls).map_err(|e| bad(&e))?,
+            config.timeout,
+            connects.clone(),
+        ));
+        let authorization = match &config.api_key {
+            None => None,
+            Some(key) => {
+                // The key itself is never shown.
+                let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+                    .map_err(|_| bad("the API key holds characters an HTTP header cannot carry"))?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        let prefix = parsed.path().trim_end_matches('/').to_string();
         let http = reqwest::Client::builder()
-            .connector_layer(connects::CountConnects(connects.clone()))
-            .tls_certs_merge(roots)
+            .tls_certs_merge(reqwest_roots)
             .tls_danger_accept_invalid_certs(config.tls.insecure)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(usize::MAX)
@@ -84,7 +120,10 @@ impl HttpClient {
             .map_err(|e| bad(&error_chain(&e)))?;
         Ok(HttpClient {
             http,
+            pool,
             base,
+            prefix,
+            authorization,
             config,
             connects,
         })
@@ -168,45 +207,73 @@ impl HttpClient {
         Ok(body)
     }
 
-    /// Opens `connections` kept-alive connections at once (each carries a
-    /// `GET /v1/models`, which costs a server nothing) and leaves them in
-    /// the pool, so that the requests that follow do not pay for a TCP or
-    /// TLS handshake. Returns how many succeeded.
+    /// Readies `connections` kept-alive connections at once, each proven
+    /// by a `GET /v1/models` (which costs a server nothing) and left in the
+    /// pool, so that the requests that follow do not pay for a TCP or TLS
+    /// handshake: idle ones are used first, new ones opened for the rest.
+    /// Each probe holds its connection until all are done, so no two share
+    /// one. Returns how many are in the pool.
     pub async fn preconnect(&self, connections: u32) -> u32 {
-        let url = self.url("/v1/models");
-        // Two phases: every probe first gets its response headers with its
-        // body left unread, which keeps its connection busy. Otherwise a
-        // probe that finished early would return its connection to the pool
-        // and the pool would hand it to the probes still connecting (it
-        // races each checkout against idle connections): seen under load,
-        // 8 probes over 1 connection.
-        let probes = (0..connections).map(|_| {
-            let req = self.authorize(self.http.get(&url));
-            async move { self.send_retrying(req, || {}).await.0.ok() }
+        let probes = (0..connections).map(|_| async {
+            // An idle connection the server has just closed fails its
+            // probe before any response: one more try, on another.
+            for _ in 0..2 {
+                if let Some(connection) = self.probe().await {
+                    return Some(connection);
+                }
+            }
+            None
         });
-        let responses = futures_util::future::join_all(probes).await;
-        // Read to the end: only a finished response returns its connection
-        // to the pool.
-        let reads = responses
-            .into_iter()
-            .flatten()
-            .map(|resp| async move { resp.bytes().await.is_ok() });
-        let ready = futures_util::future::join_all(reads)
+        futures_util::future::join_all(probes)
             .await
             .into_iter()
-            .filter(|ok| *ok)
-            .count() as u32;
-        // A probe may have been handed a connection another probe had just
-        // finished with; its own connect then goes on in the background.
-        // Return once those have landed, so that no measured request races
-        // one of them and pays for a handshake.
-        self.connects.settle(self.config.timeout).await;
-        // The pool takes each connection back (a finished connect, a probe's
-        // read body) from a task of its own: give those tasks their turn.
-        // What still misses shows in a point's `connections_opened`.
-        tokio::time::sleep(Duration::from_millis(10) + Duration::from_micros(2) * connections)
-            .await;
-        ready
+            .flatten()
+            .map(|connection| self.pool.checkin(connection))
+            .filter(|taken| *taken)
+            .count() as u32
+    }
+
+    /// One `GET /v1/models` on a connection from the pool (or a new one),
+    /// read to its end: the connection, ready for the next request.
+    async fn probe(&self) -> Option<Connection> {
+        let mut connection = self.pool.checkout().await.ok()?;
+        let request = self.request(Method::GET, "/v1/models", Bytes::new()).ok()?;
+        let response = tokio::time::timeout(self.config.timeout, connection.send(request))
+            .await
+            .ok()?
+            .ok()?;
+        // Read to the end: only a finished response leaves its connection
+        // ready for the next.
+        let body = ResponseBody::new(&mut connection, response.into_body());
+        tokio::time::timeout(
+            self.config.timeout,
+            body.try_for_each(|_| std::future::ready(Ok(()))),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        Some(connection)
+    }
+
+    /// A request for `path` on the server, with the API key if any.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Request<connection::RequestBody>, hyper::http::Error> {
+        let mut builder = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.prefix))
+            .header(HOST, self.pool.authority())
+            .header(ACCEPT, "*/*");
+        if !body.is_empty() {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(authorization) = &self.authorization {
+            builder = builder.header(AUTHORIZATION, authorization.clone());
+        }
+        builder.body(http_body_util::Full::new(body))
     }
 
     #[expect(clippy::expect_used, reason = "both bodies are JSON object literals")]
@@ -245,20 +312,17 @@ impl HttpClient {
     }
 
     /// Sends one request and follows its stream to the end. A request whose
-    /// kept-alive connection closes before any response is sent once more on
-    /// a new connection, its clock restarted (the first attempt never reached
-    /// the server); the retry is counted.
+    /// kept-alive connection closes before any response is sent once more,
+    /// its clock restarted (the first attempt never reached the server); the
+    /// retry is counted.
     pub async fn send(&self, spec: &RequestSpec) -> Outcome {
-        let body = self.body(spec);
-        let req = self
-            .authorize(self.http.post(self.url(self.config.endpoint.path())))
-            .json(&body);
+        let body = Bytes::from(self.body(spec).to_string());
         let mut outcome = Outcome::new(
             Instant::now(),
             spec.max_tokens as usize,
             self.config.keep_text,
         );
-        if let Err(failure) = self.follow(req, &mut outcome).await {
+        if let Err(failure) = self.follow(body, &mut outcome).await {
             outcome.failure = Some(Failure {
                 message: redact(failure.message, self.config.api_key.as_deref()),
                 ..failure
@@ -267,67 +331,71 @@ impl HttpClient {
         outcome
     }
 
-    /// Sends `req` and waits for the response headers, within the timeout
-    /// (`Err(None)` past it). A request whose kept-alive connection was
-    /// closed before any response never reached the server: it goes once
-    /// more, on a new connection. `on_attempt` runs just before each try;
-    /// the retries made come back with the answer.
-    async fn send_retrying(
+    /// Takes a connection (an idle one, or a new one) and sends the request
+    /// on it, within the timeout: the connection and the response's head.
+    /// A request whose kept-alive connection was closed before any response
+    /// never reached the server: it goes once more. `outcome.sent` is set
+    /// just before each try; the retries made are counted in it.
+    async fn open(
         &self,
-        req: reqwest::RequestBuilder,
-        mut on_attempt: impl FnMut(),
-    ) -> (Result<reqwest::Response, Option<reqwest::Error>>, u32) {
-        let (mut req, mut retries) = (req, 0);
+        body: &Bytes,
+        outcome: &mut Outcome,
+    ) -> Result<(Connection, hyper::Response<hyper::body::Incoming>), Failure> {
+        let timeout = self.config.timeout;
+        let path = self.config.endpoint.path();
         loop {
-            let retry = (retries == 0).then(|| req.try_clone()).flatten();
-            on_attempt();
-            match tokio::time::timeout(self.config.timeout, req.send()).await {
-                Err(_) => return (Err(None), retries),
-                Ok(Err(e)) if closed_before_response(&e) => match retry {
-                    Some(again) => {
-                        retries += 1;
-                        req = again;
-                    }
-                    None => return (Err(Some(e)), retries),
-                },
-                Ok(answer) => return (answer.map_err(Some), retries),
+            outcome.sent = Instant::now();
+            let attempt = async {
+                let mut connection = self.pool.checkout().await.map_err(|e| Failure {
+                    class: connect_class(&e),
+                    http_status: None,
+                    message: error_chain(&e),
+                })?;
+                let request = self
+                    .request(Method::POST, path, body.clone())
+                    .map_err(|e| failure(FailureClass::Other, error_chain(&e)))?;
+                match connection.send(request).await {
+                    Ok(response) => Ok(Ok((connection, response))),
+                    Err(e) => Ok(Err(e)),
+                }
+            };
+            match tokio::time::timeout(timeout, attempt).await {
+                Err(_) => {
+                    return Err(failure(
+                        FailureClass::TimeoutFirstByte,
+                        format!("no response within {timeout:?}"),
+                    ))
+                }
+                Ok(Err(failure)) => return Err(failure),
+                Ok(Ok(Ok(opened))) => return Ok(opened),
+                Ok(Ok(Err(e))) if outcome.retries == 0 && closed_before_response(&e) => {
+                    outcome.retries += 1;
+                }
+                Ok(Ok(Err(e))) => return Err(failure(send_class(&e), error_chain(&e))),
             }
         }
     }
 
-    async fn follow(
-        &self,
-        req: reqwest::RequestBuilder,
-        outcome: &mut Outcome,
-    ) -> Result<(), Failure> {
+    async fn follow(&self, body: Bytes, outcome: &mut Outcome) -> Result<(), Failure> {
         let timeout = self.config.timeout;
-        let fail = |class: FailureClass, message: String| Failure {
-            class,
-            http_status: None,
-            message,
-        };
-        let (resp, retries) = self
-            .send_retrying(req, || outcome.sent = Instant::now())
-            .await;
-        outcome.retries = retries;
-        let resp = match resp {
-            Ok(resp) => resp,
-            Err(None) => {
-                return Err(fail(
-                    FailureClass::TimeoutFirstByte,
-                    format!("no response within {timeout:?}"),
-                ))
-            }
-            Err(Some(e)) => return Err(fail(transport_class(&e), error_chain(&e))),
-        };
+        let (mut connection, response) = self.open(&body, outcome).await?;
         outcome.headers_at = Some(Instant::now());
-        let status = resp.status();
+        let status = response.status();
         if !status.is_success() {
-            let body = tokio::time::timeout(timeout, resp.text())
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
+            let body = ResponseBody::new(&mut connection, response.into_body());
+            let body = tokio::time::timeout(
+                timeout,
+                body.try_fold(Vec::new(), |mut all, piece| {
+                    all.extend_from_slice(&piece);
+                    std::future::ready(Ok(all))
+                }),
+            )
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+            self.pool.checkin(connection);
             let message = serde_json::from_str::<Value>(&body)
                 .map(|v| error_message(v.get("error").unwrap_or(&v)))
                 .unwrap_or_else(|_| body.chars().take(300).collect());
@@ -342,19 +410,27 @@ impl HttpClient {
                 message: format!("HTTP {status}: {message}"),
             });
         }
-        let content_type = resp
+        let content_type = response
             .headers()
-            .get(reqwest::header::CONTENT_TYPE)
+            .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
         if !content_type.starts_with("text/event-stream") {
-            return Err(fail(
+            return Err(failure(
                 FailureClass::MalformedSse,
                 format!("expected an event stream (text/event-stream), got '{content_type}'"),
             ));
         }
-
-        read_events(resp.bytes_stream(), outcome, timeout).await
+        let read = read_events(
+            ResponseBody::new(&mut connection, response.into_body()),
+            outcome,
+            timeout,
+        )
+        .await;
+        if read.is_ok() {
+            self.pool.checkin(connection);
+        }
+        read
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::failure::{body_failure, error_chain, Failure, FailureClass};
+use super::failure::{body_failure, error_chain, failure, Failure, FailureClass};
 use super::request::Outcome;
 use crate::http::chunk::Chunk;
 use crate::http::sse::{Event, EventParser};
@@ -115,14 +115,6 @@ where
         ));
     }
     Ok(())
-}
-
-fn failure(class: FailureClass, message: String) -> Failure {
-    Failure {
-        class,
-        http_status: None,
-        message,
-    }
 }
 
 /// One event, whose bytes arrived at `now`, into the outcome; true at
