@@ -27,6 +27,9 @@
 //! the runtime cost per token on this machine is that row's CPU: the
 //! client's cost above it is what its own code adds. Both rows split the
 //! client's CPU into user and kernel time (from /proc, 10 ms ticks).
+//! The last column counts how often the client's threads slept (their
+//! voluntary context switches) per token: it tells kernel time spent per
+//! chunk from kernel time spent waking an idle thread.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -42,7 +45,7 @@ use inferbench_harness::http::client::{
 };
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_harness::http::mock::{MockServer, Script};
-use inferbench_harness::http::runtime::ClientRuntime;
+use inferbench_harness::http::runtime::{ClientRuntime, CLIENT_THREAD_NAME};
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::stats::{Distribution, Stats};
 
@@ -87,9 +90,11 @@ fn main() {
         if tls { ", over TLS" } else { "" }
     );
     println!(
-        "| busy poll | streams | requests | chunks/s | TTFT err p50 ms | TTFT err p99 ms | ITL err p50 ms | ITL err p99 ms | chunk delay p50 / p99 / max ms | client CPU µs/token | client CPU % |"
+        "| busy poll | streams | requests | chunks/s | TTFT err p50 ms | TTFT err p99 ms | ITL err p50 ms | ITL err p99 ms | chunk delay p50 / p99 / max ms | client CPU µs/token | client CPU % | client sleeps per token |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     let floor = env_or("INFERBENCH_BENCH_FLOOR", 1u8) != 0 && !tls;
     for &busy_poll in &busy_polls {
         for &n in &streams {
@@ -138,6 +143,32 @@ struct CpuSplit {
     server_path: String,
     process_cpu: cpu_time::ProcessTime,
     server_cpu: Option<Duration>,
+    client_sleeps: u64,
+}
+
+/// How often the client's worker threads went to sleep (their voluntary
+/// context switches, summed): on a virtual machine each sleep and wake-up
+/// is a trip through the hypervisor, most of the kernel's share per token.
+fn client_sleeps() -> u64 {
+    // The kernel keeps 15 bytes of a thread's name.
+    let name = &CLIENT_THREAD_NAME[..CLIENT_THREAD_NAME.len().min(15)];
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .sum()
 }
 
 impl CpuSplit {
@@ -152,7 +183,14 @@ impl CpuSplit {
             server_path,
             process_cpu: cpu_time::ProcessTime::now(),
             server_cpu: server.thread_cpu(),
+            client_sleeps: client_sleeps(),
         }
+    }
+
+    /// The client threads' sleeps since `start`, per token.
+    fn sleeps_per_token(&self, tokens: u64) -> String {
+        let sleeps = client_sleeps().saturating_sub(self.client_sleeps);
+        format!("{:.2}", sleeps as f64 / tokens.max(1) as f64)
     }
 
     /// The client's CPU seconds since `start` (the process's, less the
@@ -294,9 +332,10 @@ fn measure_floor(n: u32, busy_poll: bool, threads: u32, tokens: u32, itl: Durati
     });
     let wall = wall.elapsed().as_secs_f64();
     let (cpu, kernel_share) = split.finish(&server);
+    let sleeps = split.sleeps_per_token(chunks);
     let expected = u64::from(n) * 2 * u64::from(tokens);
     println!(
-        "| {} | {n} ({}) | {}{} | {:.0} | – | – | – | – | – | {} | {:.1} |",
+        "| {} | {n} ({}) | {}{} | {:.0} | – | – | – | – | – | {} | {:.1} | {sleeps} |",
         if busy_poll { "yes" } else { "no" },
         if parse {
             "bare reader + read_events"
@@ -382,6 +421,8 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
     ));
     let wall = wall.elapsed().as_secs_f64();
     let (cpu, kernel_share) = split.finish(&server);
+    let sleeps =
+        split.sleeps_per_token(outcomes.iter().map(|o| o.content_times.len() as u64).sum());
 
     let mut ttft_err = Distribution::milliseconds();
     let mut itl_err = Distribution::milliseconds();
@@ -416,7 +457,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
     };
     let (t, i, d) = (ttft_err.stats(), itl_err.stats(), delay.stats());
     println!(
-        "| {} | {n} | {}{} | {:.0} | {} | {} | {} | {} | {} / {} / {} | {} | {:.1} |",
+        "| {} | {n} | {}{} | {:.0} | {} | {} | {} | {} | {} / {} / {} | {} | {:.1} | {sleeps} |",
         if busy_poll { "yes" } else { "no" },
         outcomes.len(),
         if failed > 0 {
