@@ -673,3 +673,81 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
     }
     assert_eq!(server.connections(), 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_retry() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that answers one request per connection, keep-alive in its
+    // headers, then closes the connection while it sits in the pool.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = accepted.clone();
+    let serving = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            // The head, then as many body bytes as it announced.
+            let body_end = loop {
+                let got = socket.read(&mut buf).await.unwrap();
+                assert!(got > 0, "the client closed before its request");
+                request.extend_from_slice(&buf[..got]);
+                let text = String::from_utf8_lossy(&request).to_lowercase();
+                if let Some(head) = text.find("\r\n\r\n") {
+                    let length = text[..head]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                    break head + 4 + length;
+                }
+            };
+            while request.len() < body_end {
+                let got = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..got]);
+            }
+            let events = concat!(
+                "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n",
+                "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"b\",\"finish_reason\":\"length\"}]}\n\n",
+                "data: [DONE]\n\n",
+            );
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n{events}",
+                events.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            // Closed once the client has read it all: the FIN reaches a
+            // connection that is idle in the pool.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            drop(socket);
+        }
+    });
+    let client = Arc::new(
+        HttpClient::new(ClientConfig {
+            base_url: url,
+            endpoint: Endpoint::Completions,
+            model: "m".into(),
+            api_key: None,
+            timeout: Duration::from_secs(5),
+            ignore_eos: false,
+            keep_text: false,
+            tls: TlsOptions::default(),
+        })
+        .unwrap(),
+    );
+    let spec = Workload::parse("fixed:8:2")
+        .unwrap()
+        .request(&PromptStream::new(0, 0, Phase::Measured), 0);
+    for round in 0..3 {
+        let o = client.send(&spec).await;
+        assert!(o.failure.is_none(), "round {round}: {:?}", o.failure);
+        assert_eq!(o.content_times.len(), 2, "round {round}");
+        // Seen closed at checkout and replaced: not a failed attempt.
+        assert_eq!(o.retries, 0, "round {round}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(client.connects().started(), 3);
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    serving.abort();
+}

@@ -4,7 +4,7 @@
 //!
 //! Why not reqwest's pool: hyper-util runs each connection in a task of its
 //! own, so every streamed chunk woke two tasks (the connection's, which
-//! reads the socket, then the reader's), about 2 µs of CPU per token at 256
+//! reads the socket, then the reader's), 1-2 µs of CPU per token at 256
 //! and 1,024 streams (`cargo bench --bench http_client`, its hyper row);
 //! and its checkout raced a new connect against connections still on their
 //! way back to the pool, so `preconnect` could not know when it was done.
