@@ -674,56 +674,60 @@ async fn preconnected_connections_carry_the_point_without_new_handshakes() {
     assert_eq!(server.connections(), 12);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
-async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_retry() {
+/// A server on a real socket that reads one request per connection,
+/// writes `response`, and closes the connection 20 ms later (once the
+/// client has read it, so that the close reaches a connection idle in the
+/// pool). Its URL, the connections it accepted, and its task.
+async fn one_response_per_connection(
+    response: Vec<u8>,
+) -> (
+    String,
+    Arc<std::sync::atomic::AtomicU64>,
+    tokio::task::JoinHandle<()>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A server that answers one request per connection, keep-alive in its
-    // headers, then closes the connection while it sits in the pool.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = accepted.clone();
+    let response = Arc::new(response);
     let serving = tokio::spawn(async move {
         loop {
             let (mut socket, _) = listener.accept().await.unwrap();
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            // The head, then as many body bytes as it announced.
-            let body_end = loop {
-                let got = socket.read(&mut buf).await.unwrap();
-                assert!(got > 0, "the client closed before its request");
-                request.extend_from_slice(&buf[..got]);
-                let text = String::from_utf8_lossy(&request).to_lowercase();
-                if let Some(head) = text.find("\r\n\r\n") {
-                    let length = text[..head]
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-                    break head + 4 + length;
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // The head, then as many body bytes as it announced.
+                let body_end = loop {
+                    let got = socket.read(&mut buf).await.unwrap();
+                    assert!(got > 0, "the client closed before its request");
+                    request.extend_from_slice(&buf[..got]);
+                    let text = String::from_utf8_lossy(&request).to_lowercase();
+                    if let Some(head) = text.find("\r\n\r\n") {
+                        let length = text[..head]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                        break head + 4 + length;
+                    }
+                };
+                while request.len() < body_end {
+                    let got = socket.read(&mut buf).await.unwrap();
+                    request.extend_from_slice(&buf[..got]);
                 }
-            };
-            while request.len() < body_end {
-                let got = socket.read(&mut buf).await.unwrap();
-                request.extend_from_slice(&buf[..got]);
-            }
-            let events = concat!(
-                "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n",
-                "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"b\",\"finish_reason\":\"length\"}]}\n\n",
-                "data: [DONE]\n\n",
-            );
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n{events}",
-                events.len()
-            );
-            socket.write_all(response.as_bytes()).await.unwrap();
-            // Closed once the client has read it all: the FIN reaches a
-            // connection that is idle in the pool.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            drop(socket);
+                // A client that stops reading early makes this fail: fine.
+                let _ = socket.write_all(&response).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
         }
     });
-    let client = Arc::new(
+    (url, accepted, serving)
+}
+
+fn plain_client(url: String) -> Arc<HttpClient> {
+    Arc::new(
         HttpClient::new(ClientConfig {
             base_url: url,
             endpoint: Endpoint::Completions,
@@ -735,7 +739,23 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_retry()
             tls: TlsOptions::default(),
         })
         .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_retry() {
+    let events = concat!(
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"a\",\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"text\":\"b\",\"finish_reason\":\"length\"}]}\n\n",
+        "data: [DONE]\n\n",
     );
+    // Keep-alive in its headers, closed while it sits in the pool.
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: keep-alive\r\ncontent-length: {}\r\n\r\n{events}",
+        events.len()
+    );
+    let (url, accepted, serving) = one_response_per_connection(response.into_bytes()).await;
+    let client = plain_client(url);
     let spec = Workload::parse("fixed:8:2")
         .unwrap()
         .request(&PromptStream::new(0, 0, Phase::Measured), 0);
@@ -749,5 +769,32 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_without_a_retry()
     }
     assert_eq!(client.connects().started(), 3);
     assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
+    serving.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_huge_error_body_is_read_through_and_named_briefly() {
+    let page = "x".repeat(10 << 20);
+    let response = format!(
+        "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{page}",
+        page.len()
+    );
+    let (url, _, serving) = one_response_per_connection(response.into_bytes()).await;
+    let client = plain_client(url);
+    let spec = Workload::parse("fixed:8:2")
+        .unwrap()
+        .request(&PromptStream::new(0, 0, Phase::Measured), 0);
+    let failure = client.send(&spec).await.failure.unwrap();
+    assert_eq!(failure.http_status, Some(500));
+    assert!(
+        failure.message.starts_with("HTTP 500"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.len() < 400,
+        "{} bytes",
+        failure.message.len()
+    );
     serving.abort();
 }

@@ -34,6 +34,10 @@ use failure::{
     transport_class,
 };
 
+/// The most of an error response's body kept for its message (which shows
+/// 300 characters of it, or the JSON error inside).
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
 /// One server's client: its connections, base URL and settings, shared by
 /// every request of a run. The measured requests (and `preconnect`) go
 /// through the client's own connections ([`connection`]); the `GET`s
@@ -385,8 +389,11 @@ impl HttpClient {
             let body = ResponseBody::new(&mut connection, response.into_body());
             let body = tokio::time::timeout(
                 timeout,
+                // Read to its end (which frees the connection), but kept
+                // only up to a bound: a server's error page can be huge.
                 body.try_fold(Vec::new(), |mut all, piece| {
-                    all.extend_from_slice(&piece);
+                    let room = ERROR_BODY_LIMIT.saturating_sub(all.len());
+                    all.extend_from_slice(&piece[..piece.len().min(room)]);
                     std::future::ready(Ok(all))
                 }),
             )
