@@ -7,6 +7,9 @@
 //!
 //! Model: `$INFERBENCH_BENCH_MODEL`, default the tiny generated model.
 //! Threads: `$INFERBENCH_BENCH_THREADS`, default physical cores.
+//! Context depth: `$INFERBENCH_BENCH_DEPTH` (llama-bench's `-d`), default 0:
+//! every sequence's cache is filled with that many tokens, untimed, before
+//! the timed prefill, and before the prompts the decode steps follow.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -49,28 +52,59 @@ fn options(sampler: GreedySampler) -> LlamaOptions {
     }
 }
 
-/// Configures `engine` for the shape and returns its prompts.
+fn depth() -> u32 {
+    std::env::var("INFERBENCH_BENCH_DEPTH")
+        .ok()
+        .map(|d| {
+            d.parse()
+                .unwrap_or_else(|_| panic!("INFERBENCH_BENCH_DEPTH={d}: not a token count"))
+        })
+        .unwrap_or(0)
+}
+
+/// A shape's tokens: the depth's (empty at depth 0) and the prompts.
+struct Tokens {
+    depth: Option<Vec<Vec<TokenId>>>,
+    prompts: Vec<Vec<TokenId>>,
+}
+
+/// Configures `engine` for the shape and returns its tokens.
 fn configure(
     engine: &mut LlamaEngine<'_>,
     vocab: &PromptVocab,
     sequences: u32,
     prompt_tokens: u32,
     gen_tokens: u32,
-) -> Vec<Vec<TokenId>> {
+) -> Tokens {
     let shape = BatchShape {
         sequences,
         prompt_tokens,
         gen_tokens,
+        depth: depth(),
     };
     engine.configure(&shape).expect("configure");
-    batch_prompts(
-        vocab,
-        sequences,
-        prompt_tokens,
-        &PromptStream::new(0, 0, Phase::Measured),
-        0,
-    )
-    .expect("a vocabulary with ordinary tokens")
+    let draw = |tokens: u32, seed: u64| {
+        batch_prompts(
+            vocab,
+            sequences,
+            tokens,
+            &PromptStream::new(seed, 0, Phase::Measured),
+            0,
+        )
+        .expect("a vocabulary with ordinary tokens")
+    };
+    Tokens {
+        depth: (shape.depth > 0).then(|| draw(shape.depth, 1)),
+        prompts: draw(prompt_tokens, 0),
+    }
+}
+
+/// Clears the cache and refills the depth, untimed.
+fn reset(engine: &mut LlamaEngine<'_>, tokens: &Tokens) {
+    engine.reset().expect("reset");
+    if let Some(depth) = &tokens.depth {
+        engine.prefill(depth).expect("filling the depth");
+    }
 }
 
 fn engine_benches(c: &mut Criterion) {
@@ -86,14 +120,14 @@ fn engine_benches(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500));
     for prompt_tokens in [128u32, 512] {
-        let prompts = configure(&mut engine, &vocab, 1, prompt_tokens, 1);
+        let tokens = configure(&mut engine, &vocab, 1, prompt_tokens, 1);
         group.throughput(Throughput::Elements(u64::from(prompt_tokens)));
         group.bench_function(BenchmarkId::from_parameter(prompt_tokens), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    engine.reset().expect("reset");
-                    total += engine.prefill(&prompts).expect("prefill").host;
+                    reset(&mut engine, &tokens);
+                    total += engine.prefill(&tokens.prompts).expect("prefill").host;
                 }
                 total
             })
@@ -109,7 +143,7 @@ fn engine_benches(c: &mut Criterion) {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500));
     for sequences in [1u32, 8] {
-        let prompts = configure(&mut engine, &vocab, sequences, 128, 65);
+        let tokens = configure(&mut engine, &vocab, sequences, 128, 65);
         group.throughput(Throughput::Elements(u64::from(sequences)));
         group.bench_function(BenchmarkId::from_parameter(sequences), |b| {
             b.iter_custom(|iters| {
@@ -117,8 +151,8 @@ fn engine_benches(c: &mut Criterion) {
                 let mut steps_left = 0;
                 for _ in 0..iters {
                     if steps_left == 0 {
-                        engine.reset().expect("reset");
-                        engine.prefill(&prompts).expect("prefill");
+                        reset(&mut engine, &tokens);
+                        engine.prefill(&tokens.prompts).expect("prefill");
                         engine.sample().expect("sample");
                         steps_left = 64;
                     }
@@ -141,8 +175,9 @@ fn engine_benches(c: &mut Criterion) {
     for sampler in [GreedySampler::Argmax, GreedySampler::Llama] {
         let mut engine = LlamaEngine::new(runtime, &model, options(sampler));
         for sequences in [1u32, 8] {
-            let prompts = configure(&mut engine, &vocab, sequences, 16, 2);
-            engine.prefill(&prompts).expect("prefill");
+            let tokens = configure(&mut engine, &vocab, sequences, 16, 2);
+            reset(&mut engine, &tokens);
+            engine.prefill(&tokens.prompts).expect("prefill");
             group.throughput(Throughput::Elements(u64::from(sequences)));
             let id = BenchmarkId::new(sampler.name(), sequences);
             group.bench_function(id, |b| {

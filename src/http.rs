@@ -30,70 +30,45 @@ use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::vllm_export::VllmExport;
 use inferbench_harness::workload::{Phase, PromptStream};
 
-use crate::cli::{usage, ArrivalArg, EndpointArg, HttpArgs, PerLoad, SloSpec};
+use inferbench_core::spec::{Endpoint as SpecEndpoint, HttpSpec, Spec};
+
+use crate::cli::{usage, Outputs, PerLoad};
 use crate::progress::PointProgress;
 use crate::telemetry::PointTelemetry;
-use crate::{interrupt, provenance, terminal, EXIT_INTERRUPTED};
-
-/// Exit status of a run that completed but had failed requests.
-pub const EXIT_REQUESTS_FAILED: u8 = 3;
+use crate::{interrupt, provenance, terminal};
 
 /// How often a point in flight is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
-fn loads(args: &HttpArgs) -> Result<Vec<(Load, LoadDescription)>> {
-    let arrival = match (args.arrival, args.burstiness) {
-        (ArrivalArg::Gamma, Some(b)) if b.is_finite() && b > 0.0 => {
-            Arrival::Gamma { burstiness: b }
-        }
-        (ArrivalArg::Gamma, Some(b)) => {
-            return Err(usage(format!(
-                "--burstiness {b}: must be a positive number"
-            )))
-        }
-        (ArrivalArg::Gamma, None) => {
-            return Err(usage("--arrival gamma needs --burstiness (1.0 is Poisson)"))
-        }
-        (_, Some(_)) => return Err(usage("--burstiness applies to --arrival gamma only")),
-        (ArrivalArg::Poisson, None) => Arrival::Poisson,
-        (ArrivalArg::Constant, None) => Arrival::Constant,
-    };
-    let search_start = match args.find_max_rate {
-        Some(r) if r.is_finite() && r > 0.0 => Some(vec![r]),
-        Some(r) => {
-            return Err(usage(format!(
-                "--find-max-rate {r}: the start rate must be positive"
-            )))
-        }
-        None => None,
-    };
-    let open: Vec<(Load, LoadDescription)> =
-        match search_start.or_else(|| args.rate.as_ref().map(|r| r.0.clone())) {
-            Some(rates) => rates
-                .iter()
-                .map(|&rate| {
-                    let load = Load::Open {
-                        rate,
-                        arrival,
-                        max_inflight: args.max_inflight,
-                    };
-                    (load, load.describe())
-                })
-                .collect(),
-            None => Vec::new(),
-        };
+/// The sweep's loads: the closed-loop points, then the open-loop ones (a
+/// rate search's first probe standing for the open loop).
+fn loads(spec: &HttpSpec) -> Vec<(Load, LoadDescription)> {
+    let rates = spec
+        .find_max_rate
+        .map(|start| vec![start])
+        .or_else(|| spec.rate.clone())
+        .unwrap_or_default();
+    let open = rates.into_iter().map(|rate| Load::Open {
+        rate,
+        arrival: spec.arrival,
+        max_inflight: spec.max_inflight,
+    });
     // Both given: the closed-loop points, then the open-loop ones, in one
     // sweep (as an engine-against-engine comparison wants both).
-    let concurrencies = match (&args.concurrency, open.is_empty()) {
-        (Some(c), _) => c.0.clone(),
+    let concurrencies = match (
+        &spec.concurrency,
+        spec.rate.is_none() && spec.find_max_rate.is_none(),
+    ) {
+        (Some(c), _) => c.clone(),
         (None, true) => vec![1],
         (None, false) => Vec::new(),
     };
-    let closed = concurrencies.into_iter().map(|concurrency| {
-        let load = Load::Closed { concurrency };
-        (load, load.describe())
-    });
-    Ok(closed.chain(open).collect())
+    concurrencies
+        .into_iter()
+        .map(|concurrency| Load::Closed { concurrency })
+        .chain(open)
+        .map(|load| (load, load.describe()))
+        .collect()
 }
 
 /// Token-id prompts: the vocabulary they are drawn from and the model file
@@ -127,49 +102,43 @@ pub struct Sweep {
     pub exit: ExitCode,
 }
 
-pub fn run(args: HttpArgs) -> Result<ExitCode> {
-    if args.urls.len() > 1 || args.rounds > 1 {
-        return crate::rounds::run(&args);
-    }
-    let tokens = match &args.token_ids_from {
+/// Runs one server's spec, its token-id prompts read first.
+pub fn run_spec(spec: &HttpSpec, outputs: &Outputs) -> Result<ExitCode> {
+    let tokens = match &spec.token_ids_from {
         Some(path) => Some(TokenPrompts::load(path)?),
         None => None,
     };
-    Ok(sweep(&args, tokens)?.exit)
+    Ok(sweep(spec, outputs, tokens)?.exit)
 }
 
-/// Runs every point of `args` against the server, writing the result file
+/// Runs every point of `spec` against the server, writing the result file
 /// as it goes. Any error after the file was first written leaves it final,
 /// `failed` with the error.
-pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
-    let mut loads = loads(args)?;
-    if tokens.is_some() && args.endpoint == EndpointArg::Chat {
+pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
+    let mut loads = loads(spec);
+    if tokens.is_some() && spec.endpoint == SpecEndpoint::Chat {
         return Err(usage(
             "--token-ids-from sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)",
         ));
     }
-    let tokenizer = match &args.tokenizer {
+    let tokenizer = match &spec.tokenizer {
         Some(path) => Some(Arc::new(Tokenizer::from_file(path)?)),
         None => None,
     };
-    let mut workload = Workload::parse(&args.workload).map_err(|e| usage(e.to_string()))?;
+    let mut workload = Workload::parse(&spec.workload).map_err(|e| usage(e.to_string()))?;
     workload
-        .check_endpoint(args.endpoint == EndpointArg::Chat)
+        .check_endpoint(spec.endpoint == SpecEndpoint::Chat)
         .map_err(|e| usage(e.to_string()))?;
     let trace_length = workload.trace().map(|t| t.entries.len() as u64);
     if trace_length.is_some() {
-        if args.concurrency.is_some()
-            || args.rate.is_some()
-            || args.find_max_rate.is_some()
-            || args.find_max_concurrency.is_some()
-        {
+        if spec.concurrency.is_some() || spec.rate.is_some() || spec.searching() {
             return Err(usage(
                 "--workload trace: replays the trace on its own send times; drop --concurrency, --rate and the searches (--trace-speed scales the times)",
             ));
         }
         let load = Load::Trace {
-            speed: args.trace_speed,
-            max_inflight: args.max_inflight,
+            speed: spec.trace_speed,
+            max_inflight: spec.max_inflight,
         };
         loads = vec![(load, load.describe())];
     }
@@ -183,26 +152,26 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     if let Some(vocab) = token_vocab {
         workload = workload.with_token_ids(vocab).context("--token-ids-from")?;
     }
-    let resume = match &args.resume {
+    let resume = match &outputs.resume {
         Some(path) => Some(Resume::read(path)?),
         None => None,
     };
-    let prompt_seed = args
+    let prompt_seed = spec
         .prompt_seed
         .or(resume.as_ref().and_then(|r| r.prompt_seed))
         .unwrap_or_else(rand_seed);
     let workload = Arc::new(workload);
-    let searching = args.find_max_rate.is_some() || args.find_max_concurrency.is_some();
+    let searching = spec.searching();
     // A trace runs whole unless told otherwise.
-    let limits = LimitsPlan::new(args, loads.len(), searching, trace_length.unwrap_or(100))?;
-    let api_key = std::env::var(&args.api_key_env)
+    let limits = LimitsPlan::new(spec, trace_length.unwrap_or(100));
+    let api_key = std::env::var(&spec.api_key_env)
         .ok()
         .filter(|k| !k.is_empty());
-    let slo = args.slo.map(SloSpec::to_slo);
-    let out_path = args
+    let slo = spec.slo;
+    let out_path = outputs
         .out
         .clone()
-        .or_else(|| args.resume.clone())
+        .or_else(|| outputs.resume.clone())
         .unwrap_or_else(|| terminal::default_result_path("http"));
     // One descriptor per connection: refuse a concurrency the limit cannot hold.
     let fd_check = fd_limit::check(loads.iter().map(|(load, _)| *load));
@@ -210,24 +179,24 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         .map_err(|e| usage(e.to_string()))?
         .inspect(|w| eprintln!("warning: {w}"));
 
-    let runtime = ClientRuntime::new(args.client_threads, args.busy_poll)
+    let runtime = ClientRuntime::new(spec.client_threads, spec.busy_poll)
         .context("starting the client runtime")?;
-    let endpoint = match args.endpoint {
-        EndpointArg::Completions => Endpoint::Completions,
-        EndpointArg::Chat => Endpoint::Chat,
+    let endpoint = match spec.endpoint {
+        SpecEndpoint::Completions => Endpoint::Completions,
+        SpecEndpoint::Chat => Endpoint::Chat,
     };
     let mut config = ClientConfig {
-        base_url: args.url().to_string(),
+        base_url: spec.url.clone(),
         endpoint,
-        model: args.model.clone().unwrap_or_default(),
+        model: spec.model.clone().unwrap_or_default(),
         api_key,
-        timeout: args.timeout,
-        ignore_eos: args.ignore_eos,
+        timeout: spec.timeout,
+        ignore_eos: spec.ignore_eos,
         // A conversation's history carries the server's own replies.
         keep_text: tokenizer.is_some() || workload.is_multi_turn(),
         tls: TlsOptions {
-            ca_certs: args.ca_cert.clone(),
-            insecure: args.insecure,
+            ca_certs: spec.ca_cert.clone(),
+            insecure: spec.insecure,
         },
     };
     let probe = HttpClient::new(config.clone())?;
@@ -245,7 +214,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     }
     let client = Arc::new(HttpClient::new(config.clone())?);
     let mut run_notes = Vec::new();
-    let metrics = match &args.server_metrics {
+    let metrics = match &spec.server_metrics {
         None => None,
         Some(url) => {
             let url = if url.is_empty() {
@@ -256,7 +225,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
             match server_metrics::probe(&config, &url) {
                 Ok(_) => Some(MetricsPlan {
                     url,
-                    interval: args.server_metrics_interval,
+                    interval: spec.server_metrics_interval,
                     config: config.clone(),
                 }),
                 Err(e) => {
@@ -277,7 +246,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
             .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
     }
     let writer = ResultWriter::new(&out_path);
-    let log = match &args.requests_log {
+    let log = match &outputs.requests_log {
         Some(path) => Some(BufWriter::new(std::fs::File::create(path).with_context(
             || format!("--requests-log {}: cannot create", path.display()),
         )?)),
@@ -291,7 +260,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         backend: "http".into(),
         cpu_features: None,
         devices: Vec::new(),
-        threads: Some(args.client_threads),
+        threads: Some(spec.client_threads),
         threads_batch: None,
         gpu_layers_requested: None,
         gpu_layers_offloaded: None,
@@ -300,16 +269,16 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         build: None,
         notes: Vec::new(),
     };
-    let (telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, args.gpu_telemetry);
+    let (telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, spec.gpu_telemetry);
     engine.notes.extend(telemetry_note);
-    if args.busy_poll {
+    if spec.busy_poll {
         engine.notes.push(
             "--busy-poll: the client's threads spin polling their sockets, so its CPU use reads about 100% per thread by design".into(),
         );
     }
     let mut prov = provenance::provenance(engine, token_model);
     prov.server = Some(ServerInfo {
-        url: args.url().to_string(),
+        url: spec.url.clone(),
         endpoint: endpoint.path().into(),
         model: config.model.clone(),
         models,
@@ -325,10 +294,10 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         updated_at: provenance::now_rfc3339(),
         provenance: prov,
         settings: HttpSettings {
-            url: args.url().to_string(),
+            url: spec.url.clone(),
             endpoint: endpoint.path().into(),
             model: config.model.clone(),
-            api_key_env: args.api_key_env.clone(),
+            api_key_env: spec.api_key_env.clone(),
             api_key_present: config.api_key.is_some(),
             workload: workload.name(),
             fixed_lengths: workload
@@ -341,27 +310,28 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
             duration_s: limits.same_duration().map(|d| d.as_secs_f64()),
             num_requests_per_load: limits.count_spec(),
             duration_per_load: limits.duration_spec(),
-            warmup: args.warmup,
-            seed: args.seed,
+            warmup: spec.warmup,
+            seed: spec.seed,
             prompt_seed: Some(prompt_seed),
-            token_ids_from: args
+            token_ids_from: spec
                 .token_ids_from
                 .as_ref()
                 .map(|p| p.display().to_string()),
-            ignore_eos: args.ignore_eos,
-            timeout_s: args.timeout.as_secs_f64(),
+            ignore_eos: spec.ignore_eos,
+            timeout_s: spec.timeout.as_secs_f64(),
             slo,
-            client_threads: args.client_threads,
-            busy_poll: args.busy_poll,
-            preconnect: !args.no_preconnect,
-            ca_certs: args
+            client_threads: spec.client_threads,
+            busy_poll: spec.busy_poll,
+            preconnect: spec.preconnect,
+            ca_certs: spec
                 .ca_cert
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect(),
-            insecure_tls: args.insecure,
-            tokenizer: args.tokenizer.as_ref().map(|p| p.display().to_string()),
+            insecure_tls: spec.insecure,
+            tokenizer: spec.tokenizer.as_ref().map(|p| p.display().to_string()),
             server_metrics: metrics.as_ref().map(|m| m.url.clone()),
+            spec: Some(Spec::Http(spec.clone())),
         },
         histogram: HistogramInfo::current(),
         points: Vec::new(),
@@ -371,7 +341,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     };
     let mut kept = std::collections::VecDeque::new();
     let mut next_point = 0;
-    if let (Some(resume), Some(path)) = (resume, &args.resume) {
+    if let (Some(resume), Some(path)) = (resume, &outputs.resume) {
         resume.check_settings(path, &result.settings)?;
         if !searching {
             resume.check_loads(path, &loads)?;
@@ -385,7 +355,7 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         ));
         kept = resume.points.into();
     }
-    if let Err(e) = save(&writer, &mut result, args.csv.as_deref()) {
+    if let Err(e) = save(&writer, &mut result, outputs.csv.as_deref()) {
         return Err(terminal::save_failed(&writer, &mut result, e));
     }
     terminal::print_http_header(&result);
@@ -397,34 +367,34 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
         workload,
         limits,
         position: 0,
-        seed: args.seed,
+        seed: spec.seed,
         prompt_seed,
         next_point,
         kept,
-        warmup: args.warmup,
+        warmup: spec.warmup,
         slo: slo.unwrap_or_default(),
         interrupt: interrupt::flag(),
         writer,
-        csv: args.csv.clone(),
+        csv: outputs.csv.clone(),
         log,
         result,
         failed_requests: 0,
         tokenizer,
         telemetry,
         metrics,
-        export_vllm: args.export_vllm.clone().map(|path| VllmExportPlan {
+        export_vllm: outputs.export_vllm.clone().map(|path| VllmExportPlan {
             path,
             one_point: planned == Some(1),
         }),
     };
-    let measured = match (args.find_max_rate, args.find_max_concurrency) {
+    let measured = match (spec.find_max_rate, spec.find_max_concurrency) {
         (_, Some(start)) => search_max_concurrency(&mut session, start)
             .map(|search| session.result.max_concurrency = Some(search)),
         (Some(start_rate), None) => {
             let Load::Open { arrival, .. } = loads[0].0 else {
                 unreachable!("--find-max-rate implies an open loop")
             };
-            search_max_rate(&mut session, start_rate, arrival, args.max_inflight)
+            search_max_rate(&mut session, start_rate, arrival, spec.max_inflight)
                 .map(|search| session.result.max_rate = Some(search))
         }
         (None, None) => loads.iter().try_for_each(|(load, description)| {
@@ -455,13 +425,13 @@ pub fn sweep(args: &HttpArgs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     result.partial = interrupted
         || planned.is_some_and(|n| result.points.len() != n)
         || result.points.iter().any(|p| !p.complete);
-    save(&writer, &mut result, args.csv.as_deref())?;
+    save(&writer, &mut result, outputs.csv.as_deref())?;
     terminal::print_result_path(&out_path, result.partial);
     let exit = if interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
+        ExitCode::from(crate::exit::INTERRUPTED)
     } else if failed_requests > 0 && !searching {
         eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
-        ExitCode::from(EXIT_REQUESTS_FAILED)
+        ExitCode::from(crate::exit::REQUESTS_FAILED)
     } else {
         ExitCode::SUCCESS
     };
@@ -531,7 +501,7 @@ impl Resume {
         for key in keys {
             // The seed of prompt content is the file's unless given anew.
             // Derived from the workload, which is compared; older files lack it.
-            if key == "prompt_seed" || key == "fixed_lengths" {
+            if key == "prompt_seed" || key == "fixed_lengths" || key == "spec" {
                 continue;
             }
             let (b, n) = (before.get(key), now.get(key));
@@ -581,37 +551,18 @@ struct LimitsPlan {
 }
 
 impl LimitsPlan {
-    fn new(
-        args: &HttpArgs,
-        loads: usize,
-        searching: bool,
-        default_count: u64,
-    ) -> Result<LimitsPlan> {
-        let check = |flag: &str, len: Option<usize>| {
-            match len {
-            Some(_) if searching => Err(usage(format!(
-                "{flag}: a list gives one value per load level; a search chooses its loads as it goes (give one value)"
-            ))),
-            Some(n) if n != loads => Err(usage(format!(
-                "{flag}: {n} values for {loads} load levels (--concurrency and --rate values together)"
-            ))),
-            _ => Ok(()),
-        }
-        };
-        check(
-            "--num-requests",
-            args.num_requests.as_ref().and_then(PerLoad::len),
-        )?;
-        check("--duration", args.duration.as_ref().and_then(PerLoad::len))?;
-        let counts = args.num_requests.clone().or(if args.duration.is_none() {
+    /// The limits `spec` asks for (its lists checked against its loads by
+    /// [`HttpSpec::validate`]); `default_count` when neither is given.
+    fn new(spec: &HttpSpec, default_count: u64) -> LimitsPlan {
+        let counts = spec.num_requests.clone().or(if spec.duration.is_none() {
             Some(PerLoad::All(default_count))
         } else {
             None
         });
-        Ok(LimitsPlan {
+        LimitsPlan {
             counts,
-            durations: args.duration.clone(),
-        })
+            durations: spec.duration.clone(),
+        }
     }
 
     /// The limits of the point at `position` of the sweep.

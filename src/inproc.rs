@@ -16,29 +16,32 @@ use inferbench_harness::schema::{
 };
 use inferbench_harness::stats::HistogramInfo;
 
-use crate::cli::{InprocArgs, SamplerArg};
+use inferbench_core::spec::{InprocSpec, Sampler, Spec};
+
+use crate::cli::Outputs;
 use crate::telemetry::PointTelemetry;
-use crate::{interrupt, model, provenance, terminal, EXIT_INTERRUPTED};
+use crate::{interrupt, model, provenance, terminal};
 
 /// How often a point in flight is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
-fn shapes(args: &InprocArgs) -> Vec<BatchShape> {
-    args.prompt_tokens
-        .0
-        .iter()
-        .flat_map(|&prompt_tokens| {
-            args.batch.0.iter().map(move |&sequences| BatchShape {
-                sequences,
-                prompt_tokens,
-                gen_tokens: args.gen_tokens,
-            })
-        })
-        .collect()
-}
-
-pub fn run(args: InprocArgs) -> Result<ExitCode> {
-    Ok(sweep(&args, 0)?.exit)
+/// The sweep's points: prompt lengths, then depths, then batch sizes, so
+/// that each (prompt, depth) keeps its batch curve together.
+fn shapes(spec: &InprocSpec) -> Vec<BatchShape> {
+    let mut shapes = Vec::new();
+    for &prompt_tokens in &spec.prompt_tokens {
+        for &depth in &spec.depth {
+            for &sequences in &spec.batch {
+                shapes.push(BatchShape {
+                    sequences,
+                    prompt_tokens,
+                    gen_tokens: spec.gen_tokens,
+                    depth,
+                });
+            }
+        }
+    }
+    shapes
 }
 
 /// What a finished sweep leaves: its result (also on disk) and the exit
@@ -56,20 +59,20 @@ const BANDWIDTH_REPETITIONS: u32 = 5;
 const PEAK_FLOPS_PER_THREAD: u64 = 4_000_000_000;
 const PEAK_REPETITIONS: u32 = 5;
 
-/// Measures every point of `args`, writing the result file as it goes. The
+/// Measures every point of `spec`, writing the result file as it goes. The
 /// points' prompt streams are numbered from `first_point` ([`PointSpec::point`]),
 /// so that a caller measuring one sweep in parts draws the prompts a served
 /// run of the whole sweep sends.
-pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
-    let model_path = model::resolve(args.model.clone())?;
+pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<Sweep> {
+    let model_path = model::resolve(spec.model.clone())?;
     if !model_path.is_file() {
         bail!("--model {}: no such file", model_path.display());
     }
-    let out_path = args
+    let out_path = outputs
         .out
         .clone()
         .unwrap_or_else(|| terminal::default_result_path("inproc"));
-    let threads = match args.threads {
+    let threads = match spec.threads {
         Some(t) => t,
         None => inferbench_harness::host::physical_cores()
             .or_else(|| {
@@ -82,27 +85,28 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let options = LlamaOptions {
         threads,
         threads_batch: threads,
-        ubatch: args.ubatch,
-        kv_unified: args.kv_unified,
-        sampler: match args.sampler {
-            SamplerArg::Greedy => GreedySampler::Argmax,
-            SamplerArg::LlamaGreedy => GreedySampler::Llama,
+        ubatch: spec.ubatch,
+        kv_unified: spec.kv_unified,
+        sampler: match spec.sampler {
+            Sampler::Greedy => GreedySampler::Argmax,
+            Sampler::LlamaGreedy => GreedySampler::Llama,
         },
-        kernel_timing: !args.no_kernel_timing,
+        kernel_timing: spec.kernel_timing,
     };
 
-    let runtime = Runtime::get(!args.verbose)?;
-    let loaded = LoadedModel::load(runtime, &model_path, args.n_gpu_layers)
+    let runtime = Runtime::get(!outputs.verbose)?;
+    let loaded = LoadedModel::load(runtime, &model_path, spec.n_gpu_layers)
         .with_context(|| format!("--model {}", model_path.display()))?;
 
-    let shapes = shapes(args);
+    let shapes = shapes(spec);
     // Refuse impossible points before measuring anything.
     let max = loaded.n_ctx_train();
     for s in &shapes {
         if s.context_per_sequence() > max {
             bail!(
-                "--prompt-tokens {} with --gen-tokens {} needs {} tokens of context per sequence, \
-                 but {} allows at most {max}",
+                "--depth {} with --prompt-tokens {} and --gen-tokens {} needs {} tokens of context \
+                 per sequence, but {} allows at most {max}",
+                s.depth,
                 s.prompt_tokens,
                 s.gen_tokens,
                 s.context_per_sequence(),
@@ -125,7 +129,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let writer = ResultWriter::new(&out_path);
     let mut engine = LlamaEngine::new(runtime, &loaded, options);
     let mut engine_info = provenance::llama_engine_info(runtime, &loaded, &engine, &options);
-    let (mut telemetry, telemetry_note) = PointTelemetry::new(!args.no_telemetry, true);
+    let (mut telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, true);
     engine_info.notes.extend(telemetry_note);
     let model_info = provenance::model_info(&model_path, &loaded)?;
     // What a decode step must read, and the machine's ceiling, measured
@@ -201,19 +205,21 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         provenance,
         settings: InprocSettings {
             model: model_path.display().to_string(),
-            prompt_tokens: args.prompt_tokens.0.clone(),
-            gen_tokens: args.gen_tokens,
-            batch: args.batch.0.clone(),
-            warmup: args.warmup,
-            runs: args.runs,
-            seed: args.seed,
+            prompt_tokens: spec.prompt_tokens.clone(),
+            gen_tokens: spec.gen_tokens,
+            batch: spec.batch.clone(),
+            warmup: spec.warmup,
+            runs: spec.runs,
+            seed: spec.seed,
             threads: options.threads,
             threads_batch: options.threads_batch,
-            n_gpu_layers: args.n_gpu_layers,
+            n_gpu_layers: spec.n_gpu_layers,
             ubatch: options.ubatch,
             kv_unified: options.kv_unified,
             sampler: options.sampler.name().into(),
             stop_at_eos: false,
+            depth: spec.depth.clone(),
+            spec: Some(Spec::Inproc(spec.clone())),
         },
         histogram: HistogramInfo::current(),
         points: Vec::new(),
@@ -226,7 +232,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
 
     let interrupt = interrupt::flag();
     let bar = crate::progress::bar(
-        shapes.len() as u64 * u64::from(args.warmup + args.runs),
+        shapes.len() as u64 * u64::from(spec.warmup + spec.runs),
         "runs",
     );
     let mut failure = None;
@@ -235,22 +241,22 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
             break;
         }
         bar.set_message(format!(
-            "pp{} tg{} B{}",
-            shape.prompt_tokens, shape.gen_tokens, shape.sequences
+            "pp{} tg{} B{} d{}",
+            shape.prompt_tokens, shape.gen_tokens, shape.sequences, shape.depth
         ));
-        let spec = PointSpec {
+        let point_spec = PointSpec {
             shape: *shape,
-            warmup_runs: args.warmup,
-            runs: args.runs,
-            seed: args.seed,
+            warmup_runs: spec.warmup,
+            runs: spec.runs,
+            seed: spec.seed,
             point: first_point + point as u32,
         };
         let mut last_save = Instant::now();
         let mut save_error = None;
-        if args.warmup == 0 {
+        if spec.warmup == 0 {
             telemetry.start();
         }
-        let measured = measure_point(&mut engine, &spec, &interrupt, |progress| {
+        let measured = measure_point(&mut engine, &point_spec, &interrupt, |progress| {
             bar.inc(1);
             // Telemetry covers the measured runs: it starts when warm-up ends.
             if progress.warmup && progress.done == progress.of {
@@ -278,7 +284,8 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
                         t.weight_bytes,
                         t.kv_bytes_per_cell,
                         point.batch,
-                        point.prompt_tokens,
+                        // The KV cache a step reads holds the depth too.
+                        point.depth + point.prompt_tokens,
                         point.gen_tokens,
                         step.p50,
                         ceiling,
@@ -299,12 +306,12 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
             }
             Err(e) => {
                 failure = Some(format!(
-                    "point pp{} tg{} B{}: {e}",
-                    shape.prompt_tokens, shape.gen_tokens, shape.sequences
+                    "point pp{} tg{} B{} d{}: {e}",
+                    shape.prompt_tokens, shape.gen_tokens, shape.sequences, shape.depth
                 ));
             }
         }
-        if let Err(e) = save(&writer, &mut result, args.csv.as_deref()) {
+        if let Err(e) = save(&writer, &mut result, outputs.csv.as_deref()) {
             failure.get_or_insert(format!("{e:#}"));
         }
         if failure.is_some() {
@@ -327,7 +334,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
     let csv = if failure.is_some() {
         None
     } else {
-        args.csv.as_deref()
+        outputs.csv.as_deref()
     };
     if let Err(e) = save(&writer, &mut result, csv) {
         return Err(terminal::save_failed(&writer, &mut result, e));
@@ -337,7 +344,7 @@ pub fn sweep(args: &InprocArgs, first_point: u32) -> Result<Sweep> {
         bail!("{f}");
     }
     let exit = if interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
+        ExitCode::from(crate::exit::INTERRUPTED)
     } else {
         ExitCode::SUCCESS
     };

@@ -42,7 +42,7 @@ pub fn flag() -> Arc<AtomicBool> {
                 if in_handler.swap(true, Ordering::SeqCst) {
                     kill_children();
                     eprintln!("\ninterrupted again: exiting without saving");
-                    std::process::exit(i32::from(crate::EXIT_INTERRUPTED));
+                    std::process::exit(i32::from(crate::exit::INTERRUPTED));
                 }
                 eprintln!(
                     "\ninterrupted: finishing the step in flight and saving results (Ctrl-C again to quit now)"

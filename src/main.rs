@@ -3,12 +3,13 @@
 //! sets them side by side (`compare`, `contrast`), merges result files
 //! (`merge`), plans replicas from a sweep (`plan`), draws results (`report`)
 //! and writes or inspects GGUF models (`model`). Bad flags exit 2, other
-//! errors 1, a run stopped by Ctrl-C [`EXIT_INTERRUPTED`].
+//! errors 1, a run stopped by Ctrl-C [`exit::INTERRUPTED`].
 #![forbid(unsafe_code)]
 
 mod cli;
 mod compare;
 mod contrast;
+mod exit;
 mod http;
 mod inproc;
 mod interrupt;
@@ -20,28 +21,41 @@ mod provenance;
 mod report;
 mod rounds;
 mod server;
+mod specs;
 mod table;
+mod tables;
 mod telemetry;
 mod terminal;
 
 use std::process::ExitCode;
 
 use clap::Parser;
-
-/// Exit status of a run stopped by Ctrl-C (128 + SIGINT), its partial result saved.
-pub const EXIT_INTERRUPTED: u8 = 130;
+use inferbench_core::spec::Spec;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Inproc(args) => inproc::run(args),
-        cli::Command::Http(args) => http::run(*args),
+        cli::Command::Inproc(args) => args
+            .spec()
+            .map_err(Into::into)
+            .and_then(|spec| specs::run(Spec::Inproc(spec), &args.outputs())),
+        cli::Command::Http(args) => args
+            .spec()
+            .map_err(Into::into)
+            .and_then(|spec| specs::run(spec, &args.outputs())),
         cli::Command::Compare(args) => compare::run(args),
-        cli::Command::Contrast(args) => contrast::run(args),
+        cli::Command::Contrast(args) => args
+            .spec()
+            .map_err(Into::into)
+            .and_then(|spec| specs::run(Spec::Contrast(spec), &args.outputs())),
         cli::Command::Report(args) => report::run(args),
         cli::Command::Merge(args) => merge::run(args),
         cli::Command::Plan(args) => plan::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
+        cli::Command::Run(args) => specs::run_file(args),
+        cli::Command::Rerun(args) => specs::rerun(args),
+        cli::Command::Spec(args) => specs::print(args),
+        cli::Command::Schema(args) => specs::schema(args),
     };
     match result {
         Ok(code) => code,
@@ -50,7 +64,7 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             // Bad flags exit 2, as clap's own errors do; other errors 1.
             if err.chain().any(|e| e.is::<cli::UsageError>()) {
-                ExitCode::from(2)
+                ExitCode::from(exit::USAGE)
             } else {
                 ExitCode::FAILURE
             }

@@ -11,9 +11,10 @@ use inferbench_harness::rounds::{
 };
 use inferbench_harness::schema::{ResultWriter, RunStatus};
 
-use crate::cli::{usage, HttpArgs};
-use crate::table::Table;
-use crate::{http, interrupt, provenance, terminal, EXIT_INTERRUPTED};
+use inferbench_core::spec::{RoundsSpec, Spec};
+
+use crate::cli::Outputs;
+use crate::{http, interrupt, provenance, terminal};
 
 const LEVEL: f64 = 0.95;
 
@@ -37,18 +38,8 @@ fn save(writer: &ResultWriter, result: &mut RoundsResult) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: &HttpArgs) -> Result<ExitCode> {
-    if args.find_max_rate.is_some() {
-        return Err(usage(
-            "--find-max-rate searches one server; with several --url or --rounds, give --rate or --concurrency",
-        ));
-    }
-    if args.csv.is_some() {
-        return Err(usage(
-            "--csv writes one run's points; with rounds, each run's own file is written beside --out",
-        ));
-    }
-    let out = args
+pub fn run(spec: &RoundsSpec, outputs: &Outputs) -> Result<ExitCode> {
+    let out = outputs
         .out
         .clone()
         .unwrap_or_else(|| terminal::default_result_path("rounds"));
@@ -56,11 +47,11 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out {}: creating {}", out.display(), dir.display()))?;
     }
-    let tokens = match &args.token_ids_from {
+    let tokens = match &spec.http.token_ids_from {
         Some(path) => Some(http::TokenPrompts::load(path)?),
         None => None,
     };
-    let base_seed = args.prompt_seed.unwrap_or_else(http::rand_seed);
+    let base_seed = spec.http.prompt_seed.unwrap_or_else(http::rand_seed);
     let writer = ResultWriter::new(&out);
     let mut result = RoundsResult {
         schema_version: ROUNDS_SCHEMA_VERSION,
@@ -71,14 +62,15 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
         started_at: provenance::now_rfc3339(),
         updated_at: String::new(),
         settings: RoundsSettings {
-            targets: args.urls.clone(),
-            rounds: args.rounds,
-            prompt_seeds: (0..args.rounds).map(|r| round_seed(base_seed, r)).collect(),
+            targets: spec.targets.clone(),
+            rounds: spec.rounds,
+            prompt_seeds: (0..spec.rounds).map(|r| round_seed(base_seed, r)).collect(),
             level: LEVEL,
+            spec: Some(Spec::Rounds(spec.clone())),
         },
         order: Vec::new(),
-        targets: args
-            .urls
+        targets: spec
+            .targets
             .iter()
             .map(|url| TargetRuns {
                 url: url.clone(),
@@ -91,25 +83,25 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
     save(&writer, &mut result)?;
     let flag = interrupt::flag();
     let mut worst_exit = ExitCode::SUCCESS;
-    'rounds: for round in 0..args.rounds {
-        for (target, url) in args.urls.iter().enumerate() {
+    'rounds: for round in 0..spec.rounds {
+        for (target, url) in spec.targets.iter().enumerate() {
             if flag.load(std::sync::atomic::Ordering::Relaxed) {
                 break 'rounds;
             }
             let file = beside(&out, &format!("r{round}.t{target}"));
-            let mut one = args.clone();
-            one.urls = vec![url.clone()];
-            one.rounds = 1;
-            one.prompt_seed = Some(result.settings.prompt_seeds[round as usize]);
-            one.out = Some(file.clone());
-            one.requests_log = args
-                .requests_log
-                .as_ref()
-                .map(|p| beside(p, &format!("r{round}.t{target}")));
+            let one = spec.run(target, result.settings.prompt_seeds[round as usize]);
+            let one_outputs = Outputs {
+                out: Some(file.clone()),
+                requests_log: outputs
+                    .requests_log
+                    .as_ref()
+                    .map(|p| beside(p, &format!("r{round}.t{target}"))),
+                ..outputs.clone()
+            };
             eprintln!(
                 "round {} of {}, target {}: {url}",
                 round + 1,
-                args.rounds,
+                spec.rounds,
                 target + 1
             );
             result.order.push(RoundEntry {
@@ -118,7 +110,7 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
                 started_at: provenance::now_rfc3339(),
                 file: file.display().to_string(),
             });
-            let sweep = match http::sweep(&one, tokens.clone()) {
+            let sweep = match http::sweep(&one, &one_outputs, tokens.clone()) {
                 Ok(s) => s,
                 Err(e) => {
                     result.status = RunStatus::Failed;
@@ -148,7 +140,7 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
         .min()
         .unwrap_or(0);
     result.partial = interrupted
-        || complete_rounds < args.rounds as usize
+        || complete_rounds < spec.rounds as usize
         || result
             .targets
             .iter()
@@ -160,13 +152,13 @@ pub fn run(args: &HttpArgs) -> Result<ExitCode> {
         RunStatus::Complete
     };
     save(&writer, &mut result)?;
-    for t in summary_tables(&result) {
+    for t in crate::tables::rounds_summary(&result) {
         println!("\n{}", t.title);
         print!("{}", t.markdown());
     }
     terminal::print_result_path(&out, result.partial);
     Ok(if interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
+        ExitCode::from(crate::exit::INTERRUPTED)
     } else {
         worst_exit
     })
@@ -237,86 +229,4 @@ fn like_for_like_notes(result: &RoundsResult) -> Vec<String> {
         }
     }
     notes
-}
-
-fn interval(i: Option<&inferbench_harness::significance::Interval>) -> String {
-    i.map_or("-".into(), |i| format!("[{:+.2}, {:+.2}]", i.low, i.high))
-}
-
-/// Per load: each target's per-round medians with their spread and
-/// interval, and each target against the first, paired by round.
-pub fn summary_tables(result: &RoundsResult) -> Vec<Table> {
-    let mut tables = Vec::new();
-    for load in &result.summary {
-        let mut t = Table::new(
-            format!(
-                "{}: over {} rounds (p50 of each round; mean, CV, 95% t-interval over rounds; pooled median [bootstrap])",
-                load.load, result.settings.rounds
-            ),
-            &["target", "metric", "per round", "mean", "CV", "t-interval", "pooled median"],
-            2,
-        );
-        for target in &load.targets {
-            for (metric, m) in &target.metrics {
-                t.rows.push(vec![
-                    target.url.clone(),
-                    metric.clone(),
-                    m.per_round
-                        .iter()
-                        .map(|v| format!("{v:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                    format!("{:.2}", m.mean),
-                    m.cv.map_or("-".into(), |c| format!("{:.1}%", 100.0 * c)),
-                    m.t_interval
-                        .map_or("-".into(), |i| format!("[{:.2}, {:.2}]", i.low, i.high)),
-                    match (m.pooled_median, m.pooled_median_ci) {
-                        (Some(v), Some(i)) => format!("{v:.2} [{:.2}, {:.2}]", i.low, i.high),
-                        _ => "-".into(),
-                    },
-                ]);
-            }
-        }
-        tables.push(t);
-        let first = load.targets.first().map_or("-", |t| t.url.as_str());
-        let mut v = Table::new(
-            format!("{}: against {first}, paired by round", load.load),
-            &[
-                "target",
-                "metric",
-                "mean difference",
-                "ratio",
-                "paired t-interval",
-                "pooled difference [bootstrap]",
-                "verdict",
-            ],
-            2,
-        );
-        for target in &load.targets {
-            let Some(versus) = &target.versus_first else {
-                continue;
-            };
-            for (metric, d) in versus {
-                v.rows.push(vec![
-                    target.url.clone(),
-                    metric.clone(),
-                    format!("{:+.2}", d.mean),
-                    d.ratio.map_or("-".into(), |r| format!("×{r:.3}")),
-                    interval(d.t_interval.as_ref()),
-                    d.pooled.as_ref().map_or("-".into(), |p| {
-                        format!("{:+.2} {}", p.difference, interval(Some(&p.difference_ci)))
-                    }),
-                    match d.verdict.as_str() {
-                        "better" => format!("{} better", target.url),
-                        "worse" => format!("{first} better"),
-                        other => other.to_string(),
-                    },
-                ]);
-            }
-        }
-        if !v.rows.is_empty() {
-            tables.push(v);
-        }
-    }
-    tables
 }

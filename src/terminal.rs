@@ -155,7 +155,7 @@ pub const INPROC_HEADER: [&str; 14] = [
     "prefill % peak",
     "GPU busy %",
 ];
-const INPROC_WIDTHS: [usize; 14] = [6, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10, 5, 14, 10];
+const INPROC_WIDTHS: [usize; 14] = [10, 5, 4, 13, 12, 11, 11, 10, 10, 10, 10, 5, 14, 10];
 
 /// The columns of the served table.
 pub const HTTP_HEADER: [&str; 12] = [
@@ -256,8 +256,14 @@ pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
     let mean = |s: &Stats| s.mean;
     let p50 = |s: &Stats| s.p50;
     let p99 = |s: &Stats| s.p99;
+    // At a depth, llama-bench's way: pp512 @ d4096.
+    let prompt = if p.depth > 0 {
+        format!("{}@d{}", p.prompt_tokens, p.depth)
+    } else {
+        p.prompt_tokens.to_string()
+    };
     vec![
-        p.prompt_tokens.to_string(),
+        prompt,
         p.gen_tokens.to_string(),
         p.batch.to_string(),
         cell(&p.prefill_tok_s, mean, 1),
@@ -372,6 +378,8 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
     for (name, _) in &ROOFLINE_COLUMNS {
         out.push_str(&format!(",{name}"));
     }
+    // Added after every older column, so that scripts reading by position still work.
+    out.push_str(",depth,depth_fill_ms_p50");
     out.push('\n');
     for p in points {
         out.push_str(&format!(
@@ -398,6 +406,13 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
                 get(p).map_or(String::new(), |v| v.to_string())
             ));
         }
+        out.push_str(&format!(
+            ",{},{}",
+            p.depth,
+            p.depth_fill_ms
+                .as_ref()
+                .map_or(String::new(), |s| s.p50.to_string())
+        ));
         out.push('\n');
     }
     write_file(path, &out)

@@ -23,7 +23,8 @@ pub struct PromptVocab {
 }
 
 /// One measurement point's shape: `sequences` prompts of `prompt_tokens`
-/// each, decoded together, each generating `gen_tokens` tokens.
+/// each, decoded together, each generating `gen_tokens` tokens, after
+/// `depth` tokens of context already in each sequence's KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchShape {
     /// Sequences decoded together (the batch size).
@@ -32,13 +33,20 @@ pub struct BatchShape {
     pub prompt_tokens: u32,
     /// Tokens each sequence generates, the first (sampled after prefill) included.
     pub gen_tokens: u32,
+    /// Tokens already in each sequence's KV cache when its prompt is
+    /// evaluated (llama-bench's `-d`): the prefill runs at context depth..
+    /// depth + prompt, decode step i at depth + prompt + i.
+    #[serde(default)]
+    pub depth: u32,
 }
 
 impl BatchShape {
-    /// KV cells one sequence needs: its prompt plus every generated token
-    /// but the last, which is sampled and never decoded.
+    /// KV cells one sequence needs: its depth, its prompt, and every
+    /// generated token but the last, which is sampled and never decoded.
     pub fn context_per_sequence(&self) -> u32 {
-        self.prompt_tokens + self.gen_tokens.saturating_sub(1)
+        self.depth
+            .saturating_add(self.prompt_tokens)
+            .saturating_add(self.gen_tokens.saturating_sub(1))
     }
 }
 
@@ -104,7 +112,9 @@ pub trait Engine {
     /// Forgets all sequences, keeping the configuration.
     fn reset(&mut self) -> Result<(), Self::Error>;
 
-    /// Evaluates every prompt, one per sequence, and waits for the result.
+    /// Evaluates every prompt, one per sequence, appended to what the
+    /// sequence already holds (nothing after [`reset`](Engine::reset); the
+    /// depth's tokens when it is called again), and waits for the result.
     fn prefill(&mut self, prompts: &[Vec<TokenId>]) -> Result<Timed, Self::Error>;
 
     /// Samples the next token of every sequence from the last evaluation.

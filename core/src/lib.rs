@@ -10,4 +10,5 @@ pub mod intervals;
 pub mod kernels;
 pub mod metrics;
 pub mod schema;
+pub mod spec;
 pub mod stats;

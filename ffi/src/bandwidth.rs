@@ -15,7 +15,7 @@ use cudarc::driver::{sys, CudaContext};
 use inferbench_core::schema::roofline::{DeviceBandwidth, DeviceCopyProbe, NominalBandwidth};
 
 use crate::cuda::{libcuda_present, no_panic};
-use crate::nvml::NvmlProbe;
+use crate::nvml::{nominal_gb_s, NvmlProbe};
 
 /// The copy's buffer: 1 GiB, twenty times the L2 cache of an H100 or H200
 /// (50-60 MB), so that the copy streams from memory; at 4.8 TB/s one copy
@@ -168,11 +168,6 @@ fn copy_rates(bytes: u64, times_ms: &[f32]) -> Result<DeviceCopyProbe, String> {
         best_gb_s: rates[rates.len() - 1],
         median_gb_s: rates[rates.len() / 2],
     })
-}
-
-/// GB/s from a memory clock and bus width: two transfers per clock.
-pub(crate) fn nominal_gb_s(memory_clock_mhz: u32, bus_width_bits: u32) -> f64 {
-    f64::from(memory_clock_mhz) * 1e6 * 2.0 * f64::from(bus_width_bits) / 8.0 / 1e9
 }
 
 /// The CUDA attributes' peak memory clock (kHz) and global memory bus width.

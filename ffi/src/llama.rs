@@ -511,7 +511,8 @@ impl Engine for LlamaEngine<'_> {
         // The whole prefill goes to llama_decode as one logical batch, so
         // the logits of every sequence's last prompt token survive to be
         // sampled; llama.cpp splits it into n_ubatch-sized graphs itself.
-        let n_batch = (shape.sequences * shape.prompt_tokens).max(shape.sequences);
+        // A depth is filled the same way, in one logical batch of its own.
+        let n_batch = (shape.sequences * shape.prompt_tokens.max(shape.depth)).max(shape.sequences);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(n_batch)
@@ -560,15 +561,18 @@ impl Engine for LlamaEngine<'_> {
         let mut batch = LlamaBatch::new(total.max(1), c.shape.sequences as i32);
         let mut index = 0i32;
         for (seq, prompt) in prompts.iter().enumerate() {
+            // Appended after what the sequence holds: a depth's tokens, or
+            // nothing after a reset.
+            let start = c.positions[seq];
             for (pos, &token) in prompt.iter().enumerate() {
                 let last = pos + 1 == prompt.len();
-                batch.add(LlamaToken(token), pos as i32, &[seq as i32], last)?;
+                batch.add(LlamaToken(token), start + pos as i32, &[seq as i32], last)?;
                 if last {
                     c.output_index[seq] = index;
                 }
                 index += 1;
             }
-            c.positions[seq] = prompt.len() as i32;
+            c.positions[seq] = start + prompt.len() as i32;
         }
         c.decode_calls += 1;
         let ctx = &mut c.ctx;
@@ -665,6 +669,7 @@ mod tests {
         sequences: 4,
         prompt_tokens: 8,
         gen_tokens: 12,
+        depth: 0,
     };
 
     /// An engine on `model`, configured for `SHAPE` and prefilled.
@@ -693,6 +698,69 @@ mod tests {
             .collect();
         engine.prefill(&prompts).unwrap();
         engine
+    }
+
+    /// At a depth, llama.cpp holds the depth, then the prompt after it,
+    /// then one more position per decode step (read back from its KV
+    /// cache), and a reset leaves no cell of a sequence behind.
+    #[test]
+    fn the_prompt_and_steps_follow_the_depth_in_llama_cpps_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_model(&path, &TinySpec::default()).unwrap();
+        let runtime = Runtime::get(true).unwrap();
+        let model = LoadedModel::load(runtime, &path, 0).unwrap();
+        let options = LlamaOptions {
+            threads: 2,
+            threads_batch: 2,
+            ubatch: 512,
+            kv_unified: false,
+            sampler: GreedySampler::Argmax,
+            kernel_timing: false,
+        };
+        let shape = BatchShape {
+            depth: 300,
+            ..SHAPE
+        };
+        let mut engine = LlamaEngine::new(runtime, &model, options);
+        engine.configure(&shape).unwrap();
+        let ordinary = engine.prompt_vocab().ordinary;
+        let tokens = |len: u32, salt: usize| -> Vec<Vec<TokenId>> {
+            (0..shape.sequences as usize)
+                .map(|seq| {
+                    (0..len as usize)
+                        .map(|i| ordinary[(seq * 131 + i * 7 + salt) % ordinary.len()])
+                        .collect()
+                })
+                .collect()
+        };
+        let max_positions = |engine: &LlamaEngine<'_>| -> Vec<i32> {
+            let c = engine.configured.as_ref().unwrap();
+            (0..shape.sequences as i32)
+                .map(|seq| c.ctx.kv_cache_seq_pos_max(seq))
+                .collect()
+        };
+        for run in 0..2 {
+            engine.reset().unwrap();
+            assert_eq!(
+                max_positions(&engine),
+                vec![-1; 4],
+                "run {run}: nothing kept"
+            );
+            engine.prefill(&tokens(shape.depth, run)).unwrap();
+            assert_eq!(max_positions(&engine), vec![299; 4]);
+            engine
+                .prefill(&tokens(shape.prompt_tokens, 1000 + run))
+                .unwrap();
+            assert_eq!(max_positions(&engine), vec![300 + 8 - 1; 4]);
+            engine.sample().unwrap();
+            for i in 1..shape.gen_tokens as i32 {
+                engine.decode_step().unwrap();
+                // Step i evaluated the token at context depth + prompt + i - 1.
+                assert_eq!(max_positions(&engine), vec![300 + 8 + i - 1; 4]);
+                engine.sample().unwrap();
+            }
+        }
     }
 
     /// The engine's own greedy pass must pick exactly what llama.cpp's greedy

@@ -111,7 +111,7 @@ impl NvmlProbe {
             source: "nvml".into(),
             memory_clock_mhz,
             bus_width_bits,
-            gb_s: crate::bandwidth::nominal_gb_s(memory_clock_mhz, bus_width_bits),
+            gb_s: nominal_gb_s(memory_clock_mhz, bus_width_bits),
         })
     }
 }
@@ -151,6 +151,11 @@ impl GpuProbe for NvmlProbe {
     fn describe(&self) -> Vec<GpuDevice> {
         self.devices.clone()
     }
+}
+
+/// GB/s from a memory clock and bus width: two transfers per clock.
+pub(crate) fn nominal_gb_s(memory_clock_mhz: u32, bus_width_bits: u32) -> f64 {
+    f64::from(memory_clock_mhz) * 1e6 * 2.0 * f64::from(bus_width_bits) / 8.0 / 1e9
 }
 
 #[cfg(test)]

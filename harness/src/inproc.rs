@@ -13,6 +13,8 @@
 //! - `prefill_ms`: evaluating all prompts of the batch, synchronized.
 //! - `decode_step_ms`: evaluating one token of every sequence, synchronized.
 //! - `sample_ms`: sampling one token for every sequence.
+//! - `depth_fill_ms`: filling every sequence's KV cache with `depth` tokens
+//!   before the prompt (`--depth`), in no other metric.
 //! - `prefill_tok_s` = batch × prompt_tokens / prefill;
 //!   `decode_tok_s` = batch × (gen_tokens − 1) / Σ itl;
 //!   `throughput_tok_s` = batch × gen_tokens / e2e.
@@ -45,10 +47,21 @@ pub struct PointSpec {
     pub point: u32,
 }
 
+/// Mixed into the seed of the depth's tokens, so that they are drawn
+/// apart from the prompts: the prompts stay those of depth 0 (and of a
+/// served run of the same seed), and no depth repeats a prompt.
+const DEPTH_SEED: u64 = 0xD3E7_4F11_0000_0000;
+
 impl PointSpec {
     /// The point's prompt stream for `phase` (warm-up runs draw from their own).
     pub fn prompts(&self, phase: Phase) -> PromptStream {
         PromptStream::new(self.seed, self.point, phase)
+    }
+
+    /// The stream the depth's tokens are drawn from for `phase`: every run
+    /// fills its cache with tokens of its own.
+    pub fn depth_tokens(&self, phase: Phase) -> PromptStream {
+        PromptStream::new(self.seed ^ DEPTH_SEED, self.point, phase)
     }
 }
 
@@ -62,9 +75,10 @@ pub enum RunnerError<E: std::error::Error + 'static> {
     /// (found before any engine work).
     #[error("{what} needs {needed} tokens of context per sequence, but the model allows {max}")]
     ContextTooLong {
-        /// What needs it, e.g. "128 prompt tokens + 64 generated tokens".
+        /// What needs it, e.g. "depth 4096 + 128 prompt tokens + 64 generated tokens".
         what: String,
-        /// KV cells one sequence needs: its prompt and every generated token but the last.
+        /// KV cells one sequence needs: its depth, its prompt and every
+        /// generated token but the last.
         needed: u32,
         /// The engine's longest context per sequence, in tokens.
         max: u32,
@@ -104,6 +118,8 @@ fn ms(d: Duration) -> f64 {
 
 /// Timings of one complete run.
 struct RunTimings {
+    /// Filling the depth, when the shape has one.
+    depth_fill: Option<Timed>,
     prefill: Timed,
     samples: Vec<Timed>,
     steps: Vec<Timed>,
@@ -111,15 +127,29 @@ struct RunTimings {
     decode_counters: Option<EngineCounters>,
 }
 
+/// The tokens of one run: its depth's (when the shape has one) and its
+/// prompts, one of each per sequence.
+struct RunPrompts {
+    depth: Option<Vec<Vec<i32>>>,
+    prompts: Vec<Vec<i32>>,
+}
+
 /// Executes one run; `None` when interrupted before it completed.
 fn run_once<E: Engine>(
     engine: &mut E,
     shape: &BatchShape,
-    prompts: &[Vec<i32>],
+    run: &RunPrompts,
     interrupt: &AtomicBool,
 ) -> Result<Option<RunTimings>, E::Error> {
+    let prompts = &run.prompts;
     engine.reset()?;
-    // Counters left from the previous run or warm-up belong to nobody.
+    // The depth: every sequence's cache filled with tokens of this run's
+    // own, timed apart from the prefill that follows it.
+    let depth_fill = match &run.depth {
+        Some(depth) => Some(engine.prefill(depth)?),
+        None => None,
+    };
+    // Counters left from the previous run, warm-up or depth belong to nobody.
     engine.take_counters();
     let prefill = engine.prefill(prompts)?;
     let prefill_counters = engine.take_counters();
@@ -135,6 +165,7 @@ fn run_once<E: Engine>(
     }
     let decode_counters = engine.take_counters();
     Ok(Some(RunTimings {
+        depth_fill,
         prefill,
         samples,
         steps,
@@ -238,6 +269,7 @@ struct Accumulator {
     device_decode_step: Distribution,
     kernel_prefill: KernelPhaseAccumulator,
     kernel_decode_step: KernelPhaseAccumulator,
+    depth_fill: Distribution,
     // Host time of the steps that have a device time, for a like-for-like ratio.
     host_prefill_with_device: f64,
     host_decode_with_device: f64,
@@ -268,6 +300,7 @@ impl Accumulator {
             device_decode_step: ms(),
             kernel_prefill: KernelPhaseAccumulator::new(),
             kernel_decode_step: KernelPhaseAccumulator::new(),
+            depth_fill: ms(),
             host_prefill_with_device: 0.0,
             host_decode_with_device: 0.0,
             host_prefill_with_counters: 0.0,
@@ -329,6 +362,9 @@ impl Accumulator {
                 self.host_decode_with_device += ms(step.host);
             }
         }
+        if let Some(fill) = run.depth_fill {
+            self.depth_fill.record(ms(fill.host));
+        }
         self.runs += 1;
     }
 
@@ -379,6 +415,8 @@ impl Accumulator {
             prompt_tokens: self.shape.prompt_tokens,
             gen_tokens: self.shape.gen_tokens,
             batch: self.shape.sequences,
+            depth: self.shape.depth,
+            depth_fill_ms: self.depth_fill.stats(),
             complete,
             runs: self.runs,
             warmup_runs,
@@ -419,9 +457,14 @@ pub fn measure_point<E: Engine>(
     let shape = spec.shape;
     let max = engine.max_context_per_sequence();
     if shape.context_per_sequence() > max {
+        let depth = if shape.depth > 0 {
+            format!("depth {} + ", shape.depth)
+        } else {
+            String::new()
+        };
         return Err(RunnerError::ContextTooLong {
             what: format!(
-                "{} prompt tokens + {} generated tokens",
+                "{depth}{} prompt tokens + {} generated tokens",
                 shape.prompt_tokens, shape.gen_tokens
             ),
             needed: shape.context_per_sequence(),
@@ -430,14 +473,28 @@ pub fn measure_point<E: Engine>(
     }
     let vocab = engine.prompt_vocab();
     // Prompts are built before each run, outside every timed region.
-    let prompts = |phase: Phase, run: u32| {
-        batch_prompts(
-            &vocab,
-            shape.sequences,
-            shape.prompt_tokens,
-            &spec.prompts(phase),
-            run,
-        )
+    let prompts = |phase: Phase, run: u32| -> Result<RunPrompts, NoOrdinaryTokens> {
+        let depth = (shape.depth > 0)
+            .then(|| {
+                batch_prompts(
+                    &vocab,
+                    shape.sequences,
+                    shape.depth,
+                    &spec.depth_tokens(phase),
+                    run,
+                )
+            })
+            .transpose()?;
+        Ok(RunPrompts {
+            depth,
+            prompts: batch_prompts(
+                &vocab,
+                shape.sequences,
+                shape.prompt_tokens,
+                &spec.prompts(phase),
+                run,
+            )?,
+        })
     };
     // Fails here, before any engine work, on a vocabulary without prompt tokens.
     prompts(Phase::Measured, 0)?;
@@ -488,6 +545,7 @@ mod tests {
     fn spec(sequences: u32, prompt_tokens: u32, gen_tokens: u32, runs: u32) -> PointSpec {
         PointSpec {
             shape: BatchShape {
+                depth: 0,
                 sequences,
                 prompt_tokens,
                 gen_tokens,
@@ -501,6 +559,60 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-9 * b.abs().max(1.0)
+    }
+
+    /// A depth is filled before every run with tokens of that run's own,
+    /// timed apart; the prompts stay those of depth 0; and the context the
+    /// engine is asked for holds the depth.
+    #[test]
+    fn every_run_fills_its_own_depth_before_the_depth_0_prompts() {
+        let timings = FakeTimings::default();
+        let mut at_depth = FakeEngine::new(timings);
+        let mut deep = spec(2, 6, 3, 3);
+        deep.shape.depth = 40;
+        assert_eq!(deep.shape.context_per_sequence(), 40 + 6 + 2);
+        let point = measure_point(&mut at_depth, &deep, &AtomicBool::new(false), |_| {}).unwrap();
+        let mut flat = FakeEngine::new(timings);
+        let flat_point = measure_point(
+            &mut flat,
+            &spec(2, 6, 3, 3),
+            &AtomicBool::new(false),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(point.depth, 40);
+        assert!(flat_point.depth_fill_ms.is_none());
+        // 2 warm-up + 3 measured runs, each a depth fill and a prefill.
+        assert_eq!(at_depth.calls().prefills, 10);
+        let fills = point.depth_fill_ms.as_ref().unwrap();
+        assert_eq!(fills.count, 3, "one fill per measured run");
+        // The fill is not prefill: prefill = 1 ms + 0.01 ms/token of the prompts alone.
+        assert!(close(
+            point.prefill_ms.as_ref().unwrap().p50,
+            1.0 + 0.01 * 12.0
+        ));
+        assert!(close(fills.p50, 1.0 + 0.01 * 80.0));
+        assert_eq!(point.tokens.prompt, 3 * 2 * 6, "the depth is not prompt");
+        let batches = at_depth.prefilled();
+        let (depths, prompts): (Vec<_>, Vec<_>) =
+            batches.chunks(2).enumerate().partition(|(i, _)| i % 2 == 0);
+        // Every sequence of every run has a depth of its own.
+        let depth_tokens: std::collections::HashSet<&Vec<i32>> =
+            depths.iter().flat_map(|(_, b)| b.iter()).collect();
+        assert_eq!(depth_tokens.len(), 10);
+        assert!(depth_tokens.iter().all(|d| d.len() == 40));
+        // The prompts are those a depth-0 point of the same seed decodes.
+        let prompts: Vec<&Vec<i32>> = prompts.iter().flat_map(|(_, b)| b.iter()).collect();
+        let flat_prompts: Vec<&Vec<i32>> = flat.prefilled().iter().collect();
+        assert_eq!(prompts, flat_prompts);
+        // A depth that does not fit is refused before any engine work.
+        let mut small = FakeEngine::new(timings).with_max_context(47);
+        let err = measure_point(&mut small, &deep, &AtomicBool::new(false), |_| {}).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "depth 40 + 6 prompt tokens + 3 generated tokens needs 48 tokens of context per sequence, but the model allows 47"
+        );
+        assert_eq!(small.calls().prefills, 0);
     }
 
     #[test]

@@ -56,8 +56,11 @@ pub enum MergeError {
 
 /// Settings that may differ between the files of one merge: each run draws
 /// fresh prompt content (`prompt_seed`), on purpose; `fixed_lengths` follows
-/// from the workload, which is compared, and older files lack it.
-const HTTP_SETTINGS_FREE: [&str; 2] = ["prompt_seed", "fixed_lengths"];
+/// from the workload, which is compared, and older files lack it; `spec`
+/// says again what the other settings say (and older files lack it).
+const HTTP_SETTINGS_FREE: [&str; 3] = ["prompt_seed", "fixed_lengths", "spec"];
+/// In-process settings that may differ: see [`HTTP_SETTINGS_FREE`].
+const INPROC_SETTINGS_FREE: [&str; 1] = ["spec"];
 
 fn settings_value<S: serde::Serialize>(s: &S) -> BTreeMap<String, serde_json::Value> {
     match serde_json::to_value(s) {
@@ -402,6 +405,8 @@ pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeErr
     }
     let mut merged = merged_header(&refs, points, notes);
     merged.settings.prompt_seed = None;
+    // A merge ran nothing: it has no spec to run again.
+    merged.settings.spec = None;
     if let Some(n) = &mut merged.settings.num_requests {
         *n *= files.len() as u64;
     }
@@ -410,7 +415,10 @@ pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeErr
 
 fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, MergeError> {
     let first = parts[0].1;
-    let label = format!("P={} B={}", first.prompt_tokens, first.batch);
+    let label = format!(
+        "P={} B={} D={}",
+        first.prompt_tokens, first.batch, first.depth
+    );
     let stats = |name: &str, get: fn(&InprocPoint) -> Option<&Stats>| {
         let v: Vec<(&str, Option<&Stats>)> = parts.iter().map(|(f, p)| (*f, get(p))).collect();
         merge_stats(&v, &format!("{label} {name}"))
@@ -420,6 +428,8 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
         prompt_tokens: first.prompt_tokens,
         gen_tokens: first.gen_tokens,
         batch: first.batch,
+        depth: first.depth,
+        depth_fill_ms: stats("depth_fill_ms", |p| p.depth_fill_ms.as_ref())?,
         complete: parts.iter().all(|(_, p)| p.complete),
         runs,
         warmup_runs: parts.iter().map(|(_, p)| p.warmup_runs).sum(),
@@ -448,7 +458,7 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
 }
 
 /// In-process files of the same settings (a sweep repeated), points
-/// matched by prompt length, output length and batch.
+/// matched by prompt length, output length, batch and depth.
 pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, MergeError> {
     if files.len() < 2 {
         return Err(MergeError::TooFew);
@@ -456,7 +466,7 @@ pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, Me
     let refs: Vec<(String, &InprocResult)> = files.iter().map(|(n, r)| (n.clone(), r)).collect();
     let settings: Vec<(String, &crate::schema::InprocSettings)> =
         refs.iter().map(|(n, r)| (n.clone(), &r.settings)).collect();
-    same_settings(&settings, &[])?;
+    same_settings(&settings, &INPROC_SETTINGS_FREE)?;
     same_model(&refs)?;
     let mut points = Vec::new();
     for p in &files[0].1.points {
@@ -466,8 +476,8 @@ pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, Me
                 .points
                 .iter()
                 .find(|q| {
-                    (q.prompt_tokens, q.gen_tokens, q.batch)
-                        == (p.prompt_tokens, p.gen_tokens, p.batch)
+                    (q.prompt_tokens, q.gen_tokens, q.batch, q.depth)
+                        == (p.prompt_tokens, p.gen_tokens, p.batch, p.depth)
                 })
                 .ok_or_else(|| MergeError::Differs {
                     field: format!("points (P={} B={})", p.prompt_tokens, p.batch),
@@ -485,6 +495,7 @@ pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, Me
     ];
     let mut merged = merged_header(&refs, points, notes);
     merged.settings.runs *= files.len() as u32;
+    merged.settings.spec = None;
     Ok(merged)
 }
 

@@ -6,6 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use inferbench_core::spec::text;
+pub use inferbench_core::spec::PerLoad;
+use inferbench_core::spec::{ServerLaunch, BURSTINESS};
+
+mod spec;
+pub use spec::Outputs;
 
 /// A combination of flags that clap's own rules cannot express: reported
 /// and exited on (2) like clap's errors, where other errors exit 1.
@@ -60,6 +66,124 @@ pub enum Command {
     /// Inspect GGUF files, or write the tiny test model.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Run a spec file (TOML or JSON) of any measuring command: `inferbench spec` prints one.
+    Run(RunArgs),
+    /// Run again, on this machine, the spec a result file recorded.
+    Rerun(RerunArgs),
+    /// Print the spec a result file recorded, as TOML to edit and `run`.
+    Spec(SpecArgs),
+    /// Print the JSON Schema of a file inferbench reads or writes (no name: list them).
+    Schema(SchemaArgs),
+}
+
+/// Where `run` and `rerun` write.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Result file (JSON). Default: results/<command>-<time>.json (never the file rerun).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+
+    /// Also write one CSV row per point (inproc and http specs).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+
+    /// One JSON line per request (http specs).
+    #[arg(long)]
+    pub requests_log: Option<PathBuf>,
+
+    /// Show llama.cpp's own log (inproc and contrast specs).
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl OutputArgs {
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            out: self.out.clone(),
+            csv: self.csv.clone(),
+            requests_log: self.requests_log.clone(),
+            verbose: self.verbose,
+            ..Outputs::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(long_about = "Run a spec file.\n\n\
+        A spec is what a measuring command (inproc, http, contrast, or http over several \
+        servers in rounds) was asked to do, as TOML or JSON: `inferbench spec RESULT.json` \
+        prints the one a result recorded, `inferbench schema spec` describes every key. Keys \
+        left out take the command line's defaults; an unknown key is refused by name.")]
+pub struct RunArgs {
+    /// The spec file (TOML, or JSON).
+    #[arg(value_name = "SPEC.toml")]
+    pub spec: PathBuf,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl RunArgs {
+    /// Where this run writes.
+    pub fn outputs(&self) -> Outputs {
+        self.output.outputs()
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Run again the spec a result file recorded (settings.spec), on this \
+        machine, into a new result file. A served run whose spec gave no --prompt-seed draws \
+        new prompts, so that the rerun does not meet the first run's in the server's cache. \
+        Files written before specs existed record none and are refused."
+)]
+pub struct RerunArgs {
+    /// A result file written by inproc, http (rounds too) or contrast.
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+impl RerunArgs {
+    /// Where this run writes.
+    pub fn outputs(&self) -> Outputs {
+        self.output.outputs()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// A result file written by inproc, http (rounds too) or contrast.
+    #[arg(value_name = "RESULT.json")]
+    pub result: PathBuf,
+
+    /// Print JSON instead of TOML.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The files whose schema `inferbench schema` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaName {
+    /// Spec files (`run`) and results' settings.spec, generated from the types.
+    Spec,
+    /// inproc and http result files.
+    Result,
+    /// compare's output.
+    Compare,
+    /// contrast's result file.
+    Contrast,
+    /// Rounds' result file (http with several --url or --rounds).
+    Rounds,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which schema; none: list them.
+    #[arg(value_enum)]
+    pub name: Option<SchemaName>,
 }
 
 #[derive(Debug, Args)]
@@ -196,24 +320,8 @@ pub struct ReportArgs {
     pub requests_log: Vec<PathBuf>,
 }
 
-/// `--server llama-server[=PATH]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    /// The binary; `None`: look in PATH, then for scripts/servers' build.
-    pub path: Option<PathBuf>,
-}
-
-fn server_spec(s: &str) -> Result<ServerSpec, String> {
-    match s.split_once('=') {
-        None if s == "llama-server" => Ok(ServerSpec { path: None }),
-        Some(("llama-server", path)) if !path.is_empty() => Ok(ServerSpec {
-            path: Some(PathBuf::from(path)),
-        }),
-        _ => Err(format!(
-            "'{s}': inferbench starts llama.cpp's server only: llama-server or llama-server=PATH \
-             (for any other server, start it yourself and give --url)"
-        )),
-    }
+fn server_spec(s: &str) -> Result<ServerLaunch, String> {
+    s.parse()
 }
 
 #[derive(Debug, Args)]
@@ -240,7 +348,7 @@ pub struct ContrastArgs {
     /// free port.
     #[arg(long, value_name = "llama-server[=PATH]", value_parser = server_spec,
           conflicts_with = "url", required_unless_present = "url")]
-    pub server: Option<ServerSpec>,
+    pub server: Option<ServerLaunch>,
 
     /// A server already running on the same model (vLLM, llama-server, ...), checked through
     /// /v1/models. It must accept token-id prompts on /v1/completions.
@@ -327,29 +435,16 @@ pub enum ModelCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PositiveList(pub Vec<u32>);
 
+/// A comma-separated list of distinct counts, 0 allowed, e.g. `0,4096`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountList(pub Vec<u32>);
+
+fn count_list(what: &'static str) -> impl Fn(&str) -> Result<CountList, String> + Clone {
+    move |s: &str| text::count_list(what, s).map(CountList)
+}
+
 fn positive_list(what: &'static str) -> impl Fn(&str) -> Result<PositiveList, String> + Clone {
-    move |s: &str| {
-        if s.trim().is_empty() {
-            return Err(format!("the {what} list is empty; give e.g. 1,2,4"));
-        }
-        let mut values = Vec::new();
-        for item in s.split(',') {
-            let item = item.trim();
-            let v: u32 = item
-                .parse()
-                .map_err(|_| format!("'{item}' in the {what} list is not a positive integer"))?;
-            if v == 0 {
-                return Err(format!(
-                    "the {what} list contains 0; every value must be at least 1"
-                ));
-            }
-            if values.contains(&v) {
-                return Err(format!("the {what} list repeats {v}"));
-            }
-            values.push(v);
-        }
-        Ok(PositiveList(values))
-    }
+    move |s: &str| text::positive_list(what, s).map(PositiveList)
 }
 
 #[derive(Debug, Args)]
@@ -380,6 +475,13 @@ pub struct InprocArgs {
     /// move decode from memory-bound towards compute-bound: more tokens/s, slower steps.
     #[arg(long, short = 'b', default_value = "1,2,4,8,16", value_parser = positive_list("batch"))]
     pub batch: PositiveList,
+
+    /// Context depths, comma separated (llama-bench's -d): before each run, every sequence's KV
+    /// cache is filled with this many tokens of its own (timed apart, as depth_fill_ms), so that
+    /// prefill and decode run at context D + P + i. Decode at an empty cache is the cheapest it
+    /// will ever be; users compare engines at depth.
+    #[arg(long, short = 'd', default_value = "0", value_parser = count_list("depth"))]
+    pub depth: CountList,
 
     /// Warm-up runs per point, measured but never counted.
     #[arg(long, default_value_t = 1)]
@@ -438,36 +540,8 @@ pub struct InprocArgs {
 pub struct RateList(pub Vec<f64>);
 
 fn rate_list(s: &str) -> Result<RateList, String> {
-    if s.trim().is_empty() {
-        return Err("the rate list is empty; give e.g. 1,2,4".into());
-    }
-    let mut rates = Vec::new();
-    for item in s.split(',') {
-        let item = item.trim();
-        let v: f64 = item
-            .parse()
-            .map_err(|_| format!("'{item}' in the rate list is not a number"))?;
-        if !(v.is_finite() && v > 0.0) {
-            return Err(format!("'{item}' in the rate list is not a positive rate"));
-        }
-        if v > MAX_RATE {
-            return Err(format!(
-                "'{item}' in the rate list is above {MAX_RATE} requests per second"
-            ));
-        }
-        if rates.contains(&v) {
-            return Err(format!("the rate list repeats {v}"));
-        }
-        rates.push(v);
-    }
-    Ok(RateList(rates))
+    text::rate_list(s).map(RateList)
 }
-
-/// Beyond these the gamma distribution degenerates (gaps of 0, or not a
-/// number) and the schedule would not be the one asked for.
-const BURSTINESS: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
-/// The most requests per second an open loop may be asked for.
-const MAX_RATE: f64 = 1e6;
 
 fn burstiness(s: &str) -> Result<f64, String> {
     let v: f64 = s
@@ -484,71 +558,12 @@ fn burstiness(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
-/// One value for every point, one per load level, or a multiple of each
-/// point's load.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PerLoad<T> {
-    All(T),
-    Each(Vec<T>),
-    TimesLoad(f64),
-}
-
-impl<T: Clone> PerLoad<T> {
-    /// The value of the point at `position` of the sweep whose load is
-    /// `load` (requests in flight, or requests per second), `times` turning
-    /// a multiple of the load into a value.
-    pub fn at(&self, position: usize, load: f64, times: impl Fn(f64) -> T) -> Option<T> {
-        match self {
-            PerLoad::All(v) => Some(v.clone()),
-            PerLoad::Each(list) => list.get(position).cloned(),
-            PerLoad::TimesLoad(k) => Some(times(k * load)),
-        }
-    }
-
-    pub fn len(&self) -> Option<usize> {
-        match self {
-            PerLoad::Each(list) => Some(list.len()),
-            _ => None,
-        }
-    }
-}
-
 fn request_counts(s: &str) -> Result<PerLoad<u64>, String> {
-    let s = s.trim();
-    if let Some(k) = s.strip_suffix('x') {
-        let k: f64 = k
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{s}': a multiple of the load is a number and x, e.g. 5x"))?;
-        if !(k.is_finite() && k > 0.0 && k <= 1e6) {
-            return Err(format!(
-                "'{s}': the multiple must be above 0 and at most 1e6"
-            ));
-        }
-        return Ok(PerLoad::TimesLoad(k));
-    }
-    let mut counts = Vec::new();
-    for item in s.split(',') {
-        let item = item.trim();
-        let n: u64 = item
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("'{item}' is not a positive request count"))?;
-        counts.push(n);
-    }
-    Ok(match counts.as_slice() {
-        [one] => PerLoad::All(*one),
-        _ => PerLoad::Each(counts),
-    })
+    s.parse()
 }
 
 fn durations(s: &str) -> Result<PerLoad<Duration>, String> {
-    let list = s.split(',').map(duration).collect::<Result<Vec<_>, _>>()?;
-    Ok(match list.as_slice() {
-        [one] => PerLoad::All(*one),
-        _ => PerLoad::Each(list),
-    })
+    s.parse()
 }
 
 fn trace_speed(s: &str) -> Result<f64, String> {
@@ -563,12 +578,7 @@ fn trace_speed(s: &str) -> Result<f64, String> {
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("'{s}' is not a duration like 500ms, 30s or 2m ({e})"))?;
-    if d.is_zero() {
-        return Err(format!("'{s}' is zero"));
-    }
-    Ok(d)
+    text::duration(s)
 }
 
 /// Latency objectives, e.g. `ttft=500ms,tpot=50ms,e2e=10s`.

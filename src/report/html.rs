@@ -401,7 +401,7 @@ fn tables(source: &Source) -> Vec<Table> {
         Input::Inproc(r) => vec![terminal::inproc_table(r)],
         Input::Http(r) => vec![terminal::http_table(r)],
         Input::Compare(c) => crate::compare::group_tables(c),
-        Input::Rounds { result, .. } => crate::rounds::summary_tables(result),
+        Input::Rounds { result, .. } => crate::tables::rounds_summary(result),
         Input::Contrast(c) => {
             let mut t = Vec::new();
             if let Some(r) = &c.inproc {
@@ -411,7 +411,7 @@ fn tables(source: &Source) -> Vec<Table> {
                 t.push(terminal::http_table(r));
             }
             for shape in &c.shapes {
-                t.extend(crate::contrast::shape_tables(shape));
+                t.extend(crate::tables::contrast_shape(shape));
             }
             t
         }

@@ -18,5 +18,6 @@ mod interrupt;
 mod model;
 mod real_servers;
 mod report;
+mod specs;
 mod util;
 mod workloads;

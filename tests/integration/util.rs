@@ -71,11 +71,22 @@ fn assert_valid(validator: &jsonschema::Validator, what: &str, instance: &Value)
     );
 }
 
+/// Validator options that know the spec schema, which the settings of
+/// every measuring command's file refer to.
+fn with_spec_schema() -> jsonschema::ValidationOptions {
+    let spec = schema("spec.schema.json");
+    let id = spec["$id"].as_str().expect("$id").to_string();
+    let resource = jsonschema::Resource::from_contents(spec).expect("spec schema");
+    jsonschema::options().with_resource(id, resource)
+}
+
 /// Validates `result` against the committed JSON Schema.
 pub fn assert_valid_result(result: &Value) {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
     let validator = SCHEMA.get_or_init(|| {
-        jsonschema::validator_for(&schema("result.schema.json")).expect("schema compiles")
+        with_spec_schema()
+            .build(&schema("result.schema.json"))
+            .expect("schema compiles")
     });
     assert_valid(validator, "result", result);
 }
@@ -85,7 +96,7 @@ fn with_result_schema(name: &str) -> jsonschema::Validator {
     let result = schema("result.schema.json");
     let id = result["$id"].as_str().expect("$id").to_string();
     let resource = jsonschema::Resource::from_contents(result).expect("result schema");
-    jsonschema::options()
+    with_spec_schema()
         .with_resource(id, resource)
         .build(&schema(name))
         .expect("schema compiles")

@@ -128,6 +128,10 @@ pub struct ContrastSettings {
     pub confidence_level: f64,
     /// Bootstrap resamples per overhead interval.
     pub resamples: u32,
+    /// The spec this run ran (absent in files written before specs):
+    /// `inferbench rerun` runs it again, `inferbench spec` prints it as TOML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::spec::Spec>,
 }
 
 /// The contrast result file: both runs whole, and the layer table.

@@ -472,6 +472,10 @@ pub struct HttpSettings {
     /// answer before the run (the run's notes say why).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<String>,
+    /// The spec this run ran (absent in files written before specs):
+    /// `inferbench rerun` runs it again, `inferbench spec` prints it as TOML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::spec::Spec>,
 }
 
 /// A result file of `inferbench http`.

@@ -14,6 +14,14 @@ pub struct InprocPoint {
     pub gen_tokens: u32,
     /// Sequences decoded together.
     pub batch: u32,
+    /// Tokens already in each sequence's KV cache before its prompt
+    /// (`--depth`; 0 in older files).
+    #[serde(default)]
+    pub depth: u32,
+    /// Filling every sequence's cache with `depth` tokens, one run's
+    /// batch per value, ms: in no other metric (absent at depth 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth_fill_ms: Option<Stats>,
     /// False when the run was interrupted during this point.
     pub complete: bool,
     /// Measured runs (warm-up excluded).
@@ -117,6 +125,18 @@ pub struct InprocSettings {
     /// False: end-of-sequence tokens are ignored, every sequence generates
     /// exactly `gen_tokens`.
     pub stop_at_eos: bool,
+    /// Context depths (`--depth`): tokens in each sequence's cache before
+    /// its prompt ([0] in older files).
+    #[serde(default = "no_depth")]
+    pub depth: Vec<u32>,
+    /// The spec this run ran (absent in files written before specs):
+    /// `inferbench rerun` runs it again, `inferbench spec` prints it as TOML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::spec::Spec>,
+}
+
+fn no_depth() -> Vec<u32> {
+    vec![0]
 }
 
 /// A result file of `inferbench inproc`.

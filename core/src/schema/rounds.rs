@@ -26,6 +26,10 @@ pub struct RoundsSettings {
     pub prompt_seeds: Vec<u64>,
     /// Confidence level of every interval (0.95 for 95%).
     pub level: f64,
+    /// The spec this run ran (absent in files written before specs):
+    /// `inferbench rerun` runs it again, `inferbench spec` prints it as TOML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<crate::spec::Spec>,
 }
 
 /// One (round, target) run, in the order they ran.

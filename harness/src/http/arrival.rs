@@ -7,25 +7,8 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Gamma};
-use serde::{Deserialize, Serialize};
 
-/// The process an open loop's gaps between requests are drawn from
-/// (`--arrival`); serialized with its name under `process`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "process")]
-pub enum Arrival {
-    /// Exponential gaps: independent users.
-    Poisson,
-    /// Gamma gaps with shape `burstiness`: below 1 burstier than Poisson,
-    /// above 1 more regular; 1 is Poisson. The mean rate is unchanged.
-    Gamma {
-        /// The gamma distribution's shape (`--burstiness`, kept within
-        /// 0.001..=1000 by the command line).
-        burstiness: f64,
-    },
-    /// Equal gaps.
-    Constant,
-}
+pub use inferbench_core::spec::Arrival;
 
 /// Offsets from the start of the point at which requests are due, for a
 /// mean `rate` in requests per second. Infinite: take what the point needs.

@@ -186,7 +186,7 @@ async fn converse(
                 turn: Some(k as u32 + 1),
                 last_turn: k + 1 == last,
                 // A later turn repeats the history on purpose.
-                intended_shared: (k == 0).then_some(super::point::INTENDED_SHARED_PREFIX),
+                intended_shared: (k == 0).then_some(super::client::INTENDED_SHARED_PREFIX),
                 ..RequestTag::default()
             },
         };

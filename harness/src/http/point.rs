@@ -59,10 +59,7 @@ pub fn point_notes(point: &HttpPoint, token_ids: bool) -> Vec<String> {
     notes
 }
 
-/// Prompt tokens a synthetic workload shares between requests on purpose:
-/// the BOS token every prompt starts with. More than this from a server's
-/// cache means the workload repeated itself.
-pub const INTENDED_SHARED_PREFIX: u64 = 1;
+pub use super::client::INTENDED_SHARED_PREFIX;
 
 /// Cached tokens beyond the BOS up to which a request's prompt may share its
 /// start with an earlier one by chance: random-word prompts draw from 73

@@ -550,9 +550,9 @@ impl Workload {
                         prefix_group: Some(group),
                         first_of_group: place == 0,
                         intended_shared: Some(if place == 0 {
-                            super::point::INTENDED_SHARED_PREFIX
+                            super::client::INTENDED_SHARED_PREFIX
                         } else {
-                            u64::from(p.prefix_tokens) + super::point::INTENDED_SHARED_PREFIX
+                            u64::from(p.prefix_tokens) + super::client::INTENDED_SHARED_PREFIX
                         }),
                         ..RequestTag::default()
                     },
@@ -584,7 +584,7 @@ impl Workload {
                     input_tokens_requested: body + self.bos_tokens(),
                     tag: RequestTag {
                         intended_shared: if entry.hash_ids.is_empty() {
-                            Some(super::point::INTENDED_SHARED_PREFIX)
+                            Some(super::client::INTENDED_SHARED_PREFIX)
                         } else {
                             None
                         },

@@ -25,7 +25,7 @@ mod tls;
 pub use config::{ClientConfig, Endpoint, TlsOptions};
 pub use connects::ConnectCount;
 pub use failure::{ClientError, Failure, FailureClass};
-pub use request::{ChatMessage, Outcome, Prompt, RequestSpec, RequestTag};
+pub use request::{ChatMessage, Outcome, Prompt, RequestSpec, RequestTag, INTENDED_SHARED_PREFIX};
 pub use stream::read_events;
 
 use connection::{Connection, Pool, ResponseBody, Target};

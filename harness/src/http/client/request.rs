@@ -8,6 +8,11 @@ use serde_json::Value;
 use super::failure::Failure;
 use crate::http::chunk::Usage;
 
+/// Prompt tokens a synthetic workload shares between requests on purpose:
+/// the BOS token every prompt starts with. More than this from a server's
+/// cache means the workload repeated itself.
+pub const INTENDED_SHARED_PREFIX: u64 = 1;
+
 /// What a request asks the server to continue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Prompt {
@@ -61,7 +66,7 @@ impl Default for RequestTag {
             last_turn: false,
             prefix_group: None,
             first_of_group: false,
-            intended_shared: Some(crate::http::point::INTENDED_SHARED_PREFIX),
+            intended_shared: Some(INTENDED_SHARED_PREFIX),
         }
     }
 }

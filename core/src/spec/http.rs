@@ -1,0 +1,572 @@
+//! `inferbench http`'s spec, one server's and several servers' in rounds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::text::{self, check_positive_list, check_rates};
+use super::SpecError;
+use crate::schema::Slo;
+
+/// Which API the requests call (`--endpoint`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Endpoint {
+    /// POST /v1/completions with a prompt.
+    #[default]
+    Completions,
+    /// POST /v1/chat/completions with one user message.
+    Chat,
+}
+
+impl Endpoint {
+    /// The API path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Chat => "/v1/chat/completions",
+        }
+    }
+}
+
+/// The process an open loop's gaps between requests are drawn from
+/// (`--arrival`, `--burstiness`); serialized with its name under `process`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case", tag = "process")]
+pub enum Arrival {
+    /// Exponential gaps: independent users.
+    #[default]
+    Poisson,
+    /// Gamma gaps with shape `burstiness`: below 1 burstier than Poisson,
+    /// above 1 more regular; 1 is Poisson. The mean rate is unchanged.
+    Gamma {
+        /// The gamma distribution's shape, 0.001 to 1000.
+        burstiness: f64,
+    },
+    /// Equal gaps.
+    Constant,
+}
+
+/// Beyond these the gamma distribution degenerates (gaps of 0, or not a
+/// number) and the schedule would not be the one asked for.
+pub const BURSTINESS: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+
+/// One value for every point, one per load level, or a multiple of each
+/// point's load. Spec files hold it as the flag's text: `100`,
+/// `5,200,1500`, `5x`; `30s`, `30s,60s`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerLoad<T> {
+    /// The same for every point.
+    All(T),
+    /// One per load level, in sweep order.
+    Each(Vec<T>),
+    /// This many per request in flight (closed loop) or per request per
+    /// second (open loop): `5x`.
+    TimesLoad(f64),
+}
+
+impl<T: Clone> PerLoad<T> {
+    /// The value of the point at `position` of the sweep whose load is
+    /// `load` (requests in flight, or requests per second), `times` turning
+    /// a multiple of the load into a value.
+    pub fn at(&self, position: usize, load: f64, times: impl Fn(f64) -> T) -> Option<T> {
+        match self {
+            PerLoad::All(v) => Some(v.clone()),
+            PerLoad::Each(list) => list.get(position).cloned(),
+            PerLoad::TimesLoad(k) => Some(times(k * load)),
+        }
+    }
+
+    /// How many values a list holds (`None` unless one per load level).
+    pub fn len(&self) -> Option<usize> {
+        match self {
+            PerLoad::Each(list) => Some(list.len()),
+            _ => None,
+        }
+    }
+}
+
+/// A value a [`PerLoad`] can hold, with its text form.
+pub trait PerLoadValue: Sized + Clone {
+    /// Reads one value.
+    fn parse(s: &str) -> Result<Self, String>;
+    /// Writes one value as `parse` reads it.
+    fn format(&self) -> String;
+    /// Whether `5x` (a multiple of the load) is accepted.
+    const TIMES_LOAD: bool;
+}
+
+impl PerLoadValue for u64 {
+    fn parse(item: &str) -> Result<u64, String> {
+        item.parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("'{item}' is not a positive request count"))
+    }
+    fn format(&self) -> String {
+        self.to_string()
+    }
+    const TIMES_LOAD: bool = true;
+}
+
+impl PerLoadValue for Duration {
+    fn parse(item: &str) -> Result<Duration, String> {
+        text::duration(item)
+    }
+    fn format(&self) -> String {
+        text::format_duration(*self)
+    }
+    const TIMES_LOAD: bool = false;
+}
+
+impl<T: PerLoadValue> std::str::FromStr for PerLoad<T> {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PerLoad<T>, String> {
+        let s = s.trim();
+        if T::TIMES_LOAD {
+            if let Some(k) = s.strip_suffix('x') {
+                let k: f64 = k.trim().parse().map_err(|_| {
+                    format!("'{s}': a multiple of the load is a number and x, e.g. 5x")
+                })?;
+                if !(k.is_finite() && k > 0.0 && k <= 1e6) {
+                    return Err(format!(
+                        "'{s}': the multiple must be above 0 and at most 1e6"
+                    ));
+                }
+                return Ok(PerLoad::TimesLoad(k));
+            }
+        }
+        let list = s
+            .split(',')
+            .map(|item| T::parse(item.trim()))
+            .collect::<Result<Vec<T>, String>>()?;
+        Ok(match <[T; 1]>::try_from(list) {
+            Ok([one]) => PerLoad::All(one),
+            Err(list) => PerLoad::Each(list),
+        })
+    }
+}
+
+impl<T: PerLoadValue> std::fmt::Display for PerLoad<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PerLoad::All(v) => f.write_str(&v.format()),
+            PerLoad::Each(list) => {
+                let items: Vec<String> = list.iter().map(PerLoadValue::format).collect();
+                f.write_str(&items.join(","))
+            }
+            PerLoad::TimesLoad(k) => write!(f, "{k}x"),
+        }
+    }
+}
+
+impl<T: PerLoadValue> Serialize for PerLoad<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de, T: PerLoadValue> Deserialize<'de> for PerLoad<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PerLoad<T>, D::Error> {
+        // A bare count (`num_requests = 100`) is as good as its text.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Count(n) => n.to_string(),
+            Raw::Text(t) => t,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl<T> schemars::JsonSchema for PerLoad<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PerLoad".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "One value for every point (`100`, `30s`), one per load level (`5,200,1500`, `30s,60s`), or a multiple of each point's load (`5x`, request counts only).",
+            "type": ["string", "integer"]
+        })
+    }
+}
+
+/// Most client runtime threads.
+pub const MAX_CLIENT_THREADS: u32 = 256;
+/// Highest concurrency `--find-max-concurrency` may start from.
+pub const MAX_SEARCH_CONCURRENCY: u32 = 100_000;
+/// `--trace-speed`'s range.
+pub const TRACE_SPEED: std::ops::RangeInclusive<f64> = 1e-3..=1e6;
+
+/// Everything `http` does against one server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
+pub struct HttpSpec {
+    /// The server's base URL (`--url`).
+    pub url: String,
+    /// Which API to call (`--endpoint`).
+    pub endpoint: Endpoint,
+    /// The model to request (`--model`); absent: the first the server lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// Environment variable holding the API key (`--api-key-env`); the key
+    /// itself is never in a spec.
+    pub api_key_env: String,
+    /// Closed-loop concurrencies, one point each (`--concurrency`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Vec<u32>>,
+    /// Open-loop rates in requests per second, one point each (`--rate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Vec<f64>>,
+    /// Search the highest open-loop rate meeting `slo`, from this start (`--find-max-rate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub find_max_rate: Option<f64>,
+    /// Search the highest concurrency meeting `slo`, from this start (`--find-max-concurrency`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub find_max_concurrency: Option<u32>,
+    /// The open loop's arrival process (`--arrival`, `--burstiness`).
+    pub arrival: Arrival,
+    /// Open loop: most requests in flight at once (`--max-inflight`).
+    pub max_inflight: u32,
+    /// Measured requests per point (`--num-requests`); absent with no
+    /// duration: 100 (a trace: its length).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<PerLoad<u64>>")]
+    pub num_requests: Option<PerLoad<u64>>,
+    /// Time per point (`--duration`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<PerLoad<u64>>")]
+    pub duration: Option<PerLoad<Duration>>,
+    /// Replay speed of a trace workload (`--trace-speed`).
+    pub trace_speed: f64,
+    /// Warm-up requests before each point, never counted (`--warmup`).
+    pub warmup: u64,
+    /// The workload (`--workload`): `fixed:IN:OUT`, a named mix, `sharegpt:PATH`, ...
+    pub workload: String,
+    /// Seed of lengths and arrival times (`--seed`).
+    pub seed: u64,
+    /// Seed of the prompts' content (`--prompt-seed`); absent: drawn anew
+    /// by every run (so that a rerun never meets the last run's prompts in
+    /// a server's cache) and recorded in `settings.prompt_seed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_seed: Option<u64>,
+    /// Send token-id prompts drawn from this GGUF's vocabulary (`--token-ids-from`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_ids_from: Option<PathBuf>,
+    /// Ask the server to ignore end-of-sequence (`--ignore-eos`).
+    pub ignore_eos: bool,
+    /// Latency objectives (`--slo`), in ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<SloSchema>")]
+    pub slo: Option<Slo>,
+    /// Longest wait for headers and for each chunk (`--timeout`).
+    #[serde(with = "text::serde_duration")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// The server's tokenizer.json (`--tokenizer`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<PathBuf>,
+    /// Read GPU telemetry through NVML (`--gpu-telemetry`).
+    pub gpu_telemetry: bool,
+    /// Sample the server's Prometheus metrics at this URL (`--server-metrics`);
+    /// empty: the server's own /metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_metrics: Option<String>,
+    /// Time between two scrapes of `server_metrics` (`--server-metrics-interval`).
+    #[serde(with = "text::serde_duration")]
+    #[schemars(with = "String")]
+    pub server_metrics_interval: Duration,
+    /// Sample host and client-process telemetry during points (off: `--no-telemetry`).
+    pub telemetry: bool,
+    /// Threads of the client's runtime (`--client-threads`).
+    pub client_threads: u32,
+    /// Spin the client's threads polling their sockets (`--busy-poll`).
+    pub busy_poll: bool,
+    /// Open each point's connections before it starts (off: `--no-preconnect`).
+    pub preconnect: bool,
+    /// Extra certificate authorities to trust (`--ca-cert`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Accept any server certificate (`--insecure`).
+    pub insecure: bool,
+}
+
+/// The objectives as spec files hold them: milliseconds.
+#[derive(schemars::JsonSchema)]
+#[expect(
+    dead_code,
+    reason = "only its schema is used: Slo lives in the result schema"
+)]
+struct SloSchema {
+    /// Longest TTFT allowed, ms.
+    ttft_ms: Option<f64>,
+    /// Longest TPOT allowed, ms.
+    tpot_ms: Option<f64>,
+    /// Longest E2E allowed, ms.
+    e2e_ms: Option<f64>,
+}
+
+impl Default for HttpSpec {
+    /// The command line's defaults (with no URL).
+    fn default() -> HttpSpec {
+        HttpSpec {
+            url: String::new(),
+            endpoint: Endpoint::Completions,
+            model: None,
+            api_key_env: "OPENAI_API_KEY".into(),
+            concurrency: None,
+            rate: None,
+            find_max_rate: None,
+            find_max_concurrency: None,
+            arrival: Arrival::Poisson,
+            max_inflight: 4096,
+            num_requests: None,
+            duration: None,
+            trace_speed: 1.0,
+            warmup: 2,
+            workload: "fixed:128:64".into(),
+            seed: 0,
+            prompt_seed: None,
+            token_ids_from: None,
+            ignore_eos: false,
+            slo: None,
+            timeout: Duration::from_secs(300),
+            tokenizer: None,
+            gpu_telemetry: false,
+            server_metrics: None,
+            server_metrics_interval: Duration::from_secs(1),
+            telemetry: true,
+            client_threads: 1,
+            busy_poll: false,
+            preconnect: true,
+            ca_cert: Vec::new(),
+            insecure: false,
+        }
+    }
+}
+
+impl HttpSpec {
+    /// Whether the points are chosen by a search.
+    pub fn searching(&self) -> bool {
+        self.find_max_rate.is_some() || self.find_max_concurrency.is_some()
+    }
+
+    /// Load levels a sweep measures: the closed-loop points, then the open
+    /// ones; one (concurrency 1) when neither is given.
+    pub fn load_levels(&self) -> usize {
+        let closed = self.concurrency.as_ref().map_or(0, Vec::len);
+        let open = self.rate.as_ref().map_or(0, Vec::len);
+        if closed + open == 0 {
+            1
+        } else {
+            closed + open
+        }
+    }
+
+    /// The checks the command line makes, for a spec from anywhere. The
+    /// workload's own checks (its file, its endpoint) are made where it is
+    /// loaded.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.url.trim().is_empty() {
+            return Err(SpecError::new("--url", "no server URL given"));
+        }
+        if let Some(c) = &self.concurrency {
+            check_positive_list("concurrency", c)
+                .map_err(|m| SpecError::new("--concurrency", m))?;
+        }
+        if let Some(r) = &self.rate {
+            check_rates(r).map_err(|m| SpecError::new("--rate", m))?;
+        }
+        if let Some(r) = self.find_max_rate {
+            if !(r.is_finite() && r > 0.0 && r <= text::MAX_RATE) {
+                return Err(SpecError::new(
+                    "--find-max-rate",
+                    format!(
+                        "{r}: the start rate must be positive (at most {})",
+                        text::MAX_RATE
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = self.find_max_concurrency {
+            if c == 0 || c > MAX_SEARCH_CONCURRENCY {
+                return Err(SpecError::new(
+                    "--find-max-concurrency",
+                    format!("{c} is not in 1..={MAX_SEARCH_CONCURRENCY}"),
+                ));
+            }
+        }
+        let searches = [
+            ("--find-max-rate", self.find_max_rate.is_some()),
+            (
+                "--find-max-concurrency",
+                self.find_max_concurrency.is_some(),
+            ),
+        ];
+        for (flag, on) in searches {
+            if !on {
+                continue;
+            }
+            if self.concurrency.is_some() || self.rate.is_some() {
+                return Err(SpecError::new(
+                    flag,
+                    "a search chooses its loads; drop --rate and --concurrency",
+                ));
+            }
+            if self.slo.is_none_or(|s| s.is_empty()) {
+                return Err(SpecError::new(flag, "a search needs --slo"));
+            }
+        }
+        if self.find_max_rate.is_some() && self.find_max_concurrency.is_some() {
+            return Err(SpecError::new(
+                "--find-max-concurrency",
+                "give one search, not --find-max-rate as well",
+            ));
+        }
+        if let Arrival::Gamma { burstiness } = self.arrival {
+            if !BURSTINESS.contains(&burstiness) {
+                return Err(SpecError::new(
+                    "--burstiness",
+                    format!(
+                        "{burstiness} is outside {} to {}",
+                        BURSTINESS.start(),
+                        BURSTINESS.end()
+                    ),
+                ));
+            }
+        }
+        if self.max_inflight == 0 {
+            return Err(SpecError::new("--max-inflight", "must be at least 1"));
+        }
+        if !(self.trace_speed.is_finite() && TRACE_SPEED.contains(&self.trace_speed)) {
+            return Err(SpecError::new(
+                "--trace-speed",
+                format!("{} is outside 0.001 to 1000000", self.trace_speed),
+            ));
+        }
+        if self.client_threads == 0 || self.client_threads > MAX_CLIENT_THREADS {
+            return Err(SpecError::new(
+                "--client-threads",
+                format!("{} is not in 1..={MAX_CLIENT_THREADS}", self.client_threads),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(SpecError::new("--timeout", "is zero"));
+        }
+        if self.server_metrics_interval.is_zero() {
+            return Err(SpecError::new("--server-metrics-interval", "is zero"));
+        }
+        if self.token_ids_from.is_some() {
+            if self.endpoint == Endpoint::Chat {
+                return Err(SpecError::new(
+                    "--token-ids-from",
+                    "sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)",
+                ));
+            }
+            if self.tokenizer.is_some() {
+                return Err(SpecError::new(
+                    "--token-ids-from",
+                    "the prompts are token ids already; drop --tokenizer",
+                ));
+            }
+        }
+        if self.gpu_telemetry && !self.telemetry {
+            return Err(SpecError::new(
+                "--no-telemetry",
+                "cannot be used with --gpu-telemetry",
+            ));
+        }
+        self.check_limits()
+    }
+
+    /// `--num-requests` and `--duration` lists: one value per load level.
+    fn check_limits(&self) -> Result<(), SpecError> {
+        let levels = self.load_levels();
+        let lists = [
+            (
+                "--num-requests",
+                self.num_requests.as_ref().and_then(PerLoad::len),
+            ),
+            ("--duration", self.duration.as_ref().and_then(PerLoad::len)),
+        ];
+        for (flag, len) in lists {
+            match len {
+                Some(_) if self.searching() => return Err(SpecError::new(
+                    flag,
+                    "a list gives one value per load level; a search chooses its loads as it goes (give one value)",
+                )),
+                Some(n) if n != levels => return Err(SpecError::new(
+                    flag,
+                    format!("{n} values for {levels} load levels (--concurrency and --rate values together)"),
+                )),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Several servers measured in alternating rounds (`http --url A --url B
+/// --rounds R`), each round on fresh prompts shared by every target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RoundsSpec {
+    /// The servers, in the order each round measures them; the first is
+    /// the baseline.
+    pub targets: Vec<String>,
+    /// Rounds (`--rounds`).
+    pub rounds: u32,
+    /// Each run's settings: its `url` is replaced by each target in turn,
+    /// its `prompt_seed` by the round's (derived from this one when given).
+    pub http: HttpSpec,
+}
+
+/// Most rounds a run may ask for.
+pub const MAX_ROUNDS: u32 = 1000;
+
+impl RoundsSpec {
+    /// The checks the command line makes, for a spec from anywhere.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.targets.is_empty() {
+            return Err(SpecError::new("--url", "no target given"));
+        }
+        if self.rounds == 0 || self.rounds > MAX_ROUNDS {
+            return Err(SpecError::new(
+                "--rounds",
+                format!("{} is not in 1..={MAX_ROUNDS}", self.rounds),
+            ));
+        }
+        if self.http.find_max_rate.is_some() {
+            return Err(SpecError::new(
+                "--find-max-rate",
+                "a search measures one server; with several --url or --rounds, give --rate or --concurrency",
+            ));
+        }
+        for target in &self.targets {
+            HttpSpec {
+                url: target.clone(),
+                ..self.http.clone()
+            }
+            .validate()?;
+        }
+        Ok(())
+    }
+
+    /// The spec of target `target` in round `round` whose prompts come from
+    /// `prompt_seed`.
+    pub fn run(&self, target: usize, prompt_seed: u64) -> HttpSpec {
+        HttpSpec {
+            url: self.targets[target].clone(),
+            prompt_seed: Some(prompt_seed),
+            ..self.http.clone()
+        }
+    }
+}

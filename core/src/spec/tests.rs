@@ -1,0 +1,240 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::schema::Slo;
+
+fn every_kind() -> Vec<Spec> {
+    let http = HttpSpec {
+        url: "http://127.0.0.1:8000".into(),
+        concurrency: Some(vec![1, 8]),
+        rate: Some(vec![0.5, 2.0]),
+        arrival: Arrival::Gamma { burstiness: 0.25 },
+        num_requests: Some(PerLoad::Each(vec![5, 6, 7, 8])),
+        duration: Some(PerLoad::All(Duration::from_millis(1500))),
+        prompt_seed: Some(7),
+        slo: Some(Slo {
+            ttft_ms: Some(500.0),
+            tpot_ms: None,
+            e2e_ms: Some(10_000.0),
+        }),
+        ca_cert: vec!["ca.pem".into()],
+        server_metrics: Some(String::new()),
+        ..HttpSpec::default()
+    };
+    vec![
+        Spec::Inproc(InprocSpec::default()),
+        Spec::Inproc(InprocSpec {
+            model: Some("m.gguf".into()),
+            threads: Some(3),
+            n_gpu_layers: -1,
+            prompt_tokens: vec![16, 512],
+            batch: vec![1, 64],
+            sampler: Sampler::LlamaGreedy,
+            telemetry: false,
+            ..InprocSpec::default()
+        }),
+        Spec::Http(http.clone()),
+        Spec::Http(HttpSpec {
+            find_max_concurrency: Some(4),
+            concurrency: None,
+            rate: None,
+            num_requests: Some(PerLoad::TimesLoad(2.5)),
+            duration: None,
+            endpoint: Endpoint::Chat,
+            ..http.clone()
+        }),
+        Spec::Rounds(RoundsSpec {
+            targets: vec!["http://a".into(), "http://b".into()],
+            rounds: 3,
+            http: HttpSpec {
+                num_requests: None,
+                ..http
+            },
+        }),
+        Spec::Contrast(ContrastSpec {
+            server: Some(ServerLaunch {
+                path: Some("/opt/llama-server".into()),
+            }),
+            ..ContrastSpec::default()
+        }),
+        Spec::Contrast(ContrastSpec {
+            url: Some("http://127.0.0.1:9".into()),
+            threads: Some(2),
+            ..ContrastSpec::default()
+        }),
+    ]
+}
+
+#[test]
+fn every_spec_survives_toml_and_json() {
+    for spec in every_kind() {
+        spec.validate().unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+        let toml = spec.to_toml();
+        let back =
+            Spec::parse(&toml, Path::new("x.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+        assert_eq!(back, spec, "TOML:\n{toml}");
+        let json = serde_json::to_string(&spec).expect("JSON");
+        let back = Spec::parse(&json, Path::new("x.json")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, spec, "JSON: {json}");
+    }
+}
+
+#[test]
+fn a_short_file_takes_the_command_lines_defaults() {
+    let spec = Spec::parse(
+        "command = \"inproc\"\nbatch = [2]\n",
+        Path::new("short.toml"),
+    )
+    .expect("parses");
+    assert_eq!(
+        spec,
+        Spec::Inproc(InprocSpec {
+            batch: vec![2],
+            ..InprocSpec::default()
+        })
+    );
+    let spec = Spec::parse(
+        "command = \"http\"\nurl = \"http://h\"\nnum_requests = 12\ntimeout = \"2s\"\n",
+        Path::new("short.toml"),
+    )
+    .expect("parses");
+    let Spec::Http(http) = spec else {
+        panic!("not http")
+    };
+    assert_eq!(http.num_requests, Some(PerLoad::All(12)));
+    assert_eq!(http.timeout, Duration::from_secs(2));
+    assert_eq!(http.workload, "fixed:128:64");
+}
+
+#[test]
+fn an_unknown_key_is_named() {
+    let err = Spec::parse(
+        "command = \"inproc\"\nbatches = [2]\n",
+        Path::new("typo.toml"),
+    )
+    .expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "typo.toml: unknown key batches (see `inferbench schema spec`)"
+    );
+    let err = Spec::parse(
+        "{\"command\": \"http\", \"url\": \"http://h\", \"slo\": {\"ttft\": 5}}",
+        Path::new("typo.json"),
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("unknown key slo.ttft"), "{err}");
+}
+
+#[test]
+fn a_spec_is_checked_as_the_command_line_checks_it() {
+    let cases: Vec<(&str, &str)> = vec![
+        ("command = \"inproc\"\nbatch = [2, 2]\n", "--batch: the batch list repeats 2"),
+        ("command = \"inproc\"\nbatch = []\n", "--batch: the batch list is empty"),
+        ("command = \"inproc\"\nruns = 0\n", "--runs: must be at least 1"),
+        ("command = \"inproc\"\nthreads = 0\n", "--threads: 0 is not in 1..=1024"),
+        ("command = \"inproc\"\nn_gpu_layers = -2\n", "--n-gpu-layers"),
+        ("command = \"http\"\n", "--url: no server URL given"),
+        (
+            "command = \"http\"\nurl = \"u\"\nrate = [1.0, -1.0]\n",
+            "--rate: '-1' in the rate list is not a positive rate",
+        ),
+        (
+            "command = \"http\"\nurl = \"u\"\nfind_max_rate = 1.0\n",
+            "--find-max-rate: a search needs --slo",
+        ),
+        (
+            "command = \"http\"\nurl = \"u\"\nconcurrency = [1, 2]\nnum_requests = \"5,6,7\"\n",
+            "--num-requests: 3 values for 2 load levels",
+        ),
+        (
+            "command = \"http\"\nurl = \"u\"\narrival = { process = \"gamma\", burstiness = 0.0 }\n",
+            "--burstiness: 0 is outside 0.001 to 1000",
+        ),
+        (
+            "command = \"http\"\nurl = \"u\"\nendpoint = \"chat\"\ntoken_ids_from = \"m.gguf\"\n",
+            "--token-ids-from: sends token ids",
+        ),
+        ("command = \"http\"\nurl = \"u\"\ntimeout = \"0s\"\n", "'0s' is zero"),
+        ("command = \"http\"\nurl = \"u\"\nnum_requests = \"0\"\n", "'0' is not a positive request count"),
+        ("command = \"contrast\"\n", "--server: give --server llama-server"),
+        (
+            "command = \"contrast\"\nurl = \"u\"\nserver = \"llama-server\"\n",
+            "--server: give --server or --url, not both",
+        ),
+        ("command = \"contrast\"\nserver = \"vllm\"\n", "inferbench starts llama.cpp's server only"),
+        (
+            "command = \"rounds\"\ntargets = []\nrounds = 1\n[http]\nurl = \"u\"\n",
+            "--url: no target given",
+        ),
+        ("command = \"bench\"\n", "command = \"bench\" is not a spec's command"),
+        ("batch = [1]\n", "no command key"),
+    ];
+    for (text, needle) in cases {
+        let err = Spec::parse(text, Path::new("s.toml")).expect_err(text);
+        let message = err.to_string();
+        assert!(message.starts_with("s.toml: "), "{message}");
+        assert!(message.contains(needle), "{text}: {message}");
+    }
+}
+
+#[test]
+fn per_load_values_read_back_as_written() {
+    for text in ["100", "5,200,1500", "5x", "0.5x"] {
+        let v: PerLoad<u64> = text.parse().expect(text);
+        assert_eq!(v.to_string(), text);
+    }
+    for text in ["30s", "30s,1m", "250ms"] {
+        let v: PerLoad<Duration> = text.parse().expect(text);
+        assert_eq!(v.to_string(), text);
+    }
+    assert!("5x".parse::<PerLoad<Duration>>().is_err());
+    assert_eq!(
+        "5,200".parse::<PerLoad<u64>>(),
+        Ok(PerLoad::Each(vec![5, 200]))
+    );
+    assert_eq!(
+        PerLoad::Each(vec![5u64, 200]).at(1, 8.0, |k| k as u64),
+        Some(200)
+    );
+    assert_eq!(
+        PerLoad::<u64>::TimesLoad(5.0).at(0, 8.0, |k| k as u64),
+        Some(40)
+    );
+}
+
+#[test]
+fn a_result_without_a_spec_is_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("inferbench-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let old = dir.join("old.json");
+    std::fs::write(&old, r#"{"mode": "inproc", "settings": {"model": "m"}}"#).expect("write");
+    let err = Spec::from_result_file(&old).expect_err("no spec");
+    assert!(matches!(err, SpecFileError::NoSpec { .. }));
+    assert!(
+        err.to_string().contains("old.json: records no spec"),
+        "{err}"
+    );
+    let new = dir.join("new.json");
+    let spec = Spec::Inproc(InprocSpec::default());
+    let result = serde_json::json!({"mode": "inproc", "settings": {"spec": spec}});
+    std::fs::write(&new, result.to_string()).expect("write");
+    assert_eq!(Spec::from_result_file(&new).expect("spec"), spec);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_schema_describes_every_command() {
+    let schema = Spec::json_schema();
+    assert_eq!(schema["$id"], SPEC_SCHEMA_ID);
+    let text = schema.to_string();
+    for needle in [
+        "inproc",
+        "contrast",
+        "rounds",
+        "find_max_concurrency",
+        "kernel_timing",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from the schema");
+    }
+}
