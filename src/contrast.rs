@@ -115,12 +115,17 @@ pub fn run_spec(spec: &ContrastSpec, outputs: &Outputs) -> Result<ExitCode> {
     };
     save(&writer, &mut result)?;
 
+    // The spec as it runs here: the model and thread count resolved once,
+    // for both sides.
+    let resolved = ContrastSpec {
+        model: Some(model_path.clone()),
+        threads: Some(threads),
+        ..spec.clone()
+    };
     let measured = measure(
-        spec,
+        &resolved,
         outputs.verbose,
-        &model_path,
         &out,
-        threads,
         server_binary,
         &mut result,
         &writer,
@@ -180,13 +185,14 @@ fn interrupted() -> bool {
 fn measure(
     spec: &ContrastSpec,
     verbose: bool,
-    model_path: &Path,
     out: &Path,
-    threads: u32,
     server_binary: Option<PathBuf>,
     result: &mut ContrastResult,
     writer: &ResultWriter,
 ) -> Result<()> {
+    let (Some(model_path), Some(threads)) = (spec.model.as_deref(), spec.threads) else {
+        bail!("the contrast's model and threads are resolved before it measures");
+    };
     // In-process: one sweep per batch size, each with the runs it needs to
     // decode every prompt the served point will send, its prompt streams
     // numbered as the served sweep numbers its points.

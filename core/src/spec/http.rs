@@ -81,7 +81,7 @@ impl<T: Clone> PerLoad<T> {
     }
 
     /// How many values a list holds (`None` unless one per load level).
-    pub fn len(&self) -> Option<usize> {
+    pub fn list_len(&self) -> Option<usize> {
         match self {
             PerLoad::Each(list) => Some(list.len()),
             _ => None,
@@ -494,9 +494,9 @@ impl HttpSpec {
         let lists = [
             (
                 "--num-requests",
-                self.num_requests.as_ref().and_then(PerLoad::len),
+                self.num_requests.as_ref().and_then(PerLoad::list_len),
             ),
-            ("--duration", self.duration.as_ref().and_then(PerLoad::len)),
+            ("--duration", self.duration.as_ref().and_then(PerLoad::list_len)),
         ];
         for (flag, len) in lists {
             match len {
