@@ -7,6 +7,9 @@
 //!
 //! Model: `$INFERBENCH_BENCH_MODEL`, default the tiny generated model.
 //! Threads: `$INFERBENCH_BENCH_THREADS`, default physical cores.
+//! Flash attention: `$INFERBENCH_BENCH_FLASH_ATTN` (off, on, auto; default
+//! auto). KV cache types: `$INFERBENCH_BENCH_CACHE_TYPE_K` and
+//! `$INFERBENCH_BENCH_CACHE_TYPE_V` (f16, q8_0, q4_0, ...; default f16).
 //! Context depth: `$INFERBENCH_BENCH_DEPTH` (llama-bench's `-d`), default 0:
 //! every sequence's cache is filled with that many tokens, untimed, before
 //! the timed prefill, and before the prompts the decode steps follow.
@@ -36,20 +39,33 @@ fn model_path() -> PathBuf {
     path
 }
 
+/// An engine setting from the environment, named in the panic when it is wrong.
+fn env_setting<T: std::str::FromStr<Err = String>>(name: &str) -> Option<T> {
+    let value = std::env::var(name).ok().filter(|v| !v.is_empty())?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={value}: {e}")),
+    )
+}
+
 fn options(sampler: GreedySampler) -> LlamaOptions {
     let threads = std::env::var("INFERBENCH_BENCH_THREADS")
         .ok()
         .and_then(|t| t.parse().ok())
         .or_else(inferbench_harness::host::physical_cores)
         .unwrap_or(1);
-    LlamaOptions {
-        threads,
-        threads_batch: threads,
-        ubatch: 512,
-        kv_unified: false,
-        sampler,
-        kernel_timing: true,
+    let mut options = LlamaOptions::new(threads, 512, sampler);
+    if let Some(v) = env_setting("INFERBENCH_BENCH_FLASH_ATTN") {
+        options.flash_attn = v;
     }
+    if let Some(v) = env_setting("INFERBENCH_BENCH_CACHE_TYPE_K") {
+        options.cache_type_k = v;
+    }
+    if let Some(v) = env_setting("INFERBENCH_BENCH_CACHE_TYPE_V") {
+        options.cache_type_v = v;
+    }
+    options
 }
 
 fn depth() -> u32 {

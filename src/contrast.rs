@@ -203,9 +203,9 @@ fn measure(
         }
         let path = beside(out, &format!("inproc-c{batch}.json"));
         let inproc_spec = InprocSpec {
-            model: Some(model_path.to_path_buf()),
-            threads: Some(threads),
-            n_gpu_layers: spec.n_gpu_layers,
+            model: vec![model_path.to_path_buf()],
+            threads: vec![threads],
+            n_gpu_layers: vec![spec.n_gpu_layers],
             prompt_tokens: vec![spec.prompt_tokens],
             gen_tokens: spec.gen_tokens,
             batch: vec![batch],

@@ -30,7 +30,7 @@ use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::vllm_export::VllmExport;
 use inferbench_harness::workload::{Phase, PromptStream};
 
-use inferbench_core::spec::{Endpoint as SpecEndpoint, HttpSpec, Spec};
+use inferbench_core::spec::{HttpSpec, Spec};
 
 use crate::cli::{usage, Outputs, PerLoad};
 use crate::progress::PointProgress;
@@ -116,7 +116,7 @@ pub fn run_spec(spec: &HttpSpec, outputs: &Outputs) -> Result<ExitCode> {
 /// `failed` with the error.
 pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
     let mut loads = loads(spec);
-    if tokens.is_some() && spec.endpoint == SpecEndpoint::Chat {
+    if tokens.is_some() && spec.endpoint == Endpoint::Chat {
         return Err(usage(
             "--token-ids-from sends token ids on /v1/completions; a chat message is text (drop --endpoint chat)",
         ));
@@ -127,7 +127,7 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
     };
     let mut workload = Workload::parse(&spec.workload).map_err(|e| usage(e.to_string()))?;
     workload
-        .check_endpoint(spec.endpoint == SpecEndpoint::Chat)
+        .check_endpoint(spec.endpoint == Endpoint::Chat)
         .map_err(|e| usage(e.to_string()))?;
     let trace_length = workload.trace().map(|t| t.entries.len() as u64);
     if trace_length.is_some() {
@@ -181,10 +181,7 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
 
     let runtime = ClientRuntime::new(spec.client_threads, spec.busy_poll)
         .context("starting the client runtime")?;
-    let endpoint = match spec.endpoint {
-        SpecEndpoint::Completions => Endpoint::Completions,
-        SpecEndpoint::Chat => Endpoint::Chat,
-    };
+    let endpoint = spec.endpoint;
     let mut config = ClientConfig {
         base_url: spec.url.clone(),
         endpoint,

@@ -1,24 +1,31 @@
-//! `inferbench inproc`: llama.cpp in this process, swept over prompt lengths
-//! and batch sizes, with the result file rewritten after every point.
+//! `inferbench inproc`: llama.cpp in this process over the engine grid
+//! (every list of engine settings expanded, as llama-bench does) and, in
+//! each cell, the sweep of prompt lengths, depths and batch sizes, with the
+//! result file rewritten after every point.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
+use inferbench_core::spec::{EngineSettings, InprocSpec, Sampler, Spec};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::BatchShape;
-use inferbench_harness::inproc::{measure_point, PointSpec};
-use inferbench_harness::roofline;
+use inferbench_harness::inproc::{measure_point, unmeasured_point, PointSpec, RunnerError};
+use inferbench_harness::roofline::{self, BandwidthCeiling};
+use inferbench_harness::schema::roofline::{BandwidthProbe, ComputePeakProbe, DeviceBandwidth};
 use inferbench_harness::schema::{
-    InprocResult, InprocSettings, Mode, ResultWriter, RunStatus, SCHEMA_VERSION,
+    EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, PointMemory, ResultWriter,
+    RunStatus, SCHEMA_VERSION,
 };
 use inferbench_harness::stats::HistogramInfo;
+use inferbench_models::gguf::{DecodeTraffic, PrefillCompute};
+use inferbench_models::GgufFile;
 
-use inferbench_core::spec::{InprocSpec, Sampler, Spec};
-
-use crate::cli::Outputs;
+use crate::cli::{usage, Outputs};
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, model, provenance, terminal};
 
@@ -59,49 +66,47 @@ const BANDWIDTH_REPETITIONS: u32 = 5;
 const PEAK_FLOPS_PER_THREAD: u64 = 4_000_000_000;
 const PEAK_REPETITIONS: u32 = 5;
 
-/// Measures every point of `spec`, writing the result file as it goes. The
-/// points' prompt streams are numbered from `first_point` ([`PointSpec::point`]),
-/// so that a caller measuring one sweep in parts draws the prompts a served
-/// run of the whole sweep sends.
-pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<Sweep> {
-    let model_path = model::resolve(spec.model.clone())?;
-    if !model_path.is_file() {
-        bail!("--model {}: no such file", model_path.display());
-    }
-    let out_path = outputs
-        .out
-        .clone()
-        .unwrap_or_else(|| terminal::default_result_path("inproc"));
-    let threads = match spec.threads {
-        Some(t) => t,
-        None => inferbench_harness::host::physical_cores()
+/// `--threads` as given, else the machine's physical cores.
+fn resolve_threads(threads: Option<u32>) -> u32 {
+    threads.unwrap_or_else(|| {
+        inferbench_harness::host::physical_cores()
             .or_else(|| {
                 std::thread::available_parallelism()
                     .ok()
                     .map(|n| n.get() as u32)
             })
-            .unwrap_or(1),
+            .unwrap_or(1)
+    })
+}
+
+/// The engine's options for one cell of the grid.
+fn cell_options(spec: &InprocSpec, cell: &EngineSettings) -> LlamaOptions {
+    let threads = resolve_threads(cell.threads);
+    let sampler = match spec.sampler {
+        Sampler::Greedy => GreedySampler::Argmax,
+        Sampler::LlamaGreedy => GreedySampler::Llama,
     };
-    let options = LlamaOptions {
-        threads,
-        threads_batch: threads,
-        ubatch: spec.ubatch,
+    LlamaOptions {
         kv_unified: spec.kv_unified,
-        sampler: match spec.sampler {
-            Sampler::Greedy => GreedySampler::Argmax,
-            Sampler::LlamaGreedy => GreedySampler::Llama,
-        },
         kernel_timing: spec.kernel_timing,
-    };
+        n_batch: cell.n_batch,
+        flash_attn: cell.flash_attn,
+        cache_type_k: cell.cache_type_k,
+        cache_type_v: cell.cache_type_v,
+        kv_offload: cell.kv_offload,
+        ..LlamaOptions::new(threads, cell.ubatch, sampler)
+    }
+}
 
-    let runtime = Runtime::get(!outputs.verbose)?;
-    let loaded = LoadedModel::load(runtime, &model_path, spec.n_gpu_layers)
-        .with_context(|| format!("--model {}", model_path.display()))?;
+fn load(runtime: &Runtime, cell: &EngineSettings, path: &Path) -> Result<LoadedModel> {
+    LoadedModel::load_with(runtime, path, cell.n_gpu_layers, cell.mmap)
+        .with_context(|| format!("--model {}", path.display()))
+}
 
-    let shapes = shapes(spec);
-    // Refuse impossible points before measuring anything.
+/// Refuses shapes the model cannot hold, before anything is measured on it.
+fn check_shapes(shapes: &[BatchShape], loaded: &LoadedModel, path: &Path) -> Result<()> {
     let max = loaded.n_ctx_train();
-    for s in &shapes {
+    for s in shapes {
         if s.context_per_sequence() > max {
             bail!(
                 "--depth {} with --prompt-tokens {} and --gen-tokens {} needs {} tokens of context \
@@ -110,7 +115,7 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
                 s.prompt_tokens,
                 s.gen_tokens,
                 s.context_per_sequence(),
-                model_path.display()
+                path.display()
             );
         }
         if s.sequences > inferbench_ffi::llama::MAX_SEQUENCES {
@@ -121,80 +126,194 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
             );
         }
     }
+    Ok(())
+}
 
+/// The machine's ceilings, measured before any point so that the probes
+/// disturb none, and what a reader must know about them.
+struct Ceilings {
+    bandwidth: Option<BandwidthProbe>,
+    device_bandwidth: Option<DeviceBandwidth>,
+    ceiling: Option<BandwidthCeiling>,
+    peak: Option<ComputePeakProbe>,
+    notes: Vec<String>,
+}
+
+impl Ceilings {
+    /// Probes what the first cell runs on: the CPU's memory bandwidth and
+    /// f32 FMA peak, or the GPU's copy bandwidth when layers are on one.
+    fn measure(
+        offloaded: u32,
+        offloadable: u32,
+        threads: u32,
+        model: Option<(&DecodeTraffic, &PrefillCompute)>,
+    ) -> Ceilings {
+        // Where the layers really are, not what was asked: --n-gpu-layers on
+        // a build or machine without a GPU leaves them on the CPU.
+        let on_gpu = offloaded > 0;
+        let bandwidth = (!on_gpu)
+            .then(|| roofline::stream_triad(threads, BANDWIDTH_ARRAY_BYTES, BANDWIDTH_REPETITIONS));
+        // llama.cpp's first GPU is device 0 unless told otherwise.
+        let device_bandwidth = on_gpu.then(|| {
+            inferbench_ffi::bandwidth::device_bandwidth(
+                0,
+                inferbench_ffi::bandwidth::COPY_BUFFER_BYTES,
+                inferbench_ffi::bandwidth::COPY_REPETITIONS,
+            )
+        });
+        let ceiling = roofline::bandwidth_ceiling(bandwidth.as_ref(), device_bandwidth.as_ref());
+        let peak = (!on_gpu)
+            .then(|| roofline::compute_peak(threads, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS));
+        let mut notes: Vec<String> = model
+            .iter()
+            .flat_map(|(t, c)| t.notes.iter().chain(c.notes.iter()))
+            .map(|n| format!("roofline: {n}"))
+            .collect();
+        if let Some(d) = &device_bandwidth {
+            notes.extend(d.notes.iter().map(|n| format!("roofline: {n}")));
+            if ceiling.is_none() {
+                notes.push(
+                    "roofline: layers on a GPU and its bandwidth could not be had; the CPU probe does not apply, so no ceiling is given".into(),
+                );
+            }
+            if offloaded < offloadable {
+                notes.push(format!(
+                    "roofline: {offloaded} of {offloadable} layers on the GPU: the ceiling is the GPU's, but the layers left on the CPU read at the CPU's bandwidth"
+                ));
+            }
+        }
+        notes.extend(
+            peak.as_ref()
+                .and_then(roofline::compute_peak_note)
+                .map(|n| format!("roofline: {n}")),
+        );
+        if peak.is_none() {
+            notes.push(
+                "roofline: layers on a GPU; the CPU compute probe does not apply, so prefill has no ceiling".into(),
+            );
+        }
+        Ceilings {
+            bandwidth,
+            device_bandwidth,
+            ceiling,
+            peak,
+            notes,
+        }
+    }
+}
+
+/// What the GGUF reader counts of one model: a decode step's bytes and a
+/// prefill's FLOPs (absent when the file cannot be read again).
+struct ModelCounts {
+    traffic: Option<DecodeTraffic>,
+    compute: Option<PrefillCompute>,
+}
+
+impl ModelCounts {
+    fn read(path: &Path) -> ModelCounts {
+        let gguf = GgufFile::open(path).ok();
+        ModelCounts {
+            traffic: gguf.as_ref().map(GgufFile::decode_traffic),
+            compute: gguf.as_ref().map(GgufFile::prefill_compute),
+        }
+    }
+
+    /// Bytes one context cell of the KV cache holds over every layer, at
+    /// the cell's cache types.
+    fn kv_bytes_per_cell(&self, cell: &EngineSettings) -> Option<u64> {
+        self.traffic.as_ref().map(|t| {
+            t.layers
+                * (cell.cache_type_k.bytes(t.k_row_elements)
+                    + cell.cache_type_v.bytes(t.v_row_elements))
+        })
+    }
+}
+
+/// Every cell's model file, resolved once: `None` is the tiny model.
+fn model_paths(cells: &[&EngineSettings]) -> Result<Vec<(Option<PathBuf>, PathBuf)>> {
+    let mut paths: Vec<(Option<PathBuf>, PathBuf)> = Vec::new();
+    for cell in cells {
+        if paths.iter().any(|(m, _)| *m == cell.model) {
+            continue;
+        }
+        let path = model::resolve(cell.model.clone())?;
+        if !path.is_file() {
+            bail!("--model {}: no such file", path.display());
+        }
+        paths.push((cell.model.clone(), path));
+    }
+    Ok(paths)
+}
+
+/// Measures every cell of `spec`'s grid and, in each, every point of its
+/// sweep, writing the result file as it goes. The points' prompt streams
+/// are numbered from `first_point` ([`PointSpec::point`]) by their shape, so
+/// that every cell decodes the same prompts and a caller measuring one
+/// sweep in parts draws the prompts a served run of the whole sweep sends.
+pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<Sweep> {
+    let varying = spec.varying();
+    let cells = spec.configurations();
+    let mut skipped = Vec::new();
+    let mut valid: Vec<&EngineSettings> = Vec::new();
+    for cell in &cells {
+        match cell.invalid() {
+            Some(reason) => {
+                let note = format!("cell {} skipped: {reason}", cell.label(&varying));
+                eprintln!("warning: {note}");
+                skipped.push(note);
+            }
+            None => valid.push(cell),
+        }
+    }
+    let Some(&first) = valid.first() else {
+        return Err(usage(
+            "every cell of the grid is invalid (see the warnings)",
+        ));
+    };
+    let paths = model_paths(&valid)?;
+    let path_of = |cell: &EngineSettings| -> PathBuf {
+        paths
+            .iter()
+            .find(|(m, _)| *m == cell.model)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default()
+    };
+    let out_path = outputs
+        .out
+        .clone()
+        .unwrap_or_else(|| terminal::default_result_path("inproc"));
+    let runtime = Runtime::get(!outputs.verbose)?;
+    let first_path = path_of(first);
+    let loaded = load(runtime, first, &first_path)?;
+    let shapes = shapes(spec);
+    check_shapes(&shapes, &loaded, &first_path)?;
     if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
     }
     let writer = ResultWriter::new(&out_path);
-    let mut engine = LlamaEngine::new(runtime, &loaded, options);
-    let mut engine_info = provenance::llama_engine_info(runtime, &loaded, &engine, &options);
-    let (mut telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, true);
+    let options = cell_options(spec, first);
+    let mut engine_info = {
+        let engine = LlamaEngine::new(runtime, &loaded, options);
+        provenance::llama_engine_info(runtime, &loaded, &engine, &options)
+    };
+    let (telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, true);
     engine_info.notes.extend(telemetry_note);
-    let model_info = provenance::model_info(&model_path, &loaded)?;
-    // What a decode step must read, and the machine's ceiling, measured
-    // before any point so that the probe disturbs none.
-    let gguf = inferbench_models::GgufFile::open(&model_path).ok();
-    let traffic = gguf.as_ref().map(|g| g.decode_traffic());
-    // What a prefill must compute, and the machine's f32 FMA rate.
-    let compute = gguf.as_ref().map(|g| g.prefill_compute());
-    // Where the layers really are, not what was asked: --n-gpu-layers on a
-    // build or machine without a GPU leaves them on the CPU.
-    let offloaded = engine_info.gpu_layers_offloaded.unwrap_or(0);
-    let on_gpu = offloaded > 0;
-    let bandwidth = (!on_gpu).then(|| {
-        roofline::stream_triad(
-            options.threads,
-            BANDWIDTH_ARRAY_BYTES,
-            BANDWIDTH_REPETITIONS,
-        )
-    });
-    // llama.cpp's first GPU is device 0 unless told otherwise.
-    let device_bandwidth = on_gpu.then(|| {
-        inferbench_ffi::bandwidth::device_bandwidth(
-            0,
-            inferbench_ffi::bandwidth::COPY_BUFFER_BYTES,
-            inferbench_ffi::bandwidth::COPY_REPETITIONS,
-        )
-    });
-    let ceiling = roofline::bandwidth_ceiling(bandwidth.as_ref(), device_bandwidth.as_ref());
-    let peak = (!on_gpu)
-        .then(|| roofline::compute_peak(options.threads, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS));
-    let mut roofline_notes: Vec<String> = traffic
-        .iter()
-        .flat_map(|t| t.notes.iter())
-        .chain(compute.iter().flat_map(|c| c.notes.iter()))
-        .map(|n| format!("roofline: {n}"))
-        .collect();
-    if let Some(d) = &device_bandwidth {
-        roofline_notes.extend(d.notes.iter().map(|n| format!("roofline: {n}")));
-        if ceiling.is_none() {
-            roofline_notes.push(
-                "roofline: layers on a GPU and its bandwidth could not be had; the CPU probe does not apply, so no ceiling is given".into(),
-            );
-        }
-        let layers = loaded.offloadable_layers();
-        if offloaded < layers {
-            roofline_notes.push(format!(
-                "roofline: {offloaded} of {layers} layers on the GPU: the ceiling is the GPU's, but the layers left on the CPU read at the CPU's bandwidth"
-            ));
-        }
-    }
-    roofline_notes.extend(
-        peak.as_ref()
-            .and_then(roofline::compute_peak_note)
-            .map(|n| format!("roofline: {n}")),
+    let model_info = provenance::model_info(&first_path, &loaded)?;
+    let counts = ModelCounts::read(&first_path);
+    let ceilings = Ceilings::measure(
+        engine_info.gpu_layers_offloaded.unwrap_or(0),
+        loaded.offloadable_layers(),
+        options.threads,
+        counts.traffic.as_ref().zip(counts.compute.as_ref()),
     );
-    if peak.is_none() {
-        roofline_notes.push(
-            "roofline: layers on a GPU; the CPU compute probe does not apply, so prefill has no ceiling".into(),
-        );
-    }
     let mut provenance = provenance::provenance(engine_info, Some(model_info));
-    provenance.host.memory_bandwidth = bandwidth;
-    provenance.host.compute_peak = peak.clone();
-    provenance.host.device_memory_bandwidth = device_bandwidth;
-    let mut result = InprocResult {
+    provenance.host.memory_bandwidth = ceilings.bandwidth.clone();
+    provenance.host.compute_peak = ceilings.peak.clone();
+    provenance.host.device_memory_bandwidth = ceilings.device_bandwidth.clone();
+    let mut notes = ceilings.notes.clone();
+    notes.extend(skipped);
+    let result = InprocResult {
         schema_version: SCHEMA_VERSION,
         mode: Mode::Inproc,
         partial: true,
@@ -203,8 +322,10 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
         started_at: provenance::now_rfc3339(),
         updated_at: provenance::now_rfc3339(),
         provenance,
+        // The first cell's settings: a grid's every cell is in its points'
+        // configs and in the spec.
         settings: InprocSettings {
-            model: model_path.display().to_string(),
+            model: first_path.display().to_string(),
             prompt_tokens: spec.prompt_tokens.clone(),
             gen_tokens: spec.gen_tokens,
             batch: spec.batch.clone(),
@@ -213,7 +334,7 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
             seed: spec.seed,
             threads: options.threads,
             threads_batch: options.threads_batch,
-            n_gpu_layers: spec.n_gpu_layers,
+            n_gpu_layers: first.n_gpu_layers,
             ubatch: options.ubatch,
             kv_unified: options.kv_unified,
             sampler: options.sampler.name().into(),
@@ -225,38 +346,198 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
         points: Vec::new(),
         max_rate: None,
         max_concurrency: None,
-        notes: roofline_notes,
+        notes,
     };
     writer.write(&result)?;
-    terminal::print_header(&result.provenance);
+    terminal::print_header(&result.provenance, &varying);
 
-    let interrupt = interrupt::flag();
     let bar = crate::progress::bar(
-        shapes.len() as u64 * u64::from(spec.warmup + spec.runs),
+        (valid.len() * shapes.len()) as u64 * u64::from(spec.warmup + spec.runs),
         "runs",
     );
-    let mut failure = None;
-    for (point, shape) in shapes.iter().enumerate() {
-        if interrupt.load(Ordering::Relaxed) {
+    let mut grid = Grid {
+        spec,
+        shapes: &shapes,
+        first_point,
+        varying: &varying,
+        writer,
+        result,
+        telemetry,
+        interrupt: interrupt::flag(),
+        bar,
+        failure: None,
+        csv: outputs.csv.clone(),
+        ceiling: ceilings.ceiling,
+        peak_gflop_s: ceilings.peak.as_ref().map(|p| p.best_gflop_s),
+    };
+    let mut first_load = Some((counts, loaded));
+    // Cells that load the model alike are neighbours in the grid's order:
+    // each model is loaded once for all of them.
+    for group in valid.chunk_by(|a, b| a.load_key() == b.load_key()) {
+        if grid.stopped() {
             break;
         }
-        bar.set_message(format!(
-            "pp{} tg{} B{} d{}",
-            shape.prompt_tokens, shape.gen_tokens, shape.sequences, shape.depth
-        ));
-        let point_spec = PointSpec {
-            shape: *shape,
-            warmup_runs: spec.warmup,
-            runs: spec.runs,
-            seed: spec.seed,
-            point: first_point + point as u32,
+        let path = path_of(group[0]);
+        let (counts, loaded) = match first_load.take() {
+            Some(first_load) if group[0].load_key() == first.load_key() => first_load,
+            _ => match load(runtime, group[0], &path)
+                .and_then(|l| check_shapes(&shapes, &l, &path).map(|()| l))
+            {
+                Ok(l) => (ModelCounts::read(&path), l),
+                Err(e) => {
+                    for cell in group {
+                        grid.fail_cell(cell, &path, &format!("{e:#}"));
+                    }
+                    continue;
+                }
+            },
         };
+        for cell in group {
+            if grid.stopped() {
+                break;
+            }
+            let options = cell_options(spec, cell);
+            let mut engine = LlamaEngine::new(runtime, &loaded, options);
+            grid.measure_cell(&mut engine, cell, &path, &loaded, &counts);
+        }
+    }
+    grid.finish(&out_path, valid.len() * shapes.len())
+}
+
+/// The grid as it is measured: the result so far and where it goes.
+struct Grid<'a> {
+    spec: &'a InprocSpec,
+    shapes: &'a [BatchShape],
+    first_point: u32,
+    varying: &'a [&'static str],
+    writer: ResultWriter,
+    result: InprocResult,
+    telemetry: PointTelemetry,
+    interrupt: Arc<AtomicBool>,
+    bar: ProgressBar,
+    failure: Option<String>,
+    csv: Option<PathBuf>,
+    ceiling: Option<BandwidthCeiling>,
+    peak_gflop_s: Option<f64>,
+}
+
+impl Grid<'_> {
+    fn stopped(&self) -> bool {
+        self.failure.is_some() || self.interrupt.load(Ordering::Relaxed)
+    }
+
+    /// What llama.cpp was given for `cell` at the shape it last configured.
+    fn config(
+        &self,
+        cell: &EngineSettings,
+        path: &Path,
+        engine: Option<&LlamaEngine<'_>>,
+    ) -> EngineConfig {
+        let options = cell_options(self.spec, cell);
+        let params = engine.and_then(LlamaEngine::context_params);
+        EngineConfig {
+            model: path.display().to_string(),
+            n_gpu_layers: cell.n_gpu_layers,
+            use_mmap: cell.mmap,
+            n_threads: options.threads,
+            n_threads_batch: options.threads_batch,
+            n_ctx: params.map_or(0, |p| p.n_ctx),
+            n_batch: params.map_or(0, |p| p.n_batch),
+            n_ubatch: params.map_or(cell.ubatch, |p| p.n_ubatch),
+            n_seq_max: params.map_or(0, |p| p.n_seq_max),
+            flash_attn: cell.flash_attn.name().into(),
+            type_k: cell.cache_type_k.name().into(),
+            type_v: cell.cache_type_v.name().into(),
+            offload_kqv: cell.kv_offload,
+            kv_unified: self.spec.kv_unified,
+        }
+    }
+
+    /// Records every point of `cell` as failed with `error`, and goes on.
+    fn fail_cell(&mut self, cell: &EngineSettings, path: &Path, error: &str) {
+        for shape in self.shapes {
+            let mut point = unmeasured_point(*shape);
+            point.config = Some(self.config(cell, path, None));
+            point.error = Some(error.to_string());
+            self.bar
+                .suspend(|| terminal::print_row(&point, self.varying));
+            self.result.points.push(point);
+        }
+        self.save();
+    }
+
+    fn save(&mut self) {
+        if let Err(e) = save(&self.writer, &mut self.result, self.csv.as_deref()) {
+            self.failure.get_or_insert(format!("{e:#}"));
+        }
+    }
+
+    /// Measures every shape of the sweep in one cell of the grid. A point
+    /// llama.cpp fails on is recorded with its error; the grid goes on.
+    fn measure_cell(
+        &mut self,
+        engine: &mut LlamaEngine<'_>,
+        cell: &EngineSettings,
+        path: &Path,
+        loaded: &LoadedModel,
+        counts: &ModelCounts,
+    ) {
+        for (index, shape) in self.shapes.iter().enumerate() {
+            if self.stopped() {
+                return;
+            }
+            self.bar.set_message(format!(
+                "pp{} tg{} B{} d{} {}",
+                shape.prompt_tokens,
+                shape.gen_tokens,
+                shape.sequences,
+                shape.depth,
+                cell.label(self.varying)
+            ));
+            let point_spec = PointSpec {
+                shape: *shape,
+                warmup_runs: self.spec.warmup,
+                runs: self.spec.runs,
+                seed: self.spec.seed,
+                point: self.first_point + index as u32,
+            };
+            let peak_reset = inferbench_harness::host::reset_peak_rss();
+            let measured = self.measure_point(engine, &point_spec);
+            let Some(measured) = measured else { return };
+            let point = match measured {
+                Ok(point) => point,
+                Err(RunnerError::Engine(e)) => {
+                    let mut point = unmeasured_point(*shape);
+                    point.error = Some(e.to_string());
+                    point
+                }
+                Err(e) => {
+                    self.failure = Some(format!(
+                        "point pp{} tg{} B{} d{}: {e}",
+                        shape.prompt_tokens, shape.gen_tokens, shape.sequences, shape.depth
+                    ));
+                    return;
+                }
+            };
+            self.record(point, engine, cell, path, loaded, counts, peak_reset);
+        }
+    }
+
+    /// One point's runs, with telemetry over the measured ones and the
+    /// point saved every second while it runs; `None` when saving failed.
+    fn measure_point(
+        &mut self,
+        engine: &mut LlamaEngine<'_>,
+        point_spec: &PointSpec,
+    ) -> Option<Result<InprocPoint, RunnerError<inferbench_ffi::EngineError>>> {
         let mut last_save = Instant::now();
         let mut save_error = None;
-        if spec.warmup == 0 {
-            telemetry.start();
+        if point_spec.warmup_runs == 0 {
+            self.telemetry.start();
         }
-        let measured = measure_point(&mut engine, &point_spec, &interrupt, |progress| {
+        let (bar, telemetry, result, writer) =
+            (&self.bar, &mut self.telemetry, &self.result, &self.writer);
+        let measured = measure_point(engine, point_spec, &self.interrupt, |progress| {
             bar.inc(1);
             // Telemetry covers the measured runs: it starts when warm-up ends.
             if progress.warmup && progress.done == progress.of {
@@ -267,88 +548,121 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
             if !progress.warmup && last_save.elapsed() >= SAVE_EVERY && save_error.is_none() {
                 let mut snapshot = result.clone();
                 snapshot.points.push(progress.snapshot());
-                save_error = save(&writer, &mut snapshot, None).err();
+                save_error = save(writer, &mut snapshot, None).err();
                 last_save = Instant::now();
             }
         });
-        let summary = telemetry.stop();
+        let summary = self.telemetry.stop();
         if let Some(e) = save_error {
-            failure = Some(format!("{e:#}"));
-            break;
+            self.failure = Some(format!("{e:#}"));
+            return None;
         }
-        match measured {
-            Ok(mut point) => {
-                point.telemetry = summary;
-                if let (Some(t), Some(step)) = (&traffic, point.decode_step_ms.as_ref()) {
-                    point.roofline = Some(roofline::decode_roofline(
-                        t.weight_bytes,
-                        t.kv_bytes_per_cell,
-                        point.batch,
-                        // The KV cache a step reads holds the depth too.
-                        point.depth + point.prompt_tokens,
-                        point.gen_tokens,
-                        step.p50,
-                        ceiling,
-                    ));
-                }
-                if let (Some(c), Some(prefill)) = (&compute, point.prefill_ms.as_ref()) {
-                    point.prefill_roofline = Some(roofline::prefill_roofline(
-                        c.flops(point.prompt_tokens, point.batch),
-                        prefill.p50,
-                        peak.as_ref().map(|p| p.best_gflop_s),
-                    ));
-                }
-                bar.suspend(|| terminal::print_row(&point));
-                // A point interrupted before its first measured run holds no data.
-                if point.runs > 0 {
-                    result.points.push(point);
-                }
-            }
-            Err(e) => {
-                failure = Some(format!(
-                    "point pp{} tg{} B{} d{}: {e}",
-                    shape.prompt_tokens, shape.gen_tokens, shape.sequences, shape.depth
-                ));
-            }
-        }
-        if let Err(e) = save(&writer, &mut result, outputs.csv.as_deref()) {
-            failure.get_or_insert(format!("{e:#}"));
-        }
-        if failure.is_some() {
-            break;
-        }
+        Some(measured.map(|mut point| {
+            point.telemetry = summary;
+            point
+        }))
     }
-    bar.finish_and_clear();
 
-    let interrupted = interrupt.load(Ordering::Relaxed);
-    result.status = match (&failure, interrupted) {
-        (Some(_), _) => RunStatus::Failed,
-        (None, true) => RunStatus::Interrupted,
-        (None, false) => RunStatus::Complete,
-    };
-    result.error = failure.clone();
-    result.partial = result.status != RunStatus::Complete
-        || result.points.len() != shapes.len()
-        || result.points.iter().any(|p| !p.complete);
-    // A failed run's CSV may be what failed: its JSON alone is saved.
-    let csv = if failure.is_some() {
-        None
-    } else {
-        outputs.csv.as_deref()
-    };
-    if let Err(e) = save(&writer, &mut result, csv) {
-        return Err(terminal::save_failed(&writer, &mut result, e));
+    /// Completes a measured (or failed) point with its configuration,
+    /// memory and rooflines, prints it and saves the result.
+    #[expect(clippy::too_many_arguments, reason = "one point's every source, once")]
+    fn record(
+        &mut self,
+        mut point: InprocPoint,
+        engine: &LlamaEngine<'_>,
+        cell: &EngineSettings,
+        path: &Path,
+        loaded: &LoadedModel,
+        counts: &ModelCounts,
+        peak_reset: bool,
+    ) {
+        let config = self.config(cell, path, Some(engine));
+        let kv_bytes_per_cell = counts.kv_bytes_per_cell(cell);
+        point.memory = Some(PointMemory {
+            model_bytes: loaded.weight_bytes(),
+            kv_cache_bytes: kv_bytes_per_cell.map(|b| b * u64::from(config.n_ctx)),
+            kv_cache_source: "computed: n_ctx cells x layers x (K row + V row) at the cache types, from the GGUF's attention shape; sliding-window layers counted as full".into(),
+            peak_rss_bytes: inferbench_harness::host::peak_rss_bytes(),
+            peak_rss_source: if peak_reset {
+                "VmHWM, reset before the point".into()
+            } else {
+                "VmHWM since the process started (the kernel refused a reset)".into()
+            },
+        });
+        point.config = Some(config);
+        if let (Some(t), Some(kv), Some(step)) = (
+            &counts.traffic,
+            kv_bytes_per_cell,
+            point.decode_step_ms.as_ref(),
+        ) {
+            point.roofline = Some(roofline::decode_roofline(
+                t.weight_bytes,
+                kv,
+                point.batch,
+                // The KV cache a step reads holds the depth too.
+                point.depth + point.prompt_tokens,
+                point.gen_tokens,
+                step.p50,
+                self.ceiling,
+            ));
+        }
+        if let (Some(c), Some(prefill)) = (&counts.compute, point.prefill_ms.as_ref()) {
+            point.prefill_roofline = Some(roofline::prefill_roofline(
+                c.flops(point.prompt_tokens, point.batch),
+                prefill.p50,
+                self.peak_gflop_s,
+            ));
+        }
+        self.bar
+            .suspend(|| terminal::print_row(&point, self.varying));
+        // A point interrupted before its first measured run holds no data;
+        // a failed one holds its error.
+        if point.runs > 0 || point.error.is_some() {
+            self.result.points.push(point);
+        }
+        self.save();
     }
-    terminal::print_result_path(&out_path, result.partial);
-    if let Some(f) = failure {
-        bail!("{f}");
+
+    /// The final status, file and exit code.
+    fn finish(mut self, out_path: &Path, planned: usize) -> Result<Sweep> {
+        self.bar.finish_and_clear();
+        let interrupted = self.interrupt.load(Ordering::Relaxed);
+        let result = &mut self.result;
+        result.status = match (&self.failure, interrupted) {
+            (Some(_), _) => RunStatus::Failed,
+            (None, true) => RunStatus::Interrupted,
+            (None, false) => RunStatus::Complete,
+        };
+        result.error = self.failure.clone();
+        result.partial = result.status != RunStatus::Complete
+            || result.points.len() != planned
+            || result
+                .points
+                .iter()
+                .any(|p| !p.complete || p.error.is_some());
+        // A failed run's CSV may be what failed: its JSON alone is saved.
+        let csv = if self.failure.is_some() {
+            None
+        } else {
+            self.csv.as_deref()
+        };
+        if let Err(e) = save(&self.writer, result, csv) {
+            return Err(terminal::save_failed(&self.writer, result, e));
+        }
+        terminal::print_result_path(out_path, result.partial);
+        if let Some(f) = self.failure {
+            bail!("{f}");
+        }
+        let exit = if interrupted {
+            ExitCode::from(crate::exit::INTERRUPTED)
+        } else {
+            ExitCode::SUCCESS
+        };
+        Ok(Sweep {
+            result: self.result,
+            exit,
+        })
     }
-    let exit = if interrupted {
-        ExitCode::from(crate::exit::INTERRUPTED)
-    } else {
-        ExitCode::SUCCESS
-    };
-    Ok(Sweep { result, exit })
 }
 
 fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use inferbench_harness::schema::{
-    HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile,
-    ResultWriter, RunStatus,
+    EngineConfig, HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance,
+    ResultFile, ResultWriter, RunStatus,
 };
 use inferbench_harness::stats::Stats;
 
@@ -74,7 +74,37 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
         .with_context(|| format!("writing CSV {}", path.display()))
 }
 
-pub fn print_header(provenance: &Provenance) {
+/// Width of a grid setting's column.
+const SETTING_WIDTH: usize = 12;
+
+/// The columns a grid's varying settings add before the in-process ones.
+fn grid_header(varying: &[&str]) -> (Vec<String>, Vec<usize>) {
+    let header = varying
+        .iter()
+        .map(|s| s.to_string())
+        .chain(INPROC_HEADER.iter().map(|s| s.to_string()))
+        .collect();
+    let widths = varying
+        .iter()
+        .map(|s| s.len().max(SETTING_WIDTH))
+        .chain(INPROC_WIDTHS)
+        .collect();
+    (header, widths)
+}
+
+/// A point's cells in a grid: its varying settings, then the in-process
+/// columns.
+fn grid_cells(p: &InprocPoint, varying: &[&str]) -> Vec<String> {
+    varying
+        .iter()
+        .map(|name| p.config.as_ref().map_or("-".into(), |c| c.value(name)))
+        .chain(inproc_cells(p))
+        .collect()
+}
+
+/// Provenance, ceilings and the table's header (with a column for each
+/// grid setting in `varying`).
+pub fn print_header(provenance: &Provenance, varying: &[&str]) {
     let e = &provenance.engine;
     if let Some(m) = &provenance.model {
         println!(
@@ -101,7 +131,8 @@ pub fn print_header(provenance: &Provenance) {
         println!("ceilings: {c}");
     }
     println!();
-    print_rule(&INPROC_HEADER.map(String::from), &INPROC_WIDTHS);
+    let (header, widths) = grid_header(varying);
+    print_rule(&header, &widths);
 }
 
 /// The limits the rooflines are judged against, as measured before the
@@ -293,21 +324,34 @@ pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
     ]
 }
 
-pub fn print_row(p: &InprocPoint) {
+/// One point's row, under [`print_header`]'s columns.
+pub fn print_row(p: &InprocPoint, varying: &[&str]) {
+    let (_, widths) = grid_header(varying);
     println!(
         "{}{}",
-        padded_row(&inproc_cells(p), &INPROC_WIDTHS),
-        if p.complete { "" } else { " (incomplete)" },
+        padded_row(&grid_cells(p, varying), &widths),
+        match (&p.error, p.complete) {
+            (Some(e), _) => format!(" (failed: {e})"),
+            (None, false) => " (incomplete)".into(),
+            (None, true) => String::new(),
+        },
     );
 }
 
-/// The in-process table of a whole result, as the terminal printed it.
+/// The in-process table of a whole result, as the terminal printed it: a
+/// column for each grid setting its points differ in.
 pub fn inproc_table(result: &InprocResult) -> Table {
-    let mut t = Table::new("in-process points", &INPROC_HEADER, 0);
+    let varying = inferbench_harness::schema::varying_settings(&result.points);
+    let (header, _) = grid_header(&varying);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let mut t = Table::new("in-process points", &header, varying.len());
     for p in &result.points {
-        let mut cells = inproc_cells(p);
-        if !p.complete {
-            cells[2].push_str(" (incomplete)");
+        let mut cells = grid_cells(p, &varying);
+        let batch = varying.len() + 2;
+        match (&p.error, p.complete) {
+            (Some(e), _) => cells[batch].push_str(&format!(" (failed: {e})")),
+            (None, false) => cells[batch].push_str(" (incomplete)"),
+            (None, true) => {}
         }
         t.rows.push(cells);
     }
@@ -355,6 +399,25 @@ const ROOFLINE_COLUMNS: [(&str, PointValue); 8] = [
     }),
 ];
 
+/// The engine configuration's CSV columns, in llama.cpp's names.
+type ConfigColumn = (&'static str, fn(&EngineConfig) -> String);
+
+const CONFIG_COLUMNS: [ConfigColumn; 13] = [
+    ("model", |c| c.model.clone()),
+    ("n_gpu_layers", |c| c.n_gpu_layers.to_string()),
+    ("use_mmap", |c| c.use_mmap.to_string()),
+    ("n_threads", |c| c.n_threads.to_string()),
+    ("n_threads_batch", |c| c.n_threads_batch.to_string()),
+    ("n_ctx", |c| c.n_ctx.to_string()),
+    ("n_batch", |c| c.n_batch.to_string()),
+    ("n_ubatch", |c| c.n_ubatch.to_string()),
+    ("n_seq_max", |c| c.n_seq_max.to_string()),
+    ("flash_attn", |c| c.flash_attn.clone()),
+    ("type_k", |c| c.type_k.clone()),
+    ("type_v", |c| c.type_v.clone()),
+    ("offload_kqv", |c| c.offload_kqv.to_string()),
+];
+
 /// Writes one row per point: the point's shape, then mean, p50 and p99 of
 /// every metric, then the roofline and kernel columns.
 pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
@@ -380,6 +443,10 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
     }
     // Added after every older column, so that scripts reading by position still work.
     out.push_str(",depth,depth_fill_ms_p50");
+    for (name, _) in &CONFIG_COLUMNS {
+        out.push_str(&format!(",{name}"));
+    }
+    out.push_str(",kv_cache_bytes,peak_rss_bytes,error");
     out.push('\n');
     for p in points {
         out.push_str(&format!(
@@ -412,6 +479,26 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
             p.depth_fill_ms
                 .as_ref()
                 .map_or(String::new(), |s| s.p50.to_string())
+        ));
+        for (_, get) in &CONFIG_COLUMNS {
+            out.push_str(&format!(
+                ",{}",
+                p.config.as_ref().map_or(String::new(), get)
+            ));
+        }
+        let memory = p.memory.as_ref();
+        out.push_str(&format!(
+            ",{},{},{}",
+            memory
+                .and_then(|m| m.kv_cache_bytes)
+                .map_or(String::new(), |b| b.to_string()),
+            memory
+                .and_then(|m| m.peak_rss_bytes)
+                .map_or(String::new(), |b| b.to_string()),
+            // Quoted, doubling inner quotes: llama.cpp's messages hold commas.
+            p.error
+                .as_ref()
+                .map_or(String::new(), |e| format!("\"{}\"", e.replace('"', "\"\"")))
         ));
         out.push('\n');
     }

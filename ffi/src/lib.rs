@@ -9,4 +9,6 @@ pub mod greedy;
 pub mod llama;
 pub mod nvml;
 
-pub use llama::{EngineError, GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
+pub use llama::{
+    ContextParams, EngineError, GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime,
+};

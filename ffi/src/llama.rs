@@ -16,7 +16,8 @@ use crate::cuda::{DeviceTimer, DeviceTimerStatus};
 use crate::cupti::{KernelTracer, KernelTracerStatus};
 use crate::greedy;
 use inferbench_core::schema::kernels::KernelTimingStatus;
-use llama_cpp_2::context::params::LlamaContextParams;
+use inferbench_core::spec::{CacheType, FlashAttn};
+use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::{BatchAddError, LlamaBatch};
@@ -47,7 +48,8 @@ pub enum EngineError {
         cause: llama_cpp_2::LlamaModelLoadError,
     },
     /// llama.cpp could not create a context (and its KV cache) for a shape.
-    #[error("creating a llama.cpp context for {sequences} sequences of {cells} cells: {cause}")]
+    #[error("creating a llama.cpp context for {sequences} sequences of {cells} cells: {cause}{}",
+        if llama_log.is_empty() { String::new() } else { format!(" (llama.cpp: {})", llama_log.join("; ")) })]
     Context {
         /// Sequences the context was for.
         sequences: u32,
@@ -55,6 +57,8 @@ pub enum EngineError {
         cells: u32,
         /// llama.cpp's error.
         cause: llama_cpp_2::LlamaContextLoadError,
+        /// What llama.cpp logged as it refused: its reason.
+        llama_log: Vec<String>,
     },
     /// `llama_decode` returned an error.
     #[error("llama_decode failed during {phase}: {cause}")]
@@ -73,6 +77,18 @@ pub enum EngineError {
     /// A shape asked for more than [`MAX_SEQUENCES`] sequences.
     #[error("batch of {0} sequences is more than llama.cpp's limit of {MAX_SEQUENCES}")]
     TooManySequences(u32),
+    /// `n_batch` below what one prefill call evaluates: inferbench gives a
+    /// point's whole prefill (and its depth) to one `llama_decode`.
+    #[error(
+        "n_batch {n_batch} is below this point's prefill of {needed} tokens in one llama_decode \
+         (inferbench does not split a prefill: give --n-batch {needed} or more)"
+    )]
+    BatchTooSmall {
+        /// The n_batch asked for.
+        n_batch: u32,
+        /// Tokens of the largest call: sequences × max(prompt, depth).
+        needed: u32,
+    },
 }
 
 // By hand, not `#[from]`: the message shows the cause once.
@@ -91,16 +107,61 @@ pub struct Runtime {
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
+/// Whether llama.cpp's log is kept from the terminal (`Runtime::get(quiet)`).
+static LOG_QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// llama.cpp's last warnings and errors, for the message of an error whose
+/// cause llama.cpp only logs (a context it refuses returns null).
+static LOG_PROBLEMS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Problems kept at most: the message of the failure at hand is the last.
+const LOG_PROBLEMS_KEPT: usize = 8;
+
+/// llama.cpp's and ggml's log callback: prints unless quiet, and keeps the
+/// warnings and errors.
+unsafe extern "C" fn record_log(
+    level: llama_cpp_sys_2::ggml_log_level,
+    text: *const std::os::raw::c_char,
+    _user_data: *mut std::os::raw::c_void,
+) {
+    // SAFETY: llama.cpp passes a NUL-terminated string valid for the call.
+    let line = unsafe { cstr_to_string(text) };
+    if !LOG_QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        eprint!("{line}");
+    }
+    let problem = level == llama_cpp_sys_2::GGML_LOG_LEVEL_WARN
+        || level == llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR;
+    if let Ok(mut kept) = LOG_PROBLEMS.lock() {
+        if problem {
+            if kept.len() == LOG_PROBLEMS_KEPT {
+                kept.remove(0);
+            }
+            kept.push(line.trim().to_string());
+        }
+    }
+}
+
+/// llama.cpp's warnings and errors since the last call, oldest first.
+pub fn take_llama_problems() -> Vec<String> {
+    LOG_PROBLEMS
+        .lock()
+        .map(|mut kept| std::mem::take(&mut *kept))
+        .unwrap_or_default()
+}
+
 impl Runtime {
     /// The process's runtime, initialised on first use. With `quiet`,
     /// llama.cpp's and ggml's logs are silenced (decided on first call only).
     pub fn get(quiet: bool) -> Result<&'static Runtime, EngineError> {
         RUNTIME
             .get_or_init(|| {
-                let mut backend = LlamaBackend::init().map_err(|e| e.to_string())?;
-                if quiet {
-                    backend.void_logs();
-                }
+                let backend = LlamaBackend::init().map_err(|e| e.to_string())?;
+                LOG_QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+                // SAFETY: `record_log` is a valid `ggml_log_callback` for the
+                // whole process (a plain function, no user data); llama.cpp
+                // keeps the pointer and calls it from any thread, which the
+                // function allows (a mutex guards what it keeps).
+                unsafe { llama_cpp_sys_2::llama_log_set(Some(record_log), std::ptr::null_mut()) };
                 Ok(Runtime { backend })
             })
             .as_ref()
@@ -191,9 +252,22 @@ impl LoadedModel {
     /// Validates `path` completely before llama.cpp sees it: llama.cpp may
     /// abort the whole process on a malformed file.
     pub fn load(runtime: &Runtime, path: &Path, gpu_layers: i32) -> Result<Self, EngineError> {
+        Self::load_with(runtime, path, gpu_layers, true)
+    }
+
+    /// [`load`](Self::load), mapping the file (`mmap`, llama.cpp's
+    /// default) or reading it into memory.
+    pub fn load_with(
+        runtime: &Runtime,
+        path: &Path,
+        gpu_layers: i32,
+        mmap: bool,
+    ) -> Result<Self, EngineError> {
         // Negative means "all", as in llama.cpp's own tools.
         let layers = u32::try_from(gpu_layers).unwrap_or(u32::MAX);
-        let params = LlamaModelParams::default().with_n_gpu_layers(layers);
+        let params = LlamaModelParams::default()
+            .with_n_gpu_layers(layers)
+            .with_use_mmap(mmap);
         Self::validate_and_load(runtime, path, &params, gpu_layers)
     }
 
@@ -223,6 +297,11 @@ impl LoadedModel {
             summary,
             gpu_layers_requested,
         })
+    }
+
+    /// Bytes of the model's weights as llama.cpp holds them (llama_model_size).
+    pub fn weight_bytes(&self) -> u64 {
+        self.model.size()
     }
 
     /// The tokens synthetic prompts are drawn from: every token llama.cpp
@@ -307,6 +386,72 @@ pub struct LlamaOptions {
     /// With layers on a GPU, trace its kernels with CUPTI (see
     /// [`crate::cupti`]); off, steps are measured without CUPTI's cost.
     pub kernel_timing: bool,
+    /// Tokens per `llama_decode` call (n_batch); `None`: each point's whole
+    /// prefill.
+    pub n_batch: Option<u32>,
+    /// Flash attention.
+    pub flash_attn: FlashAttn,
+    /// The K cache's element type.
+    pub cache_type_k: CacheType,
+    /// The V cache's element type.
+    pub cache_type_v: CacheType,
+    /// Keep the KV cache on the GPU with offloaded layers (llama.cpp's offload_kqv).
+    pub kv_offload: bool,
+}
+
+impl LlamaOptions {
+    /// llama.cpp's defaults for what a grid varies, with these threads,
+    /// ubatch and sampler.
+    pub fn new(threads: u32, ubatch: u32, sampler: GreedySampler) -> LlamaOptions {
+        LlamaOptions {
+            threads,
+            threads_batch: threads,
+            ubatch,
+            kv_unified: false,
+            sampler,
+            kernel_timing: true,
+            n_batch: None,
+            flash_attn: FlashAttn::Auto,
+            cache_type_k: CacheType::F16,
+            cache_type_v: CacheType::F16,
+            kv_offload: true,
+        }
+    }
+}
+
+/// The context parameters llama.cpp was given for the shape last configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextParams {
+    /// KV cells of the whole context (n_ctx).
+    pub n_ctx: u32,
+    /// Tokens per llama_decode call.
+    pub n_batch: u32,
+    /// Tokens per compute graph.
+    pub n_ubatch: u32,
+    /// Sequences (n_seq_max).
+    pub n_seq_max: u32,
+}
+
+fn kv_cache_type(t: CacheType) -> KvCacheType {
+    match t {
+        CacheType::F32 => KvCacheType::F32,
+        CacheType::F16 => KvCacheType::F16,
+        CacheType::Bf16 => KvCacheType::BF16,
+        CacheType::Q8_0 => KvCacheType::Q8_0,
+        CacheType::Q4_0 => KvCacheType::Q4_0,
+        CacheType::Q4_1 => KvCacheType::Q4_1,
+        CacheType::Iq4Nl => KvCacheType::IQ4_NL,
+        CacheType::Q5_0 => KvCacheType::Q5_0,
+        CacheType::Q5_1 => KvCacheType::Q5_1,
+    }
+}
+
+fn flash_attn_type(f: FlashAttn) -> llama_cpp_sys_2::llama_flash_attn_type {
+    match f {
+        FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+    }
 }
 
 struct Configured<'m> {
@@ -344,6 +489,7 @@ pub struct LlamaEngine<'m> {
     kernel_tracer: Option<KernelTracer>,
     kernel_timing: KernelTimingStatus,
     timing_notes: Vec<String>,
+    context_params: Option<ContextParams>,
 }
 
 impl<'m> LlamaEngine<'m> {
@@ -400,7 +546,18 @@ impl<'m> LlamaEngine<'m> {
             kernel_tracer,
             kernel_timing,
             timing_notes,
+            context_params: None,
         }
+    }
+
+    /// The context parameters of the shape last configured (`None` before).
+    pub fn context_params(&self) -> Option<ContextParams> {
+        self.context_params
+    }
+
+    /// The options this engine was made with.
+    pub fn options(&self) -> &LlamaOptions {
+        &self.options
     }
 
     /// Whether the GPU's kernels are traced, and why not, for the result file.
@@ -512,16 +669,36 @@ impl Engine for LlamaEngine<'_> {
         // the logits of every sequence's last prompt token survive to be
         // sampled; llama.cpp splits it into n_ubatch-sized graphs itself.
         // A depth is filled the same way, in one logical batch of its own.
-        let n_batch = (shape.sequences * shape.prompt_tokens.max(shape.depth)).max(shape.sequences);
+        let needed = (shape.sequences * shape.prompt_tokens.max(shape.depth)).max(shape.sequences);
+        let n_batch = match self.options.n_batch {
+            Some(n_batch) if n_batch < needed => {
+                return Err(EngineError::BatchTooSmall { n_batch, needed })
+            }
+            Some(n_batch) => n_batch,
+            None => needed,
+        };
+        let n_ubatch = self.options.ubatch.min(n_batch);
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(n_batch)
-            .with_n_ubatch(self.options.ubatch.min(n_batch))
+            .with_n_ubatch(n_ubatch)
             .with_n_seq_max(shape.sequences)
             .with_n_threads(self.options.threads as i32)
             .with_n_threads_batch(self.options.threads_batch as i32)
             .with_kv_unified(self.options.kv_unified)
+            .with_flash_attention_policy(flash_attn_type(self.options.flash_attn))
+            .with_type_k(kv_cache_type(self.options.cache_type_k))
+            .with_type_v(kv_cache_type(self.options.cache_type_v))
+            .with_offload_kqv(self.options.kv_offload)
             .with_no_perf(false);
+        self.context_params = Some(ContextParams {
+            n_ctx,
+            n_batch,
+            n_ubatch,
+            n_seq_max: shape.sequences,
+        });
+        // Only what this call logs explains its failure.
+        take_llama_problems();
         let ctx = self
             .model
             .model
@@ -530,6 +707,7 @@ impl Engine for LlamaEngine<'_> {
                 sequences: shape.sequences,
                 cells,
                 cause: source,
+                llama_log: take_llama_problems(),
             })?;
         let b = shape.sequences as usize;
         self.configured = Some(Configured {
@@ -678,14 +856,7 @@ mod tests {
         model: &'m LoadedModel,
         sampler: GreedySampler,
     ) -> LlamaEngine<'m> {
-        let options = LlamaOptions {
-            threads: 2,
-            threads_batch: 2,
-            ubatch: 512,
-            kv_unified: false,
-            sampler,
-            kernel_timing: true,
-        };
+        let options = LlamaOptions::new(2, 512, sampler);
         let mut engine = LlamaEngine::new(runtime, model, options);
         engine.configure(&SHAPE).unwrap();
         let ordinary = engine.prompt_vocab().ordinary;
@@ -711,12 +882,8 @@ mod tests {
         let runtime = Runtime::get(true).unwrap();
         let model = LoadedModel::load(runtime, &path, 0).unwrap();
         let options = LlamaOptions {
-            threads: 2,
-            threads_batch: 2,
-            ubatch: 512,
-            kv_unified: false,
-            sampler: GreedySampler::Argmax,
             kernel_timing: false,
+            ..LlamaOptions::new(2, 512, GreedySampler::Argmax)
         };
         let shape = BatchShape {
             depth: 300,

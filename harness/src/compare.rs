@@ -26,8 +26,10 @@ pub fn compare(files: &[(String, AnyResult)]) -> Comparison {
     for (index, (_, result)) in files.iter().enumerate() {
         match result {
             AnyResult::Inproc(r) => {
+                // A grid's cells share shapes: each row names its cell.
+                let varying = crate::schema::varying_settings(&r.points);
                 for (point, p) in r.points.iter().enumerate() {
-                    all.push(inproc_row(index, point, p));
+                    all.push(inproc_row(index, point, p, &varying));
                 }
             }
             AnyResult::Http(r) => {
@@ -91,15 +93,27 @@ fn canonical_workload(spec: &str) -> String {
         .map_or_else(|| spec.to_string(), |(i, o)| format!("fixed:{i}:{o}"))
 }
 
-fn inproc_row(source: usize, point: usize, p: &InprocPoint) -> (Shape, Row) {
+fn inproc_row(source: usize, point: usize, p: &InprocPoint, varying: &[&str]) -> (Shape, Row) {
+    // A point at a depth is a different shape: its context is longer.
+    let depth = if p.depth > 0 {
+        format!("@d{}", p.depth)
+    } else {
+        String::new()
+    };
+    let cell: String = p.config.as_ref().map_or(String::new(), |c| {
+        varying
+            .iter()
+            .map(|name| format!(" {name}={}", c.value(name)))
+            .collect()
+    });
     let shape = Shape {
-        workload: format!("fixed:{}:{}", p.prompt_tokens, p.gen_tokens),
+        workload: format!("fixed:{}:{}{depth}", p.prompt_tokens, p.gen_tokens),
         load: Load::of(Some(p.level())),
     };
     let row = Row {
         source,
         point,
-        load: p.level().label(),
+        load: format!("{}{cell}", p.level().label()),
         complete: p.complete,
         ttft_ms: p.ttft_ms.clone(),
         itl_ms: p.itl_ms.clone(),

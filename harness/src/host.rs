@@ -33,3 +33,20 @@ pub fn host_info() -> HostInfo {
 pub fn physical_cores() -> Option<u32> {
     System::physical_core_count().map(|n| n as u32)
 }
+
+/// Resets the kernel's record of this process's peak resident memory
+/// (VmHWM), so that the next [`peak_rss_bytes`] reads the peak from now on.
+/// False where the kernel does not allow it (then the peak is the one
+/// since the process started).
+pub fn reset_peak_rss() -> bool {
+    // Linux 4.0+: writing 5 to clear_refs resets the peak RSS.
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// This process's peak resident memory (VmHWM), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

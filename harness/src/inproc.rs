@@ -417,6 +417,9 @@ impl Accumulator {
             batch: self.shape.sequences,
             depth: self.shape.depth,
             depth_fill_ms: self.depth_fill.stats(),
+            config: None,
+            memory: None,
+            error: None,
             complete,
             runs: self.runs,
             warmup_runs,
@@ -442,6 +445,12 @@ impl Accumulator {
             kernel_timing,
         }
     }
+}
+
+/// A point of `shape` with no run measured: what a cell the engine could
+/// not run records, beside its error.
+pub fn unmeasured_point(shape: BatchShape) -> InprocPoint {
+    Accumulator::new(shape).finish(0, false)
 }
 
 /// Measures one point: `warmup_runs` runs whose timings are discarded, then

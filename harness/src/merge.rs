@@ -430,6 +430,9 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
         batch: first.batch,
         depth: first.depth,
         depth_fill_ms: stats("depth_fill_ms", |p| p.depth_fill_ms.as_ref())?,
+        config: first.config.clone(),
+        memory: None,
+        error: None,
         complete: parts.iter().all(|(_, p)| p.complete),
         runs,
         warmup_runs: parts.iter().map(|(_, p)| p.warmup_runs).sum(),
@@ -478,6 +481,8 @@ pub fn merge_inproc(files: &[(String, InprocResult)]) -> Result<InprocResult, Me
                 .find(|q| {
                     (q.prompt_tokens, q.gen_tokens, q.batch, q.depth)
                         == (p.prompt_tokens, p.gen_tokens, p.batch, p.depth)
+                        && q.config.as_ref().map(|c| c.cell_key())
+                            == p.config.as_ref().map(|c| c.cell_key())
                 })
                 .ok_or_else(|| MergeError::Differs {
                     field: format!("points (P={} B={})", p.prompt_tokens, p.batch),

@@ -267,6 +267,13 @@ pub struct DecodeTraffic {
     /// Bytes of f16 K and V one context cell holds over every layer:
     /// layers × KV heads × (key + value length) × 2.
     pub kv_bytes_per_cell: u64,
+    /// Layers with a KV cache.
+    pub layers: u64,
+    /// Elements of one cell's K in one layer (KV heads × key length): the
+    /// row a quantized cache type stores in blocks.
+    pub k_row_elements: u64,
+    /// Elements of one cell's V in one layer (KV heads × value length).
+    pub v_row_elements: u64,
     /// What the count assumes.
     pub notes: Vec<String>,
 }
@@ -816,6 +823,9 @@ impl GgufFile {
             weight_bytes,
             // K and V of one cell in every layer, f16 as llama.cpp keeps them.
             kv_bytes_per_cell: layers * kv_heads * (key + value) * 2,
+            layers,
+            k_row_elements: kv_heads * key,
+            v_row_elements: kv_heads * value,
             notes,
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use inferbench_core::spec::text;
 pub use inferbench_core::spec::PerLoad;
-use inferbench_core::spec::{ServerLaunch, BURSTINESS};
+use inferbench_core::spec::{CacheType, FlashAttn, ServerLaunch, BURSTINESS};
 
 mod spec;
 pub use spec::Outputs;
@@ -435,6 +435,67 @@ pub enum ModelCommand {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PositiveList(pub Vec<u32>);
 
+/// A comma-separated list of distinct GPU layer counts, -1 for all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerList(pub Vec<i32>);
+
+fn layer_list(s: &str) -> Result<LayerList, String> {
+    let values = s
+        .split(',')
+        .map(|item| {
+            let item = item.trim();
+            item.parse::<i32>()
+                .ok()
+                .filter(|v| *v >= -1)
+                .ok_or_else(|| format!("'{item}' is not a layer count (-1 for all)"))
+        })
+        .collect::<Result<Vec<i32>, String>>()?;
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(format!("the list repeats {v}"));
+        }
+    }
+    Ok(LayerList(values))
+}
+
+/// A comma-separated list of distinct values of an engine setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingList<T>(pub Vec<T>);
+
+fn setting_list<T>(what: &'static str) -> impl Fn(&str) -> Result<SettingList<T>, String> + Clone
+where
+    T: std::str::FromStr<Err = String> + PartialEq + std::fmt::Debug,
+{
+    move |s: &str| {
+        let values = s
+            .split(',')
+            .map(str::parse::<T>)
+            .collect::<Result<Vec<T>, String>>()?;
+        for (i, v) in values.iter().enumerate() {
+            if values[..i].contains(v) {
+                return Err(format!("the {what} list repeats {v:?}"));
+            }
+        }
+        Ok(SettingList(values))
+    }
+}
+
+/// `1`, `0` or `0,1`.
+fn flag_list(s: &str) -> Result<SettingList<bool>, String> {
+    let values = s
+        .split(',')
+        .map(|item| match item.trim() {
+            "1" | "true" => Ok(true),
+            "0" | "false" => Ok(false),
+            other => Err(format!("'{other}' is not 0 or 1")),
+        })
+        .collect::<Result<Vec<bool>, String>>()?;
+    if values.len() == 2 && values[0] == values[1] || values.len() > 2 {
+        return Err(format!("'{s}': give 0, 1 or 0,1"));
+    }
+    Ok(SettingList(values))
+}
+
 /// A comma-separated list of distinct counts, 0 allowed, e.g. `0,4096`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountList(pub Vec<u32>);
@@ -449,19 +510,50 @@ fn positive_list(what: &'static str) -> impl Fn(&str) -> Result<PositiveList, St
 
 #[derive(Debug, Args)]
 pub struct InprocArgs {
-    /// GGUF model to measure. Default: the tiny generated model (written to the cache on first use).
-    #[arg(long, short = 'm')]
-    pub model: Option<PathBuf>,
+    /// GGUF models to measure, comma separated or repeated: each a cell of the grid. Default: the
+    /// tiny generated model (written to the cache on first use).
+    #[arg(long, short = 'm', value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub model: Vec<PathBuf>,
 
-    /// Threads for decode and for batch (prompt) evaluation. Default: physical cores. llama.cpp's
-    /// kernels are memory-bound during decode; SMT siblings rarely help and often hurt.
-    #[arg(long, short = 't', value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub threads: Option<u32>,
+    /// Threads for decode and for batch (prompt) evaluation, comma separated for a grid. Default:
+    /// physical cores. llama.cpp's kernels are memory-bound during decode; SMT siblings rarely
+    /// help and often hurt.
+    #[arg(long, short = 't', value_parser = positive_list("threads"))]
+    pub threads: Option<PositiveList>,
 
-    /// Layers to offload to a GPU (-1: all). Needs a GPU build (`--features cuda`).
-    #[arg(long, short = 'g', default_value_t = 0, allow_negative_numbers = true,
-          value_parser = clap::value_parser!(i32).range(-1..))]
-    pub n_gpu_layers: i32,
+    /// Layers to offload to a GPU (-1: all), comma separated for a grid. Needs a GPU build
+    /// (`--features cuda`).
+    #[arg(long, short = 'g', default_value = "0", allow_negative_numbers = true,
+          value_parser = layer_list)]
+    pub n_gpu_layers: LayerList,
+
+    /// Flash attention: off, on or auto (llama.cpp's default), comma separated for a grid.
+    #[arg(long, visible_alias = "fa", default_value = "auto", value_parser = setting_list::<FlashAttn>("flash attention"))]
+    pub flash_attn: SettingList<FlashAttn>,
+
+    /// The K cache's element type: f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1; comma
+    /// separated for a grid. A quantized cache is smaller and reads fewer bytes per decode step.
+    #[arg(long, visible_alias = "ctk", default_value = "f16", value_parser = setting_list::<CacheType>("cache type"))]
+    pub cache_type_k: SettingList<CacheType>,
+
+    /// The V cache's element type (as --cache-type-k). llama.cpp needs flash attention for a
+    /// quantized V cache: a cell with it off is skipped, with the reason.
+    #[arg(long, visible_alias = "ctv", default_value = "f16", value_parser = setting_list::<CacheType>("cache type"))]
+    pub cache_type_v: SettingList<CacheType>,
+
+    /// Tokens per llama_decode call (llama.cpp's n_batch), comma separated for a grid. Default:
+    /// each point's whole prefill, which inferbench always gives to llama.cpp in one call.
+    #[arg(long, value_parser = positive_list("n_batch"))]
+    pub n_batch: Option<PositiveList>,
+
+    /// Map the model file (1, llama.cpp's default) or read it into memory (0); 0,1 for both.
+    #[arg(long, default_value = "1", value_parser = flag_list)]
+    pub mmap: SettingList<bool>,
+
+    /// Keep the KV cache (and attention) off the GPU with offloaded layers; `--no-kv-offload 0,1`
+    /// measures both.
+    #[arg(long, value_name = "0|1", num_args = 0..=1, default_missing_value = "1", value_parser = flag_list)]
+    pub no_kv_offload: Option<SettingList<bool>>,
 
     /// Prompt lengths in tokens, comma separated. Prompts are exact token counts (BOS included).
     #[arg(long, short = 'p', default_value = "128", value_parser = positive_list("prompt tokens"))]
@@ -495,9 +587,9 @@ pub struct InprocArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Tokens per compute graph during prefill (llama.cpp's n_ubatch).
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
-    pub ubatch: u32,
+    /// Tokens per compute graph (llama.cpp's n_ubatch), comma separated for a grid.
+    #[arg(long, default_value = "512", value_parser = positive_list("ubatch"))]
+    pub ubatch: PositiveList,
 
     /// One KV-cache pool shared by all sequences instead of one per sequence.
     #[arg(long)]

@@ -47,8 +47,8 @@ impl InprocArgs {
     pub fn spec(&self) -> Result<InprocSpec, UsageError> {
         let spec = InprocSpec {
             model: self.model.clone(),
-            threads: self.threads,
-            n_gpu_layers: self.n_gpu_layers,
+            threads: self.threads.as_ref().map_or(Vec::new(), |t| t.0.clone()),
+            n_gpu_layers: self.n_gpu_layers.0.clone(),
             prompt_tokens: self.prompt_tokens.0.clone(),
             gen_tokens: self.gen_tokens,
             batch: self.batch.0.clone(),
@@ -56,7 +56,16 @@ impl InprocArgs {
             warmup: self.warmup,
             runs: self.runs,
             seed: self.seed,
-            ubatch: self.ubatch,
+            ubatch: self.ubatch.0.clone(),
+            n_batch: self.n_batch.as_ref().map_or(Vec::new(), |b| b.0.clone()),
+            flash_attn: self.flash_attn.0.clone(),
+            cache_type_k: self.cache_type_k.0.clone(),
+            cache_type_v: self.cache_type_v.0.clone(),
+            mmap: self.mmap.0.clone(),
+            kv_offload: self
+                .no_kv_offload
+                .as_ref()
+                .map_or(vec![true], |n| n.0.iter().map(|off| !off).collect()),
             kv_unified: self.kv_unified,
             sampler: self.sampler.into(),
             telemetry: !self.no_telemetry,

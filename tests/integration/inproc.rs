@@ -306,3 +306,149 @@ fn gpu_layers_without_a_gpu_fall_back_to_the_host_clock_and_say_so() {
         "stream-triad"
     );
 }
+
+/// The engine grid: every list expanded, each point carrying its whole
+/// configuration and its memory, the cell llama.cpp refuses up front
+/// skipped with its reason, one it fails on recorded with its error.
+#[test]
+fn engine_grid_records_every_cell_and_skips_the_invalid_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("grid.json");
+    let csv = dir.path().join("grid.csv");
+    let o = bin()
+        .args(["inproc", "--model"])
+        .arg(tiny_model())
+        .args([
+            "-p", "16", "-n", "3", "-b", "1,2", "-r", "1", "--warmup", "0", "-t", "1",
+        ])
+        .args([
+            "--fa",
+            "off,on",
+            "--ctv",
+            "f16,q8_0",
+            "--ubatch",
+            "8,512",
+            "--no-telemetry",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("needs flash attention, which is off"),
+        "{}",
+        stderr(&o)
+    );
+    // The varying settings are columns of the table.
+    let table = stdout(&o);
+    for column in ["ubatch", "flash_attn", "cache_type_v"] {
+        assert!(table.contains(column), "{table}");
+    }
+    assert!(!table.contains("cache_type_k"), "{table}");
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    assert!(r["notes"].as_array().unwrap().iter().any(|n| n
+        .as_str()
+        .unwrap()
+        .contains("flash_attn=off cache_type_v=q8_0 skipped")));
+    // 2 ubatch x 2 fa x 2 ctv, less the 2 cells of q8_0 V without fa: 6
+    // cells, each of 2 batch sizes, in order.
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 12);
+    let cell = |p: &Value| {
+        let c = &p["config"];
+        format!(
+            "{} {} {} B{}",
+            c["flash_attn"].as_str().unwrap(),
+            c["type_v"].as_str().unwrap(),
+            c["n_ubatch"],
+            p["batch"]
+        )
+    };
+    let cells: Vec<String> = points.iter().map(cell).collect();
+    assert_eq!(
+        &cells[..4],
+        ["off f16 8 B1", "off f16 8 B2", "on f16 8 B1", "on f16 8 B2"]
+    );
+    // ubatch 512 is clamped to the prefill (16 or 32 tokens): what llama.cpp got.
+    assert_eq!(cells[6], "off f16 16 B1");
+    assert_eq!(cells[7], "off f16 32 B2");
+    let gguf = inferbench_models::GgufFile::open(tiny_model()).unwrap();
+    let traffic = gguf.decode_traffic();
+    for p in points {
+        let c = &p["config"];
+        // Every parameter llama.cpp was given is there, not only the varied ones.
+        assert_eq!(c["n_threads"], 1);
+        assert_eq!(c["n_gpu_layers"], 0);
+        assert_eq!(c["type_k"], "f16");
+        assert_eq!(c["use_mmap"], true);
+        assert_eq!(c["offload_kqv"], true);
+        assert_eq!(c["n_seq_max"], p["batch"]);
+        let m = &p["memory"];
+        assert!(m["model_bytes"].as_u64().unwrap() > 0);
+        assert!(m["peak_rss_bytes"].as_u64().unwrap() > 0);
+        let v_bytes = match c["type_v"].as_str().unwrap() {
+            "f16" => 2 * traffic.v_row_elements,
+            "q8_0" => traffic.v_row_elements / 32 * 34,
+            other => panic!("{other}"),
+        };
+        let per_cell = traffic.layers * (2 * traffic.k_row_elements + v_bytes);
+        assert_eq!(
+            m["kv_cache_bytes"].as_u64().unwrap(),
+            c["n_ctx"].as_u64().unwrap() * per_cell,
+            "{p}"
+        );
+        // A cell llama.cpp could not run is a point with its error, no data.
+        if p.get("error").is_some() {
+            assert_eq!(p["runs"], 0);
+            assert!(p["ttft_ms"].is_null());
+            assert!(p["error"].as_str().unwrap().contains("llama.cpp"));
+        } else {
+            assert_eq!(p["runs"], 1);
+        }
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 13);
+    assert!(
+        lines[0].ends_with(",kv_cache_bytes,peak_rss_bytes,error"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains(",flash_attn,type_k,type_v,"),
+        "{}",
+        lines[0]
+    );
+
+    // The spec records the lists, and runs again.
+    assert_eq!(
+        r["settings"]["spec"]["flash_attn"],
+        serde_json::json!(["off", "on"])
+    );
+    assert_eq!(
+        r["settings"]["spec"]["cache_type_v"],
+        serde_json::json!(["f16", "q8_0"])
+    );
+}
+
+#[test]
+fn a_grid_of_only_invalid_cells_is_refused() {
+    let o = bin()
+        .args(["inproc", "--model"])
+        .arg(tiny_model())
+        .args(["--fa", "off", "--ctv", "q4_0", "-r", "1"])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, 2, "every cell of the grid is invalid");
+    let o = bin().args(["inproc", "--ctk", "q3_k"]).output().unwrap();
+    assert_clean_failure(&o, 2, "'q3_k' is not a cache type");
+    let o = bin().args(["inproc", "--fa", "maybe"]).output().unwrap();
+    assert_clean_failure(&o, 2, "'maybe' is not off, on or auto");
+}

@@ -44,7 +44,7 @@ fn inproc_rerun_runs_the_recorded_spec_again() {
     assert_eq!(spec["batch"], serde_json::json!([1, 2]));
     assert_eq!(spec["sampler"], "llama-greedy");
     assert_eq!(spec["telemetry"], false);
-    assert_eq!(spec["threads"], 1);
+    assert_eq!(spec["threads"], serde_json::json!([1]));
 
     let o = bin()
         .arg("rerun")

@@ -22,6 +22,17 @@ pub struct InprocPoint {
     /// batch per value, ms: in no other metric (absent at depth 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depth_fill_ms: Option<Stats>,
+    /// Everything llama.cpp was given for this point: the model and every
+    /// context parameter (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<EngineConfig>,
+    /// What the configuration holds in memory (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<PointMemory>,
+    /// Why llama.cpp could not measure this cell of the grid: the point then
+    /// holds no statistics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// False when the run was interrupted during this point.
     pub complete: bool,
     /// Measured runs (warm-up excluded).
@@ -131,8 +142,139 @@ pub struct InprocSettings {
     pub depth: Vec<u32>,
     /// The spec this run ran (absent in files written before specs):
     /// `inferbench rerun` runs it again, `inferbench spec` prints it as TOML.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::spec::lenient"
+    )]
     pub spec: Option<crate::spec::Spec>,
+}
+
+/// The model and context parameters llama.cpp was given for a point, in
+/// llama.cpp's own names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// The GGUF file.
+    pub model: String,
+    /// Layers asked to be offloaded to a GPU (-1: all).
+    pub n_gpu_layers: i32,
+    /// The model file mapped rather than read.
+    pub use_mmap: bool,
+    /// Threads for single-token graphs.
+    pub n_threads: u32,
+    /// Threads for graphs of several tokens.
+    pub n_threads_batch: u32,
+    /// KV cells of the context, all sequences together.
+    pub n_ctx: u32,
+    /// Tokens per llama_decode call.
+    pub n_batch: u32,
+    /// Tokens per compute graph.
+    pub n_ubatch: u32,
+    /// Sequences.
+    pub n_seq_max: u32,
+    /// Flash attention: off, on or auto.
+    pub flash_attn: String,
+    /// The K cache's element type (ggml's name).
+    pub type_k: String,
+    /// The V cache's element type.
+    pub type_v: String,
+    /// The KV cache kept with offloaded layers on the GPU.
+    pub offload_kqv: bool,
+    /// One KV pool shared by all sequences.
+    pub kv_unified: bool,
+}
+
+/// The settings a grid varies, by their spec keys, in the order tables
+/// show them.
+pub const GRID_SETTINGS: [&str; 10] = [
+    "model",
+    "n_gpu_layers",
+    "mmap",
+    "threads",
+    "ubatch",
+    "n_batch",
+    "flash_attn",
+    "cache_type_k",
+    "cache_type_v",
+    "kv_offload",
+];
+
+/// The grid settings whose values differ between points of the same shape
+/// (those with a configuration): the columns their table needs. Sizes that
+/// follow the shape (n_batch, n_ubatch clamped to it) do not count.
+pub fn varying_settings(points: &[InprocPoint]) -> Vec<&'static str> {
+    let shape = |p: &InprocPoint| (p.prompt_tokens, p.gen_tokens, p.batch, p.depth);
+    GRID_SETTINGS
+        .into_iter()
+        .filter(|name| {
+            points.iter().any(|p| {
+                let value = p.config.as_ref().map(|c| c.value(name));
+                points.iter().any(|q| {
+                    shape(q) == shape(p) && q.config.as_ref().map(|c| c.value(name)) != value
+                })
+            })
+        })
+        .collect()
+}
+
+impl EngineConfig {
+    /// One grid setting's value as text, by its spec key (see
+    /// [`GRID_SETTINGS`]); the model by its file name.
+    pub fn value(&self, name: &str) -> String {
+        match name {
+            "model" => std::path::Path::new(&self.model)
+                .file_name()
+                .map_or(self.model.clone(), |f| f.to_string_lossy().into_owned()),
+            "n_gpu_layers" => self.n_gpu_layers.to_string(),
+            "mmap" => u8::from(self.use_mmap).to_string(),
+            "threads" => self.n_threads.to_string(),
+            "ubatch" => self.n_ubatch.to_string(),
+            "n_batch" => self.n_batch.to_string(),
+            "flash_attn" => self.flash_attn.clone(),
+            "cache_type_k" => self.type_k.clone(),
+            "cache_type_v" => self.type_v.clone(),
+            "kv_offload" => u8::from(self.offload_kqv).to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Everything but the per-shape sizes (n_ctx, n_batch, n_seq_max): what
+    /// tells one cell of a grid from another.
+    pub fn cell_key(&self) -> String {
+        format!(
+            "{} ngl={} mmap={} t={}/{} ub={} fa={} ctk={} ctv={} kvo={} unified={}",
+            self.model,
+            self.n_gpu_layers,
+            self.use_mmap,
+            self.n_threads,
+            self.n_threads_batch,
+            self.n_ubatch,
+            self.flash_attn,
+            self.type_k,
+            self.type_v,
+            self.offload_kqv,
+            self.kv_unified
+        )
+    }
+}
+
+/// What a point's configuration holds in memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointMemory {
+    /// The model's weights as llama.cpp loaded them (llama_model_size).
+    pub model_bytes: u64,
+    /// The KV cache: n_ctx cells × layers × (K row + V row) at the cache
+    /// types, computed from the GGUF's attention shape (llama.cpp does not
+    /// report it); sliding-window layers counted as full.
+    pub kv_cache_bytes: Option<u64>,
+    /// How `kv_cache_bytes` was obtained.
+    pub kv_cache_source: String,
+    /// The process's peak resident memory during the point (VmHWM, reset
+    /// before the point where the kernel allows it; else the peak since
+    /// the process started, as `peak_rss_source` says).
+    pub peak_rss_bytes: Option<u64>,
+    /// How `peak_rss_bytes` was read.
+    pub peak_rss_source: String,
 }
 
 fn no_depth() -> Vec<u32> {

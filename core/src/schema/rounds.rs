@@ -28,7 +28,11 @@ pub struct RoundsSettings {
     pub level: f64,
     /// The spec this run ran (absent in files written before specs):
     /// `inferbench rerun` runs it again, `inferbench spec` prints it as TOML.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::spec::lenient"
+    )]
     pub spec: Option<crate::spec::Spec>,
 }
 

@@ -496,7 +496,10 @@ impl HttpSpec {
                 "--num-requests",
                 self.num_requests.as_ref().and_then(PerLoad::list_len),
             ),
-            ("--duration", self.duration.as_ref().and_then(PerLoad::list_len)),
+            (
+                "--duration",
+                self.duration.as_ref().and_then(PerLoad::list_len),
+            ),
         ];
         for (flag, len) in lists {
             match len {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::engine::{CacheType, EngineSettings, FlashAttn};
 use super::text::{check_count_list, check_positive_list};
 use super::SpecError;
 
@@ -35,20 +36,22 @@ impl Sampler {
 /// Most threads a run may ask for.
 pub const MAX_THREADS: u32 = 1024;
 
-/// Everything `inproc` measures: the model, the engine's settings and the
-/// sweep (prompt lengths × batch sizes).
+/// Everything `inproc` measures: the engine grid (every list of engine
+/// settings expanded, as llama-bench does) and, in each of its cells, the
+/// sweep (prompt lengths × depths × batch sizes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct InprocSpec {
-    /// GGUF model (`--model`); absent: the tiny generated model.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub model: Option<PathBuf>,
-    /// Threads for decode and batch evaluation (`--threads`); absent: the
+    /// GGUF models (`--model`), each a cell of the grid; empty: the tiny
+    /// generated model.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model: Vec<PathBuf>,
+    /// Threads for decode and batch evaluation (`--threads`); empty: the
     /// physical cores of the machine that runs it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threads: Option<u32>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub threads: Vec<u32>,
     /// Layers offloaded to a GPU, -1 for all (`--n-gpu-layers`).
-    pub n_gpu_layers: i32,
+    pub n_gpu_layers: Vec<i32>,
     /// Prompt lengths in tokens, BOS included (`--prompt-tokens`).
     pub prompt_tokens: Vec<u32>,
     /// Tokens generated per sequence (`--gen-tokens`).
@@ -65,8 +68,22 @@ pub struct InprocSpec {
     pub runs: u32,
     /// Seed of the synthetic prompts (`--seed`).
     pub seed: u64,
-    /// Tokens per compute graph during prefill, llama.cpp's n_ubatch (`--ubatch`).
-    pub ubatch: u32,
+    /// Tokens per compute graph, llama.cpp's n_ubatch (`--ubatch`).
+    pub ubatch: Vec<u32>,
+    /// Tokens per llama_decode call, llama.cpp's n_batch (`--n-batch`);
+    /// empty: each point's whole prefill, so that it is one call.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub n_batch: Vec<u32>,
+    /// Flash attention (`--flash-attn`).
+    pub flash_attn: Vec<FlashAttn>,
+    /// The K cache's element type (`--cache-type-k`).
+    pub cache_type_k: Vec<CacheType>,
+    /// The V cache's element type (`--cache-type-v`).
+    pub cache_type_v: Vec<CacheType>,
+    /// Map the model file (`--mmap`).
+    pub mmap: Vec<bool>,
+    /// Keep the KV cache on the GPU with offloaded layers (off: `--no-kv-offload`).
+    pub kv_offload: Vec<bool>,
     /// One KV-cache pool shared by all sequences (`--kv-unified`).
     pub kv_unified: bool,
     /// How the next token is chosen (`--sampler`).
@@ -81,9 +98,9 @@ impl Default for InprocSpec {
     /// The command line's defaults.
     fn default() -> InprocSpec {
         InprocSpec {
-            model: None,
-            threads: None,
-            n_gpu_layers: 0,
+            model: Vec::new(),
+            threads: Vec::new(),
+            n_gpu_layers: vec![0],
             prompt_tokens: vec![128],
             gen_tokens: 64,
             batch: vec![1, 2, 4, 8, 16],
@@ -91,7 +108,13 @@ impl Default for InprocSpec {
             warmup: 1,
             runs: 5,
             seed: 0,
-            ubatch: 512,
+            ubatch: vec![512],
+            n_batch: Vec::new(),
+            flash_attn: vec![FlashAttn::Auto],
+            cache_type_k: vec![CacheType::F16],
+            cache_type_v: vec![CacheType::F16],
+            mmap: vec![true],
+            kv_offload: vec![true],
             kv_unified: false,
             sampler: Sampler::Greedy,
             telemetry: true,
@@ -103,23 +126,143 @@ impl Default for InprocSpec {
 impl InprocSpec {
     /// The checks the command line makes, for a spec from anywhere.
     pub fn validate(&self) -> Result<(), SpecError> {
-        check_threads(self.threads)?;
-        check_gpu_layers(self.n_gpu_layers)?;
+        for &t in &self.threads {
+            check_threads(Some(t))?;
+        }
+        distinct("--threads", &self.threads)?;
+        if self.n_gpu_layers.is_empty() {
+            return Err(SpecError::new("--n-gpu-layers", "the list is empty"));
+        }
+        for &layers in &self.n_gpu_layers {
+            check_gpu_layers(layers)?;
+        }
+        distinct("--n-gpu-layers", &self.n_gpu_layers)?;
+        distinct("--model", &self.model)?;
         check_positive_list("prompt tokens", &self.prompt_tokens)
             .map_err(|m| SpecError::new("--prompt-tokens", m))?;
         check_positive_list("batch", &self.batch).map_err(|m| SpecError::new("--batch", m))?;
         check_count_list("depth", &self.depth).map_err(|m| SpecError::new("--depth", m))?;
+        check_positive_list("ubatch", &self.ubatch).map_err(|m| SpecError::new("--ubatch", m))?;
+        if !self.n_batch.is_empty() {
+            check_positive_list("n_batch", &self.n_batch)
+                .map_err(|m| SpecError::new("--n-batch", m))?;
+        }
+        nonempty_distinct("--flash-attn", &self.flash_attn)?;
+        nonempty_distinct("--cache-type-k", &self.cache_type_k)?;
+        nonempty_distinct("--cache-type-v", &self.cache_type_v)?;
+        nonempty_distinct("--mmap", &self.mmap)?;
+        nonempty_distinct("--no-kv-offload", &self.kv_offload)?;
         if self.gen_tokens == 0 {
             return Err(SpecError::new("--gen-tokens", "must be at least 1"));
         }
         if self.runs == 0 {
             return Err(SpecError::new("--runs", "must be at least 1"));
         }
-        if self.ubatch == 0 {
-            return Err(SpecError::new("--ubatch", "must be at least 1"));
+        if self.configurations().iter().all(|c| c.invalid().is_some()) {
+            let reason = self.configurations()[0].invalid().unwrap_or_default();
+            return Err(SpecError::new(
+                "--cache-type-v",
+                format!("every cell of the grid is invalid: {reason}"),
+            ));
         }
         Ok(())
     }
+
+    /// The engine grid: the cartesian product of every engine list, in
+    /// llama-bench's order (model outermost, then what a model is loaded
+    /// with, then the context's settings), before the shapes.
+    pub fn configurations(&self) -> Vec<EngineSettings> {
+        let models: Vec<Option<PathBuf>> = if self.model.is_empty() {
+            vec![None]
+        } else {
+            self.model.iter().cloned().map(Some).collect()
+        };
+        let threads: Vec<Option<u32>> = if self.threads.is_empty() {
+            vec![None]
+        } else {
+            self.threads.iter().copied().map(Some).collect()
+        };
+        let n_batch: Vec<Option<u32>> = if self.n_batch.is_empty() {
+            vec![None]
+        } else {
+            self.n_batch.iter().copied().map(Some).collect()
+        };
+        let mut cells = Vec::new();
+        for model in &models {
+            for &n_gpu_layers in &self.n_gpu_layers {
+                for &mmap in &self.mmap {
+                    for &threads in &threads {
+                        for &ubatch in &self.ubatch {
+                            for &n_batch in &n_batch {
+                                for &flash_attn in &self.flash_attn {
+                                    for &cache_type_k in &self.cache_type_k {
+                                        for &cache_type_v in &self.cache_type_v {
+                                            for &kv_offload in &self.kv_offload {
+                                                cells.push(EngineSettings {
+                                                    model: model.clone(),
+                                                    n_gpu_layers,
+                                                    mmap,
+                                                    threads,
+                                                    ubatch,
+                                                    n_batch,
+                                                    flash_attn,
+                                                    cache_type_k,
+                                                    cache_type_v,
+                                                    kv_offload,
+                                                });
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cells
+    }
+
+    /// The engine settings given more than one value, by spec key: the
+    /// columns a table of the grid needs.
+    pub fn varying(&self) -> Vec<&'static str> {
+        [
+            ("model", self.model.len()),
+            ("n_gpu_layers", self.n_gpu_layers.len()),
+            ("mmap", self.mmap.len()),
+            ("threads", self.threads.len()),
+            ("ubatch", self.ubatch.len()),
+            ("n_batch", self.n_batch.len()),
+            ("flash_attn", self.flash_attn.len()),
+            ("cache_type_k", self.cache_type_k.len()),
+            ("cache_type_v", self.cache_type_v.len()),
+            ("kv_offload", self.kv_offload.len()),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
+/// A list that repeats a value would measure a cell twice under one name.
+fn distinct<T: PartialEq + std::fmt::Debug>(flag: &str, values: &[T]) -> Result<(), SpecError> {
+    for (i, v) in values.iter().enumerate() {
+        if values[..i].contains(v) {
+            return Err(SpecError::new(flag, format!("the list repeats {v:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn nonempty_distinct<T: PartialEq + std::fmt::Debug>(
+    flag: &str,
+    values: &[T],
+) -> Result<(), SpecError> {
+    if values.is_empty() {
+        return Err(SpecError::new(flag, "the list is empty"));
+    }
+    distinct(flag, values)
 }
 
 /// `--threads`: 1 to [`MAX_THREADS`] when given.

@@ -13,11 +13,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 mod contrast;
+mod engine;
 mod http;
 mod inproc;
 pub mod text;
 
 pub use contrast::{ContrastSpec, ServerLaunch};
+pub use engine::{CacheType, EngineSettings, FlashAttn};
 pub use http::{Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, RoundsSpec, BURSTINESS};
 pub use inproc::{InprocSpec, Sampler};
 
@@ -90,6 +92,15 @@ pub enum SpecFileError {
         /// The check that failed.
         source: SpecError,
     },
+}
+
+/// Reads a result's `settings.spec` leniently: a spec this build cannot
+/// read (written by another version of inferbench) leaves the rest of the
+/// result readable, as `None`; `inferbench rerun` reads the file's spec
+/// itself and says what is wrong with it.
+pub fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Spec>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| serde_json::from_value(v).ok()))
 }
 
 /// Every command's spec, tagged by the command that runs it.

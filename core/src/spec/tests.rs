@@ -25,9 +25,16 @@ fn every_kind() -> Vec<Spec> {
     vec![
         Spec::Inproc(InprocSpec::default()),
         Spec::Inproc(InprocSpec {
-            model: Some("m.gguf".into()),
-            threads: Some(3),
-            n_gpu_layers: -1,
+            model: vec!["m.gguf".into(), "n.gguf".into()],
+            threads: vec![3],
+            n_gpu_layers: vec![-1],
+            depth: vec![0, 4096],
+            flash_attn: vec![FlashAttn::Off, FlashAttn::On],
+            cache_type_k: vec![CacheType::F16, CacheType::Q8_0],
+            cache_type_v: vec![CacheType::Q4_0, CacheType::F16],
+            n_batch: vec![2048],
+            mmap: vec![false, true],
+            kv_offload: vec![false],
             prompt_tokens: vec![16, 512],
             batch: vec![1, 64],
             sampler: Sampler::LlamaGreedy,
@@ -132,8 +139,15 @@ fn a_spec_is_checked_as_the_command_line_checks_it() {
         ("command = \"inproc\"\nbatch = [2, 2]\n", "--batch: the batch list repeats 2"),
         ("command = \"inproc\"\nbatch = []\n", "--batch: the batch list is empty"),
         ("command = \"inproc\"\nruns = 0\n", "--runs: must be at least 1"),
-        ("command = \"inproc\"\nthreads = 0\n", "--threads: 0 is not in 1..=1024"),
-        ("command = \"inproc\"\nn_gpu_layers = -2\n", "--n-gpu-layers"),
+        ("command = \"inproc\"\nthreads = [0]\n", "--threads: 0 is not in 1..=1024"),
+        ("command = \"inproc\"\nn_gpu_layers = [-2]\n", "--n-gpu-layers"),
+        ("command = \"inproc\"\ndepth = [0, 0]\n", "--depth: the depth list repeats 0"),
+        ("command = \"inproc\"\ncache_type_k = [\"q3_k\"]\n", "unknown variant `q3_k`"),
+        (
+            "command = \"inproc\"\nflash_attn = [\"off\"]\ncache_type_v = [\"q8_0\"]\n",
+            "every cell of the grid is invalid: a quantized V cache (q8_0) needs flash attention",
+        ),
+        ("command = \"inproc\"\nmmap = []\n", "--mmap: the list is empty"),
         ("command = \"http\"\n", "--url: no server URL given"),
         (
             "command = \"http\"\nurl = \"u\"\nrate = [1.0, -1.0]\n",
@@ -237,4 +251,80 @@ fn the_schema_describes_every_command() {
     ] {
         assert!(text.contains(needle), "{needle} missing from the schema");
     }
+}
+
+#[test]
+fn the_grid_is_the_product_of_every_list_in_llama_benchs_order() {
+    let spec = InprocSpec {
+        model: vec!["a.gguf".into(), "b.gguf".into()],
+        threads: vec![1, 2],
+        flash_attn: vec![FlashAttn::Off, FlashAttn::On],
+        cache_type_v: vec![CacheType::F16, CacheType::Q8_0],
+        ..InprocSpec::default()
+    };
+    spec.validate().expect("valid: some cells are");
+    let cells = spec.configurations();
+    assert_eq!(cells.len(), 2 * 2 * 2 * 2);
+    // The model is outermost, the V cache type innermost of these.
+    let labels: Vec<String> = cells
+        .iter()
+        .map(|c| c.label(&["model", "threads", "flash_attn", "cache_type_v"]))
+        .collect();
+    assert_eq!(
+        labels[0],
+        "model=a.gguf threads=1 flash_attn=off cache_type_v=f16"
+    );
+    assert_eq!(
+        labels[1],
+        "model=a.gguf threads=1 flash_attn=off cache_type_v=q8_0"
+    );
+    assert_eq!(
+        labels[2],
+        "model=a.gguf threads=1 flash_attn=on cache_type_v=f16"
+    );
+    assert_eq!(
+        labels[4],
+        "model=a.gguf threads=2 flash_attn=off cache_type_v=f16"
+    );
+    assert_eq!(
+        labels[8],
+        "model=b.gguf threads=1 flash_attn=off cache_type_v=f16"
+    );
+    // Every cell is distinct, and every setting not listed is the default.
+    let distinct: std::collections::HashSet<&String> = labels.iter().collect();
+    assert_eq!(distinct.len(), cells.len());
+    assert!(cells
+        .iter()
+        .all(|c| c.ubatch == 512 && c.cache_type_k == CacheType::F16));
+    // Quantized V without flash attention: the cells llama.cpp refuses.
+    let invalid: Vec<usize> = (0..cells.len())
+        .filter(|&i| cells[i].invalid().is_some())
+        .collect();
+    assert_eq!(invalid, [1, 5, 9, 13]);
+    assert_eq!(
+        spec.varying(),
+        ["model", "threads", "flash_attn", "cache_type_v"]
+    );
+    // Cells sharing a model load are neighbours.
+    let loads: Vec<_> = cells.iter().map(|c| c.load_key()).collect();
+    assert_eq!(loads.chunk_by(|a, b| a == b).count(), 2);
+}
+
+#[test]
+fn cache_types_are_llama_cpps_with_their_block_sizes() {
+    for t in CacheType::ALL {
+        assert_eq!(t.name().parse::<CacheType>(), Ok(t));
+        let json = serde_json::to_string(&t).expect("JSON");
+        assert_eq!(json, format!("\"{}\"", t.name()));
+    }
+    // One cell of Gemma 3 270M's layer: 1 KV head of 256.
+    assert_eq!(CacheType::F16.bytes(256), 512);
+    assert_eq!(CacheType::F32.bytes(256), 1024);
+    assert_eq!(CacheType::Q8_0.bytes(256), 8 * 34);
+    assert_eq!(CacheType::Q4_0.bytes(256), 8 * 18);
+    assert_eq!(CacheType::Q5_1.bytes(256), 8 * 24);
+    assert!(CacheType::Q8_0.is_quantized() && !CacheType::Bf16.is_quantized());
+    assert!("q3_k".parse::<CacheType>().is_err());
+    assert_eq!("-1".parse::<FlashAttn>(), Ok(FlashAttn::Auto));
+    assert_eq!("1".parse::<FlashAttn>(), Ok(FlashAttn::On));
 }

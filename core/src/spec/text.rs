@@ -5,15 +5,16 @@
 
 use std::time::Duration;
 
-/// Checks a list of distinct positive integers (`what` names it in errors).
-pub fn check_positive_list(what: &str, values: &[u32]) -> Result<(), String> {
+/// Checks a list of distinct whole numbers of at least `least` (`what`
+/// names it in errors).
+fn check_list(what: &str, values: &[u32], least: u32) -> Result<(), String> {
     if values.is_empty() {
-        return Err(format!("the {what} list is empty; give e.g. 1,2,4"));
+        return Err(format!("the {what} list is empty; give e.g. {least},4"));
     }
     for (i, v) in values.iter().enumerate() {
-        if *v == 0 {
+        if *v < least {
             return Err(format!(
-                "the {what} list contains 0; every value must be at least 1"
+                "the {what} list contains {v}; every value must be at least {least}"
             ));
         }
         if values[..i].contains(v) {
@@ -23,51 +24,46 @@ pub fn check_positive_list(what: &str, values: &[u32]) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses `1,2,4`: distinct positive integers.
-pub fn positive_list(what: &str, s: &str) -> Result<Vec<u32>, String> {
+/// Parses `1,2,4` into distinct whole numbers of at least `least`.
+fn parse_list(what: &str, s: &str, least: u32) -> Result<Vec<u32>, String> {
     if s.trim().is_empty() {
-        return Err(format!("the {what} list is empty; give e.g. 1,2,4"));
+        return Err(format!("the {what} list is empty; give e.g. {least},4"));
     }
+    let kind = if least == 0 {
+        "a whole number"
+    } else {
+        "a positive integer"
+    };
     let values = s
         .split(',')
         .map(|item| {
             let item = item.trim();
             item.parse::<u32>()
-                .map_err(|_| format!("'{item}' in the {what} list is not a positive integer"))
+                .map_err(|_| format!("'{item}' in the {what} list is not {kind}"))
         })
         .collect::<Result<Vec<u32>, String>>()?;
-    check_positive_list(what, &values)?;
+    check_list(what, &values, least)?;
     Ok(values)
+}
+
+/// Checks a list of distinct positive integers (`what` names it in errors).
+pub fn check_positive_list(what: &str, values: &[u32]) -> Result<(), String> {
+    check_list(what, values, 1)
+}
+
+/// Parses `1,2,4`: distinct positive integers.
+pub fn positive_list(what: &str, s: &str) -> Result<Vec<u32>, String> {
+    parse_list(what, s, 1)
 }
 
 /// Checks a list of distinct counts, 0 allowed (`what` names it in errors).
 pub fn check_count_list(what: &str, values: &[u32]) -> Result<(), String> {
-    if values.is_empty() {
-        return Err(format!("the {what} list is empty; give e.g. 0,4096"));
-    }
-    for (i, v) in values.iter().enumerate() {
-        if values[..i].contains(v) {
-            return Err(format!("the {what} list repeats {v}"));
-        }
-    }
-    Ok(())
+    check_list(what, values, 0)
 }
 
 /// Parses `0,512,4096`: distinct counts, 0 allowed.
 pub fn count_list(what: &str, s: &str) -> Result<Vec<u32>, String> {
-    if s.trim().is_empty() {
-        return Err(format!("the {what} list is empty; give e.g. 0,4096"));
-    }
-    let values = s
-        .split(',')
-        .map(|item| {
-            let item = item.trim();
-            item.parse::<u32>()
-                .map_err(|_| format!("'{item}' in the {what} list is not a whole number"))
-        })
-        .collect::<Result<Vec<u32>, String>>()?;
-    check_count_list(what, &values)?;
-    Ok(values)
+    parse_list(what, s, 0)
 }
 
 /// The most requests per second an open loop may be asked for.

@@ -3,28 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// Which OpenAI-compatible API the requests use (`--endpoint`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Endpoint {
-    /// `POST /v1/completions` with a `prompt`.
-    Completions,
-    /// `POST /v1/chat/completions` with one user message.
-    Chat,
-}
-
-impl Endpoint {
-    /// The endpoint's path on the server, as requests use it and results
-    /// record it.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::Completions => "/v1/completions",
-            Endpoint::Chat => "/v1/chat/completions",
-        }
-    }
-}
+/// Which API the requests call: the spec's own type.
+pub use inferbench_core::spec::Endpoint;
 
 /// Everything the client needs to reach one server and build its requests.
 #[derive(Debug, Clone)]
