@@ -9,6 +9,7 @@ pub mod gpu;
 pub mod intervals;
 pub mod kernels;
 pub mod metrics;
+pub mod quantile;
 pub mod schema;
 pub mod spec;
 pub mod stats;

@@ -363,8 +363,7 @@ impl Distribution {
             return None;
         }
         let scale = self.unit.scale();
-        let at =
-            |q: f64| (self.histogram.value_at_quantile(q) as f64 / scale).clamp(self.min, self.max);
+        let at = |q: f64| crate::quantile::reported(&self.histogram, q, scale, self.min, self.max);
         let std = if self.count > 1 {
             (self.m2 / (self.count - 1) as f64).sqrt()
         } else {

@@ -11,6 +11,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::quantile::{interval_end, nearest_rank};
 use crate::stats::Distribution;
 
 pub use crate::schema::difference::{Interval, MedianDifference};
@@ -18,11 +19,6 @@ pub use crate::schema::difference::{Interval, MedianDifference};
 /// Resamples per interval: enough for the 2.5% and 97.5% points to move
 /// by well under the histogram's 0.1% precision between seeds.
 pub const DEFAULT_RESAMPLES: u32 = 2000;
-
-/// 1-based nearest rank of the `q` quantile among `n` values.
-fn nearest_rank(q: f64, n: u64) -> u64 {
-    ((q * n as f64).ceil() as u64).clamp(1, n.max(1))
-}
 
 /// One side of a comparison, as bootstrap draws from it: values in
 /// increasing order with their weights, and how many independent values a
@@ -112,11 +108,6 @@ impl Sample {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 /// The difference of medians `other − base` with a `level` interval from
 /// `resamples` paired resamples (each side resampled on its own), seeded.
 pub fn median_difference(
@@ -157,8 +148,8 @@ pub fn quantile_difference(
         values.sort_by(f64::total_cmp);
         let tail = (1.0 - level) / 2.0;
         Interval {
-            low: percentile(values, tail),
-            high: percentile(values, 1.0 - tail),
+            low: interval_end(values, tail),
+            high: interval_end(values, 1.0 - tail),
             level,
         }
     };

@@ -404,33 +404,7 @@ pub fn bucket_of(buckets: &[(f64, f64)], q: f64) -> Option<(f64, Option<f64>)> {
     None
 }
 
-/// The `q` quantile of cumulative buckets, as Prometheus estimates it:
-/// linear within the bucket it falls in (from 0 for the first bucket), the
-/// highest finite bound when it falls in `+Inf`.
-pub fn bucket_quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
-    let total = buckets.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    let rank = q * total;
-    let mut lower_bound = 0.0;
-    let mut lower_count = 0.0;
-    for &(bound, count) in buckets {
-        if count >= rank {
-            if bound.is_infinite() {
-                return Some(lower_bound);
-            }
-            let in_bucket = count - lower_count;
-            if in_bucket <= 0.0 {
-                return Some(bound);
-            }
-            return Some(lower_bound + (bound - lower_bound) * (rank - lower_count) / in_bucket);
-        }
-        lower_bound = bound;
-        lower_count = count;
-    }
-    Some(lower_bound)
-}
+pub use crate::quantile::prometheus_bucket as bucket_quantile;
 
 /// Series whose name (before the labels) is `name`.
 fn named<'a, T>(map: &'a BTreeMap<String, T>, name: &'a str) -> impl Iterator<Item = &'a T> + 'a {
