@@ -217,3 +217,195 @@ impl ContrastArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::{CommandFactory, Parser};
+
+    use super::super::{Cli, Command};
+    use super::*;
+
+    /// clap checks its own definitions only in debug builds; the tests run
+    /// in release.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    fn spec_of(args: &[&str]) -> Spec {
+        let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match cli.command {
+            Command::Inproc(a) => Spec::Inproc(a.spec().expect("inproc spec")),
+            Command::Http(a) => a.spec().expect("http spec"),
+            Command::Contrast(a) => Spec::Contrast(a.spec().expect("contrast spec")),
+            other => panic!("not a measuring command: {other:?}"),
+        }
+    }
+
+    /// Flags → spec → TOML → spec gives the same spec, for every measuring
+    /// command, flags of every kind included.
+    #[test]
+    fn every_commands_spec_survives_its_file() {
+        let cases: [&[&str]; 5] = [
+            &["inferbench", "inproc"],
+            &[
+                "inferbench",
+                "inproc",
+                "-m",
+                "a.gguf,b.gguf",
+                "-t",
+                "1,2",
+                "-p",
+                "16,32",
+                "-d",
+                "0,512",
+                "-b",
+                "1,4",
+                "--fa",
+                "off,on",
+                "--ctk",
+                "q8_0",
+                "--ctv",
+                "f16,q4_0",
+                "--mmap",
+                "0,1",
+                "--no-kv-offload",
+                "--n-batch",
+                "4096",
+                "--ubatch",
+                "128,256",
+                "-g",
+                "-1",
+                "--sampler",
+                "llama-greedy",
+                "--no-telemetry",
+            ],
+            &[
+                "inferbench",
+                "http",
+                "--url",
+                "http://127.0.0.1:9",
+                "--concurrency",
+                "1,8",
+                "--rate",
+                "0.5,2",
+                "--arrival",
+                "gamma",
+                "--burstiness",
+                "0.5",
+                "--num-requests",
+                "5,6,7,8",
+                "--duration",
+                "30s",
+                "--slo",
+                "ttft=500ms,e2e=10s",
+                "--timeout",
+                "20s",
+                "--prompt-seed",
+                "7",
+                "--ignore-eos",
+                "--endpoint",
+                "chat",
+                "--server-metrics",
+            ],
+            &[
+                "inferbench",
+                "http",
+                "--url",
+                "http://a:1",
+                "--url",
+                "http://b:2",
+                "--rounds",
+                "3",
+                "--concurrency",
+                "2",
+                "--num-requests",
+                "4x",
+            ],
+            &[
+                "inferbench",
+                "contrast",
+                "--server",
+                "llama-server=/opt/ls",
+                "-c",
+                "1,2",
+                "-p",
+                "64",
+                "-n",
+                "8",
+                "-t",
+                "2",
+                "--requests",
+                "9",
+                "--timeout",
+                "90s",
+            ],
+        ];
+        for args in cases {
+            let spec = spec_of(args);
+            let toml = spec.to_toml();
+            let back = Spec::parse(&toml, Path::new("x.toml")).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back, spec, "{args:?}\n{toml}");
+        }
+        let Spec::Rounds(rounds) = spec_of(cases[3]) else {
+            panic!("two --url make rounds")
+        };
+        assert_eq!(rounds.targets, ["http://a:1", "http://b:2"]);
+        let Spec::Inproc(grid) = spec_of(cases[1]) else {
+            panic!("inproc")
+        };
+        assert_eq!(grid.kv_offload, [false]);
+        assert_eq!(grid.configurations().len(), 2 * 2 * 2 * 2 * 2 * 2);
+    }
+
+    #[test]
+    fn combinations_clap_cannot_see_exit_2_naming_the_flag() {
+        let refused: [(&[&str], &str); 4] = [
+            (
+                &["inferbench", "http", "--url", "u", "--arrival", "gamma"],
+                "--arrival gamma needs --burstiness",
+            ),
+            (
+                &[
+                    "inferbench",
+                    "http",
+                    "--url",
+                    "u",
+                    "--concurrency",
+                    "1,2",
+                    "--num-requests",
+                    "3,4,5",
+                ],
+                "--num-requests: 3 values for 2 load levels",
+            ),
+            (
+                &[
+                    "inferbench",
+                    "http",
+                    "--url",
+                    "a",
+                    "--url",
+                    "b",
+                    "--csv",
+                    "x.csv",
+                ],
+                "--csv writes one run's points",
+            ),
+            (
+                &["inferbench", "inproc", "--fa", "off", "--ctv", "q8_0"],
+                "every cell of the grid is invalid",
+            ),
+        ];
+        for (args, needle) in refused {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let err = match cli.command {
+                Command::Inproc(a) => a.spec().map(|_| ()).expect_err("refused"),
+                Command::Http(a) => a.spec().map(|_| ()).expect_err("refused"),
+                other => panic!("{other:?}"),
+            };
+            assert!(err.0.contains(needle), "{args:?}: {}", err.0);
+        }
+    }
+}
