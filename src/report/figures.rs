@@ -256,14 +256,32 @@ fn step_latency(p: &InprocPoint) -> Option<(f64, f64)> {
 pub fn batch_curves(sources: &[(String, &InprocResult)]) -> Vec<BatchCurve> {
     let mut curves = Vec::new();
     for (label, r) in sources {
-        let mut lengths: Vec<u32> = r.points.iter().map(|p| p.prompt_tokens).collect();
-        lengths.sort_unstable();
-        lengths.dedup();
-        for length in lengths {
+        // A curve per prompt length, depth and cell of an engine grid.
+        let varying = inferbench_harness::schema::varying_settings(&r.points);
+        let curve_of = |p: &InprocPoint| {
+            let mut name = format!("P={}", p.prompt_tokens);
+            if p.depth > 0 {
+                name.push_str(&format!(" d={}", p.depth));
+            }
+            if let Some(c) = &p.config {
+                for setting in &varying {
+                    name.push_str(&format!(" {setting}={}", c.value(setting)));
+                }
+            }
+            name
+        };
+        let mut names: Vec<String> = Vec::new();
+        for p in &r.points {
+            let name = curve_of(p);
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        for curve in names {
             let mut points: Vec<BatchPoint> = r
                 .points
                 .iter()
-                .filter(|p| p.prompt_tokens == length)
+                .filter(|p| curve_of(p) == curve)
                 .filter_map(|p| {
                     let (latency_p50, latency_p99) = step_latency(p)?;
                     Some(BatchPoint {
@@ -301,9 +319,9 @@ pub fn batch_curves(sources: &[(String, &InprocResult)]) -> Vec<BatchCurve> {
                     .collect::<Vec<_>>(),
             );
             let name = if sources.len() > 1 {
-                format!("{label}: P={length}")
+                format!("{label}: {curve}")
             } else {
-                format!("P={length}")
+                curve
             };
             curves.push(BatchCurve {
                 label: name,
