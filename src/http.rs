@@ -111,10 +111,17 @@ pub fn run_spec(spec: &HttpSpec, outputs: &Outputs) -> Result<ExitCode> {
     Ok(sweep(spec, outputs, tokens)?.exit)
 }
 
-/// Runs every point of `spec` against the server, writing the result file
-/// as it goes. Any error after the file was first written leaves it final,
-/// `failed` with the error.
-pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
+/// The workload of a spec, ready to send: its loads (one, for a trace),
+/// with its tokenizer and token-id vocabulary applied.
+struct Prepared {
+    loads: Vec<(Load, LoadDescription)>,
+    workload: Workload,
+    tokenizer: Option<Arc<Tokenizer>>,
+    token_model: Option<ModelInfo>,
+    trace_length: Option<u64>,
+}
+
+fn prepare(spec: &HttpSpec, tokens: Option<TokenPrompts>) -> Result<Prepared> {
     let mut loads = loads(spec);
     if tokens.is_some() && spec.endpoint == Endpoint::Chat {
         return Err(usage(
@@ -152,45 +159,39 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
     if let Some(vocab) = token_vocab {
         workload = workload.with_token_ids(vocab).context("--token-ids-from")?;
     }
-    let resume = match &outputs.resume {
-        Some(path) => Some(Resume::read(path)?),
-        None => None,
-    };
-    let prompt_seed = spec
-        .prompt_seed
-        .or(resume.as_ref().and_then(|r| r.prompt_seed))
-        .unwrap_or_else(rand_seed);
-    let workload = Arc::new(workload);
-    let searching = spec.searching();
-    // A trace runs whole unless told otherwise.
-    let limits = LimitsPlan::new(spec, trace_length.unwrap_or(100));
-    let api_key = std::env::var(&spec.api_key_env)
-        .ok()
-        .filter(|k| !k.is_empty());
-    let slo = spec.slo;
-    let out_path = outputs
-        .out
-        .clone()
-        .or_else(|| outputs.resume.clone())
-        .unwrap_or_else(|| terminal::default_result_path("http"));
-    // One descriptor per connection: refuse a concurrency the limit cannot hold.
-    let fd_check = fd_limit::check(loads.iter().map(|(load, _)| *load));
-    fd_check
-        .map_err(|e| usage(e.to_string()))?
-        .inspect(|w| eprintln!("warning: {w}"));
+    Ok(Prepared {
+        loads,
+        workload,
+        tokenizer,
+        token_model,
+        trace_length,
+    })
+}
 
+/// The client, connected: the server's model list read (and the model
+/// to request taken from it unless named), its metrics endpoint checked.
+struct Connected {
+    runtime: ClientRuntime,
+    client: Arc<HttpClient>,
+    config: ClientConfig,
+    models: serde_json::Value,
+    metrics: Option<MetricsPlan>,
+    notes: Vec<String>,
+}
+
+/// `keep_text`: keep each reply's text (a tokenizer counts it, or a
+/// conversation's history carries the server's own replies).
+fn connect(spec: &HttpSpec, api_key: Option<String>, keep_text: bool) -> Result<Connected> {
     let runtime = ClientRuntime::new(spec.client_threads, spec.busy_poll)
         .context("starting the client runtime")?;
-    let endpoint = spec.endpoint;
     let mut config = ClientConfig {
         base_url: spec.url.clone(),
-        endpoint,
+        endpoint: spec.endpoint,
         model: spec.model.clone().unwrap_or_default(),
         api_key,
         timeout: spec.timeout,
         ignore_eos: spec.ignore_eos,
-        // A conversation's history carries the server's own replies.
-        keep_text: tokenizer.is_some() || workload.is_multi_turn(),
+        keep_text,
         tls: TlsOptions {
             ca_certs: spec.ca_cert.clone(),
             insecure: spec.insecure,
@@ -238,18 +239,18 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         }
     };
 
-    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
-    }
-    let writer = ResultWriter::new(&out_path);
-    let log = match &outputs.requests_log {
-        Some(path) => Some(BufWriter::new(std::fs::File::create(path).with_context(
-            || format!("--requests-log {}: cannot create", path.display()),
-        )?)),
-        None => None,
-    };
+    Ok(Connected {
+        runtime,
+        client,
+        config,
+        models,
+        metrics,
+        notes: run_notes,
+    })
+}
 
+/// The client as the result's engine: what measured, with which clock.
+fn client_engine_info(spec: &HttpSpec) -> EngineInfo {
     let mut engine = EngineInfo {
         name: "openai-compatible server".into(),
         version: "unknown (see provenance.server)".into(),
@@ -266,17 +267,135 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         build: None,
         notes: Vec::new(),
     };
-    let (telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, spec.gpu_telemetry);
-    engine.notes.extend(telemetry_note);
     if spec.busy_poll {
         engine.notes.push(
             "--busy-poll: the client's threads spin polling their sockets, so its CPU use reads about 100% per thread by design".into(),
         );
     }
+    engine
+}
+
+/// What the result records of the run's settings: the spec's, resolved.
+fn settings(
+    spec: &HttpSpec,
+    config: &ClientConfig,
+    workload: &Workload,
+    limits: &LimitsPlan,
+    prompt_seed: u64,
+    metrics_url: Option<String>,
+) -> HttpSettings {
+    HttpSettings {
+        url: spec.url.clone(),
+        endpoint: spec.endpoint.path().into(),
+        model: config.model.clone(),
+        api_key_env: spec.api_key_env.clone(),
+        api_key_present: config.api_key.is_some(),
+        workload: workload.name(),
+        fixed_lengths: workload
+            .fixed_lengths()
+            .map(|(prompt_tokens, output_tokens)| FixedLengths {
+                prompt_tokens,
+                output_tokens,
+            }),
+        num_requests: limits.same_count(),
+        duration_s: limits.same_duration().map(|d| d.as_secs_f64()),
+        num_requests_per_load: limits.count_spec(),
+        duration_per_load: limits.duration_spec(),
+        warmup: spec.warmup,
+        seed: spec.seed,
+        prompt_seed: Some(prompt_seed),
+        token_ids_from: spec
+            .token_ids_from
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        ignore_eos: spec.ignore_eos,
+        timeout_s: spec.timeout.as_secs_f64(),
+        slo: spec.slo,
+        client_threads: spec.client_threads,
+        busy_poll: spec.busy_poll,
+        preconnect: spec.preconnect,
+        ca_certs: spec
+            .ca_cert
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        insecure_tls: spec.insecure,
+        tokenizer: spec.tokenizer.as_ref().map(|p| p.display().to_string()),
+        server_metrics: metrics_url,
+        spec: Some(Spec::Http(spec.clone())),
+    }
+}
+
+/// Runs every point of `spec` against the server, writing the result file
+/// as it goes. Any error after the file was first written leaves it final,
+/// `failed` with the error.
+pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
+    let Prepared {
+        loads,
+        workload,
+        tokenizer,
+        token_model,
+        trace_length,
+    } = prepare(spec, tokens)?;
+    let resume = match &outputs.resume {
+        Some(path) => Some(Resume::read(path)?),
+        None => None,
+    };
+    let prompt_seed = spec
+        .prompt_seed
+        .or(resume.as_ref().and_then(|r| r.prompt_seed))
+        .unwrap_or_else(rand_seed);
+    let workload = Arc::new(workload);
+    let searching = spec.searching();
+    // A trace runs whole unless told otherwise.
+    let limits = LimitsPlan::new(spec, trace_length.unwrap_or(100));
+    let api_key = std::env::var(&spec.api_key_env)
+        .ok()
+        .filter(|k| !k.is_empty());
+    let slo = spec.slo;
+    let out_path = outputs
+        .out
+        .clone()
+        .or_else(|| outputs.resume.clone())
+        .unwrap_or_else(|| terminal::default_result_path("http"));
+    // One descriptor per connection: refuse a concurrency the limit cannot hold.
+    let fd_check = fd_limit::check(loads.iter().map(|(load, _)| *load));
+    fd_check
+        .map_err(|e| usage(e.to_string()))?
+        .inspect(|w| eprintln!("warning: {w}"));
+
+    let Connected {
+        runtime,
+        client,
+        config,
+        models,
+        metrics,
+        notes: run_notes,
+    } = connect(
+        spec,
+        api_key,
+        tokenizer.is_some() || workload.is_multi_turn(),
+    )?;
+
+    if let Some(dir) = out_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--out {}: creating {}", out_path.display(), dir.display()))?;
+    }
+    let writer = ResultWriter::new(&out_path);
+    let log = match &outputs.requests_log {
+        Some(path) => Some(BufWriter::new(std::fs::File::create(path).with_context(
+            || format!("--requests-log {}: cannot create", path.display()),
+        )?)),
+        None => None,
+    };
+
+    let mut engine = client_engine_info(spec);
+    let (telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, spec.gpu_telemetry);
+    engine.notes.extend(telemetry_note);
     let mut prov = provenance::provenance(engine, token_model);
     prov.server = Some(ServerInfo {
         url: spec.url.clone(),
-        endpoint: endpoint.path().into(),
+        endpoint: spec.endpoint.path().into(),
         model: config.model.clone(),
         models,
         system_fingerprint: None,
@@ -290,46 +409,14 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         started_at: provenance::now_rfc3339(),
         updated_at: provenance::now_rfc3339(),
         provenance: prov,
-        settings: HttpSettings {
-            url: spec.url.clone(),
-            endpoint: endpoint.path().into(),
-            model: config.model.clone(),
-            api_key_env: spec.api_key_env.clone(),
-            api_key_present: config.api_key.is_some(),
-            workload: workload.name(),
-            fixed_lengths: workload
-                .fixed_lengths()
-                .map(|(prompt_tokens, output_tokens)| FixedLengths {
-                    prompt_tokens,
-                    output_tokens,
-                }),
-            num_requests: limits.same_count(),
-            duration_s: limits.same_duration().map(|d| d.as_secs_f64()),
-            num_requests_per_load: limits.count_spec(),
-            duration_per_load: limits.duration_spec(),
-            warmup: spec.warmup,
-            seed: spec.seed,
-            prompt_seed: Some(prompt_seed),
-            token_ids_from: spec
-                .token_ids_from
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            ignore_eos: spec.ignore_eos,
-            timeout_s: spec.timeout.as_secs_f64(),
-            slo,
-            client_threads: spec.client_threads,
-            busy_poll: spec.busy_poll,
-            preconnect: spec.preconnect,
-            ca_certs: spec
-                .ca_cert
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect(),
-            insecure_tls: spec.insecure,
-            tokenizer: spec.tokenizer.as_ref().map(|p| p.display().to_string()),
-            server_metrics: metrics.as_ref().map(|m| m.url.clone()),
-            spec: Some(Spec::Http(spec.clone())),
-        },
+        settings: settings(
+            spec,
+            &config,
+            &workload,
+            &limits,
+            prompt_seed,
+            metrics.as_ref().map(|m| m.url.clone()),
+        ),
         histogram: HistogramInfo::current(),
         points: Vec::new(),
         max_rate: None,
@@ -406,33 +493,7 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         terminal::print_result_path(&out_path, true);
         return Err(e);
     }
-    let Session {
-        interrupt,
-        writer,
-        mut result,
-        failed_requests,
-        ..
-    } = session;
-    let interrupted = interrupt.load(Ordering::Relaxed);
-    result.status = if interrupted {
-        RunStatus::Interrupted
-    } else {
-        RunStatus::Complete
-    };
-    result.partial = interrupted
-        || planned.is_some_and(|n| result.points.len() != n)
-        || result.points.iter().any(|p| !p.complete);
-    save(&writer, &mut result, outputs.csv.as_deref())?;
-    terminal::print_result_path(&out_path, result.partial);
-    let exit = if interrupted {
-        ExitCode::from(crate::exit::INTERRUPTED)
-    } else if failed_requests > 0 && !searching {
-        eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
-        ExitCode::from(crate::exit::REQUESTS_FAILED)
-    } else {
-        ExitCode::SUCCESS
-    };
-    Ok(Sweep { result, exit })
+    session.finish(&out_path, planned, outputs.csv.as_deref())
 }
 
 /// The finished part of a partial result file, to be continued.
@@ -708,6 +769,39 @@ struct MetricsPlan {
 }
 
 impl Session {
+    /// The final status, file and exit status of a sweep that ran to its
+    /// end (or was interrupted): `planned` points, or a search's (`None`).
+    fn finish(self, out_path: &Path, planned: Option<usize>, csv: Option<&Path>) -> Result<Sweep> {
+        let searching = planned.is_none();
+        let Session {
+            interrupt,
+            writer,
+            mut result,
+            failed_requests,
+            ..
+        } = self;
+        let interrupted = interrupt.load(Ordering::Relaxed);
+        result.status = if interrupted {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Complete
+        };
+        result.partial = interrupted
+            || planned.is_some_and(|n| result.points.len() != n)
+            || result.points.iter().any(|p| !p.complete);
+        save(&writer, &mut result, csv)?;
+        terminal::print_result_path(out_path, result.partial);
+        let exit = if interrupted {
+            ExitCode::from(crate::exit::INTERRUPTED)
+        } else if failed_requests > 0 && !searching {
+            eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
+            ExitCode::from(crate::exit::REQUESTS_FAILED)
+        } else {
+            ExitCode::SUCCESS
+        };
+        Ok(Sweep { result, exit })
+    }
+
     fn interrupted(&self) -> bool {
         self.interrupt.load(Ordering::Relaxed)
     }
