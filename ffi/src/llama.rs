@@ -124,15 +124,21 @@ unsafe extern "C" fn record_log(
     text: *const std::os::raw::c_char,
     _user_data: *mut std::os::raw::c_void,
 ) {
-    // SAFETY: llama.cpp passes a NUL-terminated string valid for the call.
-    let line = unsafe { cstr_to_string(text) };
-    if !LOG_QUIET.load(std::sync::atomic::Ordering::Relaxed) {
-        eprint!("{line}");
-    }
+    let quiet = LOG_QUIET.load(std::sync::atomic::Ordering::Relaxed);
     let problem = level == llama_cpp_sys_2::GGML_LOG_LEVEL_WARN
         || level == llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR;
-    if let Ok(mut kept) = LOG_PROBLEMS.lock() {
-        if problem {
+    // Quiet and no problem (the usual case, and the one inside timed
+    // calls): nothing to copy, no lock taken.
+    if quiet && !problem {
+        return;
+    }
+    // SAFETY: llama.cpp passes a NUL-terminated string valid for the call.
+    let line = unsafe { cstr_to_string(text) };
+    if !quiet {
+        eprint!("{line}");
+    }
+    if problem {
+        if let Ok(mut kept) = LOG_PROBLEMS.lock() {
             if kept.len() == LOG_PROBLEMS_KEPT {
                 kept.remove(0);
             }
