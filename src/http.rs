@@ -265,6 +265,7 @@ fn client_engine_info(spec: &HttpSpec) -> EngineInfo {
         timing_source: "client host clock, at the arrival of each chunk's bytes".into(),
         kernel_timing: None,
         build: None,
+        device_names: None,
         notes: Vec::new(),
     };
     if spec.busy_poll {

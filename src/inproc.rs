@@ -28,6 +28,7 @@ use inferbench_models::GgufFile;
 use crate::cli::{usage, Outputs};
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, model, provenance, terminal};
+use inferbench_harness::llama_bench_export::{self, BuildLabel};
 
 /// How often a point in flight is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
@@ -350,6 +351,7 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
     };
     writer.write(&result)?;
     terminal::print_header(&result.provenance, &varying);
+    let result_commit = result.provenance.tool.git_commit.clone();
 
     let bar = crate::progress::bar(
         (valid.len() * shapes.len()) as u64 * u64::from(spec.warmup + spec.runs),
@@ -367,6 +369,16 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
         bar,
         failure: None,
         csv: outputs.csv.clone(),
+        llama_bench: outputs.llama_bench_out.clone().map(|path| {
+            let build = match &outputs.llama_bench_commit {
+                Some(commit) => BuildLabel {
+                    commit: commit.clone(),
+                    number: 0,
+                },
+                None => BuildLabel::for_tool_commit(result_commit.as_deref()),
+            };
+            (path, build)
+        }),
         ceiling: ceilings.ceiling,
         peak_gflop_s: ceilings.peak.as_ref().map(|p| p.best_gflop_s),
     };
@@ -417,6 +429,8 @@ struct Grid<'a> {
     bar: ProgressBar,
     failure: Option<String>,
     csv: Option<PathBuf>,
+    /// `--llama-bench-out` and the rows' build label.
+    llama_bench: Option<(PathBuf, BuildLabel)>,
     ceiling: Option<BandwidthCeiling>,
     peak_gflop_s: Option<f64>,
 }
@@ -435,6 +449,7 @@ impl Grid<'_> {
     ) -> EngineConfig {
         let options = cell_options(self.spec, cell);
         let params = engine.and_then(LlamaEngine::context_params);
+        let model = engine.map(LlamaEngine::model);
         EngineConfig {
             model: path.display().to_string(),
             n_gpu_layers: cell.n_gpu_layers,
@@ -450,6 +465,9 @@ impl Grid<'_> {
             type_v: cell.cache_type_v.name().into(),
             offload_kqv: cell.kv_offload,
             kv_unified: self.spec.kv_unified,
+            model_type: model.and_then(|m| m.description().map(str::to_string)),
+            model_size: model.map(LoadedModel::weight_bytes),
+            model_n_params: model.map(LoadedModel::parameter_count),
         }
     }
 
@@ -470,6 +488,19 @@ impl Grid<'_> {
         if let Err(e) = save(&self.writer, &mut self.result, self.csv.as_deref()) {
             self.failure.get_or_insert(format!("{e:#}"));
         }
+        if let Err(e) = self.write_llama_bench() {
+            self.failure.get_or_insert(format!("{e:#}"));
+        }
+    }
+
+    /// Writes `--llama-bench-out` with the points measured so far.
+    fn write_llama_bench(&self) -> Result<Option<llama_bench_export::Export>> {
+        let Some((path, build)) = &self.llama_bench else {
+            return Ok(None);
+        };
+        let export = llama_bench_export::rows(&self.result, build);
+        llama_bench_export::write(path, &export.rows).context("--llama-bench-out")?;
+        Ok(Some(export))
     }
 
     /// Measures every shape of the sweep in one cell of the grid. A point
@@ -650,6 +681,23 @@ impl Grid<'_> {
             return Err(terminal::save_failed(&self.writer, result, e));
         }
         terminal::print_result_path(out_path, result.partial);
+        match self.write_llama_bench() {
+            Ok(Some(export)) => {
+                let path = self.llama_bench.as_ref().map(|(p, _)| p.display());
+                eprintln!(
+                    "llama-bench rows: {} in {}",
+                    export.rows.len(),
+                    path.map(|p| p.to_string()).unwrap_or_default()
+                );
+                for left_out in &export.left_out {
+                    eprintln!("  no row for {left_out}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                self.failure.get_or_insert(format!("{e:#}"));
+            }
+        }
         if let Some(f) = self.failure {
             bail!("{f}");
         }

@@ -10,6 +10,7 @@ mod cli;
 mod compare;
 mod contrast;
 mod exit;
+mod export;
 mod http;
 mod inproc;
 mod interrupt;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
             .and_then(|spec| specs::run(Spec::Contrast(spec), &args.outputs())),
         cli::Command::Report(args) => report::run(args),
         cli::Command::Merge(args) => merge::run(args),
+        cli::Command::Export(args) => export::run(args),
         cli::Command::Plan(args) => plan::run(args),
         cli::Command::Model(cmd) => model::run(cmd),
         cli::Command::Run(args) => specs::run_file(args),

@@ -71,6 +71,7 @@ pub fn llama_engine_info(
         timing_source: engine.timing_source().into(),
         kernel_timing: Some(engine.kernel_timing()),
         build: inferbench_ffi::llama::engine_build(),
+        device_names: Some(runtime.device_names()),
         notes,
     }
 }

@@ -16,6 +16,7 @@ use crate::cuda::{DeviceTimer, DeviceTimerStatus};
 use crate::cupti::{KernelTracer, KernelTracerStatus};
 use crate::greedy;
 use inferbench_core::schema::kernels::KernelTimingStatus;
+use inferbench_core::schema::DeviceNames;
 use inferbench_core::spec::{CacheType, FlashAttn};
 use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::context::LlamaContext;
@@ -26,6 +27,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token_type::LlamaTokenAttr;
+use llama_cpp_2::LlamaBackendDeviceType;
 
 /// llama.cpp's LLAMA_MAX_SEQ: sequences one context can hold.
 pub const MAX_SEQUENCES: u32 = 256;
@@ -147,6 +149,40 @@ unsafe extern "C" fn record_log(
     }
 }
 
+/// `llama_model_desc` of a loaded model, e.g. "gemma3 270M Q4_K - Medium".
+///
+/// The bindings expose no accessor for it nor the model's pointer, and
+/// llama.cpp fills the description only in a full load (a vocabulary-only
+/// load leaves it empty; a metadata-only `no_alloc` load aborts on mapped
+/// files), so the pointer is read through the wrapper's layout: `LlamaModel`
+/// is `#[repr(transparent)]` over llama-cpp-2's `Ptr`, itself
+/// `#[repr(transparent)]` over `NonNull<llama_model>` (llama-cpp-2 is pinned
+/// to =0.1.160, where that holds; the size check below fails the build if
+/// the wrapper grows). The pointer is used only when llama.cpp's size and
+/// parameter count through it agree with the wrapper's own accessors.
+fn model_description(model: &LlamaModel) -> Option<String> {
+    const _: () = assert!(
+        std::mem::size_of::<LlamaModel>()
+            == std::mem::size_of::<*mut llama_cpp_sys_2::llama_model>()
+    );
+    // SAFETY: by the layout above, a `&LlamaModel` points at the model's
+    // non-null `*mut llama_model`, valid while the borrow lasts. The calls
+    // only read the model; `buf` is large enough for any description and
+    // llama_model_desc writes at most `buf.len()` bytes, NUL included.
+    unsafe {
+        let raw = *(model as *const LlamaModel).cast::<*mut llama_cpp_sys_2::llama_model>();
+        if raw.is_null()
+            || llama_cpp_sys_2::llama_model_size(raw) != model.size()
+            || llama_cpp_sys_2::llama_model_n_params(raw) != model.n_params()
+        {
+            return None;
+        }
+        let mut buf = [0 as std::ffi::c_char; 256];
+        let written = llama_cpp_sys_2::llama_model_desc(raw, buf.as_mut_ptr(), buf.len());
+        (written > 0).then(|| cstr_to_string(buf.as_ptr()))
+    }
+}
+
 /// llama.cpp's warnings and errors since the last call, oldest first.
 pub fn take_llama_problems() -> Vec<String> {
     LOG_PROBLEMS
@@ -205,6 +241,55 @@ impl Runtime {
             .collect()
     }
 
+    /// The devices and backends as llama.cpp's `llama-bench` names them
+    /// (its `get_cpu_info`, `get_gpu_info` and `get_backend`), so that an
+    /// export of inferbench's rows joins llama-bench's on the same values.
+    pub fn device_names(&self) -> DeviceNames {
+        let devices = llama_cpp_2::list_llama_ggml_backend_devices();
+        let describe = |kinds: &[LlamaBackendDeviceType]| {
+            devices
+                .iter()
+                .filter(|d| kinds.contains(&d.device_type))
+                .map(|d| d.description.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut backends = Vec::new();
+        let mut rpc_used = false;
+        // SAFETY: the backend is initialised (self exists); registry indices
+        // below ggml_backend_reg_count are valid, and the names they return
+        // are static NUL-terminated strings owned by ggml.
+        unsafe {
+            for i in 0..llama_cpp_sys_2::ggml_backend_reg_count() {
+                let reg = llama_cpp_sys_2::ggml_backend_reg_get(i);
+                let name = cstr_to_string(llama_cpp_sys_2::ggml_backend_reg_name(reg));
+                if name.starts_with("RPC") {
+                    rpc_used |= llama_cpp_sys_2::ggml_backend_reg_dev_count(reg) > 0;
+                } else if name != "CPU" {
+                    backends.push(name);
+                }
+            }
+        }
+        if rpc_used {
+            backends.push("RPC".into());
+        }
+        DeviceNames {
+            cpu_info: describe(&[
+                LlamaBackendDeviceType::Cpu,
+                LlamaBackendDeviceType::Accelerator,
+            ]),
+            gpu_info: describe(&[
+                LlamaBackendDeviceType::Gpu,
+                LlamaBackendDeviceType::IntegratedGpu,
+            ]),
+            backends: if backends.is_empty() {
+                "CPU".into()
+            } else {
+                backends.join(",")
+            },
+        }
+    }
+
     /// True when some device other than the CPU is available.
     pub fn has_gpu(&self) -> bool {
         self.backend.supports_gpu_offload()
@@ -247,6 +332,9 @@ unsafe fn cstr_to_string(ptr: *const std::os::raw::c_char) -> String {
 /// A model validated by inferbench's GGUF reader, then loaded by llama.cpp.
 pub struct LoadedModel {
     model: LlamaModel,
+    /// The model as llama.cpp describes it (`llama_model_desc`), where it
+    /// could be read.
+    description: Option<String>,
     /// What inferbench's GGUF reader found in the file.
     pub summary: ModelSummary,
     /// The layers asked to be offloaded (`--n-gpu-layers`): negative means
@@ -299,10 +387,23 @@ impl LoadedModel {
                 }
             })?;
         Ok(LoadedModel {
+            description: model_description(&model),
             model,
             summary,
             gpu_layers_requested,
         })
+    }
+
+    /// The model as llama.cpp describes it (`llama_model_desc`, e.g.
+    /// "gemma3 270M Q4_K - Medium"), as `llama-bench` records its
+    /// `model_type`.
+    pub fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+
+    /// The model's parameters (`llama_model_n_params`).
+    pub fn parameter_count(&self) -> u64 {
+        self.model.n_params()
     }
 
     /// Bytes of the model's weights as llama.cpp holds them (llama_model_size).
@@ -559,6 +660,11 @@ impl<'m> LlamaEngine<'m> {
     /// The context parameters of the shape last configured (`None` before).
     pub fn context_params(&self) -> Option<ContextParams> {
         self.context_params
+    }
+
+    /// The model this engine runs.
+    pub fn model(&self) -> &'m LoadedModel {
+        self.model
     }
 
     /// The options this engine was made with.

@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::engine::{BatchShape, Engine, EngineCounters, Timed};
 use crate::metrics;
 use crate::schema::kernels::{KernelPhase, KernelTiming};
-use crate::schema::{CounterComparison, DeviceComparison, InprocPoint, TokenTotals};
+use crate::schema::{CounterComparison, DeviceComparison, InprocPoint, RunSamples, TokenTotals};
 use crate::stats::Distribution;
 use crate::workload::{batch_prompts, NoOrdinaryTokens, Phase, PromptStream};
 
@@ -114,6 +114,10 @@ pub const DEVICE_WINDOW: &str = "CUDA events around the synchronized call: the h
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Timings of one complete run.
@@ -270,6 +274,7 @@ struct Accumulator {
     kernel_prefill: KernelPhaseAccumulator,
     kernel_decode_step: KernelPhaseAccumulator,
     depth_fill: Distribution,
+    run_samples: RunSamples,
     // Host time of the steps that have a device time, for a like-for-like ratio.
     host_prefill_with_device: f64,
     host_decode_with_device: f64,
@@ -301,6 +306,10 @@ impl Accumulator {
             kernel_prefill: KernelPhaseAccumulator::new(),
             kernel_decode_step: KernelPhaseAccumulator::new(),
             depth_fill: ms(),
+            run_samples: RunSamples {
+                decode_steps: shape.gen_tokens.saturating_sub(1),
+                ..RunSamples::default()
+            },
             host_prefill_with_device: 0.0,
             host_decode_with_device: 0.0,
             host_prefill_with_counters: 0.0,
@@ -364,6 +373,11 @@ impl Accumulator {
         }
         if let Some(fill) = run.depth_fill {
             self.depth_fill.record(ms(fill.host));
+        }
+        self.run_samples.prefill_ns.push(nanos(run.prefill.host));
+        if !run.steps.is_empty() {
+            let decode = run.steps.iter().map(|s| s.host).sum();
+            self.run_samples.decode_ns.push(nanos(decode));
         }
         self.runs += 1;
     }
@@ -443,6 +457,7 @@ impl Accumulator {
             roofline: None,
             prefill_roofline: None,
             kernel_timing,
+            run_samples: (self.runs > 0).then(|| self.run_samples.clone()),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod host;
 pub mod http;
 pub mod inproc;
 pub mod knee;
+pub mod llama_bench_export;
 pub mod merge;
 pub mod plan;
 pub mod roofline;

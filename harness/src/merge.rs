@@ -457,6 +457,22 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
         roofline: None,
         prefill_roofline: None,
         kernel_timing: None,
+        // Every file's runs, in file order, where every file kept them.
+        run_samples: parts
+            .iter()
+            .map(|(_, p)| p.run_samples.as_ref())
+            .collect::<Option<Vec<_>>>()
+            .map(|all| crate::schema::RunSamples {
+                prefill_ns: all
+                    .iter()
+                    .flat_map(|r| r.prefill_ns.iter().copied())
+                    .collect(),
+                decode_ns: all
+                    .iter()
+                    .flat_map(|r| r.decode_ns.iter().copied())
+                    .collect(),
+                decode_steps: all[0].decode_steps,
+            }),
     })
 }
 

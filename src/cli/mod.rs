@@ -61,6 +61,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Merge result files of the same settings exactly: several client instances, or repeated runs.
     Merge(MergeArgs),
+    /// Write in-process results as llama.cpp's llama-bench rows, for its compare-llama-bench.py.
+    Export(ExportArgs),
     /// Draw result files: batch curve with its knee, load curves, Pareto, CDFs, the contrast; one HTML page.
     Report(ReportArgs),
     /// Inspect GGUF files, or write the tiny test model.
@@ -91,6 +93,14 @@ pub struct OutputArgs {
     #[arg(long)]
     pub requests_log: Option<PathBuf>,
 
+    /// llama-bench rows of the batch-1 points (inproc specs): see `inproc --llama-bench-out`.
+    #[arg(long, value_name = "FILE", value_parser = llama_bench_path)]
+    pub llama_bench_out: Option<PathBuf>,
+
+    /// The `build_commit` of those rows: see `inproc --llama-bench-commit`.
+    #[arg(long, value_name = "NAME", requires = "llama_bench_out")]
+    pub llama_bench_commit: Option<String>,
+
     /// Show llama.cpp's own log (inproc and contrast specs).
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -103,6 +113,8 @@ impl OutputArgs {
             csv: self.csv.clone(),
             requests_log: self.requests_log.clone(),
             verbose: self.verbose,
+            llama_bench_out: self.llama_bench_out.clone(),
+            llama_bench_commit: self.llama_bench_commit.clone(),
             ..Outputs::default()
         }
     }
@@ -207,6 +219,14 @@ pub struct CompareArgs {
     pub csv: Option<PathBuf>,
 }
 
+/// A `--llama-bench-out` path: its extension names one of llama-bench's formats.
+fn llama_bench_path(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    inferbench_harness::llama_bench_export::Format::of_path(&path)
+        .map(|_| path)
+        .map_err(|e| e.to_string())
+}
+
 fn fraction(s: &str) -> Result<f64, String> {
     let v: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
     if (0.0..1.0).contains(&v) {
@@ -278,6 +298,32 @@ pub struct MergeArgs {
     /// Where to write the merged result.
     #[arg(long, short = 'o', value_name = "MERGED.json")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    long_about = "Write in-process results as llama.cpp's llama-bench rows.\n\n\
+        What `inproc --llama-bench-out` writes while it runs, from result files written \
+        before: one row per batch-1 point and test (pp: the prefill; tg: each run's decode \
+        steps, at depth D+P), with llama-bench's field names, units and statistics, in its \
+        JSON, JSONL, CSV or SQL output format, so that llama.cpp's own \
+        scripts/compare-llama-bench.py compares them with llama-bench's rows or with each \
+        other. Points of a larger batch, failed points, and points of files written before \
+        per-run samples were kept have no row, each said on stderr."
+)]
+pub struct ExportArgs {
+    /// In-process result files; their rows are written one file after the other.
+    #[arg(required = true, value_name = "RESULT.json")]
+    pub files: Vec<PathBuf>,
+
+    /// Where to write the rows: FILE.json, .jsonl, .csv or .sql (llama-bench's -o formats).
+    #[arg(long, value_name = "FILE", value_parser = llama_bench_path)]
+    pub llama_bench_out: PathBuf,
+
+    /// The rows' `build_commit`, which compare-llama-bench.py compares by. Default: "ib" and
+    /// the commit of the inferbench that measured each file, 7 characters.
+    #[arg(long, value_name = "NAME")]
+    pub llama_bench_commit: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -610,6 +656,18 @@ pub struct InprocArgs {
     /// Also write one CSV row per point.
     #[arg(long)]
     pub csv: Option<PathBuf>,
+
+    /// Also write the batch-1 points as llama.cpp's `llama-bench` rows (FILE.json, .jsonl, .csv
+    /// or .sql: its -o formats, its field names and units; a pp row per prefill, a tg row per
+    /// run's decode steps at depth D+P), which llama.cpp's scripts/compare-llama-bench.py reads.
+    #[arg(long, value_name = "FILE", value_parser = llama_bench_path)]
+    pub llama_bench_out: Option<PathBuf>,
+
+    /// The `build_commit` of those rows, which compare-llama-bench.py compares by. Default:
+    /// "ib" and inferbench's commit, 7 characters (the script cuts every commit to the
+    /// shortest in its input).
+    #[arg(long, value_name = "NAME", requires = "llama_bench_out")]
+    pub llama_bench_commit: Option<String>,
 
     /// Show llama.cpp's own log.
     #[arg(long, short = 'v')]

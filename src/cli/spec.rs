@@ -23,6 +23,10 @@ pub struct Outputs {
     pub export_vllm: Option<PathBuf>,
     /// The partial result to continue (`http --resume`).
     pub resume: Option<PathBuf>,
+    /// llama-bench rows of the batch-1 points (`inproc --llama-bench-out`).
+    pub llama_bench_out: Option<PathBuf>,
+    /// Their `build_commit` (`--llama-bench-commit`); absent: inferbench's.
+    pub llama_bench_commit: Option<String>,
     /// Show llama.cpp's own log (`--verbose`).
     pub verbose: bool,
 }
@@ -81,6 +85,8 @@ impl InprocArgs {
             out: self.out.clone(),
             csv: self.csv.clone(),
             verbose: self.verbose,
+            llama_bench_out: self.llama_bench_out.clone(),
+            llama_bench_commit: self.llama_bench_commit.clone(),
             ..Outputs::default()
         }
     }
@@ -180,7 +186,7 @@ impl HttpArgs {
             requests_log: self.requests_log.clone(),
             export_vllm: self.export_vllm.clone(),
             resume: self.resume.clone(),
-            verbose: false,
+            ..Outputs::default()
         }
     }
 }

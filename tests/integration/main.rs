@@ -15,6 +15,7 @@ mod faults;
 mod http;
 mod inproc;
 mod interrupt;
+mod llama_bench;
 mod model;
 mod real_servers;
 mod report;

@@ -90,6 +90,24 @@ pub struct InprocPoint {
     /// records (absent without them: CPU runs, older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_timing: Option<super::kernels::KernelTiming>,
+    /// Each measured run's prefill and decode time, for exports that keep
+    /// every sample (llama-bench's `samples_ns`); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_samples: Option<RunSamples>,
+}
+
+/// Each measured run's engine time, in run order, ns: what a point's
+/// distributions summarize, kept whole where a format wants every sample.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSamples {
+    /// The prefill of all `batch` prompts, one value per run.
+    pub prefill_ns: Vec<u64>,
+    /// The sum of the run's decode steps, sampling excluded, one value per
+    /// run (empty with one generated token).
+    pub decode_ns: Vec<u64>,
+    /// Decode steps per run: `gen_tokens` − 1, the first token coming from
+    /// the prefill.
+    pub decode_steps: u32,
 }
 
 impl InprocPoint {
@@ -182,6 +200,18 @@ pub struct EngineConfig {
     pub offload_kqv: bool,
     /// One KV pool shared by all sequences.
     pub kv_unified: bool,
+    /// The model as llama.cpp describes it (`llama_model_desc`, e.g.
+    /// "gemma3 270M Q4_K - Medium"; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_type: Option<String>,
+    /// Bytes of the model's tensors (`llama_model_size`; absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_size: Option<u64>,
+    /// The model's parameters (`llama_model_n_params`; absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_n_params: Option<u64>,
 }
 
 /// The settings a grid varies, by their spec keys, in the order tables

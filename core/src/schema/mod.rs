@@ -214,10 +214,27 @@ pub struct EngineInfo {
     /// type and flags), where known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub build: Option<EngineBuild>,
+    /// The devices and backends in the words llama.cpp's `llama-bench`
+    /// records them (in-process only; absent in older files).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device_names: Option<DeviceNames>,
     /// Anything the timing source wants the reader to know (e.g. why CUDA
     /// events were not used).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
+}
+
+/// The compute devices as `llama-bench` names them, so that its rows and
+/// inferbench's join on the same values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNames {
+    /// The descriptions of the CPU and accelerator devices, joined by ", ".
+    pub cpu_info: String,
+    /// The descriptions of the GPU devices, joined by ", " (empty without).
+    pub gpu_info: String,
+    /// The registered backends other than the CPU, joined by "," ("CPU"
+    /// when there is none).
+    pub backends: String,
 }
 
 /// How llama.cpp was compiled, read from its CMake cache at build time.
