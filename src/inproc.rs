@@ -619,6 +619,8 @@ impl Grid<'_> {
             } else {
                 "VmHWM since the process started (the kernel refused a reset)".into()
             },
+            // A context llama.cpp refused may have logged some buffers.
+            llama_buffers: engine.buffers().filter(|_| point.error.is_none()),
         });
         point.config = Some(config);
         if let (Some(t), Some(kv), Some(step)) = (

@@ -447,6 +447,7 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
         out.push_str(&format!(",{name}"));
     }
     out.push_str(",kv_cache_bytes,peak_rss_bytes,error");
+    out.push_str(",llama_kv_bytes,llama_compute_bytes,llama_output_bytes");
     out.push('\n');
     for p in points {
         out.push_str(&format!(
@@ -500,6 +501,17 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
                 .as_ref()
                 .map_or(String::new(), |e| format!("\"{}\"", e.replace('"', "\"\"")))
         ));
+        let buffers = memory.and_then(|m| m.llama_buffers);
+        for bytes in [
+            buffers.and_then(|b| b.kv_bytes),
+            buffers.and_then(|b| b.compute_bytes),
+            buffers.and_then(|b| b.output_bytes),
+        ] {
+            out.push_str(&format!(
+                ",{}",
+                bytes.map_or(String::new(), |b| b.to_string())
+            ));
+        }
         out.push('\n');
     }
     write_file(path, &out)

@@ -16,7 +16,7 @@ use crate::cuda::{DeviceTimer, DeviceTimerStatus};
 use crate::cupti::{KernelTracer, KernelTracerStatus};
 use crate::greedy;
 use inferbench_core::schema::kernels::KernelTimingStatus;
-use inferbench_core::schema::DeviceNames;
+use inferbench_core::schema::{DeviceNames, LlamaBuffers};
 use inferbench_core::spec::{CacheType, FlashAttn};
 use llama_cpp_2::context::params::{KvCacheType, LlamaContextParams};
 use llama_cpp_2::context::LlamaContext;
@@ -79,16 +79,16 @@ pub enum EngineError {
     /// A shape asked for more than [`MAX_SEQUENCES`] sequences.
     #[error("batch of {0} sequences is more than llama.cpp's limit of {MAX_SEQUENCES}")]
     TooManySequences(u32),
-    /// `n_batch` below what one prefill call evaluates: inferbench gives a
-    /// point's whole prefill (and its depth) to one `llama_decode`.
+    /// `n_batch` below the batch's sequences: the last `llama_decode` of a
+    /// prefill holds one token of every sequence, whose logits are sampled.
     #[error(
-        "n_batch {n_batch} is below this point's prefill of {needed} tokens in one llama_decode \
-         (inferbench does not split a prefill: give --n-batch {needed} or more)"
+        "n_batch {n_batch} is below this point's {needed} sequences, whose last prompt tokens \
+         go to one llama_decode: give --n-batch {needed} or more"
     )]
     BatchTooSmall {
         /// The n_batch asked for.
         n_batch: u32,
-        /// Tokens of the largest call: sequences × max(prompt, depth).
+        /// The sequences of the batch.
         needed: u32,
     },
 }
@@ -119,8 +119,61 @@ static LOG_PROBLEMS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::
 /// Problems kept at most: the message of the failure at hand is the last.
 const LOG_PROBLEMS_KEPT: usize = 8;
 
+/// Whether llama.cpp's informational lines are kept too, in
+/// [`LOG_CAPTURED`]: only while a context is made, never in a timed call.
+static LOG_CAPTURE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The lines llama.cpp logged while [`LOG_CAPTURE`] was set.
+static LOG_CAPTURED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` with llama.cpp's log lines kept, and returns them beside its
+/// value.
+fn capturing_log<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+    if let Ok(mut kept) = LOG_CAPTURED.lock() {
+        kept.clear();
+    }
+    LOG_CAPTURE.store(true, std::sync::atomic::Ordering::Relaxed);
+    let value = f();
+    LOG_CAPTURE.store(false, std::sync::atomic::Ordering::Relaxed);
+    let lines = LOG_CAPTURED
+        .lock()
+        .map(|mut kept| std::mem::take(&mut *kept))
+        .unwrap_or_default();
+    (value, lines)
+}
+
+/// The buffers llama.cpp reports as it makes a context, from its log lines
+/// ("llama_kv_cache:        CPU KV buffer size =     3.75 MiB"), each kind
+/// summed over devices and caches. MiB with two decimals: exact to 5 KiB.
+pub fn buffers_from_log(lines: &[String]) -> Option<LlamaBuffers> {
+    let mut buffers = LlamaBuffers::default();
+    let mut any = false;
+    for line in lines {
+        let Some((head, tail)) = line.split_once(" buffer size = ") else {
+            continue;
+        };
+        let Some(mib) = tail
+            .trim()
+            .strip_suffix("MiB")
+            .and_then(|v| v.trim().parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let bytes = (mib * 1024.0 * 1024.0).round() as u64;
+        let slot = match head.split_whitespace().last() {
+            Some("KV") => &mut buffers.kv_bytes,
+            Some("compute") => &mut buffers.compute_bytes,
+            Some("output") => &mut buffers.output_bytes,
+            _ => continue,
+        };
+        *slot = Some(slot.unwrap_or(0) + bytes);
+        any = true;
+    }
+    any.then_some(buffers)
+}
+
 /// llama.cpp's and ggml's log callback: prints unless quiet, and keeps the
-/// warnings and errors.
+/// warnings and errors, and every line while a context is made.
 unsafe extern "C" fn record_log(
     level: llama_cpp_sys_2::ggml_log_level,
     text: *const std::os::raw::c_char,
@@ -129,15 +182,21 @@ unsafe extern "C" fn record_log(
     let quiet = LOG_QUIET.load(std::sync::atomic::Ordering::Relaxed);
     let problem = level == llama_cpp_sys_2::GGML_LOG_LEVEL_WARN
         || level == llama_cpp_sys_2::GGML_LOG_LEVEL_ERROR;
+    let capture = LOG_CAPTURE.load(std::sync::atomic::Ordering::Relaxed);
     // Quiet and no problem (the usual case, and the one inside timed
     // calls): nothing to copy, no lock taken.
-    if quiet && !problem {
+    if quiet && !problem && !capture {
         return;
     }
     // SAFETY: llama.cpp passes a NUL-terminated string valid for the call.
     let line = unsafe { cstr_to_string(text) };
     if !quiet {
         eprint!("{line}");
+    }
+    if capture {
+        if let Ok(mut kept) = LOG_CAPTURED.lock() {
+            kept.push(line.trim().to_string());
+        }
     }
     if problem {
         if let Ok(mut kept) = LOG_PROBLEMS.lock() {
@@ -597,6 +656,8 @@ pub struct LlamaEngine<'m> {
     kernel_timing: KernelTimingStatus,
     timing_notes: Vec<String>,
     context_params: Option<ContextParams>,
+    /// The buffers llama.cpp reported making the context last configured.
+    buffers: Option<LlamaBuffers>,
 }
 
 impl<'m> LlamaEngine<'m> {
@@ -654,12 +715,19 @@ impl<'m> LlamaEngine<'m> {
             kernel_timing,
             timing_notes,
             context_params: None,
+            buffers: None,
         }
     }
 
     /// The context parameters of the shape last configured (`None` before).
     pub fn context_params(&self) -> Option<ContextParams> {
         self.context_params
+    }
+
+    /// The buffers llama.cpp reported as it made the context last
+    /// configured (`None` before, or where it logged none).
+    pub fn buffers(&self) -> Option<LlamaBuffers> {
+        self.buffers
     }
 
     /// The model this engine runs.
@@ -712,6 +780,68 @@ impl<'m> LlamaEngine<'m> {
     fn cells_per_sequence(shape: &BatchShape) -> u32 {
         shape.context_per_sequence().max(1).div_ceil(256) * 256
     }
+}
+
+/// One prompt token as a prefill hands it to llama.cpp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PrefillToken {
+    id: TokenId,
+    pos: i32,
+    seq: i32,
+    /// The sequence's last prompt token, whose logits are sampled.
+    last: bool,
+}
+
+/// The calls of one prefill, each at most `n_batch` tokens, every prompt
+/// placed after the `positions` its sequence already holds.
+///
+/// When everything fits in one call, the prompts go one after another, as
+/// they always have. Otherwise the prompts but their last tokens are split
+/// into calls of `n_batch` (llama-bench's split of its prompt, for one
+/// sequence), and the last tokens close the final call, or make one of their
+/// own where it has no room for them all: llama.cpp keeps only the last
+/// call's logits, and every sequence's last token must be sampled. Each
+/// sequence's positions stay consecutive across the calls, as llama.cpp
+/// requires.
+fn prefill_chunks(
+    prompts: &[Vec<TokenId>],
+    positions: &[i32],
+    n_batch: usize,
+) -> Vec<Vec<PrefillToken>> {
+    let token = |seq: usize, pos: usize, last: bool| PrefillToken {
+        id: prompts[seq][pos],
+        pos: positions[seq] + pos as i32,
+        seq: seq as i32,
+        last,
+    };
+    let total: usize = prompts.iter().map(Vec::len).sum();
+    if total <= n_batch {
+        let all = prompts
+            .iter()
+            .enumerate()
+            .flat_map(|(seq, p)| (0..p.len()).map(move |pos| (seq, pos, pos + 1 == p.len())))
+            .map(|(seq, pos, last)| token(seq, pos, last))
+            .collect();
+        return vec![all];
+    }
+    let body: Vec<PrefillToken> = prompts
+        .iter()
+        .enumerate()
+        .flat_map(|(seq, p)| (0..p.len().saturating_sub(1)).map(move |pos| (seq, pos)))
+        .map(|(seq, pos)| token(seq, pos, false))
+        .collect();
+    let lasts: Vec<PrefillToken> = prompts
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(seq, p)| token(seq, p.len() - 1, true))
+        .collect();
+    let mut chunks: Vec<Vec<PrefillToken>> = body.chunks(n_batch).map(<[_]>::to_vec).collect();
+    match chunks.last_mut() {
+        Some(tail) if tail.len() + lasts.len() <= n_batch => tail.extend(lasts),
+        _ => chunks.push(lasts),
+    }
+    chunks
 }
 
 fn unavailable(reason: &str) -> KernelTimingStatus {
@@ -777,17 +907,21 @@ impl Engine for LlamaEngine<'_> {
         self.configured = None;
         let cells = Self::cells_per_sequence(shape);
         let n_ctx = cells * shape.sequences;
-        // The whole prefill goes to llama_decode as one logical batch, so
-        // the logits of every sequence's last prompt token survive to be
-        // sampled; llama.cpp splits it into n_ubatch-sized graphs itself.
-        // A depth is filled the same way, in one logical batch of its own.
-        let needed = (shape.sequences * shape.prompt_tokens.max(shape.depth)).max(shape.sequences);
+        // Without --n-batch, the whole prefill goes to llama_decode as one
+        // logical batch, which llama.cpp splits into n_ubatch-sized graphs
+        // itself; a depth is filled the same way, in one batch of its own.
+        // With it, the prefill is split into calls of n_batch tokens, as
+        // llama-bench splits its prompt (see `prefill`).
+        let whole = (shape.sequences * shape.prompt_tokens.max(shape.depth)).max(shape.sequences);
         let n_batch = match self.options.n_batch {
-            Some(n_batch) if n_batch < needed => {
-                return Err(EngineError::BatchTooSmall { n_batch, needed })
+            Some(n_batch) if n_batch < shape.sequences => {
+                return Err(EngineError::BatchTooSmall {
+                    n_batch,
+                    needed: shape.sequences,
+                })
             }
             Some(n_batch) => n_batch,
-            None => needed,
+            None => whole,
         };
         let n_ubatch = self.options.ubatch.min(n_batch);
         let params = LlamaContextParams::default()
@@ -811,16 +945,15 @@ impl Engine for LlamaEngine<'_> {
         });
         // Only what this call logs explains its failure.
         take_llama_problems();
-        let ctx = self
-            .model
-            .model
-            .new_context(&self.runtime.backend, params)
-            .map_err(|source| EngineError::Context {
-                sequences: shape.sequences,
-                cells,
-                cause: source,
-                llama_log: take_llama_problems(),
-            })?;
+        let (made, log) =
+            capturing_log(|| self.model.model.new_context(&self.runtime.backend, params));
+        self.buffers = buffers_from_log(&log);
+        let ctx = made.map_err(|source| EngineError::Context {
+            sequences: shape.sequences,
+            cells,
+            cause: source,
+            llama_log: take_llama_problems(),
+        })?;
         let b = shape.sequences as usize;
         self.configured = Some(Configured {
             ctx,
@@ -847,34 +980,40 @@ impl Engine for LlamaEngine<'_> {
             .configured
             .as_mut()
             .ok_or(EngineError::NotConfigured("prefill"))?;
-        let total: usize = prompts.iter().map(Vec::len).sum();
-        let mut batch = LlamaBatch::new(total.max(1), c.shape.sequences as i32);
-        let mut index = 0i32;
+        let n_batch = self
+            .context_params
+            .map_or(usize::MAX, |p| p.n_batch as usize)
+            .max(1);
+        let sequences = c.shape.sequences as i32;
+        // Every batch is built before the clock starts.
+        let mut batches = Vec::new();
+        for chunk in prefill_chunks(prompts, &c.positions, n_batch) {
+            let mut batch = LlamaBatch::new(chunk.len().max(1), sequences);
+            for (index, token) in chunk.iter().enumerate() {
+                batch.add(LlamaToken(token.id), token.pos, &[token.seq], token.last)?;
+                if token.last {
+                    c.output_index[token.seq as usize] = index as i32;
+                }
+            }
+            batches.push(batch);
+        }
         for (seq, prompt) in prompts.iter().enumerate() {
             // Appended after what the sequence holds: a depth's tokens, or
             // nothing after a reset.
-            let start = c.positions[seq];
-            for (pos, &token) in prompt.iter().enumerate() {
-                let last = pos + 1 == prompt.len();
-                batch.add(LlamaToken(token), start + pos as i32, &[seq as i32], last)?;
-                if last {
-                    c.output_index[seq] = index;
-                }
-                index += 1;
-            }
-            c.positions[seq] = start + prompt.len() as i32;
+            c.positions[seq] += prompt.len() as i32;
         }
-        c.decode_calls += 1;
+        c.decode_calls += batches.len() as u64;
         let ctx = &mut c.ctx;
         timed(
             self.device_timer.as_mut(),
             self.kernel_tracer.as_mut(),
             || {
-                ctx.decode(&mut batch)
-                    .map_err(|source| EngineError::Decode {
+                for batch in &mut batches {
+                    ctx.decode(batch).map_err(|source| EngineError::Decode {
                         phase: "prefill",
                         cause: source,
                     })?;
+                }
                 ctx.synchronize();
                 Ok(())
             },
@@ -993,15 +1132,24 @@ mod tests {
         write_tiny_model(&path, &TinySpec::default()).unwrap();
         let runtime = Runtime::get(true).unwrap();
         let model = LoadedModel::load(runtime, &path, 0).unwrap();
+        for n_batch in [None, Some(5)] {
+            depth_then_prompt_then_steps(runtime, &model, n_batch);
+        }
+    }
+
+    /// The body of the test above, the prefill whole or split into calls of
+    /// `n_batch` tokens.
+    fn depth_then_prompt_then_steps(runtime: &Runtime, model: &LoadedModel, n_batch: Option<u32>) {
         let options = LlamaOptions {
             kernel_timing: false,
+            n_batch,
             ..LlamaOptions::new(2, 512, GreedySampler::Argmax)
         };
         let shape = BatchShape {
             depth: 300,
             ..SHAPE
         };
-        let mut engine = LlamaEngine::new(runtime, &model, options);
+        let mut engine = LlamaEngine::new(runtime, model, options);
         engine.configure(&shape).unwrap();
         let ordinary = engine.prompt_vocab().ordinary;
         let tokens = |len: u32, salt: usize| -> Vec<Vec<TokenId>> {
@@ -1040,6 +1188,156 @@ mod tests {
                 engine.sample().unwrap();
             }
         }
+    }
+
+    #[test]
+    fn buffers_are_read_from_llama_cpps_lines_and_summed() {
+        let lines: Vec<String> = [
+            "llama_context:        CPU  output buffer size =     1.00 MiB",
+            "llama_kv_cache:        CPU KV buffer size =     0.75 MiB",
+            "llama_kv_cache:        CPU KV buffer size =     3.75 MiB",
+            "load_tensors:   CPU_Mapped model buffer size =   235.16 MiB",
+            "sched_reserve:        CPU compute buffer size =    64.85 MiB",
+            "sched_reserve:      CUDA0 compute buffer size =     2.00 MiB",
+            "llama_context: n_ctx = 256",
+        ]
+        .map(String::from)
+        .to_vec();
+        let mib = |m: f64| (m * 1024.0 * 1024.0).round() as u64;
+        assert_eq!(
+            buffers_from_log(&lines),
+            Some(LlamaBuffers {
+                kv_bytes: Some(mib(0.75) + mib(3.75)),
+                compute_bytes: Some(mib(64.85) + mib(2.0)),
+                output_bytes: Some(mib(1.0)),
+            })
+        );
+        assert_eq!(buffers_from_log(&lines[6..]), None);
+    }
+
+    /// A split prefill: calls of at most n_batch tokens, each sequence's
+    /// positions consecutive from where it stood, every last token in the
+    /// final call.
+    #[test]
+    fn a_prefill_is_split_into_calls_of_n_batch_with_every_last_token_in_the_last() {
+        let prompts: Vec<Vec<TokenId>> = (0..4)
+            .map(|s| (0..8).map(|i| s * 100 + i).collect())
+            .collect();
+        let positions = [300, 300, 0, 7];
+        let whole = prefill_chunks(&prompts, &positions, 32);
+        assert_eq!(whole.len(), 1, "32 tokens fit in one call");
+        assert_eq!(
+            whole[0][7],
+            PrefillToken {
+                id: 7,
+                pos: 307,
+                seq: 0,
+                last: true
+            }
+        );
+        assert_eq!(
+            whole[0][8],
+            PrefillToken {
+                id: 100,
+                pos: 300,
+                seq: 1,
+                last: false
+            }
+        );
+
+        let chunks = prefill_chunks(&prompts, &positions, 10);
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        // 28 tokens but the last ones: 10, 10, 8; then the 4 last ones,
+        // which do not fit beside the 8.
+        assert_eq!(sizes, [10, 10, 8, 4]);
+        assert!(chunks[3].iter().all(|t| t.last));
+        assert!(chunks[..3].iter().flatten().all(|t| !t.last));
+        for seq in 0..4 {
+            let pos: Vec<i32> = chunks
+                .iter()
+                .flatten()
+                .filter(|t| t.seq == seq)
+                .map(|t| t.pos)
+                .collect();
+            let start = positions[seq as usize];
+            assert_eq!(
+                pos,
+                (start..start + 8).collect::<Vec<_>>(),
+                "sequence {seq}"
+            );
+        }
+        assert_eq!(
+            prefill_chunks(&prompts, &positions, 12)
+                .last()
+                .unwrap()
+                .len(),
+            4 + 4
+        );
+
+        // One sequence: llama-bench's split of its prompt.
+        let one = vec![(0..512).collect::<Vec<TokenId>>()];
+        let split = |n| {
+            prefill_chunks(&one, &[0], n)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(split(256), [256, 256]);
+        assert_eq!(split(2048), [512]);
+        let one = vec![(0..513).collect::<Vec<TokenId>>()];
+        assert_eq!(
+            prefill_chunks(&one, &[0], 256)
+                .iter()
+                .map(Vec::len)
+                .collect::<Vec<_>>(),
+            [256, 256, 1]
+        );
+    }
+
+    /// Split or whole, the prefill leaves the same next tokens to sample.
+    #[test]
+    fn a_split_prefill_samples_what_a_whole_one_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_model(&path, &TinySpec::default()).unwrap();
+        let runtime = Runtime::get(true).unwrap();
+        let model = LoadedModel::load(runtime, &path, 0).unwrap();
+        let first_tokens = |n_batch| {
+            let options = LlamaOptions {
+                kernel_timing: false,
+                n_batch,
+                ..LlamaOptions::new(2, 512, GreedySampler::Argmax)
+            };
+            let mut engine = LlamaEngine::new(runtime, &model, options);
+            engine.configure(&SHAPE).unwrap();
+            let ordinary = engine.prompt_vocab().ordinary;
+            let prompts: Vec<Vec<TokenId>> = (0..SHAPE.sequences as usize)
+                .map(|seq| {
+                    (0..SHAPE.prompt_tokens as usize)
+                        .map(|i| ordinary[(seq * 31 + i * 7) % ordinary.len()])
+                        .collect()
+                })
+                .collect();
+            engine.prefill(&prompts).unwrap();
+            engine.sample().unwrap();
+            engine.configured.as_ref().unwrap().next_tokens.clone()
+        };
+        assert_eq!(first_tokens(Some(5)), first_tokens(None));
+        assert!(matches!(
+            LlamaEngine::new(
+                runtime,
+                &model,
+                LlamaOptions {
+                    n_batch: Some(3),
+                    ..LlamaOptions::new(2, 512, GreedySampler::Argmax)
+                }
+            )
+            .configure(&SHAPE),
+            Err(EngineError::BatchTooSmall {
+                n_batch: 3,
+                needed: 4
+            })
+        ));
     }
 
     /// The engine's own greedy pass must pick exactly what llama.cpp's greedy

@@ -406,9 +406,20 @@ fn engine_grid_records_every_cell_and_skips_the_invalid_one() {
             assert_eq!(p["runs"], 0);
             assert!(p["ttft_ms"].is_null());
             assert!(p["error"].as_str().unwrap().contains("llama.cpp"));
-        } else {
-            assert_eq!(p["runs"], 1);
+            continue;
         }
+        assert_eq!(p["runs"], 1);
+        // llama.cpp's own account of the cache, to its log's 0.01 MiB, and
+        // of the compute and output buffers, as it made the context.
+        let buffers = &m["llama_buffers"];
+        let reported = buffers["kv_bytes"].as_u64().unwrap() as i64;
+        let computed = m["kv_cache_bytes"].as_u64().unwrap() as i64;
+        assert!(
+            (reported - computed).abs() <= 5243,
+            "{reported} vs {computed}"
+        );
+        assert!(buffers["compute_bytes"].as_u64().unwrap() > 0);
+        assert!(buffers["output_bytes"].is_u64());
     }
     let lines: Vec<String> = std::fs::read_to_string(&csv)
         .unwrap()
@@ -417,7 +428,9 @@ fn engine_grid_records_every_cell_and_skips_the_invalid_one() {
         .collect();
     assert_eq!(lines.len(), 13);
     assert!(
-        lines[0].ends_with(",kv_cache_bytes,peak_rss_bytes,error"),
+        lines[0].ends_with(
+            ",kv_cache_bytes,peak_rss_bytes,error,llama_kv_bytes,llama_compute_bytes,llama_output_bytes"
+        ),
         "{}",
         lines[0]
     );

@@ -305,6 +305,23 @@ pub struct PointMemory {
     pub peak_rss_bytes: Option<u64>,
     /// How `peak_rss_bytes` was read.
     pub peak_rss_source: String,
+    /// The context's buffers as llama.cpp reported them when it made the
+    /// context (absent in older files, and where it reported none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama_buffers: Option<LlamaBuffers>,
+}
+
+/// A context's buffers in llama.cpp's words, summed over its devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LlamaBuffers {
+    /// The KV cache's buffers ("KV buffer size"), every cache of the
+    /// context (a sliding-window model has two).
+    pub kv_bytes: Option<u64>,
+    /// The scheduler's compute buffers ("compute buffer size"): the
+    /// intermediate tensors of the largest graph.
+    pub compute_bytes: Option<u64>,
+    /// The output buffer ("output buffer size"): logits and embeddings.
+    pub output_bytes: Option<u64>,
 }
 
 fn no_depth() -> Vec<u32> {
