@@ -477,6 +477,7 @@ impl Grid<'_> {
             let mut point = unmeasured_point(*shape);
             point.config = Some(self.config(cell, path, None));
             point.error = Some(error.to_string());
+            point.validity = Some(point.assess());
             self.bar
                 .suspend(|| terminal::print_row(&point, self.varying));
             self.result.points.push(point);
@@ -623,6 +624,7 @@ impl Grid<'_> {
             llama_buffers: engine.buffers().filter(|_| point.error.is_none()),
         });
         point.config = Some(config);
+        point.validity = Some(point.assess());
         if let (Some(t), Some(kv), Some(step)) = (
             &counts.traffic,
             kv_bytes_per_cell,

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use inferbench_harness::schema::validity::Validity;
 use inferbench_harness::schema::{
     EngineConfig, HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance,
     ResultFile, ResultWriter, RunStatus,
@@ -286,7 +287,6 @@ pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
         .map_or_else(|| "-".into(), |r| format!("{r:.4}"));
     let mean = |s: &Stats| s.mean;
     let p50 = |s: &Stats| s.p50;
-    let p99 = |s: &Stats| s.p99;
     // At a depth, llama-bench's way: pp512 @ d4096.
     let prompt = if p.depth > 0 {
         format!("{}@d{}", p.prompt_tokens, p.depth)
@@ -302,7 +302,7 @@ pub fn inproc_cells(p: &InprocPoint) -> Vec<String> {
         cell(&p.throughput_tok_s, mean, 1),
         cell(&p.ttft_ms, p50, 3),
         cell(&p.itl_ms, p50, 3),
-        cell(&p.itl_ms, p99, 3),
+        percentile_cell(p.itl_ms.as_ref(), p.validity.as_ref(), "itl_ms", 3),
         cell(&p.e2e_ms, p50, 2),
         ratio,
         // The decode step's share of the memory bandwidth it must use.
@@ -336,6 +336,9 @@ pub fn print_row(p: &InprocPoint, varying: &[&str]) {
             (None, true) => String::new(),
         },
     );
+    if let Some(line) = verdict_line(p.validity.as_ref()).filter(|_| p.error.is_none()) {
+        println!("  {line}");
+    }
 }
 
 /// The in-process table of a whole result, as the terminal printed it: a
@@ -537,15 +540,14 @@ pub fn print_http_header(result: &HttpResult) {
 
 pub fn http_cells(p: &HttpPoint) -> Vec<String> {
     let p50 = |s: &Stats| s.p50;
-    let p99 = |s: &Stats| s.p99;
     let ttft = p.ttft_judged_ms();
     vec![
         p.load.label(),
         format!("{}/{}", p.requests.succeeded, p.requests.failed),
         cell(ttft, p50, 2),
-        cell(ttft, p99, 2),
+        percentile_cell(ttft, p.validity.as_ref(), ttft_key(p), 2),
         cell(&p.itl_ms, p50, 2),
-        cell(&p.itl_ms, p99, 2),
+        percentile_cell(p.itl_ms.as_ref(), p.validity.as_ref(), "itl_ms", 2),
         cell(&p.tpot_ms, p50, 2),
         cell(&p.e2e_ms, p50, 1),
         format!("{:.1}", p.output_throughput_tok_s),
@@ -556,6 +558,15 @@ pub fn http_cells(p: &HttpPoint) -> Vec<String> {
             .cpu_percent
             .map_or_else(|| "-".into(), |c| format!("{c:.1}%")),
     ]
+}
+
+/// The key of the TTFT a served point is judged by.
+fn ttft_key(p: &HttpPoint) -> &'static str {
+    if p.ttft_from_scheduled_ms.is_some() {
+        "ttft_from_scheduled_ms"
+    } else {
+        "ttft_ms"
+    }
 }
 
 /// `http_5xx 2, stall 1`: a point's failed requests by class.
@@ -571,8 +582,28 @@ pub fn failure_classes(p: &HttpPoint) -> String {
 
 /// What the terminal prints under a served point's row: failures by class,
 /// requests that waited for the in-flight cap.
+/// A percentile's cell, marked `*` when the point has too few observations
+/// for it by the early-stopping rule (its verdict line says how many).
+fn percentile_cell(
+    stats: Option<&Stats>,
+    validity: Option<&Validity>,
+    metric: &str,
+    decimals: usize,
+) -> String {
+    let mut text = cell(stats, |s| s.p99, decimals);
+    if stats.is_some() && validity.is_some_and(|v| v.lacks(metric, "p99")) {
+        text.push('*');
+    }
+    text
+}
+
+/// The point's verdict line: "valid", or "not valid: " and its reasons.
+pub fn verdict_line(validity: Option<&Validity>) -> Option<String> {
+    validity.map(|v| format!("verdict: {}", v.line()))
+}
+
 pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = verdict_line(p.validity.as_ref()).into_iter().collect();
     if !p.requests.failed_by_class.is_empty() {
         notes.push(format!("failed: {}", failure_classes(p)));
     }

@@ -4,6 +4,7 @@
 //! an HTTP change does not rebuild the engine crate.
 #![forbid(unsafe_code)]
 
+pub mod early_stopping;
 pub mod engine;
 pub mod gpu;
 pub mod intervals;

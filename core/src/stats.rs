@@ -357,6 +357,12 @@ impl Distribution {
         })
     }
 
+    /// The value at quantile `q` by the rule of the reported percentiles
+    /// ([`crate::quantile::reported`]); `min` when nothing was recorded.
+    pub fn value_at_quantile(&self, q: f64) -> f64 {
+        crate::quantile::reported(&self.histogram, q, self.unit.scale(), self.min, self.max)
+    }
+
     /// The summary, or `None` when nothing was recorded.
     pub fn stats(&self) -> Option<Stats> {
         if self.count == 0 {

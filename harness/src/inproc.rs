@@ -458,6 +458,7 @@ impl Accumulator {
             prefill_roofline: None,
             kernel_timing,
             run_samples: (self.runs > 0).then(|| self.run_samples.clone()),
+            validity: None,
         }
     }
 }

@@ -311,6 +311,11 @@ pub(crate) fn merge_http_points(
         turns: None,
         conversations: None,
         prefix_groups: None,
+        validity: None,
+    })
+    .map(|mut point: HttpPoint| {
+        point.validity = Some(point.assess());
+        point
     })
 }
 
@@ -473,6 +478,11 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
                     .collect(),
                 decode_steps: all[0].decode_steps,
             }),
+        validity: None,
+    })
+    .map(|mut point: InprocPoint| {
+        point.validity = Some(point.assess());
+        point
     })
 }
 

@@ -288,6 +288,7 @@ mod tests {
             turns: None,
             conversations: None,
             prefix_groups: None,
+            validity: None,
         }
     }
 

@@ -58,6 +58,25 @@ fn closed_loop_sweep_writes_points_log_and_csv() {
     assert_valid_result(&r);
     assert_eq!(r["mode"], "http");
     assert_eq!(r["status"], "complete");
+    // 12 requests are far from the 662 a p99 needs: the table marks it and
+    // each point's verdict says so.
+    let table = stdout(&o);
+    assert!(
+        table.contains("verdict: not valid: p99 needs 662 requests from 12 requests"),
+        "{table}"
+    );
+    assert!(table.contains('*'), "{table}");
+    let validity = &r["points"][0]["validity"];
+    assert_eq!(validity["observations"], 12);
+    assert_eq!(validity["observation"], "request");
+    let p99_ttft = validity["percentiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["metric"] == "ttft_ms" && c["percentile"] == "p99")
+        .unwrap();
+    assert_eq!(p99_ttft["needed"], 662);
+    assert_eq!(p99_ttft["met"], false);
     assert_eq!(r["partial"], false);
     assert_eq!(
         r["settings"]["model"], "mock-model",

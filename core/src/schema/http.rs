@@ -346,9 +346,92 @@ pub struct HttpPoint {
     /// The server's own metrics over the point (`--server-metrics`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_metrics: Option<super::server_metrics::ServerMetricsSummary>,
+    /// Whether the point can be trusted, and why not (absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<super::validity::Validity>,
 }
 
+/// Failures above this share of a point's requests make it not valid.
+pub const FAILURE_SHARE_LIMIT: f64 = 0.01;
+
+/// Client CPU, in percent of one core, above which the load generator may
+/// have been the limit.
+pub const CLIENT_CPU_LIMIT_PERCENT: f64 = 80.0;
+
+/// Schedule lag p99, as a share of the mean inter-arrival time, above which
+/// the open loop's generator fell behind its schedule.
+pub const SCHEDULE_LAG_LIMIT: f64 = 0.05;
+
 impl HttpPoint {
+    /// The point's validity: its percentiles' counts (one observation per
+    /// successful request), failures, the client's saturation, cached
+    /// prompt tokens no workload meant, and a point cut short.
+    pub fn assess(&self) -> super::validity::Validity {
+        let mut reasons = Vec::new();
+        if !self.complete {
+            reasons.push("cut short".to_string());
+        }
+        let r = &self.requests;
+        if r.total > 0 && r.failed as f64 > FAILURE_SHARE_LIMIT * r.total as f64 {
+            reasons.push(format!(
+                "{} of {} requests failed (over {:.0}%)",
+                r.failed,
+                r.total,
+                FAILURE_SHARE_LIMIT * 100.0
+            ));
+        }
+        if let Some(cpu) = self
+            .client
+            .cpu_percent
+            .filter(|&c| c > CLIENT_CPU_LIMIT_PERCENT)
+        {
+            reasons.push(format!(
+                "the client used {cpu:.0}% of a core: the load generator, not the server, may have been the limit"
+            ));
+        }
+        if let (Some(rate), Some(lag)) =
+            (self.load.rate.filter(|&r| r > 0.0), &self.schedule_lag_ms)
+        {
+            let gap_ms = 1e3 / rate;
+            if lag.p99 > SCHEDULE_LAG_LIMIT * gap_ms {
+                reasons.push(format!(
+                    "schedule lag p99 {:.2} ms is over {:.0}% of the mean gap between arrivals ({gap_ms:.1} ms): the load generator fell behind",
+                    lag.p99,
+                    SCHEDULE_LAG_LIMIT * 100.0
+                ));
+            }
+        }
+        if let Some(cache) = self
+            .prompt_cache
+            .as_ref()
+            .filter(|c| c.unintended_cached_tokens > 0)
+        {
+            reasons.push(format!(
+                "{} prompt tokens ({:.1}%) came from the server's cache where the workload meant none",
+                cache.unintended_cached_tokens,
+                cache.cached_fraction * 100.0
+            ));
+        }
+        let ttft_key = if self.ttft_from_scheduled_ms.is_some() {
+            "ttft_from_scheduled_ms"
+        } else {
+            "ttft_ms"
+        };
+        super::validity::Validity::new(
+            &[
+                (ttft_key, self.ttft_judged_ms()),
+                ("itl_ms", self.itl_ms.as_ref()),
+                ("tpot_ms", self.tpot_ms.as_ref()),
+                ("e2e_ms", self.e2e_ms.as_ref()),
+            ],
+            r.succeeded,
+            "request",
+            &["p99"],
+            reasons,
+        )
+    }
+
     /// The TTFT a point is judged by: from each request's intended send time
     /// under an open loop (coordinated omission corrected: a request the
     /// client sent late still pays for its wait), from the send otherwise.

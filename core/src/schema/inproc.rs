@@ -94,6 +94,10 @@ pub struct InprocPoint {
     /// every sample (llama-bench's `samples_ns`); absent in older files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_samples: Option<RunSamples>,
+    /// Whether the point can be trusted, and why not (absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity: Option<super::validity::Validity>,
 }
 
 /// Each measured run's engine time, in run order, ns: what a point's
@@ -111,6 +115,29 @@ pub struct RunSamples {
 }
 
 impl InprocPoint {
+    /// The point's validity: its percentiles' counts (one observation per
+    /// measured run), a failure, a point cut short.
+    pub fn assess(&self) -> super::validity::Validity {
+        let mut reasons = Vec::new();
+        if let Some(error) = &self.error {
+            reasons.push(format!("llama.cpp failed: {error}"));
+        } else if !self.complete {
+            reasons.push("cut short".to_string());
+        }
+        super::validity::Validity::new(
+            &[
+                ("ttft_ms", self.ttft_ms.as_ref()),
+                ("itl_ms", self.itl_ms.as_ref()),
+                ("tpot_ms", self.tpot_ms.as_ref()),
+                ("e2e_ms", self.e2e_ms.as_ref()),
+            ],
+            u64::from(self.runs),
+            "run",
+            &["p99"],
+            reasons,
+        )
+    }
+
     /// The point's load, for comparison with served points: its batch size.
     pub fn level(&self) -> super::http::LoadLevel {
         super::http::LoadLevel::Batch(self.batch)

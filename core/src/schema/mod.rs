@@ -24,6 +24,7 @@ pub mod roofline;
 pub mod rounds;
 pub mod server_metrics;
 pub mod telemetry;
+pub mod validity;
 
 pub use http::*;
 pub use inproc::*;

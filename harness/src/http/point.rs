@@ -633,7 +633,7 @@ impl HttpAccumulator {
         let wall_s = self.start.elapsed().as_secs_f64();
         let mut counts = self.counts.clone();
         counts.cancelled = cancelled;
-        HttpPoint {
+        let mut point = HttpPoint {
             load,
             complete,
             requests: counts,
@@ -712,7 +712,10 @@ impl HttpAccumulator {
                     })
                     .collect()
             }),
-        }
+            validity: None,
+        };
+        point.validity = Some(point.assess());
+        point
     }
 }
 
