@@ -985,6 +985,13 @@ impl Session {
         point.prompt_stream = Some(stream_index);
         point.num_requests_planned = limits.num_requests;
         point.duration_planned_s = limits.duration.map(|d| d.as_secs_f64());
+        point.energy = telemetry.as_ref().and_then(|t| {
+            let output_tokens = point
+                .output_tokens
+                .as_ref()
+                .map_or(0, |s| (s.mean * s.count as f64).round() as u64);
+            t.energy_per_token(output_tokens)
+        });
         point.telemetry = telemetry;
         point.server_metrics = server_metrics;
         point.client.preconnected = preconnected;

@@ -590,6 +590,9 @@ impl Grid<'_> {
             return None;
         }
         Some(measured.map(|mut point| {
+            point.energy = summary
+                .as_ref()
+                .and_then(|t| t.energy_per_token(point.tokens.generated));
             point.telemetry = summary;
             point
         }))

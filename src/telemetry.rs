@@ -14,23 +14,40 @@ pub struct PointTelemetry {
 
 impl PointTelemetry {
     /// `gpu`: read GPUs through NVML. Without a driver the GPU fields are
-    /// absent, and the reason is returned for the result's notes.
-    pub fn new(enabled: bool, gpu: bool) -> (PointTelemetry, Option<String>) {
-        let (probe, note) = if enabled && gpu {
+    /// absent, and the reason is among the notes returned for the result;
+    /// so is why no point has an energy per token, when neither a GPU nor
+    /// RAPL can give one.
+    pub fn new(enabled: bool, gpu: bool) -> (PointTelemetry, Vec<String>) {
+        let mut notes = Vec::new();
+        let probe = if enabled && gpu {
             match inferbench_ffi::nvml::NvmlProbe::new() {
-                Ok(p) => (Some(Box::new(p) as Box<dyn GpuProbe>), None),
-                Err(e) => (None, Some(e.to_string())),
+                Ok(p) => Some(Box::new(p) as Box<dyn GpuProbe>),
+                Err(e) => {
+                    notes.push(e.to_string());
+                    None
+                }
             }
         } else {
-            (None, None)
+            None
         };
+        if enabled && probe.is_none() {
+            let powercap = std::path::Path::new(inferbench_harness::telemetry::POWERCAP);
+            if let Err(rapl) = inferbench_harness::telemetry::energy::Rapl::find(powercap) {
+                let gpu = if gpu {
+                    "no GPU read through NVML"
+                } else {
+                    "GPUs not read"
+                };
+                notes.push(format!("energy per token not measured: {gpu}, and {rapl}"));
+            }
+        }
         (
             PointTelemetry {
                 enabled,
                 probe,
                 running: None,
             },
-            note,
+            notes,
         )
     }
 

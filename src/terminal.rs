@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use inferbench_harness::schema::telemetry::PointEnergy;
 use inferbench_harness::schema::validity::Validity;
 use inferbench_harness::schema::{
     EngineConfig, HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance,
@@ -339,6 +340,9 @@ pub fn print_row(p: &InprocPoint, varying: &[&str]) {
     if let Some(line) = verdict_line(p.validity.as_ref()).filter(|_| p.error.is_none()) {
         println!("  {line}");
     }
+    if let Some(line) = energy_line(p.energy.as_ref()) {
+        println!("  {line}");
+    }
 }
 
 /// The in-process table of a whole result, as the terminal printed it: a
@@ -451,6 +455,7 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
     }
     out.push_str(",kv_cache_bytes,peak_rss_bytes,error");
     out.push_str(",llama_kv_bytes,llama_compute_bytes,llama_output_bytes");
+    out.push_str(ENERGY_COLUMNS);
     out.push('\n');
     for p in points {
         out.push_str(&format!(
@@ -515,6 +520,7 @@ pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
                 bytes.map_or(String::new(), |b| b.to_string())
             ));
         }
+        out.push_str(&energy_cells(p.energy.as_ref()));
         out.push('\n');
     }
     write_file(path, &out)
@@ -603,7 +609,10 @@ pub fn verdict_line(validity: Option<&Validity>) -> Option<String> {
 }
 
 pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
-    let mut notes: Vec<String> = verdict_line(p.validity.as_ref()).into_iter().collect();
+    let mut notes: Vec<String> = verdict_line(p.validity.as_ref())
+        .into_iter()
+        .chain(energy_line(p.energy.as_ref()))
+        .collect();
     if !p.requests.failed_by_class.is_empty() {
         notes.push(format!("failed: {}", failure_classes(p)));
     }
@@ -745,6 +754,47 @@ pub fn http_table(result: &HttpResult) -> Table {
     t
 }
 
+/// The energy columns closing both CSVs (empty where not measured).
+const ENERGY_COLUMNS: &str =
+    ",energy_j,joules_per_output_token,output_tokens_per_joule,average_power_w,energy_source";
+
+fn energy_cells(energy: Option<&PointEnergy>) -> String {
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    match energy {
+        Some(e) => format!(
+            ",{},{},{},{},{} {}",
+            e.joules,
+            opt(e.joules_per_output_token),
+            opt(e.output_tokens_per_joule),
+            e.average_power_w,
+            e.device,
+            e.source
+        ),
+        None => ",,,,,".into(),
+    }
+}
+
+/// The terminal's energy line of a point, where it was measured.
+pub fn energy_line(energy: Option<&PointEnergy>) -> Option<String> {
+    let e = energy?;
+    Some(format!(
+        "energy: {} J/token, {} tokens/J, {:.1} W over {:.2} s ({} {}{})",
+        e.joules_per_output_token
+            .map_or_else(|| "-".into(), |j| format!("{j:.4}")),
+        e.output_tokens_per_joule
+            .map_or_else(|| "-".into(), |t| format!("{t:.2}")),
+        e.average_power_w,
+        e.window_s,
+        e.device,
+        e.source,
+        if e.source == "power_integral" {
+            ", estimated from power samples"
+        } else {
+            ""
+        }
+    ))
+}
+
 /// A named metric of an HTTP point, for the CSV columns.
 type HttpMetricColumn = (&'static str, fn(&HttpPoint) -> Option<&Stats>);
 
@@ -762,9 +812,9 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
     for (name, _) in &metrics {
         out.push_str(&format!(",{name}_mean,{name}_p50,{name}_p99"));
     }
-    out.push_str(
-        ",output_tok_s,request_s,input_tok_s,goodput_req_s,duration_s,client_cpu_percent\n",
-    );
+    out.push_str(",output_tok_s,request_s,input_tok_s,goodput_req_s,duration_s,client_cpu_percent");
+    out.push_str(ENERGY_COLUMNS);
+    out.push('\n');
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for p in points {
         out.push_str(&format!(
@@ -785,7 +835,7 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
             }
         }
         out.push_str(&format!(
-            ",{},{},{},{},{},{}\n",
+            ",{},{},{},{},{},{}",
             p.output_throughput_tok_s,
             p.request_throughput_req_s,
             p.input_throughput_tok_s,
@@ -793,6 +843,8 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
             p.duration_s,
             opt(p.client.cpu_percent)
         ));
+        out.push_str(&energy_cells(p.energy.as_ref()));
+        out.push('\n');
     }
     write_file(path, &out)
 }

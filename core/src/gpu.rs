@@ -32,4 +32,7 @@ pub struct GpuSample {
     pub graphics_clock_mhz: Option<f64>,
     /// Current memory clock, in MHz.
     pub memory_clock_mhz: Option<f64>,
+    /// The driver's energy counter: millijoules since it was loaded
+    /// (NVML's total energy consumption; Volta and later).
+    pub energy_mj: Option<u64>,
 }

@@ -132,6 +132,7 @@ fn read_device(index: u32, d: &Device<'_>) -> GpuSample {
         temperature_c: d.temperature(TemperatureSensor::Gpu).ok().map(f64::from),
         graphics_clock_mhz: d.clock_info(Clock::Graphics).ok().map(f64::from),
         memory_clock_mhz: d.clock_info(Clock::Memory).ok().map(f64::from),
+        energy_mj: d.total_energy_consumption().ok(),
     }
 }
 

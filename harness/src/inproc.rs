@@ -459,6 +459,7 @@ impl Accumulator {
             kernel_timing,
             run_samples: (self.runs > 0).then(|| self.run_samples.clone()),
             validity: None,
+            energy: None,
         }
     }
 }

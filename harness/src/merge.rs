@@ -312,6 +312,7 @@ pub(crate) fn merge_http_points(
         conversations: None,
         prefix_groups: None,
         validity: None,
+        energy: None,
     })
     .map(|mut point: HttpPoint| {
         point.validity = Some(point.assess());
@@ -479,6 +480,7 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
                 decode_steps: all[0].decode_steps,
             }),
         validity: None,
+        energy: None,
     })
     .map(|mut point: InprocPoint| {
         point.validity = Some(point.assess());

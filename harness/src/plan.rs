@@ -289,6 +289,7 @@ mod tests {
             conversations: None,
             prefix_groups: None,
             validity: None,
+            energy: None,
         }
     }
 

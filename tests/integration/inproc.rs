@@ -45,6 +45,27 @@ fn sweep_on_tiny_model_writes_exactly_the_requested_points() {
         .as_str()
         .unwrap()
         .contains("CPU"));
+    // Energy per token: RAPL where the kernel has it, else absent with the
+    // reason in the notes.
+    let notes = r["provenance"]["engine"]["notes"].to_string();
+    if std::path::Path::new("/sys/class/powercap").exists() {
+        assert!(
+            r["points"][0].get("energy").is_some()
+                || notes.contains("energy per token not measured"),
+            "{notes}"
+        );
+    } else {
+        assert!(r["points"][0].get("energy").is_none());
+        assert!(
+            notes.contains("energy per token not measured: GPUs not read")
+                || notes.contains("energy per token not measured: no GPU read through NVML"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("/sys/class/powercap does not exist"),
+            "{notes}"
+        );
+    }
     // On the CPU there are no kernels to trace, and the file says so.
     assert_eq!(
         r["provenance"]["engine"]["kernel_timing"],
@@ -429,7 +450,8 @@ fn engine_grid_records_every_cell_and_skips_the_invalid_one() {
     assert_eq!(lines.len(), 13);
     assert!(
         lines[0].ends_with(
-            ",kv_cache_bytes,peak_rss_bytes,error,llama_kv_bytes,llama_compute_bytes,llama_output_bytes"
+            ",kv_cache_bytes,peak_rss_bytes,error,llama_kv_bytes,llama_compute_bytes,llama_output_bytes,\
+             energy_j,joules_per_output_token,output_tokens_per_joule,average_power_w,energy_source"
         ),
         "{}",
         lines[0]

@@ -350,6 +350,11 @@ pub struct HttpPoint {
     /// files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<super::validity::Validity>,
+    /// What the point's output tokens cost in energy (absent in older
+    /// files, and where neither a GPU nor RAPL reported energy: see the
+    /// result's notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<super::telemetry::PointEnergy>,
 }
 
 /// Failures above this share of a point's requests make it not valid.

@@ -98,6 +98,11 @@ pub struct InprocPoint {
     /// files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<super::validity::Validity>,
+    /// What the point's output tokens cost in energy (absent in older
+    /// files, and where neither a GPU nor RAPL reported energy: see the
+    /// result's notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<super::telemetry::PointEnergy>,
 }
 
 /// Each measured run's engine time, in run order, ns: what a point's

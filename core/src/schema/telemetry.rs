@@ -28,6 +28,11 @@ pub struct TelemetrySummary {
     /// This process's resident set size, in bytes.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub process_rss_bytes: Option<MeanMax>,
+    /// The host's energy over the window from RAPL's package counters
+    /// (`/sys/class/powercap/*-rapl:N/energy_uj`), where the kernel has them
+    /// (absent in older files and where it does not).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub host_energy: Option<EnergyReading>,
     /// Absent when there was no GPU probe; one entry per GPU index otherwise.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub gpus: Option<Vec<GpuSummary>>,
@@ -65,6 +70,27 @@ pub struct GpuSummary {
     /// Memory clock, in MHz.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub memory_clock_mhz: Option<MeanMax>,
+    /// The energy the GPU used over the sampling window (absent in older
+    /// files and where the driver reports neither energy nor power).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub energy: Option<EnergyReading>,
+}
+
+/// Energy used over a window, and how it was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergyReading {
+    /// Joules over `window_s`.
+    pub joules: f64,
+    /// Seconds between the first and the last reading.
+    pub window_s: f64,
+    /// `joules` / `window_s`, in watts.
+    pub average_power_w: f64,
+    /// "counter": the difference of the energy counter (NVML's total
+    /// energy consumption, RAPL's energy_uj) between the first and last
+    /// readings; "power_integral": power samples times the time each
+    /// covered, where there is no counter (an estimate, as coarse as the
+    /// sampling).
+    pub source: String,
 }
 
 /// Mean and maximum of one metric over the samples that had it.
@@ -91,4 +117,154 @@ pub struct GpuDevice {
     /// Total device memory, in bytes (absent when unreadable).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub memory_total_bytes: Option<u64>,
+}
+
+/// What a point's output tokens cost in energy: the GPUs' energy over the
+/// telemetry window (every GPU summed), else the CPU packages' (RAPL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointEnergy {
+    /// "gpu" or "cpu_packages": whose energy.
+    pub device: String,
+    /// How it was read: "counter" or "power_integral" ([`EnergyReading`]).
+    pub source: String,
+    /// Joules over the window.
+    pub joules: f64,
+    /// The telemetry window, seconds: the point's measured runs or
+    /// requests, with what the engine or server did between them.
+    pub window_s: f64,
+    /// Joules / window, watts.
+    pub average_power_w: f64,
+    /// Output tokens of the point (every sequence, every measured run or
+    /// successful request).
+    pub output_tokens: u64,
+    /// Joules per output token.
+    pub joules_per_output_token: Option<f64>,
+    /// Output tokens per joule.
+    pub output_tokens_per_joule: Option<f64>,
+}
+
+impl TelemetrySummary {
+    /// The energy of `output_tokens` over this window: the GPUs' where read,
+    /// else the CPU packages'; `None` when neither was.
+    pub fn energy_per_token(&self, output_tokens: u64) -> Option<PointEnergy> {
+        let gpus: Vec<&EnergyReading> = self
+            .gpus
+            .iter()
+            .flatten()
+            .filter_map(|g| g.energy.as_ref())
+            .collect();
+        let (device, reading) = if gpus.is_empty() {
+            ("cpu_packages", self.host_energy.clone()?)
+        } else {
+            let joules: f64 = gpus.iter().map(|r| r.joules).sum();
+            let window_s = gpus.iter().map(|r| r.window_s).fold(0.0, f64::max);
+            let source = if gpus.iter().all(|r| r.source == gpus[0].source) {
+                gpus[0].source.clone()
+            } else {
+                "mixed".into()
+            };
+            let reading = EnergyReading {
+                joules,
+                window_s,
+                average_power_w: joules / window_s.max(f64::MIN_POSITIVE),
+                source,
+            };
+            ("gpu", reading)
+        };
+        let tokens = output_tokens as f64;
+        Some(PointEnergy {
+            device: device.into(),
+            source: reading.source,
+            joules: reading.joules,
+            window_s: reading.window_s,
+            average_power_w: reading.average_power_w,
+            output_tokens,
+            joules_per_output_token: (output_tokens > 0).then(|| reading.joules / tokens),
+            output_tokens_per_joule: (reading.joules > 0.0).then(|| tokens / reading.joules),
+        })
+    }
+}
+
+#[cfg(test)]
+mod energy_tests {
+    use super::*;
+
+    fn summary(
+        gpus: Option<Vec<Option<EnergyReading>>>,
+        host: Option<EnergyReading>,
+    ) -> TelemetrySummary {
+        TelemetrySummary {
+            interval_ms: 100.0,
+            duration_ms: 2000.0,
+            samples: 20,
+            logical_cores: 2,
+            host_cpu_percent: None,
+            host_memory_percent: None,
+            process_cpu_percent: None,
+            process_rss_bytes: None,
+            host_energy: host,
+            gpus: gpus.map(|g| {
+                g.into_iter()
+                    .enumerate()
+                    .map(|(i, energy)| GpuSummary {
+                        index: i as u32,
+                        name: None,
+                        samples: 20,
+                        memory_total_bytes: None,
+                        memory_used_bytes: None,
+                        utilization_percent: None,
+                        power_watts: None,
+                        temperature_c: None,
+                        graphics_clock_mhz: None,
+                        memory_clock_mhz: None,
+                        energy,
+                    })
+                    .collect()
+            }),
+        }
+    }
+
+    fn reading(joules: f64, source: &str) -> EnergyReading {
+        EnergyReading {
+            joules,
+            window_s: 2.0,
+            average_power_w: joules / 2.0,
+            source: source.into(),
+        }
+    }
+
+    #[test]
+    fn joules_per_token_from_the_gpus_else_the_cpu_packages_else_none() {
+        let two_gpus = summary(
+            Some(vec![
+                Some(reading(300.0, "counter")),
+                Some(reading(100.0, "counter")),
+            ]),
+            Some(reading(50.0, "counter")),
+        );
+        let e = two_gpus.energy_per_token(800).unwrap();
+        assert_eq!((e.device.as_str(), e.source.as_str()), ("gpu", "counter"));
+        assert_eq!((e.joules, e.average_power_w), (400.0, 200.0));
+        assert_eq!(e.joules_per_output_token, Some(0.5));
+        assert_eq!(e.output_tokens_per_joule, Some(2.0));
+
+        let mixed = summary(
+            Some(vec![
+                Some(reading(10.0, "counter")),
+                Some(reading(10.0, "power_integral")),
+            ]),
+            None,
+        );
+        assert_eq!(mixed.energy_per_token(1).unwrap().source, "mixed");
+
+        let cpu = summary(None, Some(reading(50.0, "counter")));
+        let e = cpu.energy_per_token(0).unwrap();
+        assert_eq!(e.device, "cpu_packages");
+        assert_eq!(e.joules_per_output_token, None, "no tokens, no ratio");
+
+        assert!(summary(Some(vec![None]), None)
+            .energy_per_token(5)
+            .is_none());
+        assert!(summary(None, None).energy_per_token(5).is_none());
+    }
 }

@@ -713,6 +713,7 @@ impl HttpAccumulator {
                     .collect()
             }),
             validity: None,
+            energy: None,
         };
         point.validity = Some(point.assess());
         point

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::energy::{self, EnergyMeter};
 use super::host::HostSample;
 use crate::gpu::GpuSample;
 use crate::schema::telemetry::{GpuDevice, GpuSummary, MeanMax, TelemetrySummary};
@@ -47,6 +48,7 @@ struct GpuAccumulator {
     temperature_c: Gauge,
     graphics_clock_mhz: Gauge,
     memory_clock_mhz: Gauge,
+    energy: EnergyMeter,
 }
 
 /// Mean and max per metric, per GPU index. The sampler thread fills one;
@@ -62,6 +64,8 @@ pub struct Accumulator {
     process_rss_bytes: Gauge,
     /// `None` when there is no GPU probe.
     gpus: Option<BTreeMap<u32, GpuAccumulator>>,
+    /// One meter per CPU package with RAPL counters (empty without).
+    host_energy: Vec<EnergyMeter>,
 }
 
 impl Accumulator {
@@ -89,6 +93,41 @@ impl Accumulator {
             process_cpu_percent: Gauge::default(),
             process_rss_bytes: Gauge::default(),
             gpus,
+            host_energy: Vec::new(),
+        }
+    }
+
+    /// The CPU packages' energy meters, which the sampler reads with every
+    /// sample ([`Self::host_energy_mut`]).
+    pub fn with_host_energy(mut self, meters: Vec<EnergyMeter>) -> Self {
+        self.host_energy = meters;
+        self
+    }
+
+    /// The CPU packages' meters, to read RAPL into.
+    pub fn host_energy_mut(&mut self) -> &mut [EnergyMeter] {
+        &mut self.host_energy
+    }
+
+    /// The GPUs' energy counters and power at `at_s` seconds into the
+    /// window, without a sample: the reading at its start.
+    pub fn energy_baseline(&mut self, gpus: &[GpuSample], at_s: f64) {
+        let Some(accs) = self.gpus.as_mut() else {
+            return;
+        };
+        for g in gpus {
+            read_energy(&mut accs.entry(g.index).or_default().energy, g, at_s);
+        }
+    }
+
+    /// [`add`](Self::add), the sample taken `at_s` seconds into the window
+    /// (for the energy between readings).
+    pub fn add_at(&mut self, host: &HostSample, gpus: &[GpuSample], at_s: f64) {
+        self.add(host, gpus);
+        if let Some(accs) = self.gpus.as_mut() {
+            for g in gpus {
+                read_energy(&mut accs.entry(g.index).or_default().energy, g, at_s);
+            }
         }
     }
 
@@ -136,6 +175,7 @@ impl Accumulator {
                     temperature_c: a.temperature_c.summary(),
                     graphics_clock_mhz: a.graphics_clock_mhz.summary(),
                     memory_clock_mhz: a.memory_clock_mhz.summary(),
+                    energy: a.energy.reading(),
                 })
                 .collect()
         });
@@ -148,7 +188,24 @@ impl Accumulator {
             host_memory_percent: self.host_memory_percent.summary(),
             process_cpu_percent: self.process_cpu_percent.summary(),
             process_rss_bytes: self.process_rss_bytes.summary(),
+            host_energy: energy::total(
+                &self
+                    .host_energy
+                    .iter()
+                    .filter_map(EnergyMeter::reading)
+                    .collect::<Vec<_>>(),
+            ),
             gpus,
         }
+    }
+}
+
+/// A GPU sample's energy counter (millijoules) and power into its meter.
+fn read_energy(meter: &mut EnergyMeter, g: &GpuSample, at_s: f64) {
+    if let Some(mj) = g.energy_mj {
+        meter.counter(mj as f64 / 1e3, at_s);
+    }
+    if let Some(w) = g.power_watts {
+        meter.power(w, at_s);
     }
 }

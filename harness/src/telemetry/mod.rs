@@ -32,12 +32,13 @@
 //! field at all.
 
 mod aggregation;
+pub mod energy;
 mod host;
 mod sampler;
 
 pub use aggregation::Accumulator;
 pub use host::HostSample;
-pub use sampler::{Sampler, TelemetryConfig, TelemetryError};
+pub use sampler::{Sampler, TelemetryConfig, TelemetryError, POWERCAP};
 
 #[cfg(test)]
 mod tests {
@@ -267,6 +268,7 @@ mod tests {
                 .map(|index| GpuSample {
                     index,
                     utilization_percent: Some(k as f64 * f64::from(index + 1)),
+                    energy_mj: Some(k * 1000 * u64::from(index + 1)),
                     ..GpuSample::default()
                 })
                 .collect()
@@ -304,7 +306,9 @@ mod tests {
         let sampler = Sampler::start(config, Some(Box::new(probe))).unwrap();
         std::thread::sleep(Duration::from_millis(150));
         let (s, probe) = sampler.finish().unwrap();
-        let n = calls.load(Ordering::SeqCst);
+        // The first call reads the energy counters as the window opens: it
+        // is no sample.
+        let n = calls.load(Ordering::SeqCst) - 1;
         assert!(n >= 1);
         assert_eq!(s.samples, n);
         let gpus = s.gpus.as_ref().unwrap();
@@ -314,10 +318,16 @@ mod tests {
             assert_eq!(g.index, i as u32);
             assert_eq!(g.name.as_deref(), Some(format!("fake {i}").as_str()));
             assert_eq!(g.samples, n);
-            // Values k·scale for k = 1..=n: mean (n+1)/2·scale, max n·scale.
+            // Values k·scale for k = 2..=n+1: mean (n+3)/2·scale, max (n+1)·scale.
             let u = g.utilization_percent.unwrap();
-            assert_eq!(u.mean, (n + 1) as f64 / 2.0 * scale);
-            assert_eq!(u.max, n as f64 * scale);
+            assert_eq!(u.mean, (n + 3) as f64 / 2.0 * scale);
+            assert_eq!(u.max, (n + 1) as f64 * scale);
+            // The counter rose by scale joules a call, from the window's
+            // opening read to its last sample.
+            let e = g.energy.as_ref().unwrap();
+            assert_eq!(e.source, "counter");
+            assert_eq!(e.joules, n as f64 * scale);
+            assert!(e.window_s > 0.0 && e.average_power_w > 0.0);
         }
         // The probe comes back for the next point, and is dropped only then.
         assert!(!dropped.load(Ordering::SeqCst));
@@ -339,7 +349,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         let (s, _probe) = sampler.finish().unwrap();
         assert_eq!(s.samples, 1);
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "the opening read and one sample"
+        );
         let gpus = s.gpus.unwrap();
         assert!(gpus
             .iter()

@@ -1,11 +1,13 @@
 //! The sampling thread: one host and GPU reading per interval while a point
 //! runs, summarised when it is stopped.
 
+use std::path::Path;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::aggregation::Accumulator;
+use super::energy::Rapl;
 use super::host::HostReader;
 use crate::gpu::GpuProbe;
 use crate::schema::telemetry::TelemetrySummary;
@@ -109,7 +111,18 @@ fn run(
 ) -> ThreadOutput {
     let devices = gpu.as_ref().map(|g| g.describe());
     let mut host = HostReader::new();
-    let mut acc = Accumulator::new(interval, host.logical_cores, devices.as_deref());
+    let rapl = Rapl::find(Path::new(POWERCAP)).ok();
+    let mut acc = Accumulator::new(interval, host.logical_cores, devices.as_deref())
+        .with_host_energy(rapl.as_ref().map(Rapl::meters).unwrap_or_default());
+    let start = Instant::now();
+    // The energy counters at the window's start: the first sample comes an
+    // interval later.
+    if let Some(g) = gpu.as_mut() {
+        acc.energy_baseline(&g.sample(), 0.0);
+    }
+    if let Some(rapl) = &rapl {
+        rapl.read(acc.host_energy_mut(), 0.0);
+    }
     let mut last = Instant::now();
     let mut next = last + interval;
     loop {
@@ -124,12 +137,12 @@ fn run(
             // the whole point.
             Ok(()) | Err(RecvTimeoutError::Disconnected) => {
                 if acc.samples == 0 || last.elapsed() >= interval / 2 {
-                    sample(&mut acc, &mut host, gpu.as_mut());
+                    sample(&mut acc, &mut host, gpu.as_mut(), rapl.as_ref(), start);
                 }
                 break;
             }
         }
-        sample(&mut acc, &mut host, gpu.as_mut());
+        sample(&mut acc, &mut host, gpu.as_mut(), rapl.as_ref(), start);
         last = Instant::now();
         // Keep the cadence; if a sample overran, skip the ticks it missed.
         next += interval;
@@ -140,8 +153,21 @@ fn run(
     (acc, gpu)
 }
 
-fn sample(acc: &mut Accumulator, host: &mut HostReader, gpu: Option<&mut Box<dyn GpuProbe>>) {
+/// Where the kernel lists RAPL's counters.
+pub const POWERCAP: &str = "/sys/class/powercap";
+
+fn sample(
+    acc: &mut Accumulator,
+    host: &mut HostReader,
+    gpu: Option<&mut Box<dyn GpuProbe>>,
+    rapl: Option<&Rapl>,
+    start: Instant,
+) {
     let h = host.read();
     let g = gpu.map(|g| g.sample()).unwrap_or_default();
-    acc.add(&h, &g);
+    let at_s = start.elapsed().as_secs_f64();
+    acc.add_at(&h, &g, at_s);
+    if let Some(rapl) = rapl {
+        rapl.read(acc.host_energy_mut(), at_s);
+    }
 }
