@@ -163,8 +163,13 @@ impl Ceilings {
             )
         });
         let ceiling = roofline::bandwidth_ceiling(bandwidth.as_ref(), device_bandwidth.as_ref());
-        let peak = (!on_gpu)
-            .then(|| roofline::compute_peak(threads, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS));
+        // The CPU's own vector kernel where there is one: what the compiler
+        // makes of portable code depends on the CPU it targets.
+        let kernel =
+            inferbench_ffi::simd::fma_kernel().unwrap_or_else(roofline::portable_fma_kernel);
+        let peak = (!on_gpu).then(|| {
+            roofline::compute_peak_with(threads, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS, &kernel)
+        });
         let mut notes: Vec<String> = model
             .iter()
             .flat_map(|(t, c)| t.notes.iter().chain(c.notes.iter()))

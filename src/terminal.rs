@@ -814,6 +814,7 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
     }
     out.push_str(",output_tok_s,request_s,input_tok_s,goodput_req_s,duration_s,client_cpu_percent");
     out.push_str(ENERGY_COLUMNS);
+    out.push_str(",e2e_from_scheduled_ms_mean,e2e_from_scheduled_ms_p50,e2e_from_scheduled_ms_p99");
     out.push('\n');
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for p in points {
@@ -844,6 +845,10 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
             opt(p.client.cpu_percent)
         ));
         out.push_str(&energy_cells(p.energy.as_ref()));
+        match &p.e2e_from_scheduled_ms {
+            Some(s) => out.push_str(&format!(",{},{},{}", s.mean, s.p50, s.p99)),
+            None => out.push_str(",,,"),
+        }
         out.push('\n');
     }
     write_file(path, &out)

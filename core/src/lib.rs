@@ -6,6 +6,7 @@
 
 pub mod early_stopping;
 pub mod engine;
+pub mod fma;
 pub mod gpu;
 pub mod intervals;
 pub mod kernels;

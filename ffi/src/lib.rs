@@ -8,6 +8,7 @@ pub mod cupti;
 pub mod greedy;
 pub mod llama;
 pub mod nvml;
+pub mod simd;
 
 pub use llama::{
     ContextParams, EngineError, GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime,

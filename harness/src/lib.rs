@@ -4,7 +4,7 @@
 //! nothing of llama.cpp nor of HTTP.
 #![forbid(unsafe_code)]
 
-pub use inferbench_core::{engine, gpu, intervals, kernels, metrics, quantile, schema, stats};
+pub use inferbench_core::{engine, fma, gpu, intervals, kernels, metrics, quantile, schema, stats};
 
 pub mod compare;
 pub mod contrast;

@@ -256,6 +256,9 @@ pub(crate) fn merge_http_points(
         ttft_from_scheduled_ms: stats("ttft_from_scheduled_ms", |p| {
             p.ttft_from_scheduled_ms.as_ref()
         })?,
+        e2e_from_scheduled_ms: stats("e2e_from_scheduled_ms", |p| {
+            p.e2e_from_scheduled_ms.as_ref()
+        })?,
         itl_ms: stats("itl_ms", |p| p.itl_ms.as_ref())?,
         tpot_ms: stats("tpot_ms", |p| p.tpot_ms.as_ref())?,
         e2e_ms: stats("e2e_ms", |p| p.e2e_ms.as_ref())?,

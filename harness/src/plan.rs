@@ -259,6 +259,7 @@ mod tests {
             schedule_lag_ms: None,
             ttft_ms: stats(ttft_p99 / 2.0, ttft_p99),
             ttft_from_scheduled_ms: None,
+            e2e_from_scheduled_ms: None,
             itl_ms: None,
             tpot_ms: stats(20.0, 30.0),
             e2e_ms: None,

@@ -11,6 +11,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use crate::fma::FmaKernel;
+
 use crate::schema::roofline::{
     BandwidthProbe, ComputePeakProbe, DeviceBandwidth, PrefillRoofline, Roofline,
 };
@@ -115,9 +117,6 @@ const PEAK_LANES: usize = if cfg!(target_feature = "avx512f") {
     8
 };
 
-/// FLOPs of one pass of the probe's kernel over its accumulators.
-const PEAK_FLOPS_PER_PASS: u64 = 2 * (PEAK_CHAINS * PEAK_LANES) as u64;
-
 /// One chain's step: every lane x becomes x·m + a.
 #[inline(always)]
 fn fma_step(mut chain: [f32; PEAK_LANES], m: f32, a: f32) -> [f32; PEAK_LANES] {
@@ -187,30 +186,62 @@ fn probe_features() -> String {
     }
 }
 
+/// The portable kernel: plain Rust, vectorized as the compiler sees fit,
+/// for CPUs that `inferbench-ffi` has no kernel of its own for.
+pub fn portable_fma_kernel() -> FmaKernel {
+    FmaKernel {
+        name: "portable",
+        lanes: PEAK_LANES,
+        chains: PEAK_CHAINS,
+        run: fma_chains,
+    }
+}
+
+/// [`compute_peak_with`] the portable kernel.
+pub fn compute_peak(threads: u32, flops_per_thread: u64, repetitions: u32) -> ComputePeakProbe {
+    compute_peak_with(
+        threads,
+        flops_per_thread,
+        repetitions,
+        &portable_fma_kernel(),
+    )
+}
+
 /// Measures the f32 multiply-add rate of `threads` threads, each running
-/// about `flops_per_thread` FLOPs of independent FMA chains in registers,
-/// `repetitions` times after one warm-up pass (which also lets the clock
-/// rise). This is the ceiling of f32 kernels; llama.cpp's quantized ones
-/// multiply with integer dot products (AVX-512 VNNI, AVX2 `maddubs`), whose
-/// rate can be higher.
+/// about `flops_per_thread` FLOPs of `kernel`'s independent FMA chains in
+/// registers, `repetitions` times after one warm-up pass (which also lets
+/// the clock rise). This is the ceiling of f32 kernels; llama.cpp's
+/// quantized ones multiply with integer dot products (AVX-512 VNNI, AVX2
+/// `maddubs`), whose rate can be higher.
 ///
 /// With more than one thread the kernel is also timed on one, so that a
 /// core taken by something else during the probe shows (see
 /// [`compute_peak_note`]).
-pub fn compute_peak(threads: u32, flops_per_thread: u64, repetitions: u32) -> ComputePeakProbe {
+pub fn compute_peak_with(
+    threads: u32,
+    flops_per_thread: u64,
+    repetitions: u32,
+    kernel: &FmaKernel,
+) -> ComputePeakProbe {
     let threads = threads.max(1);
-    let passes = (flops_per_thread / PEAK_FLOPS_PER_PASS).max(1);
-    let flops = passes * PEAK_FLOPS_PER_PASS * u64::from(threads);
-    let rates = fma_rates(threads, passes, repetitions);
+    let per_pass = kernel.flops_per_pass();
+    let passes = (flops_per_thread / per_pass).max(1);
+    let flops = passes * per_pass * u64::from(threads);
+    let rates = fma_rates(kernel, threads, passes, repetitions);
     let single_thread_gflop_s = (threads > 1)
-        .then(|| fma_rates(1, passes, repetitions).last().copied())
+        .then(|| fma_rates(kernel, 1, passes, repetitions).last().copied())
         .flatten();
     ComputePeakProbe {
         method: format!(
-            "f32 fma: {PEAK_CHAINS} independent chains of x = x*m + a per thread, each one vector register wide ({PEAK_LANES} f32 lanes: AVX-512 where built with it, else AVX2), 2 FLOPs per fma"
+            "f32 fma: {} independent chains of x = x*m + a per thread, each one vector register wide ({} f32 lanes, kernel {}), 2 FLOPs per fma",
+            kernel.chains, kernel.lanes, kernel.name
         ),
         threads,
-        target_features: probe_features(),
+        target_features: if kernel.name == "portable" {
+            probe_features()
+        } else {
+            format!("{} (detected at run time)", kernel.name)
+        },
         flops_per_repetition: flops,
         repetitions: repetitions.max(1),
         best_gflop_s: rates.last().copied().unwrap_or(0.0),
@@ -221,21 +252,18 @@ pub fn compute_peak(threads: u32, flops_per_thread: u64, repetitions: u32) -> Co
 
 /// GFLOP/s of `threads` threads each running `passes` passes, one warm-up
 /// then `repetitions` timed, sorted.
-fn fma_rates(threads: u32, passes: u64, repetitions: u32) -> Vec<f64> {
+fn fma_rates(kernel: &FmaKernel, threads: u32, passes: u64, repetitions: u32) -> Vec<f64> {
+    let run = kernel.run;
     let pass = || {
         std::thread::scope(|scope| {
             for _ in 0..threads {
                 scope.spawn(|| {
-                    black_box(fma_chains(
-                        black_box(passes),
-                        black_box(0.999),
-                        black_box(0.001),
-                    ))
+                    black_box(run(black_box(passes), black_box(0.999), black_box(0.001)))
                 });
             }
         });
     };
-    let flops = passes * PEAK_FLOPS_PER_PASS * u64::from(threads);
+    let flops = passes * kernel.flops_per_pass() * u64::from(threads);
     pass();
     let mut rates: Vec<f64> = (0..repetitions.max(1))
         .map(|_| {

@@ -48,6 +48,10 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one command is parsed once per process: its size costs nothing"
+)]
 pub enum Command {
     /// Time llama.cpp in this process: prefill, each decode step, sampling; batch-size sweeps.
     Inproc(InprocArgs),

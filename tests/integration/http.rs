@@ -168,6 +168,10 @@ fn open_loop_point_reports_schedule_and_corrected_ttft() {
     assert_eq!(p["schedule_lag_ms"]["count"], 20);
     assert_eq!(p["ttft_from_scheduled_ms"]["count"], 20);
     assert!(p["ttft_from_scheduled_ms"]["min"].as_f64() >= p["ttft_ms"]["min"].as_f64());
+    // E2E from the schedule: every request's, never below its E2E from the send.
+    assert_eq!(p["e2e_from_scheduled_ms"]["count"], 20);
+    assert!(p["e2e_from_scheduled_ms"]["min"].as_f64() >= p["e2e_ms"]["min"].as_f64());
+    assert!(p["e2e_from_scheduled_ms"]["max"].as_f64() >= p["e2e_ms"]["max"].as_f64());
     assert_eq!(r["settings"]["endpoint"], "/v1/chat/completions");
     assert_eq!(r["settings"]["client_threads"], 2);
     assert_eq!(r["settings"]["busy_poll"], true);

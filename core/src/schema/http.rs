@@ -265,6 +265,12 @@ pub struct HttpPoint {
     pub tpot_ms: Option<Stats>,
     /// Send to the last content chunk, ms, one value per successful request.
     pub e2e_ms: Option<Stats>,
+    /// Open loop: the intended send time to the last content chunk, ms
+    /// (coordinated omission corrected, as `ttft_from_scheduled_ms`; TPOT
+    /// needs no such twin, the schedule's offset cancels in E2E − TTFT).
+    /// Absent in closed loops and older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e2e_from_scheduled_ms: Option<Stats>,
     /// Prompt tokens per successful request: the server's
     /// `usage.prompt_tokens`, else the length the workload asked for.
     pub input_tokens: Option<Stats>,
@@ -428,7 +434,10 @@ impl HttpPoint {
                 (ttft_key, self.ttft_judged_ms()),
                 ("itl_ms", self.itl_ms.as_ref()),
                 ("tpot_ms", self.tpot_ms.as_ref()),
-                ("e2e_ms", self.e2e_ms.as_ref()),
+                match &self.e2e_from_scheduled_ms {
+                    Some(e2e) => ("e2e_from_scheduled_ms", Some(e2e)),
+                    None => ("e2e_ms", self.e2e_ms.as_ref()),
+                },
             ],
             r.succeeded,
             "request",

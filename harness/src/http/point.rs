@@ -272,6 +272,7 @@ pub struct HttpAccumulator {
     last_done: Option<Instant>,
     ttft: Distribution,
     ttft_from_scheduled: Distribution,
+    e2e_from_scheduled: Distribution,
     itl: Distribution,
     tpot: Distribution,
     e2e: Distribution,
@@ -351,6 +352,7 @@ impl HttpAccumulator {
             last_done: None,
             ttft: ms(),
             ttft_from_scheduled: ms(),
+            e2e_from_scheduled: ms(),
             itl: ms(),
             tpot: ms(),
             e2e: ms(),
@@ -531,6 +533,9 @@ impl HttpAccumulator {
         if let Some(t) = ttft_from_scheduled {
             self.ttft_from_scheduled.record(t);
         }
+        if let (Some(s), Some(last)) = (c.scheduled, o.content_times.last()) {
+            self.e2e_from_scheduled.record(ms_between(s, *last));
+        }
         if let Some((cached, source)) =
             cached_prompt_tokens(o.usage.as_ref(), o.server_timings.as_ref())
         {
@@ -641,6 +646,7 @@ impl HttpAccumulator {
             schedule_lag_ms: self.schedule_lag.stats(),
             ttft_ms: self.ttft.stats(),
             ttft_from_scheduled_ms: self.ttft_from_scheduled.stats(),
+            e2e_from_scheduled_ms: self.e2e_from_scheduled.stats(),
             itl_ms: self.itl.stats(),
             tpot_ms: self.tpot.stats(),
             e2e_ms: self.e2e.stats(),
