@@ -1,7 +1,7 @@
 //! The compute probe's kernel, as the crate that has it hands it to the one
 //! that times it: `inferbench-ffi` holds kernels in the CPU's own vector
-//! instructions (they need `unsafe` to call), `inferbench-harness` a
-//! portable one and the timing.
+//! instructions (only a crate allowed raw calls may call them, after its
+//! check of the CPU), `inferbench-harness` a portable one and the timing.
 
 /// A kernel of independent multiply-add chains held in vector registers.
 #[derive(Debug, Clone, Copy)]
