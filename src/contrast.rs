@@ -92,6 +92,7 @@ pub fn run_spec(spec: &ContrastSpec, outputs: &Outputs) -> Result<ExitCode> {
             gen_tokens: spec.gen_tokens,
             concurrency: concurrency.clone(),
             requests: spec.requests,
+            inproc_runs: None,
             warmup: spec.warmup,
             threads,
             n_gpu_layers: spec.n_gpu_layers,

@@ -25,7 +25,7 @@ pub struct PromptVocab {
 /// One measurement point's shape: `sequences` prompts of `prompt_tokens`
 /// each, decoded together, each generating `gen_tokens` tokens, after
 /// `depth` tokens of context already in each sequence's KV cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BatchShape {
     /// Sequences decoded together (the batch size).
     pub sequences: u32,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const SIGNIFICANT_FIGURES: u8 = 3;
 
 /// How a distribution's values map to the histogram's integer units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// Values in milliseconds, recorded in nanoseconds.
@@ -58,7 +58,7 @@ impl Unit {
 /// (the encoding of HdrHistogram's own interval logs, readable by its Java,
 /// C, Go and Python ports). Its size depends on how many distinct buckets
 /// were filled, never on how many values were recorded.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EncodedHistogram {
     /// Histogram units per unit of the stats: 1e6 for milliseconds recorded
     /// in nanoseconds, 1e3 for rates recorded in thousandths, 1 for counts,
@@ -101,7 +101,7 @@ impl From<base64::DecodeError> for HistogramError {
 }
 
 /// The summary every metric is reported as.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Stats {
     /// Number of values.
     pub count: u64,
@@ -136,7 +136,7 @@ impl Stats {
 }
 
 /// The histogram settings, recorded once in every result file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct HistogramInfo {
     /// The histogram library and its major version (`hdrhistogram 7`).
     pub implementation: String,

@@ -183,7 +183,7 @@ pub struct SpecArgs {
 /// The files whose schema `inferbench schema` prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SchemaName {
-    /// Spec files (`run`) and results' settings.spec, generated from the types.
+    /// Spec files (`run`) and results' settings.spec.
     Spec,
     /// inproc and http result files.
     Result,
@@ -193,6 +193,23 @@ pub enum SchemaName {
     Contrast,
     /// Rounds' result file (http with several --url or --rounds).
     Rounds,
+    /// plan's --out file.
+    Plan,
+}
+
+impl SchemaName {
+    /// The file the library generates this schema for.
+    pub fn file(self) -> inferbench_harness::schema::files::SchemaFile {
+        use inferbench_harness::schema::files::SchemaFile;
+        match self {
+            SchemaName::Spec => SchemaFile::Spec,
+            SchemaName::Result => SchemaFile::Result,
+            SchemaName::Compare => SchemaFile::Compare,
+            SchemaName::Contrast => SchemaFile::Contrast,
+            SchemaName::Rounds => SchemaFile::Rounds,
+            SchemaName::Plan => SchemaFile::Plan,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -523,6 +523,7 @@ fn plan_sizes_replicas_from_a_committed_sweep_and_refuses_what_it_cannot_use() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let p = read_json(&out);
+    assert_valid_plan(&p);
     // The capacity is a measured point that met the file's SLO.
     let r = read_json(&sweep);
     let capacity = p["capacity_req_s"].as_f64().unwrap();

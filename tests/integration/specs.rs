@@ -265,21 +265,61 @@ fn run_refuses_a_bad_spec_file_by_name() {
 }
 
 #[test]
-fn the_committed_spec_schema_is_the_generated_one() {
-    let committed = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/spec.schema.json"),
-    )
-    .unwrap();
-    let o = bin().args(["schema", "spec"]).output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o) == committed,
-        "schema/spec.schema.json differs from the types: regenerate it with \
-         `cargo run --release -- schema spec > schema/spec.schema.json`"
-    );
+fn the_committed_schemas_are_the_generated_ones() {
+    let names = ["spec", "result", "compare", "contrast", "rounds", "plan"];
+    for name in names {
+        let file = format!("schema/{name}.schema.json");
+        let committed =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(&file))
+                .unwrap();
+        let o = bin().args(["schema", name]).output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stdout(&o) == committed,
+            "{file} differs from the types: regenerate the schemas with \
+             `for n in {}; do cargo run --release -- schema $n > schema/$n.schema.json; done`",
+            names.join(" ")
+        );
+    }
     let o = bin().arg("schema").output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    for name in ["spec", "result", "compare", "contrast", "rounds"] {
+    for name in names {
         assert!(stdout(&o).contains(name), "{}", stdout(&o));
     }
+}
+
+/// The generated result schema is closed: a key the types do not know is
+/// an error wherever it is, the spec's included (whose variants are closed
+/// through their references), and `mode` picks the shape a file is held to.
+#[test]
+fn the_result_schema_refuses_unknown_keys_and_the_wrong_mode() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("docs/examples/grid/gemma-fa-depth.json");
+    let result = read_json(&example);
+    assert_eq!(result_errors(&result), Vec::<String>::new());
+    assert_eq!(result["settings"]["spec"]["command"], "inproc");
+
+    for pointer in [
+        "",
+        "/settings",
+        "/settings/spec",
+        "/points/0/config",
+        "/provenance/tool",
+    ] {
+        let mut broken = result.clone();
+        broken
+            .pointer_mut(pointer)
+            .and_then(|v| v.as_object_mut())
+            .unwrap()
+            .insert("no_such_key".into(), 1.into());
+        let errors = result_errors(&broken);
+        assert_eq!(errors.len(), 1, "{pointer}: {errors:?}");
+        assert!(errors[0].contains("no_such_key"), "{pointer}: {errors:?}");
+    }
+    let mut http = result.clone();
+    http["mode"] = "http".into();
+    assert!(
+        result_errors(&http).iter().any(|e| e.contains("/settings")),
+        "an in-process file read as http must fail on its settings"
+    );
 }

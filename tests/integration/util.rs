@@ -71,60 +71,61 @@ fn assert_valid(validator: &jsonschema::Validator, what: &str, instance: &Value)
     );
 }
 
-/// Validator options that know the spec schema, which the settings of
-/// every measuring command's file refer to.
-fn with_spec_schema() -> jsonschema::ValidationOptions {
-    let spec = schema("spec.schema.json");
-    let id = spec["$id"].as_str().expect("$id").to_string();
-    let resource = jsonschema::Resource::from_contents(spec).expect("spec schema");
-    jsonschema::options().with_resource(id, resource)
-}
-
-/// Validates `result` against the committed JSON Schema.
-pub fn assert_valid_result(result: &Value) {
-    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| {
-        with_spec_schema()
-            .build(&schema("result.schema.json"))
-            .expect("schema compiles")
-    });
-    assert_valid(validator, "result", result);
-}
-
-/// A validator for a schema that refers to the result schema.
-fn with_result_schema(name: &str) -> jsonschema::Validator {
-    let result = schema("result.schema.json");
-    let id = result["$id"].as_str().expect("$id").to_string();
-    let resource = jsonschema::Resource::from_contents(result).expect("result schema");
-    with_spec_schema()
-        .with_resource(id, resource)
+fn validator(name: &str) -> jsonschema::Validator {
+    jsonschema::options()
         .build(&schema(name))
         .expect("schema compiles")
 }
 
-/// What is wrong with `compare --out`'s file against its schema, which
-/// refers to the result schema for statistics.
+/// What is wrong with a result file against the committed JSON Schema.
+pub fn result_errors(result: &Value) -> Vec<String> {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| validator("result.schema.json"))
+        .iter_errors(result)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
+
+/// Validates `result` against the committed JSON Schema.
+pub fn assert_valid_result(result: &Value) {
+    let errors = result_errors(result);
+    assert!(
+        errors.is_empty(),
+        "result violates the schema:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// What is wrong with `compare --out`'s file against its schema.
 pub fn comparison_errors(comparison: &Value) -> Vec<String> {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
     SCHEMA
-        .get_or_init(|| with_result_schema("compare.schema.json"))
+        .get_or_init(|| validator("compare.schema.json"))
         .iter_errors(comparison)
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect()
 }
 
-/// Validates a `contrast` result file (its two runs by the result schema).
+/// Validates a `contrast` result file.
 pub fn assert_valid_contrast(contrast: &Value) {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| with_result_schema("contrast.schema.json"));
+    let validator = SCHEMA.get_or_init(|| validator("contrast.schema.json"));
     assert_valid(validator, "contrast", contrast);
 }
 
-/// Validates an `http --rounds` file (every round's run by the result schema).
+/// Validates an `http --rounds` file.
 pub fn assert_valid_rounds(rounds: &Value) {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    let validator = SCHEMA.get_or_init(|| with_result_schema("rounds.schema.json"));
+    let validator = SCHEMA.get_or_init(|| validator("rounds.schema.json"));
     assert_valid(validator, "rounds", rounds);
+}
+
+/// Validates `plan --out`'s file.
+pub fn assert_valid_plan(plan: &Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| validator("plan.schema.json"));
+    assert_valid(validator, "plan", plan);
 }
 
 pub fn assert_valid_comparison(comparison: &Value) {

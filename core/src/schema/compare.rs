@@ -15,7 +15,7 @@ pub const COMPARISON_VERSION: u32 = 1;
 pub const METRICS: [&str; 4] = ["ttft_ms", "itl_ms", "tpot_ms", "e2e_ms"];
 
 /// What makes two points comparable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Shape {
     /// `fixed:IN:OUT` when every request asks for the same lengths (presets
     /// such as `short` included), else the workload as the run named it.
@@ -25,7 +25,7 @@ pub struct Shape {
 }
 
 /// The load a point ran under, as the comparison matches it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Load {
     /// Sequences decoding together in-process, or requests kept in flight
@@ -56,7 +56,7 @@ impl Load {
 }
 
 /// One result file, as the comparison names it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceSummary {
     /// The file's path as given.
     pub path: String,
@@ -79,7 +79,7 @@ pub struct SourceSummary {
 }
 
 /// Ratio and difference of one metric against the group's first row.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delta {
     /// This row's p50 − the first row's, ms.
     pub p50_delta: f64,
@@ -92,7 +92,7 @@ pub struct Delta {
 }
 
 /// A served point's request counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestSummary {
     /// Measured requests that succeeded (warm-up excluded).
     pub succeeded: u64,
@@ -101,7 +101,7 @@ pub struct RequestSummary {
 }
 
 /// One point of one file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Row {
     /// Index into [`Comparison::sources`].
     pub source: usize,
@@ -170,7 +170,7 @@ pub struct TestBasis {
 }
 
 /// The test of one metric against the group's first row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricTest {
     /// "lower" for latencies, "higher" for rates.
     pub better_when: String,
@@ -188,7 +188,7 @@ pub struct MetricTest {
 }
 
 /// The tests of one row against its group's first row.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Significance {
     /// Confidence level of the intervals, [`LEVEL`]; a verdict needs a Holm
     /// p-value below 1 − level.
@@ -229,7 +229,7 @@ impl Row {
 }
 
 /// The points of at least two files that share one shape.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Group {
     /// The workload and load every row shares.
     pub shape: Shape,
@@ -239,7 +239,7 @@ pub struct Group {
 }
 
 /// A point that no other file has a counterpart for.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Unmatched {
     /// Index into [`Comparison::sources`].
     pub source: usize,
@@ -251,7 +251,7 @@ pub struct Unmatched {
 
 /// What `inferbench compare` writes: the files, their points grouped by
 /// shape with each row against its group's first, and what did not match.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Comparison {
     /// [`COMPARISON_VERSION`] of the build that wrote the comparison.
     pub comparison_version: u32,

@@ -12,7 +12,7 @@ use crate::stats::Stats;
 pub const CONTRAST_SCHEMA_VERSION: u32 = 1;
 
 /// Where on the way from the engine to the client a time is taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
     /// The engine in-process, timed by the harness (no server, no HTTP).
@@ -36,7 +36,7 @@ impl Layer {
 }
 
 /// One layer's figures at one shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LayerRow {
     /// Which layer the figures are from.
     pub layer: Layer,
@@ -53,7 +53,7 @@ pub struct LayerRow {
 }
 
 /// One layer above another, per metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Overhead {
     /// The layer further from the engine: each difference is its median
     /// minus `lower`'s.
@@ -70,7 +70,7 @@ pub struct Overhead {
 
 /// The layer table of one shape: in-process batch B against served
 /// concurrency B, at the same prompt and output lengths.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContrastShape {
     /// Prompt tokens per sequence and request.
     pub prompt_tokens: u32,
@@ -93,7 +93,7 @@ pub struct ContrastShape {
 }
 
 /// What `contrast` was asked to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContrastSettings {
     /// Path of the GGUF measured on both sides, whose vocabulary the prompts'
     /// token ids come from.
@@ -106,6 +106,11 @@ pub struct ContrastSettings {
     pub concurrency: Vec<u32>,
     /// Measured requests per served point.
     pub requests: u64,
+    /// Written by early versions only: the first point's in-process runs.
+    /// Each in-process point records its own `runs`; kept so that those
+    /// files still read and validate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inproc_runs: Option<u32>,
     /// Warm-up runs in-process and warm-up requests served, per point, never counted.
     pub warmup: u32,
     /// Threads in-process and for a started server (default: physical cores).
@@ -139,7 +144,7 @@ pub struct ContrastSettings {
 }
 
 /// The contrast result file: both runs whole, and the layer table.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ContrastResult {
     /// [`CONTRAST_SCHEMA_VERSION`] of the build that wrote the file.
     pub schema_version: u32,

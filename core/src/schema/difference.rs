@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A two-sided interval at `level` (0.95 for 95%).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Interval {
     /// Lower bound, in the unit of the quantity bounded.
     pub low: f64,
@@ -29,7 +29,7 @@ impl Interval {
 
 /// `other`'s median minus `base`'s, absolutely and relative to `base`'s, each
 /// with its percentile-bootstrap interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MedianDifference {
     /// The base side's median (or the quantile compared, as p99 from
     /// `quantile_difference`), in the metric's unit.

@@ -6,7 +6,7 @@ use super::ResultFile;
 use crate::stats::Stats;
 
 /// The server an HTTP run measured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerInfo {
     /// The server's base URL, as given to `--url`.
     pub url: String,
@@ -22,7 +22,7 @@ pub struct ServerInfo {
 }
 
 /// The lengths every request of a workload asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FixedLengths {
     /// Prompt length every request asks for, in tokens.
     pub prompt_tokens: u32,
@@ -31,7 +31,7 @@ pub struct FixedLengths {
 }
 
 /// How an HTTP point's requests were sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadKind {
     /// A fixed number of requests always in flight.
@@ -54,7 +54,7 @@ impl LoadKind {
 }
 
 /// The gaps of an open loop's schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ArrivalKind {
     /// Exponential gaps: independent users.
@@ -67,7 +67,7 @@ pub enum ArrivalKind {
 
 /// The load of one HTTP point (built from the runner's load, which it
 /// describes: `inferbench_harness::http::load::Load`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadDescription {
     /// Closed loop, open loop or trace replay: which of the fields below
     /// are present.
@@ -139,7 +139,7 @@ impl LoadLevel {
 }
 
 /// A point's measured requests by outcome (warm-ups excluded).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestCounts {
     /// Requests that finished: `succeeded` + `failed` (the cancelled are
     /// not among them).
@@ -161,7 +161,7 @@ pub struct RequestCounts {
 /// The output token count used against the next-best count (usage against
 /// the tokenizer or the content chunks, tokenizer against chunks), over the
 /// requests that had both.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenDiscrepancy {
     /// e.g. "usage_vs_chunks".
     pub against: String,
@@ -175,7 +175,7 @@ pub struct TokenDiscrepancy {
 
 /// The prompt tokens a server says it served from its prefix cache, over the
 /// successful requests of a point that said.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PromptCacheUse {
     /// Successful requests whose response said how many prompt tokens came
     /// from the cache.
@@ -200,7 +200,7 @@ pub struct PromptCacheUse {
 
 /// The server's count of each prompt (`usage.prompt_tokens`) against the
 /// tokens the workload sent: servers differ in whether they add a BOS.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PromptTokenCheck {
     /// Successful requests whose usage gave a prompt token count.
     pub requests_compared: u64,
@@ -213,7 +213,7 @@ pub struct PromptTokenCheck {
 
 /// What measuring cost the client itself: when it nears a core, the client,
 /// not the server, may be the bottleneck.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ClientCost {
     /// CPU time the client process used during the point, all threads, in
     /// seconds (null when the OS would not say).
@@ -238,7 +238,7 @@ pub struct ClientCost {
 }
 
 /// One HTTP measurement point. Definitions: [`crate::metrics`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HttpPoint {
     /// The load the point's requests were sent under.
     pub load: LoadDescription,
@@ -458,7 +458,7 @@ impl HttpPoint {
 
 /// One part of a point: a turn of its conversations, or a place in its
 /// prefix groups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PartStats {
     /// The turn (from "1"), or "first" / "later".
     pub part: String,
@@ -478,7 +478,7 @@ pub struct PartStats {
 }
 
 /// The conversations of a multi-turn point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConversationCounts {
     /// Every turn answered.
     pub completed: u64,
@@ -489,7 +489,7 @@ pub struct ConversationCounts {
 }
 
 /// What `http` was asked to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HttpSettings {
     /// The server's base URL, as given to `--url`.
     pub url: String,
@@ -582,7 +582,7 @@ pub struct HttpSettings {
 /// A result file of `inferbench http`.
 pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;
 /// Latency objectives a request must all meet to count towards goodput.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Slo {
     /// Longest TTFT allowed, ms, counted from the intended send time under
     /// an open loop (null: no TTFT objective).

@@ -6,7 +6,7 @@ use super::{CounterComparison, DeviceComparison, ResultFile, TokenTotals};
 use crate::stats::Stats;
 
 /// One in-process measurement point. Metric definitions: see `inferbench_harness::inproc`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InprocPoint {
     /// Prompt length of every sequence, in tokens (BOS included).
     pub prompt_tokens: u32,
@@ -107,7 +107,7 @@ pub struct InprocPoint {
 
 /// Each measured run's engine time, in run order, ns: what a point's
 /// distributions summarize, kept whole where a format wants every sample.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSamples {
     /// The prefill of all `batch` prompts, one value per run.
     pub prefill_ns: Vec<u64>,
@@ -150,7 +150,7 @@ impl InprocPoint {
 }
 
 /// What `inproc` was asked to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct InprocSettings {
     /// Path of the GGUF file measured, as given (the tiny model's cache
     /// path without `--model`).
@@ -202,7 +202,7 @@ pub struct InprocSettings {
 
 /// The model and context parameters llama.cpp was given for a point, in
 /// llama.cpp's own names.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EngineConfig {
     /// The GGUF file.
     pub model: String,
@@ -321,7 +321,7 @@ impl EngineConfig {
 }
 
 /// What a point's configuration holds in memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PointMemory {
     /// The model's weights as llama.cpp loaded them (llama_model_size).
     pub model_bytes: u64,
@@ -344,7 +344,9 @@ pub struct PointMemory {
 }
 
 /// A context's buffers in llama.cpp's words, summed over its devices.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct LlamaBuffers {
     /// The KV cache's buffers ("KV buffer size"), every cache of the
     /// context (a sliding-window model has two).

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::Stats;
 
 /// A point's kernel timing: the device's own activity records, per step.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KernelTiming {
     /// What recorded the activity, e.g. "cupti activity records (concurrent
     /// kernels, copies, memsets), device timestamps".
@@ -21,7 +21,7 @@ pub struct KernelTiming {
 /// One phase's steps (each prefill, or each decode step) as the device saw
 /// them. Per-step values, one per step; `host` is the harness's synchronized
 /// host time of the same step (`prefill_ms` / `decode_step_ms`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KernelPhase {
     /// Steps with activity records.
     pub steps: u64,
@@ -50,7 +50,7 @@ pub struct KernelPhase {
 }
 
 /// Whether kernel timing was used in a run, and why not.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KernelTimingStatus {
     /// True when the device's activity records timed this run's kernels.
     pub available: bool,

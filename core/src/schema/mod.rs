@@ -1,8 +1,9 @@
 //! The result file: every serde type it holds (the runners that fill them
 //! import this tree; it imports nothing from them), the writer that keeps it
 //! valid on disk at every moment, and the reader of either mode's files.
-//! `schema/result.schema.json` describes the same shape; tests validate
-//! every file the tool writes against it.
+//! `schema/result.schema.json` is generated from these types (`files.rs`),
+//! their doc comments its descriptions; tests validate every file the tool
+//! writes against it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use crate::stats::{HistogramInfo, Stats};
 pub mod compare;
 pub mod contrast;
 pub mod difference;
+pub mod files;
 mod http;
 mod inproc;
 pub mod kernels;
@@ -33,7 +35,7 @@ pub use inproc::*;
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Which command wrote a result file (its `mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// "inproc": llama.cpp in this process, settings and points of
@@ -45,7 +47,7 @@ pub enum Mode {
 }
 
 /// Where a run stands (a result file's `status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Still being written: points finished so far are in the file.
@@ -60,7 +62,8 @@ pub enum RunStatus {
 }
 
 /// A whole result file. `S` is the mode's settings, `P` its point type.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ResultFile_for_{P}")]
 pub struct ResultFile<S, P> {
     /// The [`SCHEMA_VERSION`] of the build that wrote the file.
     pub schema_version: u32,
@@ -102,7 +105,7 @@ pub struct ResultFile<S, P> {
 }
 
 /// The outcome of a search for the highest rate meeting the SLO.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MaxRateSearch {
     /// Highest probed rate that met the criterion (none did: null).
     pub max_rate: Option<f64>,
@@ -118,7 +121,7 @@ pub struct MaxRateSearch {
 }
 
 /// The outcome of a search for the highest concurrency meeting the SLO.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MaxConcurrencySearch {
     /// Highest probed concurrency that met the criterion (none did: null).
     pub max_concurrency: Option<u32>,
@@ -132,7 +135,7 @@ pub struct MaxConcurrencySearch {
 }
 
 /// What was measured, with what build of what, on which machine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Provenance {
     /// The inferbench build.
     pub tool: ToolInfo,
@@ -152,7 +155,7 @@ pub struct Provenance {
 }
 
 /// The inferbench build that wrote the file, as embedded at compile time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ToolInfo {
     /// The package name: "inferbench".
     pub name: String,
@@ -178,7 +181,7 @@ pub struct ToolInfo {
 
 /// The engine measured and how it was driven: llama.cpp in-process, or in
 /// HTTP mode the client and its clock (the server is `provenance.server`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EngineInfo {
     /// e.g. "llama.cpp".
     pub name: String,
@@ -227,7 +230,7 @@ pub struct EngineInfo {
 
 /// The compute devices as `llama-bench` names them, so that its rows and
 /// inferbench's join on the same values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceNames {
     /// The descriptions of the CPU and accelerator devices, joined by ", ".
     pub cpu_info: String,
@@ -239,7 +242,7 @@ pub struct DeviceNames {
 }
 
 /// How llama.cpp was compiled, read from its CMake cache at build time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EngineBuild {
     /// e.g. "Release" (-O3) or "RelWithDebInfo" (-O2 -g).
     pub cmake_build_type: String,
@@ -253,7 +256,7 @@ pub struct EngineBuild {
 
 /// The machine inferbench ran on (in HTTP mode the client's, which need not
 /// be the server's).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostInfo {
     /// The CPU's brand string ("unknown" when unreadable).
     pub cpu_model: String,
@@ -283,7 +286,7 @@ pub struct HostInfo {
 }
 
 /// The GGUF model file, as inferbench's own reader saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ModelInfo {
     /// The file's path, as given.
     pub path: String,
@@ -311,7 +314,7 @@ pub struct ModelInfo {
 }
 
 /// Token totals over the measured runs of a point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenTotals {
     /// Prompt tokens prefilled: runs × batch × prompt length.
     pub prompt: u64,
@@ -320,7 +323,7 @@ pub struct TokenTotals {
 }
 
 /// The engine's own counters beside the harness's clock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CounterComparison {
     /// The prefill eval time the engine reports, ms, one value per run.
     pub prefill_ms: Option<Stats>,
@@ -337,7 +340,7 @@ pub struct CounterComparison {
 /// beside the host clock. They bracket the host's window on the GPU's clock
 /// (graph building, launches, gaps and the synchronization included), not
 /// the kernels' work, which `kernel_timing` measures.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceComparison {
     /// What the interval brackets, in words (absent in older files, whose
     /// device timing was the same event window).

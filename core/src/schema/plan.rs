@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::Slo;
 
 /// Expected latency per replica at the planned load.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Expected {
     /// Median, ms, interpolated linearly in achieved requests per second.
     pub p50: f64,
@@ -16,7 +16,7 @@ pub struct Expected {
 
 /// What `inferbench plan` finds: one replica's capacity under the SLO, the
 /// replicas a target rate needs, and the latencies each should then see.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The traffic to serve over all replicas, requests per second.
     pub target_rate: f64,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One point's decode step against the bandwidth limit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Roofline {
     /// Weights read by every step (the model's tensors; see the notes).
     pub weight_bytes: u64,
@@ -32,7 +32,7 @@ pub struct Roofline {
 }
 
 /// The machine's memory bandwidth as a STREAM-triad-like probe measured it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BandwidthProbe {
     /// How it was measured, e.g. `stream-triad: a[i] = b[i] + s·c[i] over f64, 24 bytes per element`.
     pub method: String,
@@ -49,7 +49,7 @@ pub struct BandwidthProbe {
 }
 
 /// One point's prefill against the compute limit.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PrefillRoofline {
     /// FLOPs of one prefill of the point's prompts: the matrices every
     /// prompt token passes through, the output projection once per
@@ -71,7 +71,7 @@ pub struct PrefillRoofline {
 }
 
 /// The machine's arithmetic rate as an f32 FMA probe measured it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ComputePeakProbe {
     /// What each thread ran, in words.
     pub method: String,
@@ -96,7 +96,7 @@ pub struct ComputePeakProbe {
 
 /// The GPU's memory bandwidth, measured and nominal, the ceiling of a
 /// decode step whose layers are on that GPU.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceBandwidth {
     /// e.g. "CUDA0 (NVIDIA H200)".
     pub device: String,
@@ -113,7 +113,7 @@ pub struct DeviceBandwidth {
 
 /// A device-to-device copy probe: the same buffer copied `repetitions`
 /// times, each copy between two CUDA events on the copying stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeviceCopyProbe {
     /// What was timed, in words.
     pub method: String,
@@ -130,7 +130,7 @@ pub struct DeviceCopyProbe {
 
 /// The memory's nominal bandwidth: clock × 2 transfers per clock (double
 /// data rate, as HBM and GDDR count) × bus width.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NominalBandwidth {
     /// Where the clock and width came from: "nvml" (the maximum memory
     /// clock) or "cuda device attributes" (the peak memory clock).

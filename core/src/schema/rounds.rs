@@ -15,7 +15,7 @@ pub const ROUNDS_SCHEMA_VERSION: u32 = 1;
 pub const ROUND_METRICS: [&str; 4] = ["ttft_ms", "tpot_ms", "e2e_ms", "output_tok_s"];
 
 /// What the rounds were asked to do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RoundsSettings {
     /// The servers' URLs (`--url`), in the order each round measures them;
     /// the first is the baseline.
@@ -37,7 +37,7 @@ pub struct RoundsSettings {
 }
 
 /// One (round, target) run, in the order they ran.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RoundEntry {
     /// The round, from 0.
     pub round: u32,
@@ -50,7 +50,7 @@ pub struct RoundEntry {
 }
 
 /// One target and its runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetRuns {
     /// The target's server URL (`--url`).
     pub url: String,
@@ -59,7 +59,7 @@ pub struct TargetRuns {
 }
 
 /// A metric of one target over the rounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct OverRounds {
     /// The metric's value in each round that measured it, in round order: a
     /// latency's p50 in ms, or the output rate in tok/s.
@@ -78,7 +78,7 @@ pub struct OverRounds {
 }
 
 /// A target against the first, one metric.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PairedDifference {
     /// This target − the first, per round.
     pub per_round: Vec<f64>,
@@ -100,7 +100,7 @@ pub struct PairedDifference {
 }
 
 /// One target at one load, over its rounds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetSummary {
     /// The target's server URL.
     pub url: String,
@@ -114,7 +114,7 @@ pub struct TargetSummary {
 }
 
 /// Every target at one load level.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LoadSummary {
     /// `c=8`, `2 req/s`.
     pub load: String,
@@ -125,7 +125,7 @@ pub struct LoadSummary {
 
 /// The rounds result file (`http` with several `--url` or `--rounds`): every
 /// round's run whole, and the summary per load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RoundsResult {
     /// [`ROUNDS_SCHEMA_VERSION`] of the build that wrote the file.
     pub schema_version: u32,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 /// A point's server metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerMetricsSummary {
     /// The Prometheus text endpoint scraped, e.g. "http://127.0.0.1:8000/metrics".
     pub url: String,
@@ -38,7 +38,7 @@ pub struct ServerMetricsSummary {
 /// What the common engines' metrics say, taken from the series above under
 /// their own names and added up over label sets, in inferbench's units.
 /// Absent when the server does not expose the metric.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServerHeadline {
     /// Requests the server was running (vLLM `vllm:num_requests_running`,
     /// llama-server `llamacpp:requests_processing`).
@@ -69,7 +69,7 @@ pub struct ServerHeadline {
 }
 
 /// A histogram's change over the point: the observations made during it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HistogramSummary {
     /// Observations made during the point (the change of `_count`).
     pub count: f64,
@@ -96,7 +96,7 @@ pub struct HistogramSummary {
 }
 
 /// A counter's change over the point.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CounterSummary {
     /// Its increase from the scrape before the point to the scrape after
     /// it, in the counter's own unit.
@@ -106,7 +106,7 @@ pub struct CounterSummary {
 }
 
 /// A gauge over the point's samples.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GaugeSummary {
     /// Mean over the samples, in the gauge's own unit.
     pub mean: f64,

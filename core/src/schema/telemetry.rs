@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Telemetry of one sampling period (one measurement point), for the result
 /// file. Definitions: see the module documentation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TelemetrySummary {
     /// The configured interval between samples.
     pub interval_ms: f64,
@@ -39,7 +39,7 @@ pub struct TelemetrySummary {
 }
 
 /// One GPU's metrics over a sampling period.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuSummary {
     /// The device index the probe uses (NVML's index for the NVML probe).
     pub index: u32,
@@ -77,7 +77,7 @@ pub struct GpuSummary {
 }
 
 /// Energy used over a window, and how it was read.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnergyReading {
     /// Joules over `window_s`.
     pub joules: f64,
@@ -94,7 +94,7 @@ pub struct EnergyReading {
 }
 
 /// Mean and maximum of one metric over the samples that had it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MeanMax {
     /// Mean over those samples, in the metric's unit.
     pub mean: f64,
@@ -103,7 +103,7 @@ pub struct MeanMax {
 }
 
 /// What a probe knows of one GPU that does not change during a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GpuDevice {
     /// The device index the probe uses (NVML's index for the NVML probe).
     pub index: u32,
@@ -121,7 +121,7 @@ pub struct GpuDevice {
 
 /// What a point's output tokens cost in energy: the GPUs' energy over the
 /// telemetry window (every GPU summed), else the CPU packages' (RAPL).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PointEnergy {
     /// "gpu" or "cpu_packages": whose energy.
     pub device: String,

@@ -12,7 +12,7 @@ pub const PERCENTILES: [(&str, f64); 4] =
     [("p90", 0.90), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)];
 
 /// A point's validity: the verdict, its reasons, and what they rest on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Validity {
     /// "valid", or "not valid" when any reason stands.
     pub verdict: String,
@@ -30,7 +30,7 @@ pub struct Validity {
 }
 
 /// One percentile of one metric against the early-stopping rule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PercentileCheck {
     /// The metric's key, e.g. "ttft_ms".
     pub metric: String,

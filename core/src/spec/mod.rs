@@ -251,11 +251,7 @@ impl Spec {
     /// The JSON Schema of spec files and of results' `settings.spec`
     /// (committed as `schema/spec.schema.json`; a test fails on drift).
     pub fn json_schema() -> serde_json::Value {
-        let mut schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or_default();
-        if let Some(map) = schema.as_object_mut() {
-            map.insert("$id".into(), SPEC_SCHEMA_ID.into());
-        }
-        schema
+        crate::schema::files::SchemaFile::Spec.generate()
     }
 }
 
