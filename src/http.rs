@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use inferbench_core::early_stopping::CONFIDENCE;
 use inferbench_harness::engine::PromptVocab;
 use inferbench_harness::http::arrival::Arrival;
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
@@ -20,7 +21,7 @@ use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::server_metrics::{self, Sampler};
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
-use inferbench_harness::plan::{meets_slo, search_max, ProbeVerdict};
+use inferbench_harness::plan::{call_slo, search_max, ProbeVerdict};
 use inferbench_harness::schema::{
     EngineInfo, FixedLengths, HttpPoint, HttpResult, HttpSettings, LoadDescription,
     MaxConcurrencySearch, MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, Slo,
@@ -349,7 +350,10 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
     let workload = Arc::new(workload);
     let searching = spec.searching();
     // A trace runs whole unless told otherwise.
-    let limits = LimitsPlan::new(spec, trace_length.unwrap_or(100));
+    let limits = LimitsPlan::new(
+        spec,
+        trace_length.unwrap_or(inferbench_core::spec::DEFAULT_NUM_REQUESTS),
+    );
     let api_key = std::env::var(&spec.api_key_env)
         .ok()
         .filter(|k| !k.is_empty());
@@ -458,6 +462,8 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         kept,
         warmup: spec.warmup,
         slo: slo.unwrap_or_default(),
+        max_requests_per_probe: spec.max_requests_per_probe,
+        called_by_estimate: 0,
         interrupt: interrupt::flag(),
         writer,
         csv: outputs.csv.clone(),
@@ -484,7 +490,7 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         }
         (None, None) => loads.iter().try_for_each(|(load, description)| {
             if !session.interrupted() {
-                session.measure(*load, description)?;
+                session.measure(*load, description, None)?;
             }
             Ok(())
         }),
@@ -720,6 +726,10 @@ struct Session {
     kept: std::collections::VecDeque<HttpPoint>,
     warmup: u64,
     slo: Slo,
+    /// `--max-requests-per-probe`: how far an undecided probe is extended.
+    max_requests_per_probe: Option<u64>,
+    /// Probes called by their point estimate so far.
+    called_by_estimate: u32,
     interrupt: Arc<AtomicBool>,
     writer: ResultWriter,
     csv: Option<std::path::PathBuf>,
@@ -807,15 +817,23 @@ impl Session {
         self.interrupt.load(Ordering::Relaxed)
     }
 
-    /// One probe of a search; `None` once interrupted.
+    /// One probe of a search; `None` once interrupted. It is called by the
+    /// early-stopping rule, extended while the rule leaves it undecided (up
+    /// to `--max-requests-per-probe`), and called by its point estimate if
+    /// it still is.
     fn probe(&mut self, load: Load) -> Result<Option<ProbeVerdict>> {
         if self.interrupted() {
             return Ok(None);
         }
-        let point = self.measure(load, &load.describe())?;
-        Ok(Some(if !point.complete {
-            ProbeVerdict::Incomplete
-        } else if meets_slo(&point, &self.slo) {
+        let point = self.measure(load, &load.describe(), self.max_requests_per_probe)?;
+        if !point.complete {
+            return Ok(Some(ProbeVerdict::Incomplete));
+        }
+        let call = call_slo(&point, &self.slo);
+        if call.by_estimate {
+            self.called_by_estimate += 1;
+        }
+        Ok(Some(if call.met {
             ProbeVerdict::Met
         } else {
             ProbeVerdict::Missed
@@ -865,8 +883,15 @@ impl Session {
     }
 
     /// Warm-up, then one measured point: logged, saved every second while it
-    /// runs, appended to the result and saved when it ends.
-    fn measure(&mut self, load: Load, description: &LoadDescription) -> Result<HttpPoint> {
+    /// runs, appended to the result and saved when it ends. `extend_to`: a
+    /// search's probe, extended with fresh requests (up to that many in
+    /// all) while the early-stopping rule leaves it undecided.
+    fn measure(
+        &mut self,
+        load: Load,
+        description: &LoadDescription,
+        extend_to: Option<u64>,
+    ) -> Result<HttpPoint> {
         if let Some(kept) = self.kept.pop_front() {
             if kept.load != *description {
                 bail!(
@@ -932,44 +957,77 @@ impl Session {
         let mut progress = PointProgress::new(description.label(), limits.num_requests);
         let mut vllm = self.export_vllm.as_ref().map(|_| VllmExport::new());
         self.telemetry.start();
-        let end = self.runtime.block_on(run_point(
-            self.client.clone(),
-            self.workload.clone(),
-            plan,
-            self.interrupt.clone(),
-            |completed| {
-                let record = acc.add(completed);
-                progress.record(&record);
-                if let Some(v) = vllm.as_mut() {
-                    v.add(&record);
-                }
-                if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
-                    let line = RequestLogLine {
-                        point: point_index,
-                        record: &record,
-                    };
-                    let written = serde_json::to_writer(&mut *log, &line)
-                        .map_err(anyhow::Error::new)
-                        .and_then(|()| writeln!(log).map_err(anyhow::Error::new));
-                    if let Err(e) = written {
-                        io_error = Some(e.context("writing --requests-log"));
+        let mut segment = plan;
+        let mut sent = limits.num_requests;
+        let mut extension = 0u8;
+        let end = loop {
+            let end = self.runtime.block_on(run_point(
+                self.client.clone(),
+                self.workload.clone(),
+                segment,
+                self.interrupt.clone(),
+                |completed| {
+                    let record = acc.add(completed);
+                    progress.record(&record);
+                    if let Some(v) = vllm.as_mut() {
+                        v.add(&record);
                     }
-                }
-                if last_save.elapsed() >= SAVE_EVERY && io_error.is_none() {
-                    let mut snapshot = result.clone();
-                    snapshot
-                        .points
-                        .push(acc.finish(description.clone(), false, 0));
-                    if let Err(e) = save(writer, &mut snapshot, None) {
-                        io_error = Some(e);
+                    if let (Some(log), None) = (log.as_mut(), io_error.as_ref()) {
+                        let line = RequestLogLine {
+                            point: point_index,
+                            record: &record,
+                        };
+                        let written = serde_json::to_writer(&mut *log, &line)
+                            .map_err(anyhow::Error::new)
+                            .and_then(|()| writeln!(log).map_err(anyhow::Error::new));
+                        if let Err(e) = written {
+                            io_error = Some(e.context("writing --requests-log"));
+                        }
                     }
-                    if let Some(log) = log.as_mut() {
-                        let _ = log.flush();
+                    if last_save.elapsed() >= SAVE_EVERY && io_error.is_none() {
+                        let mut snapshot = result.clone();
+                        snapshot
+                            .points
+                            .push(acc.finish(description.clone(), false, 0));
+                        if let Err(e) = save(writer, &mut snapshot, None) {
+                            io_error = Some(e);
+                        }
+                        if let Some(log) = log.as_mut() {
+                            let _ = log.flush();
+                        }
+                        last_save = Instant::now();
                     }
-                    last_save = Instant::now();
-                }
-            },
-        ));
+                },
+            ));
+            // A probe the rule leaves undecided gets the requests it needs
+            // (a quarter more at least, so that it is not extended request
+            // by request), each prompt fresh.
+            let more = match (extend_to, sent) {
+                (Some(cap), Some(n)) if !end.interrupted && extension < MAX_EXTENSIONS => acc
+                    .finish(description.clone(), true, 0)
+                    .judge_slo(&self.slo)
+                    .and_then(|v| v.more_needed)
+                    .map(|more| more.max(n / 4).min(cap.saturating_sub(n)))
+                    .filter(|&more| more > 0),
+                _ => None,
+            };
+            let (Some(more), Some(n)) = (more, sent) else {
+                break end;
+            };
+            extension += 1;
+            sent = Some(n + more);
+            progress.extend(more);
+            segment = PointPlan {
+                load,
+                limits: Limits {
+                    num_requests: Some(more),
+                    duration: None,
+                },
+                seed: self.seed,
+                prompts: stream(Phase::Extension(extension)),
+                start: Instant::now(),
+            };
+        };
         let telemetry = self.telemetry.stop();
         let server_metrics = sampler.map(Sampler::stop);
         progress.finish();
@@ -983,7 +1041,7 @@ impl Session {
         }
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
         point.prompt_stream = Some(stream_index);
-        point.num_requests_planned = limits.num_requests;
+        point.num_requests_planned = sent;
         point.duration_planned_s = limits.duration.map(|d| d.as_secs_f64());
         point.energy = telemetry.as_ref().and_then(|t| {
             let output_tokens = point
@@ -1042,10 +1100,20 @@ fn search_max_rate(
         };
         session.probe(load)
     })?;
+    terminal::print_search(
+        "highest rate",
+        found.best.map(|r| format!("{r} req/s")),
+        found.failing.map(|r| format!("{r} req/s")),
+        found.probes,
+        session.called_by_estimate,
+    );
     Ok(MaxRateSearch {
         max_rate: found.best,
         lowest_failing_rate: found.failing,
         probes: found.probes,
+        called_by_estimate: Some(session.called_by_estimate),
+        confidence: Some(CONFIDENCE),
+        max_requests_per_probe: session.max_requests_per_probe,
         criterion: SEARCH_CRITERION.into(),
     })
 }
@@ -1060,15 +1128,28 @@ fn search_max_concurrency(session: &mut Session, start: u32) -> Result<MaxConcur
             concurrency: whole(concurrency),
         })
     })?;
+    terminal::print_search(
+        "highest concurrency",
+        found.best.map(|c| format!("c={}", whole(c))),
+        found.failing.map(|c| format!("c={}", whole(c))),
+        found.probes,
+        session.called_by_estimate,
+    );
     Ok(MaxConcurrencySearch {
         max_concurrency: found.best.map(whole),
         lowest_failing_concurrency: found.failing.map(whole),
         probes: found.probes,
+        called_by_estimate: Some(session.called_by_estimate),
+        confidence: Some(CONFIDENCE),
+        max_requests_per_probe: session.max_requests_per_probe,
         criterion: SEARCH_CRITERION.into(),
     })
 }
 
-const SEARCH_CRITERION: &str = "p99 of every --slo objective met and no failed request";
+const SEARCH_CRITERION: &str = "p99 of every --slo objective within its limit at 99% confidence by MLPerf LoadGen's early-stopping rule, a failed request over every limit; a probe the rule leaves undecided (after any extension up to --max-requests-per-probe) is called by its point estimate: p99 within every limit and no failed request";
+
+/// Extensions of one probe at most (each a prompt stream of its own).
+const MAX_EXTENSIONS: u8 = 200;
 
 fn save(writer: &ResultWriter, result: &mut HttpResult, csv: Option<&Path>) -> Result<()> {
     terminal::save_result(writer, result, csv, terminal::write_http_csv)

@@ -44,7 +44,11 @@ pub fn run(args: PlanArgs) -> Result<ExitCode> {
         p.per_replica_req_s,
     ) {
         (Some(c), Some(point), Some(n), Some(q)) => {
-            println!("capacity of one replica: {c:.3} req/s (measured at {point}, p99 within every objective)");
+            let how = match p.capacity_decided_by.as_deref() {
+                Some("early_stopping") => "at 99% confidence",
+                _ => "by its point estimate",
+            };
+            println!("capacity of one replica: {c:.3} req/s (measured at {point}, p99 within every objective {how})");
             println!(
                 "replicas: {n}, each at {q:.3} req/s ({:.0}% of its capacity)",
                 100.0 * q / c

@@ -91,6 +91,13 @@ impl PointProgress {
         self.last_message = Some(Instant::now());
     }
 
+    /// `more` requests added to the point (a search's probe extended).
+    pub fn extend(&mut self, more: u64) {
+        if let Some(total) = self.bar.length() {
+            self.bar.set_length(total + more);
+        }
+    }
+
     /// Clears the bar, so that the point's row prints where it was.
     pub fn finish(self) {
         self.bar.finish_and_clear();

@@ -603,6 +603,28 @@ fn percentile_cell(
     text
 }
 
+/// A search's answer: the highest load that met the SLO, the lowest that
+/// did not, and how many probes were called by their point estimate.
+pub fn print_search(
+    what: &str,
+    best: Option<String>,
+    failing: Option<String>,
+    probes: u32,
+    by_estimate: u32,
+) {
+    let best = best.unwrap_or_else(|| "none met it".to_string());
+    let failing = failing.map_or_else(
+        || "none missed it".to_string(),
+        |f| format!("{f} missed it"),
+    );
+    println!("{what} meeting the SLO: {best} ({failing}; {probes} probes)");
+    if by_estimate > 0 {
+        println!(
+            "  {by_estimate} of the probes called by their point estimate: too few requests for the SLO's p99 at 99% confidence (459 with none over a limit); --max-requests-per-probe extends them"
+        );
+    }
+}
+
 /// The point's verdict line: "valid", or "not valid: " and its reasons.
 pub fn verdict_line(validity: Option<&Validity>) -> Option<String> {
     validity.map(|v| format!("verdict: {}", v.line()))
@@ -611,6 +633,7 @@ pub fn verdict_line(validity: Option<&Validity>) -> Option<String> {
 pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
     let mut notes: Vec<String> = verdict_line(p.validity.as_ref())
         .into_iter()
+        .chain(p.slo_verdict.as_ref().map(|v| v.line()))
         .chain(energy_line(p.energy.as_ref()))
         .collect();
     if !p.requests.failed_by_class.is_empty() {

@@ -90,19 +90,36 @@ pub enum BoundVerdict {
     /// Enough observations: the p-quantile is under the bound at the
     /// confidence.
     Pass,
-    /// More observations, all under the bound, would decide it.
+    /// Too many above it: were the p-quantile under the bound, `over` or
+    /// more of `n` would be above it with a chance under 1 − confidence.
+    Fail,
+    /// Neither yet: `more` observations, all under the bound, would pass it.
     Undecided {
         /// How many more.
         more: u64,
     },
 }
 
+/// P[Binomial(n, 1 − p) ≥ t]: the chance of t or more of n observations
+/// above the p-quantile.
+fn at_least_above(n: u64, p: f64, t: u64) -> f64 {
+    match t {
+        0 => 1.0,
+        _ if t > n => 0.0,
+        _ => 1.0 - at_most_above(n, p, t - 1),
+    }
+}
+
 /// Whether `n` observations with `over` above a bound show the p-quantile
-/// under it at `confidence`: pass when n ≥ h(over) + over.
+/// under it at `confidence` (LoadGen's rule: pass when n ≥ h(over) + over),
+/// or above it at the same confidence (fail: so many above it are unlikely
+/// enough were it under), or neither.
 pub fn judge_bound(n: u64, over: u64, p: f64, confidence: f64) -> BoundVerdict {
     let needed = min_count(over, p, confidence);
     if n >= needed {
         BoundVerdict::Pass
+    } else if at_least_above(n, p, over) <= 1.0 - confidence {
+        BoundVerdict::Fail
     } else {
         BoundVerdict::Undecided { more: needed - n }
     }
@@ -125,6 +142,30 @@ mod tests {
         for p in [0.5, 0.9, 0.95, 0.99, 0.999] {
             let closed = ((1.0 - CONFIDENCE).ln() / f64::ln(p)).ceil() as u64;
             assert_eq!(h(0, p, CONFIDENCE), closed, "p = {p}");
+        }
+    }
+
+    #[test]
+    fn a_bound_passes_fails_or_waits() {
+        let judge = |n, over| judge_bound(n, over, 0.99, CONFIDENCE);
+        assert_eq!(judge(459, 0), BoundVerdict::Pass);
+        assert_eq!(judge(662, 1), BoundVerdict::Pass);
+        assert_eq!(judge(100, 0), BoundVerdict::Undecided { more: 359 });
+        assert_eq!(judge(661, 1), BoundVerdict::Undecided { more: 1 });
+        // 1 over in 100 is what a p99 under the bound gives; 2 is not rare
+        // (P[Bin(100, 0.01) ≥ 2] = 0.26); 5 is (0.0034).
+        assert_eq!(judge(100, 2), BoundVerdict::Undecided { more: 838 - 100 });
+        assert_eq!(judge(100, 5), BoundVerdict::Fail);
+        assert_eq!(judge(3, 3), BoundVerdict::Fail);
+        assert_eq!(judge(2, 1), BoundVerdict::Undecided { more: 660 });
+        // The fail side against the brute-force tail.
+        for (n, t) in [(100u64, 4u64), (100, 5), (1000, 18), (1000, 20)] {
+            let tail = 1.0 - brute_force_tail(n, 0.01, t - 1);
+            assert_eq!(
+                judge(n, t) == BoundVerdict::Fail,
+                tail <= 1.0 - CONFIDENCE,
+                "n = {n}, t = {t}, tail = {tail}"
+            );
         }
     }
 

@@ -357,6 +357,32 @@ impl Distribution {
         })
     }
 
+    /// How many recorded values lie above `limit`: `(surely, possibly)`.
+    /// A histogram bucket that straddles the limit (values within 0.1% of
+    /// it, at 3 significant figures) counts in `possibly` only; the exact
+    /// min and max settle the ends.
+    pub fn count_above(&self, limit: f64) -> (u64, u64) {
+        if self.count == 0 || limit >= self.max {
+            return (0, 0);
+        }
+        if limit < self.min {
+            return (self.count, self.count);
+        }
+        let scaled = limit * self.unit.scale();
+        let (mut surely, mut possibly) = (0, 0);
+        for v in self.histogram.iter_recorded() {
+            let highest = self.histogram.highest_equivalent(v.value_iterated_to()) as f64;
+            let lowest = self.histogram.lowest_equivalent(v.value_iterated_to()) as f64;
+            if lowest > scaled {
+                surely += v.count_at_value();
+            }
+            if highest > scaled {
+                possibly += v.count_at_value();
+            }
+        }
+        (surely, possibly)
+    }
+
     /// The value at quantile `q` by the rule of the reported percentiles
     /// ([`crate::quantile::reported`]); `min` when nothing was recorded.
     pub fn value_at_quantile(&self, q: f64) -> f64 {
@@ -549,6 +575,25 @@ mod tests {
         let mut s = d.stats().unwrap();
         s.histogram = None;
         assert!(matches!(s.distribution(), Err(HistogramError::Missing)));
+    }
+
+    #[test]
+    fn values_above_a_limit_are_counted_to_the_bucket() {
+        let mut d = Distribution::milliseconds();
+        for v in 1..=1000 {
+            d.record(v as f64);
+        }
+        // Near 1 s a bucket is 0.52 ms wide: 990.5 ms shares one with no
+        // recorded value, so the count is exact.
+        assert_eq!(d.count_above(990.5), (10, 10));
+        assert_eq!(d.count_above(0.5), (1000, 1000));
+        assert_eq!(d.count_above(1000.0), (0, 0));
+        // 400.0004 ms lies inside 400 ms's bucket: possibly above, not surely.
+        let (surely, possibly) = d.count_above(400.0004);
+        assert_eq!(surely, 600);
+        assert_eq!(possibly, 601);
+        let round_trip = Distribution::from_stats(&d.stats().unwrap()).unwrap();
+        assert_eq!(round_trip.count_above(990.5), (10, 10));
     }
 
     #[test]

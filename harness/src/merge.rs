@@ -315,6 +315,7 @@ pub(crate) fn merge_http_points(
         conversations: None,
         prefix_groups: None,
         validity: None,
+        slo_verdict: None,
         energy: None,
     })
     .map(|mut point: HttpPoint| {
@@ -413,6 +414,11 @@ pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeErr
         notes.push("the files' --find-max-rate answers are not carried over: probes of different files are merged as points".into());
     }
     let mut merged = merged_header(&refs, points, notes);
+    if let Some(slo) = merged.settings.slo {
+        for p in &mut merged.points {
+            p.slo_verdict = p.judge_slo(&slo);
+        }
+    }
     merged.settings.prompt_seed = None;
     // A merge ran nothing: it has no spec to run again.
     merged.settings.spec = None;

@@ -4,11 +4,13 @@
 //! (`--find-max-rate`, `--find-max-concurrency`) are [`search_max`], which
 //! steps with [`next_probe`].
 
+use crate::schema::validity::SloDecision;
 use crate::schema::{HttpPoint, LoadKind, Slo};
 use crate::stats::Stats;
 
-/// Whether a point's p99 meets every objective, with no failed request.
-/// Under an open loop TTFT counts from the intended send time.
+/// Whether a point's p99 meets every objective, with no failed request, by
+/// its point estimate. Under an open loop TTFT and E2E count from the
+/// intended send time.
 pub fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
     let within = |limit: Option<f64>, stats: Option<&Stats>| match limit {
         None => true,
@@ -19,7 +21,48 @@ pub fn meets_slo(point: &HttpPoint, slo: &Slo) -> bool {
         && point.requests.succeeded > 0
         && within(slo.ttft_ms, ttft)
         && within(slo.tpot_ms, point.tpot_ms.as_ref())
-        && within(slo.e2e_ms, point.e2e_ms.as_ref())
+        && within(slo.e2e_ms, point.e2e_judged().1)
+}
+
+/// A point called against the SLO.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SloCall {
+    /// Whether it met every objective.
+    pub met: bool,
+    /// Whether the call fell back to the point estimate ([`meets_slo`])
+    /// because the early-stopping rule left it undecided.
+    pub by_estimate: bool,
+}
+
+impl SloCall {
+    /// How the call was made, as the result files say it.
+    pub fn decided_by(self) -> &'static str {
+        if self.by_estimate {
+            "point_estimate"
+        } else {
+            "early_stopping"
+        }
+    }
+}
+
+/// Calls a point against the SLO by MLPerf LoadGen's early-stopping rule at
+/// 99% confidence ([`HttpPoint::judge_slo`]), and by its point estimate
+/// where the rule cannot decide yet.
+pub fn call_slo(point: &HttpPoint, slo: &Slo) -> SloCall {
+    match point.judge_slo(slo).map(|v| v.decision) {
+        Some(SloDecision::Pass) => SloCall {
+            met: true,
+            by_estimate: false,
+        },
+        Some(SloDecision::Fail) => SloCall {
+            met: false,
+            by_estimate: false,
+        },
+        Some(SloDecision::Undecided) | None => SloCall {
+            met: meets_slo(point, slo),
+            by_estimate: true,
+        },
+    }
 }
 
 /// The next load a search probes: doubling from the start until a probe
@@ -148,7 +191,10 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
         a.request_throughput_req_s
             .total_cmp(&b.request_throughput_req_s)
     });
-    let passing_prefix = measured.iter().take_while(|p| meets_slo(p, &slo)).count();
+    let passing_prefix = measured
+        .iter()
+        .take_while(|p| call_slo(p, &slo).met)
+        .count();
     let capacity = passing_prefix.checked_sub(1).map(|i| measured[i]);
     let failing = measured.get(passing_prefix).copied();
     let rate = |p: &HttpPoint| p.request_throughput_req_s;
@@ -172,9 +218,23 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
         )),
         (None, None) => advice.push("the file has no point with a successful request".into()),
     }
+    let capacity_call = capacity.map(|c| call_slo(c, &slo));
+    if let (Some(c), Some(call)) = (capacity, capacity_call) {
+        if call.by_estimate {
+            let needed = c
+                .judge_slo(&slo)
+                .and_then(|v| v.more_needed)
+                .map_or(0, |more| more + c.requests.succeeded + c.requests.failed);
+            advice.push(format!(
+                "{} met the SLO by its point estimate only: {} requests, where a p99 at 99% confidence needs {needed} (MLPerf LoadGen's early stopping); measure it with more requests before trusting the capacity",
+                c.load.label(),
+                c.requests.succeeded + c.requests.failed
+            ));
+        }
+    }
     if measured[passing_prefix..]
         .iter()
-        .any(|p| meets_slo(p, &slo))
+        .any(|p| call_slo(p, &slo).met)
     {
         advice.push("a load above a failing one passed again: the sweep is noisy near the boundary; repeat it (--rounds) before trusting the capacity".into());
     }
@@ -213,6 +273,7 @@ pub fn plan(points: &[HttpPoint], slo: Slo, target_rate: f64, headroom: f64) -> 
         slo,
         capacity_req_s,
         capacity_point: capacity.map(|c| c.load.label()),
+        capacity_decided_by: capacity_call.map(|c| c.decided_by().to_string()),
         first_failing_req_s: failing.map(rate),
         replicas,
         per_replica_req_s: per_replica,
@@ -290,6 +351,7 @@ mod tests {
             conversations: None,
             prefix_groups: None,
             validity: None,
+            slo_verdict: None,
             energy: None,
         }
     }

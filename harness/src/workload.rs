@@ -26,6 +26,9 @@ pub enum Phase {
     Measured,
     /// Warm-up runs or requests, never counted.
     Warmup,
+    /// The requests a search adds to a probe the early-stopping rule left
+    /// undecided: its `n`-th extension (from 1), each a stream of its own.
+    Extension(u8),
 }
 
 /// The prompts of one phase of one point of a run.
@@ -86,6 +89,7 @@ impl PromptStream {
         key[12] = match self.phase {
             Phase::Measured => 0,
             Phase::Warmup => 1,
+            Phase::Extension(n) => 2u8.saturating_add(n),
         };
         key[13] = purpose as u8;
         let mut rng = ChaCha8Rng::from_seed(key);
@@ -204,12 +208,18 @@ mod tests {
 
     #[test]
     fn no_two_prompts_of_a_run_share_a_prefix_beyond_bos() {
-        // Every point, phase and index of a run: the second token already
-        // differs (from 99,990 ordinary tokens, a collision among these 4,000
-        // prompts would be a bug, not chance: p < 1e-4).
+        // Every point, phase and index of a run: the second and third
+        // tokens already differ (from 99,990² pairs, a collision among these
+        // 8,000 prompts would be a bug, not chance: p < 4e-3).
         let mut seconds = HashSet::new();
         for point in 0..5 {
-            for phase in [Phase::Measured, Phase::Warmup] {
+            let phases = [
+                Phase::Measured,
+                Phase::Warmup,
+                Phase::Extension(1),
+                Phase::Extension(2),
+            ];
+            for phase in phases {
                 for index in 0..400 {
                     let p = synthetic_prompt(&vocab(), 8, &stream(0, point, phase), index).unwrap();
                     assert!(

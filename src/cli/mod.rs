@@ -875,6 +875,15 @@ pub struct HttpArgs {
           conflicts_with_all = ["rate", "concurrency", "find_max_rate"], requires = "slo")]
     pub find_max_concurrency: Option<u32>,
 
+    /// A search's probe is decided by MLPerf LoadGen's early-stopping rule at 99% confidence: a
+    /// p99 objective passes only with enough requests (459 with none over the limit, 662 with
+    /// one), fails when too many are over it, and is otherwise undecided. An undecided probe is
+    /// extended with fresh requests, as many as the rule says a pass needs, up to N in all, and
+    /// called by its point estimate if still undecided (the answer counts those). Without this
+    /// flag probes are not extended.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests_per_probe: Option<u64>,
+
     /// Arrival process of the open loop.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
     pub arrival: ArrivalArg,

@@ -150,6 +150,7 @@ impl HttpArgs {
             rate: self.rate.as_ref().map(|r| r.0.clone()),
             find_max_rate: self.find_max_rate,
             find_max_concurrency: self.find_max_concurrency,
+            max_requests_per_probe: self.max_requests_per_probe,
             arrival: self.arrival()?,
             max_inflight: self.max_inflight,
             num_requests: self.num_requests.clone(),

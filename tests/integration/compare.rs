@@ -524,6 +524,15 @@ fn plan_sizes_replicas_from_a_committed_sweep_and_refuses_what_it_cannot_use() {
     assert!(o.status.success(), "{}", stderr(&o));
     let p = read_json(&out);
     assert_valid_plan(&p);
+    // Sixteen requests a point: too few for the early-stopping rule.
+    assert_eq!(p["capacity_decided_by"], "point_estimate");
+    assert!(
+        stdout(&o).contains(
+            "by its point estimate only: 16 requests, where a p99 at 99% confidence needs 459"
+        ),
+        "{}",
+        stdout(&o)
+    );
     // The capacity is a measured point that met the file's SLO.
     let r = read_json(&sweep);
     let capacity = p["capacity_req_s"].as_f64().unwrap();
@@ -622,4 +631,121 @@ fn find_max_concurrency_doubles_then_bisects_on_whole_numbers() {
     assert_eq!(probed.len() as u64, search["probes"].as_u64().unwrap());
     assert_eq!(&probed[..2], &[1, 2], "doubling from 1: {probed:?}");
     assert!(probed.len() <= 12);
+}
+
+/// A server that is slow on every 50th request: 2% over a 40 ms TTFT
+/// limit, so its p99 misses it. Sixteen requests per probe cannot see
+/// that: by their point estimate the search finds c=7. With
+/// `--max-requests-per-probe` the first probe, undecided by MLPerf
+/// LoadGen's early-stopping rule after 16 requests, is extended until the
+/// rule fails it at 99% confidence: no concurrency meets the SLO.
+/// (Requests are numbered by arrival, so the counts are exact whatever the
+/// timing.)
+#[test]
+fn searches_call_probes_by_the_early_stopping_rule_and_extend_undecided_ones() {
+    // A fresh server per search: its request numbers start at 0.
+    let server = || {
+        MockServer::start(|n, _| Script {
+            ttft: Duration::from_millis(if (n + 1) % 50 == 0 { 60 } else { 1 }),
+            itl: Duration::from_millis(1),
+            tokens: 2,
+            ..Script::default()
+        })
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let search = |out: &Path, extra: &[&str]| {
+        let server = server();
+        let o = bin()
+            .args(["http", "--url", &server.url(), "--find-max-concurrency"])
+            .args([
+                "--slo",
+                "ttft=40ms",
+                "--num-requests",
+                "16",
+                "--warmup",
+                "0",
+            ])
+            .args(["--workload", "fixed:8:2", "--ignore-eos", "--no-telemetry"])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = read_json(out);
+        assert_valid_result(&r);
+        (r, stdout(&o))
+    };
+
+    let by_estimate = dir.path().join("estimate.json");
+    let (r, text) = search(&by_estimate, &[]);
+    let answer = &r["max_concurrency"];
+    assert_eq!(answer["max_concurrency"], 7, "{answer}");
+    assert_eq!(answer["lowest_failing_concurrency"], 8, "{answer}");
+    // Every probe of 16 requests was undecided, so called by its estimate.
+    assert_eq!(answer["probes"], 6, "{answer}");
+    assert_eq!(answer["called_by_estimate"], 6, "{answer}");
+    assert_eq!(answer["confidence"], 0.99);
+    assert!(answer.get("max_requests_per_probe").is_none(), "{answer}");
+    for p in r["points"].as_array().unwrap() {
+        assert_eq!(p["requests"]["total"], 16);
+        assert_eq!(p["slo_verdict"]["decision"], "undecided", "{p}");
+    }
+    assert!(
+        text.contains("6 of the probes called by their point estimate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("SLO p99 at 99% confidence: undecided"),
+        "{text}"
+    );
+
+    let by_rule = dir.path().join("rule.json");
+    let (r, text) = search(&by_rule, &["--max-requests-per-probe", "1000"]);
+    let answer = &r["max_concurrency"];
+    assert!(answer["max_concurrency"].is_null(), "{answer}");
+    assert_eq!(answer["lowest_failing_concurrency"], 1, "{answer}");
+    assert_eq!(answer["called_by_estimate"], 0, "{answer}");
+    assert_eq!(answer["max_requests_per_probe"], 1000);
+    let points = r["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "one probe, extended");
+    let p = &points[0];
+    // 16, then the 443 a pass needs: requests 50, 100, ..., 450 over, 9
+    // of 459 (P[Bin(459, 0.01) ≥ 9] = 0.04: not yet a fail), then the
+    // 541 left under the cap: 20 of 1000 over, a fail.
+    assert_eq!(p["requests"]["total"], 1000, "{p}");
+    assert_eq!(p["num_requests_planned"], 1000);
+    let verdict = &p["slo_verdict"];
+    assert_eq!(verdict["decision"], "fail", "{verdict}");
+    assert_eq!(verdict["objectives"][0]["metric"], "ttft_ms");
+    assert_eq!(verdict["objectives"][0]["over"], 20, "{verdict}");
+    assert!(text.contains("SLO p99 at 99% confidence: fail"), "{text}");
+    // The spec keeps the cap, and the flag is refused where it means nothing.
+    assert_eq!(r["settings"]["spec"]["max_requests_per_probe"], 1000);
+    for (args, needle) in [
+        (
+            vec!["--concurrency", "1", "--max-requests-per-probe", "500"],
+            "--max-requests-per-probe",
+        ),
+        (
+            vec![
+                "--find-max-concurrency",
+                "--slo",
+                "ttft=40ms",
+                "--num-requests",
+                "100",
+                "--max-requests-per-probe",
+                "50",
+            ],
+            "50 is below the 100 requests",
+        ),
+    ] {
+        let o = bin()
+            .args(["http", "--url", "http://127.0.0.1:9"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, 2, needle);
+    }
 }

@@ -41,9 +41,9 @@ pub enum SchemaFile {
 )]
 enum ResultFileShape {
     /// `inferbench inproc`'s file (`mode` "inproc").
-    Inproc(InprocResult),
+    Inproc(Box<InprocResult>),
     /// `inferbench http`'s file (`mode` "http").
-    Http(HttpResult),
+    Http(Box<HttpResult>),
 }
 
 impl SchemaFile {

@@ -356,6 +356,10 @@ pub struct HttpPoint {
     /// files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<super::validity::Validity>,
+    /// The point against `--slo` by MLPerf LoadGen's early-stopping rule
+    /// (absent without `--slo`, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_verdict: Option<super::validity::SloVerdict>,
     /// What the point's output tokens cost in energy (absent in older
     /// files, and where neither a GPU nor RAPL reported energy: see the
     /// result's notes).
@@ -424,20 +428,14 @@ impl HttpPoint {
                 cache.cached_fraction * 100.0
             ));
         }
-        let ttft_key = if self.ttft_from_scheduled_ms.is_some() {
-            "ttft_from_scheduled_ms"
-        } else {
-            "ttft_ms"
-        };
+        let (ttft_key, ttft) = self.ttft_judged();
+        let (e2e_key, e2e) = self.e2e_judged();
         super::validity::Validity::new(
             &[
-                (ttft_key, self.ttft_judged_ms()),
+                (ttft_key, ttft),
                 ("itl_ms", self.itl_ms.as_ref()),
                 ("tpot_ms", self.tpot_ms.as_ref()),
-                match &self.e2e_from_scheduled_ms {
-                    Some(e2e) => ("e2e_from_scheduled_ms", Some(e2e)),
-                    None => ("e2e_ms", self.e2e_ms.as_ref()),
-                },
+                (e2e_key, e2e),
             ],
             r.succeeded,
             "request",
@@ -450,9 +448,45 @@ impl HttpPoint {
     /// under an open loop (coordinated omission corrected: a request the
     /// client sent late still pays for its wait), from the send otherwise.
     pub fn ttft_judged_ms(&self) -> Option<&Stats> {
-        self.ttft_from_scheduled_ms
-            .as_ref()
-            .or(self.ttft_ms.as_ref())
+        self.ttft_judged().1
+    }
+
+    /// [`HttpPoint::ttft_judged_ms`] with its key.
+    fn ttft_judged(&self) -> (&'static str, Option<&Stats>) {
+        match &self.ttft_from_scheduled_ms {
+            Some(ttft) => ("ttft_from_scheduled_ms", Some(ttft)),
+            None => ("ttft_ms", self.ttft_ms.as_ref()),
+        }
+    }
+
+    /// The E2E a point is judged by, with its key: from the intended send
+    /// time under an open loop, as TTFT.
+    pub fn e2e_judged(&self) -> (&'static str, Option<&Stats>) {
+        match &self.e2e_from_scheduled_ms {
+            Some(e2e) => ("e2e_from_scheduled_ms", Some(e2e)),
+            None => ("e2e_ms", self.e2e_ms.as_ref()),
+        }
+    }
+
+    /// The point against `slo` by MLPerf LoadGen's early-stopping rule
+    /// (`None` without an objective): TTFT and E2E as judged
+    /// ([`HttpPoint::ttft_judged_ms`]), TPOT as measured, every failed
+    /// request over every limit.
+    pub fn judge_slo(&self, slo: &Slo) -> Option<super::validity::SloVerdict> {
+        let (ttft_key, ttft) = self.ttft_judged();
+        let (e2e_key, e2e) = self.e2e_judged();
+        let objectives: Vec<(&str, f64, Option<&Stats>)> = [
+            (ttft_key, slo.ttft_ms, ttft),
+            ("tpot_ms", slo.tpot_ms, self.tpot_ms.as_ref()),
+            (e2e_key, slo.e2e_ms, e2e),
+        ]
+        .into_iter()
+        .filter_map(|(key, limit, stats)| limit.map(|l| (key, l, stats)))
+        .collect();
+        (!objectives.is_empty()).then(|| {
+            let r = &self.requests;
+            super::validity::SloVerdict::judge(r.succeeded + r.failed, r.failed, &objectives)
+        })
     }
 }
 
@@ -590,7 +624,8 @@ pub struct Slo {
     /// Longest TPOT allowed, ms; a request of one token has no TPOT and
     /// meets it (null: no TPOT objective).
     pub tpot_ms: Option<f64>,
-    /// Longest E2E allowed, ms (null: no E2E objective).
+    /// Longest E2E allowed, ms, counted from the intended send time under
+    /// an open loop (null: no E2E objective).
     pub e2e_ms: Option<f64>,
 }
 

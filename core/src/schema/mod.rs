@@ -115,8 +115,20 @@ pub struct MaxRateSearch {
     /// Rates probed (at most 12, an incomplete last one included), each a
     /// point of the file.
     pub probes: u32,
-    /// What a probe had to meet, in words: "p99 of every --slo objective
-    /// met and no failed request".
+    /// Probes the early-stopping rule left undecided (after any extension
+    /// up to `max_requests_per_probe`), called by their point estimate
+    /// instead; the others were called at `confidence` (absent in older
+    /// files, which called every probe by its point estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub called_by_estimate: Option<u32>,
+    /// The confidence of the probes the rule called (0.99).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// `--max-requests-per-probe`: the most requests an undecided probe was
+    /// extended to (absent: probes were not extended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_probe: Option<u64>,
+    /// What a probe had to meet, in words.
     pub criterion: String,
 }
 
@@ -130,6 +142,19 @@ pub struct MaxConcurrencySearch {
     /// Concurrencies probed (at most 12, an incomplete last one included),
     /// each a point of the file.
     pub probes: u32,
+    /// Probes the early-stopping rule left undecided (after any extension
+    /// up to `max_requests_per_probe`), called by their point estimate
+    /// instead; the others were called at `confidence` (absent in older
+    /// files, which called every probe by its point estimate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub called_by_estimate: Option<u32>,
+    /// The confidence of the probes the rule called (0.99).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// `--max-requests-per-probe`: the most requests an undecided probe was
+    /// extended to (absent: probes were not extended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_probe: Option<u64>,
     /// What a probe had to meet, in words (as for `max_rate`).
     pub criterion: String,
 }

@@ -31,6 +31,11 @@ pub struct Plan {
     pub capacity_req_s: Option<f64>,
     /// The load label of that point (`c=8`, `2 req/s`).
     pub capacity_point: Option<String>,
+    /// How that point was found to meet the objectives: "early_stopping"
+    /// (at 99% confidence, MLPerf LoadGen's rule) or "point_estimate" (its
+    /// requests were too few for the rule; absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_decided_by: Option<String>,
     /// The lowest measured load above it that failed, if any: the SLO
     /// boundary lies between the two.
     pub first_failing_req_s: Option<f64>,

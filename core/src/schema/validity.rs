@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::early_stopping::{estimate_rank, min_count, CONFIDENCE};
+use crate::early_stopping::{estimate_rank, judge_bound, min_count, BoundVerdict, CONFIDENCE};
 use crate::stats::{Distribution, Stats};
 
 /// The percentiles every stats object reports, by name and quantile.
@@ -129,6 +129,162 @@ impl Validity {
     }
 }
 
+/// The percentile every `--slo` objective is held to.
+pub const SLO_PERCENTILE: f64 = 0.99;
+
+/// Where a point stands against its SLO at the early-stopping rule's
+/// confidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SloDecision {
+    /// Every objective's p99 is within its limit at the confidence.
+    Pass,
+    /// Some objective's p99 is over its limit at the confidence.
+    Fail,
+    /// Neither yet: more requests would tell.
+    Undecided,
+}
+
+/// A point judged against `--slo` by MLPerf LoadGen's early-stopping rule
+/// instead of by its point estimate: a p99 from 100 requests that happens
+/// to be under the limit is not yet a pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SloVerdict {
+    /// Pass only when every objective passes; fail when any fails.
+    pub decision: SloDecision,
+    /// The percentile the objectives are held to (0.99).
+    pub percentile: f64,
+    /// The confidence of a pass or a fail (MLPerf LoadGen's 0.99).
+    pub confidence: f64,
+    /// Requests judged: every one that ended, failed ones included (a
+    /// failed request misses every objective).
+    pub requests: u64,
+    /// Undecided: how many more requests, each within every objective,
+    /// would make it a pass.
+    pub more_needed: Option<u64>,
+    /// Each objective with its count.
+    pub objectives: Vec<ObjectiveCheck>,
+}
+
+/// One `--slo` objective's count against the early-stopping rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ObjectiveCheck {
+    /// The metric judged, e.g. "ttft_from_scheduled_ms" under an open loop
+    /// (from each request's intended send time), "ttft_ms" otherwise.
+    pub metric: String,
+    /// The objective's limit, ms.
+    pub limit_ms: f64,
+    /// Requests surely over the limit, failed ones included.
+    pub over: u64,
+    /// Requests possibly over it: `over` and those in the histogram bucket
+    /// that straddles the limit (within 0.1% of it). A pass counts these as
+    /// over, a fail does not.
+    pub over_possibly: u64,
+    /// This objective's own decision.
+    pub decision: SloDecision,
+    /// Requests a pass needs with `over_possibly` of them over the limit:
+    /// h(t) + t (459 with none over, 662 with one).
+    pub needed: u64,
+}
+
+impl SloVerdict {
+    /// Judges `requests` ended requests, `failed` of them failed, against
+    /// each objective: (metric, limit, the metric's stats over the
+    /// successful requests). A successful request missing from a metric
+    /// (a one-token request has no TPOT) is within it.
+    pub fn judge(
+        requests: u64,
+        failed: u64,
+        objectives: &[(&str, f64, Option<&Stats>)],
+    ) -> SloVerdict {
+        let checks: Vec<ObjectiveCheck> = objectives
+            .iter()
+            .map(|&(metric, limit_ms, stats)| {
+                let (surely, possibly) = stats
+                    .and_then(|s| Distribution::from_stats(s).ok())
+                    .map_or_else(
+                        // Older stats without a histogram: their max says it.
+                        || match stats {
+                            Some(s) if s.max > limit_ms => (0, s.count),
+                            _ => (0, 0),
+                        },
+                        |d| d.count_above(limit_ms),
+                    );
+                let (over, over_possibly) = (surely + failed, possibly + failed);
+                let decision = match (
+                    judge_bound(requests, over_possibly, SLO_PERCENTILE, CONFIDENCE),
+                    judge_bound(requests, over, SLO_PERCENTILE, CONFIDENCE),
+                ) {
+                    (BoundVerdict::Pass, _) => SloDecision::Pass,
+                    (_, BoundVerdict::Fail) => SloDecision::Fail,
+                    _ => SloDecision::Undecided,
+                };
+                ObjectiveCheck {
+                    metric: metric.into(),
+                    limit_ms,
+                    over,
+                    over_possibly,
+                    decision,
+                    needed: min_count(over_possibly, SLO_PERCENTILE, CONFIDENCE),
+                }
+            })
+            .collect();
+        let decision = if checks.iter().any(|c| c.decision == SloDecision::Fail) {
+            SloDecision::Fail
+        } else if checks.iter().all(|c| c.decision == SloDecision::Pass) {
+            SloDecision::Pass
+        } else {
+            SloDecision::Undecided
+        };
+        let more_needed = (decision == SloDecision::Undecided).then(|| {
+            checks
+                .iter()
+                .map(|c| c.needed.saturating_sub(requests))
+                .max()
+                .unwrap_or(0)
+        });
+        SloVerdict {
+            decision,
+            percentile: SLO_PERCENTILE,
+            confidence: CONFIDENCE,
+            requests,
+            more_needed,
+            objectives: checks,
+        }
+    }
+
+    /// The terminal's line: "SLO p99 at 99% confidence: pass (662 requests,
+    /// ttft_ms 1 over)".
+    pub fn line(&self) -> String {
+        let decision = match self.decision {
+            SloDecision::Pass => "pass".to_string(),
+            SloDecision::Fail => "fail".to_string(),
+            SloDecision::Undecided => format!(
+                "undecided: {} more requests within every objective would pass it",
+                self.more_needed.unwrap_or(0)
+            ),
+        };
+        let counts: Vec<String> = self
+            .objectives
+            .iter()
+            .map(|c| {
+                if c.over_possibly > c.over {
+                    format!("{} {}-{} over", c.metric, c.over, c.over_possibly)
+                } else {
+                    format!("{} {} over", c.metric, c.over)
+                }
+            })
+            .collect();
+        format!(
+            "SLO p{:.0} at {:.0}% confidence: {decision} ({} requests; {})",
+            self.percentile * 100.0,
+            self.confidence * 100.0,
+            self.requests,
+            counts.join(", ")
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +342,47 @@ mod tests {
         );
         // p99.9 needs 6,636: 1001 requests lack it, without a reason (not shown).
         assert!(v.lacks("ttft_ms", "p999"));
+    }
+
+    #[test]
+    fn an_slo_passes_fails_or_waits_by_the_count_over_its_limit() {
+        let judge = |values: &Stats, failed: u64, limit: f64| {
+            SloVerdict::judge(
+                values.count + failed,
+                failed,
+                &[("ttft_ms", limit, Some(values))],
+            )
+        };
+        // 100 requests, all under: the point estimate passes, the rule waits.
+        let hundred = stats_of((1..=100).map(f64::from));
+        let v = judge(&hundred, 0, 200.0);
+        assert_eq!(v.decision, SloDecision::Undecided);
+        assert_eq!(v.more_needed, Some(359));
+        assert!(
+            v.line().contains("undecided: 359 more requests"),
+            "{}",
+            v.line()
+        );
+        // 5 of 100 over: a p99 under the limit would rarely show that.
+        let v = judge(&hundred, 0, 95.5);
+        assert_eq!((v.decision, v.objectives[0].over), (SloDecision::Fail, 5));
+        // 459 under: a pass; one failure makes it wait for 662.
+        let enough = stats_of((1..=459).map(f64::from));
+        assert_eq!(judge(&enough, 0, 500.0).decision, SloDecision::Pass);
+        let v = judge(&enough, 1, 500.0);
+        assert_eq!(v.decision, SloDecision::Undecided);
+        assert_eq!(v.more_needed, Some(662 - 460));
+        // Several objectives: any fail fails, all must pass.
+        let v = SloVerdict::judge(
+            459,
+            0,
+            &[
+                ("ttft_ms", 500.0, Some(&enough)),
+                ("e2e_ms", 10.0, Some(&enough)),
+            ],
+        );
+        assert_eq!(v.decision, SloDecision::Fail);
+        assert_eq!(v.objectives[0].decision, SloDecision::Pass);
     }
 
     #[test]

@@ -200,6 +200,10 @@ impl<T> schemars::JsonSchema for PerLoad<T> {
     }
 }
 
+/// Measured requests per point when neither `--num-requests` nor
+/// `--duration` is given (nor a trace, whose length it is then).
+pub const DEFAULT_NUM_REQUESTS: u64 = 100;
+
 /// Most client runtime threads.
 pub const MAX_CLIENT_THREADS: u32 = 256;
 /// Highest concurrency `--find-max-concurrency` may start from.
@@ -233,6 +237,12 @@ pub struct HttpSpec {
     /// Search the highest concurrency meeting `slo`, from this start (`--find-max-concurrency`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub find_max_concurrency: Option<u32>,
+    /// A search's probe that the early-stopping rule leaves undecided is
+    /// extended with more requests up to this many in all before it is
+    /// called (`--max-requests-per-probe`); absent: never extended, an
+    /// undecided probe is called by its point estimate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_probe: Option<u64>,
     /// The open loop's arrival process (`--arrival`, `--burstiness`).
     pub arrival: Arrival,
     /// Open loop: most requests in flight at once (`--max-inflight`).
@@ -327,6 +337,7 @@ impl Default for HttpSpec {
             rate: None,
             find_max_rate: None,
             find_max_concurrency: None,
+            max_requests_per_probe: None,
             arrival: Arrival::Poisson,
             max_inflight: 4096,
             num_requests: None,
@@ -424,6 +435,33 @@ impl HttpSpec {
             }
             if self.slo.is_none_or(|s| s.is_empty()) {
                 return Err(SpecError::new(flag, "a search needs --slo"));
+            }
+        }
+        if let Some(cap) = self.max_requests_per_probe {
+            if !self.searching() {
+                return Err(SpecError::new(
+                    "--max-requests-per-probe",
+                    "extends a search's probes: give --find-max-rate or --find-max-concurrency",
+                ));
+            }
+            if self.duration.is_some() {
+                return Err(SpecError::new(
+                    "--max-requests-per-probe",
+                    "counts requests: give the probes --num-requests, not --duration",
+                ));
+            }
+            // A count per load (`2.5x`) may exceed the cap at some loads:
+            // those probes are simply not extended.
+            let probe = match &self.num_requests {
+                None => Some(DEFAULT_NUM_REQUESTS),
+                Some(PerLoad::All(n)) => Some(*n),
+                Some(_) => None,
+            };
+            if let Some(n) = probe.filter(|&n| cap < n) {
+                return Err(SpecError::new(
+                    "--max-requests-per-probe",
+                    format!("{cap} is below the {n} requests each probe starts with"),
+                ));
             }
         }
         if self.find_max_rate.is_some() && self.find_max_concurrency.is_some() {

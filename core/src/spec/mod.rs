@@ -20,7 +20,10 @@ pub mod text;
 
 pub use contrast::{ContrastSpec, ServerLaunch};
 pub use engine::{CacheType, EngineSettings, FlashAttn};
-pub use http::{Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, RoundsSpec, BURSTINESS};
+pub use http::{
+    Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, RoundsSpec, BURSTINESS,
+    DEFAULT_NUM_REQUESTS,
+};
 pub use inproc::{InprocSpec, Sampler};
 
 /// The `$id` result schemas refer to the spec's schema by.

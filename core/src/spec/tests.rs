@@ -44,6 +44,7 @@ fn every_kind() -> Vec<Spec> {
         Spec::Http(http.clone()),
         Spec::Http(HttpSpec {
             find_max_concurrency: Some(4),
+            max_requests_per_probe: Some(2000),
             concurrency: None,
             rate: None,
             num_requests: Some(PerLoad::TimesLoad(2.5)),

@@ -533,8 +533,12 @@ impl HttpAccumulator {
         if let Some(t) = ttft_from_scheduled {
             self.ttft_from_scheduled.record(t);
         }
-        if let (Some(s), Some(last)) = (c.scheduled, o.content_times.last()) {
-            self.e2e_from_scheduled.record(ms_between(s, *last));
+        let e2e_from_scheduled = c
+            .scheduled
+            .zip(o.content_times.last())
+            .map(|(s, last)| ms_between(s, *last));
+        if let Some(e) = e2e_from_scheduled {
+            self.e2e_from_scheduled.record(e);
         }
         if let Some((cached, source)) =
             cached_prompt_tokens(o.usage.as_ref(), o.server_timings.as_ref())
@@ -599,6 +603,7 @@ impl HttpAccumulator {
         if !self.slo.is_empty() {
             // Under an open loop the user waits from when the request was due.
             let ttft_seen = ttft_from_scheduled.unwrap_or(ttft);
+            let e2e_seen = e2e_from_scheduled.unwrap_or(e2e);
             let meets = |limit: Option<f64>, value: Option<f64>| match (limit, value) {
                 (Some(limit), Some(value)) => value <= limit,
                 (Some(_), None) => true,
@@ -606,7 +611,7 @@ impl HttpAccumulator {
             };
             if meets(self.slo.ttft_ms, Some(ttft_seen))
                 && meets(self.slo.tpot_ms, tpot)
-                && meets(self.slo.e2e_ms, Some(e2e))
+                && meets(self.slo.e2e_ms, Some(e2e_seen))
             {
                 self.slo_met += 1;
             }
@@ -719,9 +724,11 @@ impl HttpAccumulator {
                     .collect()
             }),
             validity: None,
+            slo_verdict: None,
             energy: None,
         };
         point.validity = Some(point.assess());
+        point.slo_verdict = point.judge_slo(&self.slo);
         point
     }
 }
