@@ -87,7 +87,7 @@ pub fn print(args: SpecArgs) -> Result<ExitCode> {
 /// The schema of a file, generated from the types (the repository commits
 /// the same text under `schema/`; a test fails on drift).
 pub fn schema_text(name: SchemaName) -> String {
-    name.file().text()
+    inferbench_harness::schema::files::text(&name.generate())
 }
 
 /// `inferbench schema [NAME]`.
@@ -99,7 +99,7 @@ pub fn schema(args: SchemaArgs) -> Result<ExitCode> {
             for name in SchemaName::value_variants() {
                 if let Some(v) = name.to_possible_value() {
                     println!(
-                        "{:10} {}",
+                        "{:13} {}",
                         v.get_name(),
                         v.get_help().map(|h| h.to_string()).unwrap_or_default()
                     );

@@ -195,20 +195,26 @@ pub enum SchemaName {
     Rounds,
     /// plan's --out file.
     Plan,
+    /// One line of http's --requests-log (JSON Lines).
+    RequestsLog,
 }
 
 impl SchemaName {
-    /// The file the library generates this schema for.
-    pub fn file(self) -> inferbench_harness::schema::files::SchemaFile {
+    /// The schema, generated from the types.
+    pub fn generate(self) -> serde_json::Value {
         use inferbench_harness::schema::files::SchemaFile;
-        match self {
+        let file = match self {
             SchemaName::Spec => SchemaFile::Spec,
             SchemaName::Result => SchemaFile::Result,
             SchemaName::Compare => SchemaFile::Compare,
             SchemaName::Contrast => SchemaFile::Contrast,
             SchemaName::Rounds => SchemaFile::Rounds,
             SchemaName::Plan => SchemaFile::Plan,
-        }
+            SchemaName::RequestsLog => {
+                return inferbench_harness::http::point::requests_log_schema()
+            }
+        };
+        file.generate()
     }
 }
 

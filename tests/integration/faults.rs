@@ -564,6 +564,7 @@ fn faults_d_chunked_encoding_errors() {
     let mut messages: BTreeMap<String, u64> = BTreeMap::new();
     for line in std::fs::read_to_string(&log).unwrap().lines() {
         let line: Value = serde_json::from_str(line).unwrap();
+        assert_valid_requests_log_line(&line);
         let failure = &line["failure"];
         let key = match failure["message"].as_str() {
             Some(m) => format!(

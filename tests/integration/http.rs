@@ -117,6 +117,7 @@ fn closed_loop_sweep_writes_points_log_and_csv() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 24);
+    lines.iter().for_each(assert_valid_requests_log_line);
     assert_eq!(lines.iter().filter(|l| l["point"] == 1).count(), 12);
     assert!(lines
         .iter()

@@ -266,7 +266,15 @@ fn run_refuses_a_bad_spec_file_by_name() {
 
 #[test]
 fn the_committed_schemas_are_the_generated_ones() {
-    let names = ["spec", "result", "compare", "contrast", "rounds", "plan"];
+    let names = [
+        "spec",
+        "result",
+        "compare",
+        "contrast",
+        "rounds",
+        "plan",
+        "requests-log",
+    ];
     for name in names {
         let file = format!("schema/{name}.schema.json");
         let committed =

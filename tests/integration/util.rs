@@ -121,6 +121,13 @@ pub fn assert_valid_rounds(rounds: &Value) {
     assert_valid(validator, "rounds", rounds);
 }
 
+/// Validates one line of `--requests-log`.
+pub fn assert_valid_requests_log_line(line: &Value) {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let validator = SCHEMA.get_or_init(|| validator("requests-log.schema.json"));
+    assert_valid(validator, "requests log line", line);
+}
+
 /// Validates `plan --out`'s file.
 pub fn assert_valid_plan(plan: &Value) {
     static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();

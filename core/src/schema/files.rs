@@ -76,7 +76,7 @@ impl SchemaFile {
 
     /// The schema's `$id`.
     pub fn id(self) -> String {
-        format!("https://inferbench.invalid/schema/{}", self.file_name())
+        schema_id(self.name())
     }
 
     /// The schema, as committed: draft 2020-12, every object closed
@@ -101,24 +101,43 @@ impl SchemaFile {
             ),
             SchemaFile::Plan => ("inferbench capacity plan", schemars::schema_for!(Plan)),
         };
-        let mut value = schema.to_value();
-        close_objects(&mut value);
-        if self == SchemaFile::Result {
-            by_mode(&mut value);
-        }
-        if let Value::Object(map) = &mut value {
-            map.insert("$id".into(), self.id().into());
-            map.insert("title".into(), title.into());
-        }
-        value
+        let by_mode = self == SchemaFile::Result;
+        finish(schema, &self.id(), title, by_mode)
     }
 
     /// [`SchemaFile::generate`] as the committed text.
     pub fn text(self) -> String {
-        let mut text = serde_json::to_string_pretty(&self.generate()).unwrap_or_default();
-        text.push('\n');
-        text
+        text(&self.generate())
     }
+}
+
+/// The `$id` of the schema committed as `schema/{name}.schema.json`.
+pub fn schema_id(name: &str) -> String {
+    format!("https://inferbench.invalid/schema/{name}.schema.json")
+}
+
+/// A generated schema as inferbench commits it: every object closed, its
+/// `$id` and title set (`by_mode`: the result schema's two shapes chosen by
+/// `mode`). Files whose types live in other crates (the requests log) are
+/// finished here too, so that every schema follows the same rules.
+pub fn finish(schema: schemars::Schema, id: &str, title: &str, by_mode: bool) -> Value {
+    let mut value = schema.to_value();
+    close_objects(&mut value);
+    if by_mode {
+        self::by_mode(&mut value);
+    }
+    if let Value::Object(map) = &mut value {
+        map.insert("$id".into(), id.into());
+        map.insert("title".into(), title.into());
+    }
+    value
+}
+
+/// A schema as committed text: pretty JSON and a final newline.
+pub fn text(schema: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(schema).unwrap_or_default();
+    text.push('\n');
+    text
 }
 
 /// The result schema's two shapes chosen by `mode` (if/then/else) rather

@@ -76,7 +76,9 @@ pub const CHANCE_OVERLAP: u64 = 4;
 pub const CACHE_WARNING_FRACTION: f64 = 0.01;
 
 /// Where a server says how many prompt tokens it served from its cache.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheSource {
     /// OpenAI's `usage.prompt_tokens_details.cached_tokens` (llama-server;
@@ -115,7 +117,9 @@ pub fn cached_prompt_tokens(
 }
 
 /// Where a request's output token count came from, best first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenSource {
     /// The server's `usage.completion_tokens`.
@@ -139,7 +143,7 @@ impl TokenSource {
 /// One line of `http --requests-log`: the index of the point in the result
 /// file's `points`, then the request's record (`R`: a [`RequestRecord`] or a
 /// reference to one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestLogLine<R> {
     /// Index of the request's point in the result file's `points`.
     pub point: usize,
@@ -148,9 +152,20 @@ pub struct RequestLogLine<R> {
     pub record: R,
 }
 
+/// The JSON Schema of one `--requests-log` line (committed as
+/// `schema/requests-log.schema.json`).
+pub fn requests_log_schema() -> serde_json::Value {
+    crate::schema::files::finish(
+        schemars::schema_for!(RequestLogLine<RequestRecord>),
+        &crate::schema::files::schema_id("requests-log"),
+        "inferbench requests log line",
+        false,
+    )
+}
+
 /// One request as the requests log records it. Times in ms, relative to the
 /// point's start unless named otherwise.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestRecord {
     /// The request's unit of work in the point (a conversation's turns
     /// share it).

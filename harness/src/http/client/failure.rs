@@ -7,7 +7,19 @@ use serde::{Deserialize, Serialize};
 
 /// Why a request failed. Failed requests are counted per class and kept out
 /// of every latency distribution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// The server's host refused the connection (nothing listening on the
@@ -70,7 +82,7 @@ impl FailureClass {
 }
 
 /// How one measured request failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Failure {
     /// The class it is counted under.
     pub class: FailureClass,
