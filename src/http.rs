@@ -22,6 +22,8 @@ use inferbench_harness::http::server_metrics::{self, Sampler};
 use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::plan::{call_slo, search_max, ProbeVerdict};
+use inferbench_harness::precision;
+use inferbench_harness::schema::validity::Precision;
 use inferbench_harness::schema::{
     EngineInfo, FixedLengths, HttpPoint, HttpResult, HttpSettings, LoadDescription,
     MaxConcurrencySearch, MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, Slo,
@@ -31,7 +33,7 @@ use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::vllm_export::VllmExport;
 use inferbench_harness::workload::{Phase, PromptStream};
 
-use inferbench_core::spec::{HttpSpec, Spec};
+use inferbench_core::spec::{HttpSpec, PrecisionTarget, Spec};
 
 use crate::cli::{usage, Outputs, PerLoad};
 use crate::progress::PointProgress;
@@ -464,6 +466,11 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         slo: slo.unwrap_or_default(),
         max_requests_per_probe: spec.max_requests_per_probe,
         called_by_estimate: 0,
+        precision: spec.until_precise.clone().map(|targets| PrecisionPlan {
+            targets,
+            max_requests: spec.max_requests,
+            max_duration: spec.max_duration,
+        }),
         interrupt: interrupt::flag(),
         writer,
         csv: outputs.csv.clone(),
@@ -730,6 +737,8 @@ struct Session {
     max_requests_per_probe: Option<u64>,
     /// Probes called by their point estimate so far.
     called_by_estimate: u32,
+    /// `--until-precise`: every point grows until its statistics are precise.
+    precision: Option<PrecisionPlan>,
     interrupt: Arc<AtomicBool>,
     writer: ResultWriter,
     csv: Option<std::path::PathBuf>,
@@ -740,6 +749,20 @@ struct Session {
     telemetry: PointTelemetry,
     metrics: Option<MetricsPlan>,
     export_vllm: Option<VllmExportPlan>,
+}
+
+/// `--until-precise` and its caps.
+struct PrecisionPlan {
+    targets: Vec<PrecisionTarget>,
+    max_requests: Option<u64>,
+    max_duration: Option<Duration>,
+}
+
+impl PrecisionPlan {
+    /// The cap on a point that started with `first` requests.
+    fn max_requests(&self, first: u64) -> u64 {
+        self.max_requests.unwrap_or(first.saturating_mul(20))
+    }
 }
 
 /// Where each point goes in vLLM's result format (`--export-vllm`).
@@ -958,8 +981,10 @@ impl Session {
         let mut vllm = self.export_vllm.as_ref().map(|_| VllmExport::new());
         self.telemetry.start();
         let mut segment = plan;
-        let mut sent = limits.num_requests;
+        let first = limits.num_requests;
+        let mut sent = first;
         let mut extension = 0u8;
+        let mut stopped_by = "interrupted";
         let end = loop {
             let end = self.runtime.block_on(run_point(
                 self.client.clone(),
@@ -967,7 +992,8 @@ impl Session {
                 segment,
                 self.interrupt.clone(),
                 |completed| {
-                    let record = acc.add(completed);
+                    let mut record = acc.add(completed);
+                    record.extension = (extension > 0).then_some(extension);
                     progress.record(&record);
                     if let Some(v) = vllm.as_mut() {
                         v.add(&record);
@@ -1001,14 +1027,30 @@ impl Session {
             ));
             // A probe the rule leaves undecided gets the requests it needs
             // (a quarter more at least, so that it is not extended request
-            // by request), each prompt fresh.
-            let more = match (extend_to, sent) {
-                (Some(cap), Some(n)) if !end.interrupted && extension < MAX_EXTENSIONS => acc
-                    .finish(description.clone(), true, 0)
+            // by request), each prompt fresh; under --until-precise a point
+            // grows until its statistics are precise, or a cap.
+            let snapshot = || acc.finish(description.clone(), true, 0);
+            let more = match (extend_to, &self.precision, first, sent) {
+                _ if end.interrupted || extension >= MAX_EXTENSIONS => None,
+                (Some(cap), _, _, Some(n)) => snapshot()
                     .judge_slo(&self.slo)
                     .and_then(|v| v.more_needed)
                     .map(|more| more.max(n / 4).min(cap.saturating_sub(n)))
                     .filter(|&more| more > 0),
+                (None, Some(plan), Some(first), Some(n)) => {
+                    let checks = precision::check(&snapshot(), &plan.targets);
+                    let cap = plan.max_requests(first);
+                    let out_of_time = plan.max_duration.is_some_and(|d| start.elapsed() >= d);
+                    stopped_by = match precision::more_needed(&checks, n) {
+                        None => "precise",
+                        Some(_) if n >= cap => "max_requests",
+                        Some(_) if out_of_time => "max_duration",
+                        Some(_) => "",
+                    };
+                    precision::more_needed(&checks, n)
+                        .map(|more| more.min(cap.saturating_sub(n)))
+                        .filter(|&more| more > 0 && !out_of_time)
+                }
                 _ => None,
             };
             let (Some(more), Some(n)) = (more, sent) else {
@@ -1021,7 +1063,12 @@ impl Session {
                 load,
                 limits: Limits {
                     num_requests: Some(more),
-                    duration: None,
+                    // The time cap bounds the extension too.
+                    duration: self
+                        .precision
+                        .as_ref()
+                        .and_then(|p| p.max_duration)
+                        .map(|d| d.saturating_sub(start.elapsed())),
                 },
                 seed: self.seed,
                 prompts: stream(Phase::Extension(extension)),
@@ -1042,6 +1089,22 @@ impl Session {
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
         point.prompt_stream = Some(stream_index);
         point.num_requests_planned = sent;
+        if let (Some(plan), Some(first)) = (&self.precision, first) {
+            let targets = precision::check(&point, &plan.targets);
+            point.precision = Some(Precision {
+                reached: targets.iter().all(|t| t.met),
+                stopped_by: if end.interrupted {
+                    "interrupted"
+                } else {
+                    stopped_by
+                }
+                .into(),
+                requests: point.requests.succeeded + point.requests.failed,
+                max_requests: plan.max_requests(first),
+                max_duration_s: plan.max_duration.map(|d| d.as_secs_f64()),
+                targets,
+            });
+        }
         point.duration_planned_s = limits.duration.map(|d| d.as_secs_f64());
         point.energy = telemetry.as_ref().and_then(|t| {
             let output_tokens = point

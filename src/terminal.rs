@@ -625,6 +625,35 @@ pub fn print_search(
     }
 }
 
+/// `--until-precise`: each statistic with its interval's half-width, and
+/// why the point stopped.
+fn precision_line(p: &inferbench_harness::schema::validity::Precision) -> String {
+    let targets: Vec<String> = p
+        .targets
+        .iter()
+        .map(|t| match (t.value, t.half_width_percent) {
+            (Some(v), Some(h)) => format!(
+                "{} {v:.2} ±{h:.2}% (target {}%{})",
+                t.statistic,
+                t.target_percent,
+                if t.met { "" } else { ", not reached" }
+            ),
+            _ => format!("{} has no value", t.statistic),
+        })
+        .collect();
+    let how = match p.stopped_by.as_str() {
+        "precise" => format!("precise after {} requests", p.requests),
+        "max_requests" => format!("stopped at --max-requests {}", p.max_requests),
+        "max_duration" => format!(
+            "stopped at --max-duration {}s after {} requests",
+            p.max_duration_s.unwrap_or(0.0),
+            p.requests
+        ),
+        other => format!("{other} after {} requests", p.requests),
+    };
+    format!("precision: {}; {how}", targets.join(", "))
+}
+
 /// The point's verdict line: "valid", or "not valid: " and its reasons.
 pub fn verdict_line(validity: Option<&Validity>) -> Option<String> {
     validity.map(|v| format!("verdict: {}", v.line()))
@@ -634,6 +663,7 @@ pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
     let mut notes: Vec<String> = verdict_line(p.validity.as_ref())
         .into_iter()
         .chain(p.slo_verdict.as_ref().map(|v| v.line()))
+        .chain(p.precision.as_ref().map(precision_line))
         .chain(energy_line(p.energy.as_ref()))
         .collect();
     if !p.requests.failed_by_class.is_empty() {

@@ -16,6 +16,7 @@ pub mod knee;
 pub mod llama_bench_export;
 pub mod merge;
 pub mod plan;
+pub mod precision;
 pub mod roofline;
 pub mod rounds;
 pub mod significance;

@@ -316,6 +316,7 @@ pub(crate) fn merge_http_points(
         prefix_groups: None,
         validity: None,
         slo_verdict: None,
+        precision: None,
         energy: None,
     })
     .map(|mut point: HttpPoint| {

@@ -352,6 +352,7 @@ mod tests {
             prefix_groups: None,
             validity: None,
             slo_verdict: None,
+            precision: None,
             energy: None,
         }
     }

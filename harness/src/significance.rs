@@ -108,6 +108,29 @@ impl Sample {
     }
 }
 
+/// The `level` bootstrap interval of one sample's `q` quantile, from
+/// `resamples` resamples, seeded.
+pub fn quantile_interval(
+    sample: &Sample,
+    q: f64,
+    level: f64,
+    resamples: u32,
+    seed: u64,
+) -> Interval {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut counts = vec![0; sample.values.len()];
+    let mut values: Vec<f64> = (0..resamples.max(1))
+        .map(|_| sample.resampled_quantile(&mut rng, &mut counts, q))
+        .collect();
+    values.sort_by(f64::total_cmp);
+    let tail = (1.0 - level) / 2.0;
+    Interval {
+        low: interval_end(&values, tail),
+        high: interval_end(&values, 1.0 - tail),
+        level,
+    }
+}
+
 /// The difference of medians `other − base` with a `level` interval from
 /// `resamples` paired resamples (each side resampled on its own), seeded.
 pub fn median_difference(
@@ -309,6 +332,28 @@ mod tests {
         for (a, e) in adjusted.iter().zip(expected) {
             assert!((a - e).abs() < 1e-12, "{adjusted:?}");
         }
+    }
+
+    #[test]
+    fn a_quantile_interval_holds_the_estimate_and_narrows_as_one_over_root_n() {
+        // Values 1..=n: the median's interval contains it and its width
+        // relative to n falls as 1/√n (n × 4: half as wide).
+        let width = |n: u32| {
+            let values: Vec<f64> = (1..=n).map(f64::from).collect();
+            let s = Sample::from_values(&values).unwrap();
+            let i = quantile_interval(&s, 0.5, 0.95, DEFAULT_RESAMPLES, 7);
+            assert!(i.contains(s.median()), "{i:?} {}", s.median());
+            assert!(i.low < i.high);
+            (i.high - i.low) / f64::from(n)
+        };
+        let ratio = width(400) / width(1600);
+        assert!((1.6..2.5).contains(&ratio), "{ratio}");
+        // Seeded: the same sample gives the same interval.
+        let s = Sample::from_values(&[1.0, 2.0, 3.0, 10.0]).unwrap();
+        assert_eq!(
+            quantile_interval(&s, 0.5, 0.95, 500, 1),
+            quantile_interval(&s, 0.5, 0.95, 500, 1)
+        );
     }
 
     #[test]

@@ -720,6 +720,14 @@ fn rate_list(s: &str) -> Result<RateList, String> {
     text::rate_list(s).map(RateList)
 }
 
+/// `--until-precise`'s targets, e.g. `ttft.p50=2%,tpot.p50=1%`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrecisionList(pub Vec<inferbench_core::spec::PrecisionTarget>);
+
+fn precision_list(s: &str) -> Result<PrecisionList, String> {
+    text::precision_targets(s).map(PrecisionList)
+}
+
 fn burstiness(s: &str) -> Result<f64, String> {
     let v: f64 = s
         .trim()
@@ -889,6 +897,23 @@ pub struct HttpArgs {
     /// flag probes are not extended.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_requests_per_probe: Option<u64>,
+
+    /// Keep adding requests to each point, in batches, until the 95% bootstrap interval of every
+    /// named statistic is within PCT of it (its half-width), e.g. ttft.p50=2%,tpot.p50=1%
+    /// (metrics ttft, itl, tpot, e2e; statistics p50, p90, p95, p99), or until --max-requests or
+    /// --max-duration is reached, which the point then says. Batches are sized by the 1/sqrt(n)
+    /// law; every prompt stays distinct. The point's `precision` records the intervals reached.
+    #[arg(long, value_name = "METRIC.STAT=PCT%,...", value_parser = precision_list)]
+    pub until_precise: Option<PrecisionList>,
+
+    /// --until-precise: most requests per point (default: 20 times its first count).
+    #[arg(long, value_name = "N", requires = "until_precise",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_requests: Option<u64>,
+
+    /// --until-precise: most time per point (e.g. 10m).
+    #[arg(long, value_name = "DURATION", requires = "until_precise", value_parser = duration)]
+    pub max_duration: Option<Duration>,
 
     /// Arrival process of the open loop.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]

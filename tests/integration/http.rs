@@ -779,3 +779,133 @@ fn token_id_prompts_need_the_completions_endpoint_and_a_real_file() {
         .unwrap();
     assert_clean_failure(&o, 1, "/nonexistent.gguf");
 }
+
+/// `--until-precise`: a point grows in batches until the median TTFT's 95%
+/// interval is within 5% of it, and says so; with a cap it cannot beat, it
+/// stops at the cap and says that instead. Every request is distinct.
+#[test]
+fn until_precise_adds_requests_until_the_interval_is_narrow_or_a_cap() {
+    // TTFT spread evenly over 10 to 20 ms by request number.
+    let server = MockServer::start(|n, _| Script {
+        ttft: Duration::from_micros(10_000 + (n * 7_919) % 10_000),
+        itl: Duration::from_millis(1),
+        tokens: 2,
+        ..Script::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let log = dir.path().join(format!("{name}.jsonl"));
+        let o = bin()
+            .args(["http", "--url", &server.url(), "--concurrency", "4"])
+            .args(["--num-requests", "20", "--warmup", "0"])
+            .args(["--workload", "fixed:8:2", "--ignore-eos", "--no-telemetry"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .arg("--requests-log")
+            .arg(&log)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = read_json(&out);
+        assert_valid_result(&r);
+        let prompts: std::collections::BTreeSet<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let l: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert_valid_requests_log_line(&l);
+                format!("{} {}", l["extension"], l["index"])
+            })
+            .collect();
+        (r, stdout(&o), prompts.len())
+    };
+
+    let (r, text, distinct) = run("precise.json", &["--until-precise", "ttft.p50=5%"]);
+    let p = &r["points"][0];
+    let precision = &p["precision"];
+    assert_eq!(precision["reached"], true, "{precision}");
+    assert_eq!(precision["stopped_by"], "precise");
+    let requests = precision["requests"].as_u64().unwrap();
+    assert!(
+        requests > 20,
+        "20 requests cannot be that precise: {precision}"
+    );
+    assert_eq!(p["requests"]["total"].as_u64(), Some(requests));
+    assert_eq!(p["num_requests_planned"].as_u64(), Some(requests));
+    assert_eq!(precision["max_requests"], 400, "20 times the first count");
+    let target = &precision["targets"][0];
+    assert_eq!(target["statistic"], "ttft.p50");
+    assert_eq!(target["metric"], "ttft_ms");
+    let (value, half) = (
+        target["value"].as_f64().unwrap(),
+        target["half_width_percent"].as_f64().unwrap(),
+    );
+    assert!(half <= 5.0, "{target}");
+    let interval = &target["interval"];
+    assert!(
+        interval["low"].as_f64().unwrap() <= value && value <= interval["high"].as_f64().unwrap()
+    );
+    assert_eq!(interval["level"], 0.95);
+    assert!(text.contains("precision: ttft.p50"), "{text}");
+    assert!(
+        text.contains(&format!("precise after {requests} requests")),
+        "{text}"
+    );
+    // Every request of the point, first batch and later, its own prompt.
+    assert_eq!(distinct as u64, requests);
+    assert_eq!(
+        r["settings"]["spec"]["until_precise"][0]["within_percent"],
+        5.0
+    );
+
+    let (r, text, _) = run(
+        "capped.json",
+        &["--until-precise", "ttft.p50=0.01%", "--max-requests", "30"],
+    );
+    let precision = &r["points"][0]["precision"];
+    assert_eq!(precision["reached"], false, "{precision}");
+    assert_eq!(precision["stopped_by"], "max_requests");
+    assert_eq!(precision["requests"], 30);
+    assert_eq!(r["points"][0]["requests"]["total"], 30);
+    assert!(text.contains("stopped at --max-requests 30"), "{text}");
+
+    for (args, needle) in [
+        (vec!["--max-requests", "100"], "--until-precise"),
+        (
+            vec!["--until-precise", "ttft.p50=0%"],
+            "above 0 and under 100",
+        ),
+        (
+            vec!["--until-precise", "ttft"],
+            "is not METRIC.STATISTIC=PERCENT%",
+        ),
+        (
+            vec!["--until-precise", "speed.p50=1%"],
+            "unknown metric 'speed'",
+        ),
+        (
+            vec!["--until-precise", "ttft.p50=2%", "--duration", "10s"],
+            "--max-duration instead of --duration",
+        ),
+        (
+            vec!["--until-precise", "ttft.p50=2%", "--max-requests", "10"],
+            "10 is below the 20 requests",
+        ),
+    ] {
+        let o = bin()
+            .args([
+                "http",
+                "--url",
+                "http://127.0.0.1:9",
+                "--num-requests",
+                "20",
+            ])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, 2, needle);
+    }
+}

@@ -360,6 +360,10 @@ pub struct HttpPoint {
     /// (absent without `--slo`, and in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_verdict: Option<super::validity::SloVerdict>,
+    /// `--until-precise`: the statistics' intervals as reached, and why the
+    /// point stopped (absent without it, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<super::validity::Precision>,
     /// What the point's output tokens cost in energy (absent in older
     /// files, and where neither a GPU nor RAPL reported energy: see the
     /// result's notes).

@@ -285,6 +285,47 @@ impl SloVerdict {
     }
 }
 
+/// How precise a point became under `--until-precise`: each named
+/// statistic with its 95% bootstrap interval, and why the point stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Precision {
+    /// Whether every target was reached.
+    pub reached: bool,
+    /// Why the point stopped adding requests: "precise", "max_requests",
+    /// "max_duration" or "interrupted".
+    pub stopped_by: String,
+    /// Requests the point took to get there, failed ones included.
+    pub requests: u64,
+    /// The cap on requests (`--max-requests`, else 20 times the first
+    /// count).
+    pub max_requests: u64,
+    /// The cap on time, seconds (`--max-duration`).
+    pub max_duration_s: Option<f64>,
+    /// Each target as reached.
+    pub targets: Vec<PrecisionCheck>,
+}
+
+/// One `--until-precise` target, as reached.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PrecisionCheck {
+    /// The statistic as the flag names it: "ttft.p50".
+    pub statistic: String,
+    /// The point's metric it was read from: "ttft_from_scheduled_ms" under
+    /// an open loop, "ttft_ms" otherwise, ...
+    pub metric: String,
+    /// The statistic, in the metric's unit (null: the metric has no value,
+    /// as TPOT of one-token requests).
+    pub value: Option<f64>,
+    /// Its 95% bootstrap interval (one draw per request).
+    pub interval: Option<super::difference::Interval>,
+    /// The interval's half-width, percent of the statistic.
+    pub half_width_percent: Option<f64>,
+    /// The half-width asked for, percent.
+    pub target_percent: f64,
+    /// Whether it was reached.
+    pub met: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,6 +200,95 @@ impl<T> schemars::JsonSchema for PerLoad<T> {
     }
 }
 
+/// A metric `--until-precise` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PreciseMetric {
+    /// TTFT as the point is judged: from the intended send time under an
+    /// open loop.
+    Ttft,
+    /// Inter-token latency.
+    Itl,
+    /// Time per output token.
+    Tpot,
+    /// End-to-end latency as judged (from the intended send time under an
+    /// open loop).
+    E2e,
+}
+
+/// A statistic `--until-precise` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PreciseStatistic {
+    /// The median.
+    P50,
+    /// The 90th percentile.
+    P90,
+    /// The 95th percentile.
+    P95,
+    /// The 99th percentile.
+    P99,
+}
+
+impl PreciseStatistic {
+    /// The quantile, in (0, 1).
+    pub fn quantile(self) -> f64 {
+        match self {
+            PreciseStatistic::P50 => 0.50,
+            PreciseStatistic::P90 => 0.90,
+            PreciseStatistic::P95 => 0.95,
+            PreciseStatistic::P99 => 0.99,
+        }
+    }
+}
+
+/// One `--until-precise` target: the statistic's 95% bootstrap interval
+/// must be within `within_percent` of it, each side (its half-width).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PrecisionTarget {
+    /// The metric.
+    pub metric: PreciseMetric,
+    /// Its statistic.
+    pub statistic: PreciseStatistic,
+    /// The interval's half-width it must reach, percent of the statistic.
+    pub within_percent: f64,
+}
+
+impl PrecisionTarget {
+    /// Its name as the flag writes it: "ttft.p50".
+    pub fn name(&self) -> String {
+        let metric = match self.metric {
+            PreciseMetric::Ttft => "ttft",
+            PreciseMetric::Itl => "itl",
+            PreciseMetric::Tpot => "tpot",
+            PreciseMetric::E2e => "e2e",
+        };
+        let statistic = match self.statistic {
+            PreciseStatistic::P50 => "p50",
+            PreciseStatistic::P90 => "p90",
+            PreciseStatistic::P95 => "p95",
+            PreciseStatistic::P99 => "p99",
+        };
+        format!("{metric}.{statistic}")
+    }
+
+    /// A percentage a run can reach: above 0, under 100.
+    pub fn check(&self) -> Result<(), String> {
+        if self.within_percent.is_finite()
+            && self.within_percent > 0.0
+            && self.within_percent < 100.0
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}={}%: the percentage must be above 0 and under 100",
+                self.name(),
+                self.within_percent
+            ))
+        }
+    }
+}
+
 /// Measured requests per point when neither `--num-requests` nor
 /// `--duration` is given (nor a trace, whose length it is then).
 pub const DEFAULT_NUM_REQUESTS: u64 = 100;
@@ -243,6 +332,23 @@ pub struct HttpSpec {
     /// undecided probe is called by its point estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_requests_per_probe: Option<u64>,
+    /// Keep adding requests to each point until every named statistic's 95%
+    /// bootstrap interval is this precise (`--until-precise`), or a cap is
+    /// reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_precise: Option<Vec<PrecisionTarget>>,
+    /// `--until-precise`'s cap on each point's requests (`--max-requests`);
+    /// absent: 20 times the point's first count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u64>,
+    /// `--until-precise`'s cap on each point's time (`--max-duration`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "text::optional_duration",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub max_duration: Option<Duration>,
     /// The open loop's arrival process (`--arrival`, `--burstiness`).
     pub arrival: Arrival,
     /// Open loop: most requests in flight at once (`--max-inflight`).
@@ -338,6 +444,9 @@ impl Default for HttpSpec {
             find_max_rate: None,
             find_max_concurrency: None,
             max_requests_per_probe: None,
+            until_precise: None,
+            max_requests: None,
+            max_duration: None,
             arrival: Arrival::Poisson,
             max_inflight: 4096,
             num_requests: None,
@@ -366,6 +475,55 @@ impl Default for HttpSpec {
 }
 
 impl HttpSpec {
+    /// `--until-precise` and its caps.
+    fn validate_precision(&self) -> Result<(), SpecError> {
+        let Some(targets) = &self.until_precise else {
+            for (flag, given) in [
+                ("--max-requests", self.max_requests.is_some()),
+                ("--max-duration", self.max_duration.is_some()),
+            ] {
+                if given {
+                    return Err(SpecError::new(flag, "caps --until-precise: give it too"));
+                }
+            }
+            return Ok(());
+        };
+        if targets.is_empty() {
+            return Err(SpecError::new(
+                "--until-precise",
+                "no statistic given; e.g. ttft.p50=2%",
+            ));
+        }
+        for t in targets {
+            t.check()
+                .map_err(|m| SpecError::new("--until-precise", m))?;
+        }
+        if self.searching() {
+            return Err(SpecError::new(
+                "--until-precise",
+                "a search's probes are extended by --max-requests-per-probe instead",
+            ));
+        }
+        if self.duration.is_some() {
+            return Err(SpecError::new(
+                "--until-precise",
+                "adds requests to --num-requests; cap the time with --max-duration instead of --duration",
+            ));
+        }
+        if let (Some(cap), Some(PerLoad::All(n))) = (self.max_requests, &self.num_requests) {
+            if cap < *n {
+                return Err(SpecError::new(
+                    "--max-requests",
+                    format!("{cap} is below the {n} requests each point starts with"),
+                ));
+            }
+        }
+        if self.max_duration.is_some_and(|d| d.is_zero()) {
+            return Err(SpecError::new("--max-duration", "must be longer than 0s"));
+        }
+        Ok(())
+    }
+
     /// Whether the points are chosen by a search.
     pub fn searching(&self) -> bool {
         self.find_max_rate.is_some() || self.find_max_concurrency.is_some()
@@ -464,6 +622,7 @@ impl HttpSpec {
                 ));
             }
         }
+        self.validate_precision()?;
         if self.find_max_rate.is_some() && self.find_max_concurrency.is_some() {
             return Err(SpecError::new(
                 "--find-max-concurrency",

@@ -21,8 +21,8 @@ pub mod text;
 pub use contrast::{ContrastSpec, ServerLaunch};
 pub use engine::{CacheType, EngineSettings, FlashAttn};
 pub use http::{
-    Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, RoundsSpec, BURSTINESS,
-    DEFAULT_NUM_REQUESTS,
+    Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, PreciseMetric, PreciseStatistic,
+    PrecisionTarget, RoundsSpec, BURSTINESS, DEFAULT_NUM_REQUESTS,
 };
 pub use inproc::{InprocSpec, Sampler};
 

@@ -43,6 +43,25 @@ fn every_kind() -> Vec<Spec> {
         }),
         Spec::Http(http.clone()),
         Spec::Http(HttpSpec {
+            duration: None,
+            num_requests: Some(PerLoad::All(50)),
+            until_precise: Some(vec![
+                PrecisionTarget {
+                    metric: PreciseMetric::Ttft,
+                    statistic: PreciseStatistic::P50,
+                    within_percent: 2.0,
+                },
+                PrecisionTarget {
+                    metric: PreciseMetric::Tpot,
+                    statistic: PreciseStatistic::P99,
+                    within_percent: 0.5,
+                },
+            ]),
+            max_requests: Some(5000),
+            max_duration: Some(Duration::from_secs(90)),
+            ..http.clone()
+        }),
+        Spec::Http(HttpSpec {
             find_max_concurrency: Some(4),
             max_requests_per_probe: Some(2000),
             concurrency: None,

@@ -139,3 +139,82 @@ pub mod serde_duration {
         super::duration(&text).map_err(serde::de::Error::custom)
     }
 }
+
+/// Optional durations as spec files hold them (absent, or text).
+pub mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes `d` as text (callers skip `None`).
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&super::format_duration(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads text such as `300s`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| super::duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// Parses `--until-precise`: `ttft.p50=2%,tpot.p50=1%`.
+pub fn precision_targets(s: &str) -> Result<Vec<super::PrecisionTarget>, String> {
+    let targets = s
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(precision_target)
+        .collect::<Result<Vec<_>, String>>()?;
+    if targets.is_empty() {
+        return Err("no statistic given; e.g. ttft.p50=2%".into());
+    }
+    Ok(targets)
+}
+
+fn precision_target(item: &str) -> Result<super::PrecisionTarget, String> {
+    use super::{PreciseMetric, PreciseStatistic};
+    let form = || format!("'{item}' is not METRIC.STATISTIC=PERCENT% (e.g. ttft.p50=2%)");
+    let (name, percent) = item.split_once('=').ok_or_else(form)?;
+    let (metric, statistic) = name.trim().split_once('.').ok_or_else(form)?;
+    let metric = match metric {
+        "ttft" => PreciseMetric::Ttft,
+        "itl" => PreciseMetric::Itl,
+        "tpot" => PreciseMetric::Tpot,
+        "e2e" => PreciseMetric::E2e,
+        other => {
+            return Err(format!(
+                "unknown metric '{other}' in '{item}': use ttft, itl, tpot or e2e"
+            ))
+        }
+    };
+    let statistic = match statistic {
+        "p50" => PreciseStatistic::P50,
+        "p90" => PreciseStatistic::P90,
+        "p95" => PreciseStatistic::P95,
+        "p99" => PreciseStatistic::P99,
+        other => {
+            return Err(format!(
+                "unknown statistic '{other}' in '{item}': use p50, p90, p95 or p99"
+            ))
+        }
+    };
+    let within_percent: f64 = percent
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(form)?
+        .trim()
+        .parse()
+        .map_err(|_| form())?;
+    let target = super::PrecisionTarget {
+        metric,
+        statistic,
+        within_percent,
+    };
+    target.check()?;
+    Ok(target)
+}

@@ -168,8 +168,13 @@ pub fn requests_log_schema() -> serde_json::Value {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RequestRecord {
     /// The request's unit of work in the point (a conversation's turns
-    /// share it).
+    /// share it), within its batch: with `extension` the pair is unique.
     pub index: u64,
+    /// The batch added to the point after its first (`--until-precise`, or
+    /// a search's probe extended), from 1: its own prompt stream, whose
+    /// item `index` the request sent (absent in the first batch).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub extension: Option<u8>,
     /// Multi-turn workloads: the request's turn, from 1.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub turn: Option<u32>,
@@ -461,6 +466,7 @@ impl HttpAccumulator {
         }
         let mut record = RequestRecord {
             index: c.index,
+            extension: None,
             turn: tag.turn,
             prefix_group: tag.prefix_group,
             first_of_group: tag.prefix_group.map(|_| tag.first_of_group),
@@ -740,6 +746,7 @@ impl HttpAccumulator {
             }),
             validity: None,
             slo_verdict: None,
+            precision: None,
             energy: None,
         };
         point.validity = Some(point.assess());
