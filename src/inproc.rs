@@ -14,9 +14,11 @@ use indicatif::ProgressBar;
 use inferbench_core::spec::{EngineSettings, InprocSpec, Sampler, Spec};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
 use inferbench_harness::engine::BatchShape;
-use inferbench_harness::inproc::{measure_point, unmeasured_point, PointSpec, RunnerError};
+use inferbench_harness::inproc::{measure_point_until, unmeasured_point, PointSpec, RunnerError};
+use inferbench_harness::precision;
 use inferbench_harness::roofline::{self, BandwidthCeiling};
 use inferbench_harness::schema::roofline::{BandwidthProbe, ComputePeakProbe, DeviceBandwidth};
+use inferbench_harness::schema::validity::Precision;
 use inferbench_harness::schema::{
     EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, PointMemory, ResultWriter,
     RunStatus, SCHEMA_VERSION,
@@ -574,7 +576,47 @@ impl Grid<'_> {
         }
         let (bar, telemetry, result, writer) =
             (&self.bar, &mut self.telemetry, &self.result, &self.writer);
-        let measured = measure_point(engine, point_spec, &self.interrupt, |progress| {
+        // --until-precise: runs are added while a statistic is too wide.
+        let targets = self.spec.until_precise.as_deref().unwrap_or_default();
+        let max_runs = self
+            .spec
+            .max_runs
+            .unwrap_or(point_spec.runs.saturating_mul(20));
+        let max_duration = self.spec.max_duration;
+        // Set by the first measured run, read by `more`: both closures see it.
+        // The time cap counts from the end of warm-up.
+        let measuring_since: std::cell::Cell<Option<Instant>> =
+            std::cell::Cell::new((point_spec.warmup_runs == 0).then(Instant::now));
+        let mut stopped_by = "interrupted";
+        let more = |point: &InprocPoint| -> u32 {
+            if targets.is_empty() {
+                return 0;
+            }
+            let checks = precision::check_inproc(point, targets);
+            let out_of_time = max_duration
+                .zip(measuring_since.get())
+                .is_some_and(|(d, since)| since.elapsed() >= d);
+            let wanted = precision::more_needed(&checks, u64::from(point.runs));
+            stopped_by = match wanted {
+                None => "precise",
+                Some(_) if point.runs >= max_runs => "max_runs",
+                Some(_) if out_of_time => "max_duration",
+                Some(_) => "",
+            };
+            match wanted {
+                Some(n) if !out_of_time => {
+                    let n = u32::try_from(n).unwrap_or(u32::MAX);
+                    let added = n.min(max_runs.saturating_sub(point.runs));
+                    bar.inc_length(u64::from(added));
+                    added
+                }
+                _ => 0,
+            }
+        };
+        let measured = measure_point_until(engine, point_spec, &self.interrupt, more, |progress| {
+            if progress.warmup && progress.done == progress.of {
+                measuring_since.set(Some(Instant::now()));
+            }
             bar.inc(1);
             // Telemetry covers the measured runs: it starts when warm-up ends.
             if progress.warmup && progress.done == progress.of {
@@ -599,6 +641,22 @@ impl Grid<'_> {
                 .as_ref()
                 .and_then(|t| t.energy_per_token(point.tokens.generated));
             point.telemetry = summary;
+            if !targets.is_empty() {
+                let checks = precision::check_inproc(&point, targets);
+                point.precision = Some(Precision {
+                    reached: checks.iter().all(|c| c.met),
+                    stopped_by: if point.complete {
+                        stopped_by
+                    } else {
+                        "interrupted"
+                    }
+                    .into(),
+                    requests: u64::from(point.runs),
+                    max_requests: u64::from(max_runs),
+                    max_duration_s: max_duration.map(|d| d.as_secs_f64()),
+                    targets: checks,
+                });
+            }
             point
         }))
     }

@@ -340,6 +340,9 @@ pub fn print_row(p: &InprocPoint, varying: &[&str]) {
     if let Some(line) = verdict_line(p.validity.as_ref()).filter(|_| p.error.is_none()) {
         println!("  {line}");
     }
+    if let Some(precision) = &p.precision {
+        println!("  {}", precision_line(precision, "runs"));
+    }
     if let Some(line) = energy_line(p.energy.as_ref()) {
         println!("  {line}");
     }
@@ -627,7 +630,7 @@ pub fn print_search(
 
 /// `--until-precise`: each statistic with its interval's half-width, and
 /// why the point stopped.
-fn precision_line(p: &inferbench_harness::schema::validity::Precision) -> String {
+fn precision_line(p: &inferbench_harness::schema::validity::Precision, unit: &str) -> String {
     let targets: Vec<String> = p
         .targets
         .iter()
@@ -642,14 +645,15 @@ fn precision_line(p: &inferbench_harness::schema::validity::Precision) -> String
         })
         .collect();
     let how = match p.stopped_by.as_str() {
-        "precise" => format!("precise after {} requests", p.requests),
+        "precise" => format!("precise after {} {unit}", p.requests),
         "max_requests" => format!("stopped at --max-requests {}", p.max_requests),
+        "max_runs" => format!("stopped at --max-runs {}", p.max_requests),
         "max_duration" => format!(
-            "stopped at --max-duration {}s after {} requests",
+            "stopped at --max-duration {}s after {} {unit}",
             p.max_duration_s.unwrap_or(0.0),
             p.requests
         ),
-        other => format!("{other} after {} requests", p.requests),
+        other => format!("{other} after {} {unit}", p.requests),
     };
     format!("precision: {}; {how}", targets.join(", "))
 }
@@ -663,7 +667,7 @@ pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
     let mut notes: Vec<String> = verdict_line(p.validity.as_ref())
         .into_iter()
         .chain(p.slo_verdict.as_ref().map(|v| v.line()))
-        .chain(p.precision.as_ref().map(precision_line))
+        .chain(p.precision.as_ref().map(|p| precision_line(p, "requests")))
         .chain(energy_line(p.energy.as_ref()))
         .collect();
     if !p.requests.failed_by_class.is_empty() {

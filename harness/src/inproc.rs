@@ -459,6 +459,7 @@ impl Accumulator {
             kernel_timing,
             run_samples: (self.runs > 0).then(|| self.run_samples.clone()),
             validity: None,
+            precision: None,
             energy: None,
         }
     }
@@ -478,6 +479,20 @@ pub fn measure_point<E: Engine>(
     engine: &mut E,
     spec: &PointSpec,
     interrupt: &AtomicBool,
+    on_run: impl FnMut(&RunProgress),
+) -> Result<InprocPoint, RunnerError<E::Error>> {
+    measure_point_until(engine, spec, interrupt, |_| 0, on_run)
+}
+
+/// [`measure_point`], asking `more` after the measured runs (and after each
+/// batch it adds) how many runs to add, given the point so far: 0 ends the
+/// point. Added runs draw the next prompts of the measured stream, so every
+/// run still decodes prompts of its own (`--until-precise`).
+pub fn measure_point_until<E: Engine>(
+    engine: &mut E,
+    spec: &PointSpec,
+    interrupt: &AtomicBool,
+    mut more: impl FnMut(&InprocPoint) -> u32,
     mut on_run: impl FnMut(&RunProgress),
 ) -> Result<InprocPoint, RunnerError<E::Error>> {
     let shape = spec.shape;
@@ -543,22 +558,31 @@ pub fn measure_point<E: Engine>(
             warmup_runs: i + 1,
         });
     }
-    for i in 0..spec.runs {
-        if interrupt.load(Ordering::Relaxed) {
-            return Ok(acc.finish(spec.warmup_runs, false));
+    let mut planned = spec.runs;
+    let mut i = 0;
+    loop {
+        while i < planned {
+            if interrupt.load(Ordering::Relaxed) {
+                return Ok(acc.finish(spec.warmup_runs, false));
+            }
+            let batch = prompts(Phase::Measured, i)?;
+            match run_once(engine, &shape, &batch, interrupt).map_err(RunnerError::Engine)? {
+                Some(run) => acc.add(&run),
+                None => return Ok(acc.finish(spec.warmup_runs, false)),
+            }
+            i += 1;
+            on_run(&RunProgress {
+                warmup: false,
+                done: i,
+                of: planned,
+                acc: &acc,
+                warmup_runs: spec.warmup_runs,
+            });
         }
-        let batch = prompts(Phase::Measured, i)?;
-        match run_once(engine, &shape, &batch, interrupt).map_err(RunnerError::Engine)? {
-            Some(run) => acc.add(&run),
-            None => return Ok(acc.finish(spec.warmup_runs, false)),
+        match more(&acc.finish(spec.warmup_runs, true)) {
+            0 => break,
+            n => planned = planned.saturating_add(n),
         }
-        on_run(&RunProgress {
-            warmup: false,
-            done: i + 1,
-            of: spec.runs,
-            acc: &acc,
-            warmup_runs: spec.warmup_runs,
-        });
     }
     Ok(acc.finish(spec.warmup_runs, true))
 }

@@ -490,6 +490,7 @@ fn merge_inproc_points(parts: &[(&str, &InprocPoint)]) -> Result<InprocPoint, Me
                 decode_steps: all[0].decode_steps,
             }),
         validity: None,
+        precision: None,
         energy: None,
     })
     .map(|mut point: InprocPoint| {

@@ -5,24 +5,45 @@
 use inferbench_core::spec::{PreciseMetric, PrecisionTarget};
 
 use crate::schema::validity::PrecisionCheck;
-use crate::schema::HttpPoint;
+use crate::schema::{HttpPoint, InprocPoint};
 use crate::significance::{quantile_interval, Sample, DEFAULT_RESAMPLES};
 use crate::stats::{Distribution, Stats};
 
 /// The interval's confidence level.
 pub const LEVEL: f64 = 0.95;
 
-/// Each target on `point`. The bootstrap is seeded, so that a point gives
-/// the same intervals every time it is checked.
+/// Each target on a served point (one draw per request). The bootstrap is
+/// seeded, so that a point gives the same intervals every time it is
+/// checked.
 pub fn check(point: &HttpPoint, targets: &[PrecisionTarget]) -> Vec<PrecisionCheck> {
+    check_stats(targets, point.requests.succeeded, |m| metric_of(point, m))
+}
+
+/// Each target on an in-process point: one draw per measured run (a
+/// batch's sequences share their run's timings, so they are one
+/// observation, as `compare` counts them). In-process points have no E2E.
+pub fn check_inproc(point: &InprocPoint, targets: &[PrecisionTarget]) -> Vec<PrecisionCheck> {
+    check_stats(targets, u64::from(point.runs), |m| match m {
+        PreciseMetric::Ttft => ("ttft_ms", point.ttft_ms.as_ref()),
+        PreciseMetric::Itl => ("itl_ms", point.itl_ms.as_ref()),
+        PreciseMetric::Tpot => ("tpot_ms", point.tpot_ms.as_ref()),
+        PreciseMetric::E2e => ("e2e_ms", None),
+    })
+}
+
+fn check_stats<'a>(
+    targets: &[PrecisionTarget],
+    independent: u64,
+    metric_of: impl Fn(PreciseMetric) -> (&'static str, Option<&'a Stats>),
+) -> Vec<PrecisionCheck> {
     targets
         .iter()
         .map(|target| {
-            let (metric, stats) = metric_of(point, target.metric);
+            let (metric, stats) = metric_of(target.metric);
             let q = target.statistic.quantile();
             let sample = stats
                 .and_then(|s| Distribution::from_stats(s).ok())
-                .and_then(|d| Sample::from_distribution(&d, point.requests.succeeded));
+                .and_then(|d| Sample::from_distribution(&d, independent));
             let found = sample.map(|s| {
                 let value = s.quantile(q);
                 (value, quantile_interval(&s, q, LEVEL, DEFAULT_RESAMPLES, 0))

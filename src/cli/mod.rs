@@ -656,6 +656,22 @@ pub struct InprocArgs {
     #[arg(long, short = 'r', default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
 
+    /// Keep adding runs to each point until the 95% bootstrap interval of every named statistic
+    /// (one draw per run) is within PCT of it, e.g. ttft.p50=2%,itl.p50=1% (metrics ttft, itl,
+    /// tpot; statistics p50, p90, p95, p99), or until --max-runs or --max-duration, which the
+    /// point then says. Every run decodes prompts of its own.
+    #[arg(long, value_name = "METRIC.STAT=PCT%,...", value_parser = precision_list)]
+    pub until_precise: Option<PrecisionList>,
+
+    /// --until-precise: most runs per point (default: 20 times --runs).
+    #[arg(long, value_name = "N", requires = "until_precise",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_runs: Option<u32>,
+
+    /// --until-precise: most time per point's measured runs (e.g. 10m).
+    #[arg(long, value_name = "DURATION", requires = "until_precise", value_parser = duration)]
+    pub max_duration: Option<Duration>,
+
     /// Seed of the synthetic prompts.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -487,3 +487,97 @@ fn a_grid_of_only_invalid_cells_is_refused() {
     let o = bin().args(["inproc", "--fa", "maybe"]).output().unwrap();
     assert_clean_failure(&o, 2, "'maybe' is not off, on or auto");
 }
+
+/// `inproc --until-precise`: runs are added to a point while its statistic
+/// is too wide. A target no machine meets stops at `--max-runs`, every run
+/// counted, the point saying why; a point with the target met says so; the
+/// flags' combinations are checked before any run.
+#[test]
+fn until_precise_adds_runs_up_to_the_cap_and_says_why_it_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let o = bin()
+            .arg("inproc")
+            .arg("--model")
+            .arg(tiny_model())
+            .args([
+                "--batch",
+                "1,2",
+                "--prompt-tokens",
+                "8",
+                "--gen-tokens",
+                "3",
+            ])
+            .args(["--runs", "3", "--warmup", "0", "--threads", "1"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = read_json(&out);
+        assert_valid_result(&r);
+        (r, stdout(&o))
+    };
+    let (r, text) = run(
+        "capped.json",
+        &[
+            "--until-precise",
+            "ttft.p50=0.0001%,itl.p90=0.0001%",
+            "--max-runs",
+            "7",
+        ],
+    );
+    for p in r["points"].as_array().unwrap() {
+        assert_eq!(p["runs"], 7, "{p}");
+        assert_eq!(count(p, "prefill_ms"), 7);
+        let precision = &p["precision"];
+        assert_eq!(precision["stopped_by"], "max_runs", "{precision}");
+        assert_eq!(precision["reached"], false);
+        assert_eq!(precision["requests"], 7);
+        assert_eq!(precision["max_requests"], 7);
+        let targets = precision["targets"].as_array().unwrap();
+        assert_eq!(targets.len(), 2);
+        assert_eq!(targets[0]["statistic"], "ttft.p50");
+        assert_eq!(targets[1]["metric"], "itl_ms");
+        assert!(targets[0]["half_width_percent"].as_f64().unwrap() > 0.0001);
+    }
+    assert!(text.contains("stopped at --max-runs 7"), "{text}");
+    assert_eq!(r["settings"]["spec"]["max_runs"], 7);
+
+    // 99%: met by the first runs, or soon after.
+    let (r, _) = run("loose.json", &["--until-precise", "ttft.p50=99%"]);
+    for p in r["points"].as_array().unwrap() {
+        let precision = &p["precision"];
+        assert_eq!(precision["stopped_by"], "precise", "{precision}");
+        assert_eq!(precision["reached"], true);
+        assert_eq!(precision["targets"][0]["met"], true);
+        assert!(
+            precision["targets"][0]["half_width_percent"]
+                .as_f64()
+                .unwrap()
+                <= 99.0
+        );
+        assert_eq!(precision["requests"], p["runs"]);
+    }
+
+    for (args, needle) in [
+        (vec!["--until-precise", "e2e.p50=2%"], "no E2E"),
+        (vec!["--max-runs", "10"], "--until-precise"),
+        (
+            vec!["--until-precise", "ttft.p50=2%", "--max-runs", "2"],
+            "2 is below the 3 runs",
+        ),
+    ] {
+        let o = bin()
+            .arg("inproc")
+            .arg("--model")
+            .arg(tiny_model())
+            .args(["--runs", "3"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_clean_failure(&o, 2, needle);
+    }
+}

@@ -98,6 +98,11 @@ pub struct InprocPoint {
     /// files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity: Option<super::validity::Validity>,
+    /// `--until-precise`: the statistics' intervals as reached (one draw
+    /// per run; `requests` and `max_requests` count runs), and why the
+    /// point stopped (absent without it, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<super::validity::Precision>,
     /// What the point's output tokens cost in energy (absent in older
     /// files, and where neither a GPU nor RAPL reported energy: see the
     /// result's notes).

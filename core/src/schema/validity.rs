@@ -294,10 +294,11 @@ pub struct Precision {
     /// Why the point stopped adding requests: "precise", "max_requests",
     /// "max_duration" or "interrupted".
     pub stopped_by: String,
-    /// Requests the point took to get there, failed ones included.
+    /// Requests the point took to get there, failed ones included
+    /// (in-process: measured runs).
     pub requests: u64,
     /// The cap on requests (`--max-requests`, else 20 times the first
-    /// count).
+    /// count; in-process: runs, `--max-runs`).
     pub max_requests: u64,
     /// The cap on time, seconds (`--max-duration`).
     pub max_duration_s: Option<f64>,

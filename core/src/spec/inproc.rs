@@ -66,6 +66,22 @@ pub struct InprocSpec {
     pub warmup: u32,
     /// Measured runs per point (`--runs`).
     pub runs: u32,
+    /// Keep adding runs to each point until every named statistic's 95%
+    /// bootstrap interval is this precise (`--until-precise`), or a cap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_precise: Option<Vec<super::PrecisionTarget>>,
+    /// `--until-precise`'s cap on each point's runs (`--max-runs`);
+    /// absent: 20 times `runs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<u32>,
+    /// `--until-precise`'s cap on each point's time (`--max-duration`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "super::text::optional_duration",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub max_duration: Option<std::time::Duration>,
     /// Seed of the synthetic prompts (`--seed`).
     pub seed: u64,
     /// Tokens per compute graph, llama.cpp's n_ubatch (`--ubatch`).
@@ -107,6 +123,9 @@ impl Default for InprocSpec {
             depth: vec![0],
             warmup: 1,
             runs: 5,
+            until_precise: None,
+            max_runs: None,
+            max_duration: None,
             seed: 0,
             ubatch: vec![512],
             n_batch: Vec::new(),
@@ -158,12 +177,57 @@ impl InprocSpec {
         if self.runs == 0 {
             return Err(SpecError::new("--runs", "must be at least 1"));
         }
+        self.validate_precision()?;
         if self.configurations().iter().all(|c| c.invalid().is_some()) {
             let reason = self.configurations()[0].invalid().unwrap_or_default();
             return Err(SpecError::new(
                 "--cache-type-v",
                 format!("every cell of the grid is invalid: {reason}"),
             ));
+        }
+        Ok(())
+    }
+
+    /// `--until-precise` and its caps.
+    fn validate_precision(&self) -> Result<(), SpecError> {
+        let Some(targets) = &self.until_precise else {
+            for (flag, given) in [
+                ("--max-runs", self.max_runs.is_some()),
+                ("--max-duration", self.max_duration.is_some()),
+            ] {
+                if given {
+                    return Err(SpecError::new(flag, "caps --until-precise: give it too"));
+                }
+            }
+            return Ok(());
+        };
+        if targets.is_empty() {
+            return Err(SpecError::new(
+                "--until-precise",
+                "no statistic given; e.g. ttft.p50=2%",
+            ));
+        }
+        for t in targets {
+            t.check()
+                .map_err(|m| SpecError::new("--until-precise", m))?;
+            if t.metric == super::PreciseMetric::E2e {
+                return Err(SpecError::new(
+                    "--until-precise",
+                    "in-process points have no E2E: use ttft, itl or tpot",
+                ));
+            }
+        }
+        if let Some(cap) = self.max_runs.filter(|&cap| cap < self.runs) {
+            return Err(SpecError::new(
+                "--max-runs",
+                format!(
+                    "{cap} is below the {} runs each point starts with",
+                    self.runs
+                ),
+            ));
+        }
+        if self.max_duration.is_some_and(|d| d.is_zero()) {
+            return Err(SpecError::new("--max-duration", "must be longer than 0s"));
         }
         Ok(())
     }

@@ -25,6 +25,16 @@ fn every_kind() -> Vec<Spec> {
     vec![
         Spec::Inproc(InprocSpec::default()),
         Spec::Inproc(InprocSpec {
+            until_precise: Some(vec![PrecisionTarget {
+                metric: PreciseMetric::Itl,
+                statistic: PreciseStatistic::P90,
+                within_percent: 3.0,
+            }]),
+            max_runs: Some(400),
+            max_duration: Some(Duration::from_secs(600)),
+            ..InprocSpec::default()
+        }),
+        Spec::Inproc(InprocSpec {
             model: vec!["m.gguf".into(), "n.gguf".into()],
             threads: vec![3],
             n_gpu_layers: vec![-1],
