@@ -76,6 +76,35 @@ pub struct GpuSummary {
     pub energy: Option<EnergyReading>,
 }
 
+impl EnergyReading {
+    /// The sum of several devices' readings over the same window (each
+    /// package, each GPU): joules added, the widest window, the source
+    /// shared or "mixed"; `None` for no reading.
+    pub fn total<'a>(
+        readings: impl IntoIterator<Item = &'a EnergyReading>,
+    ) -> Option<EnergyReading> {
+        let readings: Vec<&EnergyReading> = readings.into_iter().collect();
+        let first = readings.first()?;
+        let joules: f64 = readings.iter().map(|r| r.joules).sum();
+        let window_s = readings.iter().map(|r| r.window_s).fold(0.0, f64::max);
+        let source = if readings.iter().all(|r| r.source == first.source) {
+            first.source.clone()
+        } else {
+            "mixed".into()
+        };
+        Some(EnergyReading {
+            joules,
+            window_s,
+            average_power_w: if window_s > 0.0 {
+                joules / window_s
+            } else {
+                0.0
+            },
+            source,
+        })
+    }
+}
+
 /// Energy used over a window, and how it was read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EnergyReading {
@@ -156,20 +185,7 @@ impl TelemetrySummary {
         let (device, reading) = if gpus.is_empty() {
             ("cpu_packages", self.host_energy.clone()?)
         } else {
-            let joules: f64 = gpus.iter().map(|r| r.joules).sum();
-            let window_s = gpus.iter().map(|r| r.window_s).fold(0.0, f64::max);
-            let source = if gpus.iter().all(|r| r.source == gpus[0].source) {
-                gpus[0].source.clone()
-            } else {
-                "mixed".into()
-            };
-            let reading = EnergyReading {
-                joules,
-                window_s,
-                average_power_w: joules / window_s.max(f64::MIN_POSITIVE),
-                source,
-            };
-            ("gpu", reading)
+            ("gpu", EnergyReading::total(gpus)?)
         };
         let tokens = output_tokens as f64;
         Some(PointEnergy {

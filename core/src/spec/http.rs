@@ -289,6 +289,36 @@ impl PrecisionTarget {
     }
 }
 
+/// The checks `--until-precise` makes in either mode: its caps (`caps`:
+/// each flag and whether it was given) only with it, at least one target,
+/// each a percentage a run can reach, a time cap above zero.
+pub(crate) fn check_precision(
+    targets: Option<&[PrecisionTarget]>,
+    caps: [(&str, bool); 2],
+    max_duration: Option<Duration>,
+) -> Result<(), SpecError> {
+    let Some(targets) = targets else {
+        return match caps.iter().find(|(_, given)| *given) {
+            Some((flag, _)) => Err(SpecError::new(*flag, "caps --until-precise: give it too")),
+            None => Ok(()),
+        };
+    };
+    if targets.is_empty() {
+        return Err(SpecError::new(
+            "--until-precise",
+            "no statistic given; e.g. ttft.p50=2%",
+        ));
+    }
+    for t in targets {
+        t.check()
+            .map_err(|m| SpecError::new("--until-precise", m))?;
+    }
+    if max_duration.is_some_and(|d| d.is_zero()) {
+        return Err(SpecError::new("--max-duration", "must be longer than 0s"));
+    }
+    Ok(())
+}
+
 /// Measured requests per point when neither `--num-requests` nor
 /// `--duration` is given (nor a trace, whose length it is then).
 pub const DEFAULT_NUM_REQUESTS: u64 = 100;
@@ -477,26 +507,16 @@ impl Default for HttpSpec {
 impl HttpSpec {
     /// `--until-precise` and its caps.
     fn validate_precision(&self) -> Result<(), SpecError> {
-        let Some(targets) = &self.until_precise else {
-            for (flag, given) in [
+        check_precision(
+            self.until_precise.as_deref(),
+            [
                 ("--max-requests", self.max_requests.is_some()),
                 ("--max-duration", self.max_duration.is_some()),
-            ] {
-                if given {
-                    return Err(SpecError::new(flag, "caps --until-precise: give it too"));
-                }
-            }
+            ],
+            self.max_duration,
+        )?;
+        if self.until_precise.is_none() {
             return Ok(());
-        };
-        if targets.is_empty() {
-            return Err(SpecError::new(
-                "--until-precise",
-                "no statistic given; e.g. ttft.p50=2%",
-            ));
-        }
-        for t in targets {
-            t.check()
-                .map_err(|m| SpecError::new("--until-precise", m))?;
         }
         if self.searching() {
             return Err(SpecError::new(
@@ -517,9 +537,6 @@ impl HttpSpec {
                     format!("{cap} is below the {n} requests each point starts with"),
                 ));
             }
-        }
-        if self.max_duration.is_some_and(|d| d.is_zero()) {
-            return Err(SpecError::new("--max-duration", "must be longer than 0s"));
         }
         Ok(())
     }

@@ -190,32 +190,23 @@ impl InprocSpec {
 
     /// `--until-precise` and its caps.
     fn validate_precision(&self) -> Result<(), SpecError> {
-        let Some(targets) = &self.until_precise else {
-            for (flag, given) in [
+        super::http::check_precision(
+            self.until_precise.as_deref(),
+            [
                 ("--max-runs", self.max_runs.is_some()),
                 ("--max-duration", self.max_duration.is_some()),
-            ] {
-                if given {
-                    return Err(SpecError::new(flag, "caps --until-precise: give it too"));
-                }
-            }
-            return Ok(());
-        };
-        if targets.is_empty() {
+            ],
+            self.max_duration,
+        )?;
+        let targets = self.until_precise.as_deref().unwrap_or_default();
+        if targets
+            .iter()
+            .any(|t| t.metric == super::PreciseMetric::E2e)
+        {
             return Err(SpecError::new(
                 "--until-precise",
-                "no statistic given; e.g. ttft.p50=2%",
+                "in-process points have no E2E: use ttft, itl or tpot",
             ));
-        }
-        for t in targets {
-            t.check()
-                .map_err(|m| SpecError::new("--until-precise", m))?;
-            if t.metric == super::PreciseMetric::E2e {
-                return Err(SpecError::new(
-                    "--until-precise",
-                    "in-process points have no E2E: use ttft, itl or tpot",
-                ));
-            }
         }
         if let Some(cap) = self.max_runs.filter(|&cap| cap < self.runs) {
             return Err(SpecError::new(
@@ -225,9 +216,6 @@ impl InprocSpec {
                     self.runs
                 ),
             ));
-        }
-        if self.max_duration.is_some_and(|d| d.is_zero()) {
-            return Err(SpecError::new("--max-duration", "must be longer than 0s"));
         }
         Ok(())
     }

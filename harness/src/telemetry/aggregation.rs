@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::energy::{self, EnergyMeter};
+use super::energy::EnergyMeter;
 use super::host::HostSample;
 use crate::gpu::GpuSample;
-use crate::schema::telemetry::{GpuDevice, GpuSummary, MeanMax, TelemetrySummary};
+use crate::schema::telemetry::{EnergyReading, GpuDevice, GpuSummary, MeanMax, TelemetrySummary};
 
 /// Running mean and max of one metric. Non-finite values are ignored.
 #[derive(Debug, Clone, Copy, Default)]
@@ -188,7 +188,7 @@ impl Accumulator {
             host_memory_percent: self.host_memory_percent.summary(),
             process_cpu_percent: self.process_cpu_percent.summary(),
             process_rss_bytes: self.process_rss_bytes.summary(),
-            host_energy: energy::total(
+            host_energy: EnergyReading::total(
                 &self
                     .host_energy
                     .iter()

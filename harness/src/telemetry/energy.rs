@@ -149,29 +149,6 @@ impl Rapl {
     }
 }
 
-/// The sum of several devices' readings over the same window (each
-/// package, each GPU); `None` when any has none.
-pub fn total(readings: &[EnergyReading]) -> Option<EnergyReading> {
-    let first = readings.first()?;
-    let joules: f64 = readings.iter().map(|r| r.joules).sum();
-    let window_s = readings.iter().map(|r| r.window_s).fold(0.0, f64::max);
-    let source = if readings.iter().all(|r| r.source == first.source) {
-        first.source.clone()
-    } else {
-        "mixed".into()
-    };
-    Some(EnergyReading {
-        joules,
-        window_s,
-        average_power_w: if window_s > 0.0 {
-            joules / window_s
-        } else {
-            0.0
-        },
-        source,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +208,7 @@ mod tests {
         std::fs::write(dir.path().join("intel-rapl:1/energy_uj"), "2500000").unwrap();
         rapl.read(&mut meters, 2.0);
         let readings: Vec<EnergyReading> = meters.iter().filter_map(EnergyMeter::reading).collect();
-        let sum = total(&readings).unwrap();
+        let sum = EnergyReading::total(&readings).unwrap();
         assert_eq!(
             (sum.joules, sum.window_s, sum.average_power_w),
             (2.5, 2.0, 1.25)
