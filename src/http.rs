@@ -24,6 +24,7 @@ use inferbench_harness::http::workload::Workload;
 use inferbench_harness::plan::{call_slo, search_max, ProbeVerdict};
 use inferbench_harness::precision;
 use inferbench_harness::schema::validity::Precision;
+use inferbench_harness::schema::ProbeCalls;
 use inferbench_harness::schema::{
     EngineInfo, FixedLengths, HttpPoint, HttpResult, HttpSettings, LoadDescription,
     MaxConcurrencySearch, MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, Slo,
@@ -836,6 +837,15 @@ impl Session {
         Ok(Sweep { result, exit })
     }
 
+    /// How the search's probes were called so far.
+    fn probe_calls(&self) -> ProbeCalls {
+        ProbeCalls {
+            called_by_estimate: Some(self.called_by_estimate),
+            confidence: Some(CONFIDENCE),
+            max_requests_per_probe: self.max_requests_per_probe,
+        }
+    }
+
     fn interrupted(&self) -> bool {
         self.interrupt.load(Ordering::Relaxed)
     }
@@ -1174,9 +1184,7 @@ fn search_max_rate(
         max_rate: found.best,
         lowest_failing_rate: found.failing,
         probes: found.probes,
-        called_by_estimate: Some(session.called_by_estimate),
-        confidence: Some(CONFIDENCE),
-        max_requests_per_probe: session.max_requests_per_probe,
+        calls: session.probe_calls(),
         criterion: SEARCH_CRITERION.into(),
     })
 }
@@ -1202,9 +1210,7 @@ fn search_max_concurrency(session: &mut Session, start: u32) -> Result<MaxConcur
         max_concurrency: found.best.map(whole),
         lowest_failing_concurrency: found.failing.map(whole),
         probes: found.probes,
-        called_by_estimate: Some(session.called_by_estimate),
-        confidence: Some(CONFIDENCE),
-        max_requests_per_probe: session.max_requests_per_probe,
+        calls: session.probe_calls(),
         criterion: SEARCH_CRITERION.into(),
     })
 }

@@ -104,17 +104,10 @@ pub struct ResultFile<S, P> {
     pub notes: Vec<String>,
 }
 
-/// The outcome of a search for the highest rate meeting the SLO.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct MaxRateSearch {
-    /// Highest probed rate that met the criterion (none did: null).
-    pub max_rate: Option<f64>,
-    /// Lowest probed rate that did not (none failed: null, the server was
-    /// never pushed past the SLO within the probes).
-    pub lowest_failing_rate: Option<f64>,
-    /// Rates probed (at most 12, an incomplete last one included), each a
-    /// point of the file.
-    pub probes: u32,
+/// How a search's probes were called: by MLPerf LoadGen's early-stopping
+/// rule, or by their point estimate where it could not decide.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ProbeCalls {
     /// Probes the early-stopping rule left undecided (after any extension
     /// up to `max_requests_per_probe`), called by their point estimate
     /// instead; the others were called at `confidence` (absent in older
@@ -128,6 +121,23 @@ pub struct MaxRateSearch {
     /// extended to (absent: probes were not extended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_requests_per_probe: Option<u64>,
+}
+
+/// The outcome of a search for the highest rate meeting the SLO.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MaxRateSearch {
+    /// Highest probed rate that met the criterion (none did: null).
+    pub max_rate: Option<f64>,
+    /// Lowest probed rate that did not (none failed: null, the server was
+    /// never pushed past the SLO within the probes).
+    pub lowest_failing_rate: Option<f64>,
+    /// Rates probed (at most 12, an incomplete last one included), each a
+    /// point of the file.
+    pub probes: u32,
+    /// How the probes were called (keys beside the others; absent in
+    /// older files, which called every probe by its point estimate).
+    #[serde(flatten)]
+    pub calls: ProbeCalls,
     /// What a probe had to meet, in words.
     pub criterion: String,
 }
@@ -142,19 +152,10 @@ pub struct MaxConcurrencySearch {
     /// Concurrencies probed (at most 12, an incomplete last one included),
     /// each a point of the file.
     pub probes: u32,
-    /// Probes the early-stopping rule left undecided (after any extension
-    /// up to `max_requests_per_probe`), called by their point estimate
-    /// instead; the others were called at `confidence` (absent in older
-    /// files, which called every probe by its point estimate).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub called_by_estimate: Option<u32>,
-    /// The confidence of the probes the rule called (0.99).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confidence: Option<f64>,
-    /// `--max-requests-per-probe`: the most requests an undecided probe was
-    /// extended to (absent: probes were not extended).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_requests_per_probe: Option<u64>,
+    /// How the probes were called (keys beside the others; absent in
+    /// older files, which called every probe by its point estimate).
+    #[serde(flatten)]
+    pub calls: ProbeCalls,
     /// What a probe had to meet, in words (as for `max_rate`).
     pub criterion: String,
 }
