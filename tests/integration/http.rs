@@ -894,6 +894,15 @@ fn until_precise_adds_requests_until_the_interval_is_narrow_or_a_cap() {
             vec!["--until-precise", "ttft.p50=2%", "--max-requests", "10"],
             "10 is below the 20 requests",
         ),
+        (
+            vec![
+                "--until-precise",
+                "ttft.p50=2%",
+                "--workload",
+                "trace:t.jsonl",
+            ],
+            "a trace's requests are the trace's",
+        ),
     ] {
         let o = bin()
             .args([

@@ -530,6 +530,12 @@ impl HttpSpec {
                 "adds requests to --num-requests; cap the time with --max-duration instead of --duration",
             ));
         }
+        if self.workload.starts_with("trace:") {
+            return Err(SpecError::new(
+                "--until-precise",
+                "a trace's requests are the trace's: there is nothing to add",
+            ));
+        }
         if let (Some(cap), Some(PerLoad::All(n))) = (self.max_requests, &self.num_requests) {
             if cap < *n {
                 return Err(SpecError::new(
