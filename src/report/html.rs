@@ -27,6 +27,7 @@ table { border-collapse: collapse; margin: 0.6em 0 1.2em; font-size: 0.86em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.short { color: #999; }
 table.kv td:first-child { font-weight: bold; white-space: nowrap; }
 figure { margin: 1.4em 0; page-break-inside: avoid; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -63,19 +64,28 @@ fn table_html(t: &Table) -> String {
         out.push_str(&format!("<th>{}</th>", escape(h)));
     }
     out.push_str("</tr>\n");
+    let mut short = false;
     for r in &t.rows {
         out.push_str("<tr>");
         for (c, cell) in r.iter().enumerate() {
-            let class = if c < t.name_columns {
+            // The tables mark a percentile from fewer observations than it
+            // needs with '*' (MLPerf LoadGen's early-stopping rule): greyed.
+            let attributes = if c < t.name_columns {
                 ""
+            } else if cell.ends_with('*') {
+                short = true;
+                " class=\"num short\" title=\"too few observations for this percentile at 99% confidence\""
             } else {
                 " class=\"num\""
             };
-            out.push_str(&format!("<td{class}>{}</td>", escape(cell)));
+            out.push_str(&format!("<td{attributes}>{}</td>", escape(cell)));
         }
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
+    if short {
+        out.push_str("<p class=\"muted\">Greyed, with *: a percentile from fewer observations than it needs for an upper bound at 99% confidence (MLPerf LoadGen's early-stopping rule: 662 for a p99); each point's verdict says how many.</p>\n");
+    }
     for line in &t.footer {
         out.push_str(&format!("<p class=\"muted\">{}</p>\n", escape(line)));
     }

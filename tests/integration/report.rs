@@ -64,6 +64,13 @@ fn report_writes_the_page_and_every_figure_as_svg_and_png() {
     let page = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     // The page holds every figure written as a file, inline.
     assert_eq!(page.matches("<svg").count(), svgs.len());
+    // Percentiles from too few requests (these runs are short) are greyed.
+    assert!(
+        page.contains("<td class=\"num short\""),
+        "no greyed percentile"
+    );
+    assert!(page.contains("td.short { color: #999; }"));
+    assert!(page.contains("Greyed, with *"));
 
     let png_dir = dir.path().join("png");
     let o = report(
