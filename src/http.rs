@@ -430,6 +430,7 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         max_rate: None,
         max_concurrency: None,
         notes: run_notes,
+        validity: None,
     };
     let mut kept = std::collections::VecDeque::new();
     let mut next_point = 0;
@@ -472,6 +473,7 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
             max_requests: spec.max_requests,
             max_duration: spec.max_duration,
         }),
+        slice: spec.slice,
         interrupt: interrupt::flag(),
         writer,
         csv: outputs.csv.clone(),
@@ -740,6 +742,8 @@ struct Session {
     called_by_estimate: u32,
     /// `--until-precise`: every point grows until its statistics are precise.
     precision: Option<PrecisionPlan>,
+    /// `--slice`: each point's time slices.
+    slice: Option<Duration>,
     interrupt: Arc<AtomicBool>,
     writer: ResultWriter,
     csv: Option<std::path::PathBuf>,
@@ -825,6 +829,7 @@ impl Session {
             || planned.is_some_and(|n| result.points.len() != n)
             || result.points.iter().any(|p| !p.complete);
         save(&writer, &mut result, csv)?;
+        terminal::print_run_verdict(&result);
         terminal::print_result_path(out_path, result.partial);
         let exit = if interrupted {
             ExitCode::from(crate::exit::INTERRUPTED)
@@ -983,7 +988,9 @@ impl Session {
             prompts: stream(Phase::Measured),
             start,
         };
-        let mut acc = HttpAccumulator::new(start, self.slo).with_tokenizer(self.tokenizer.clone());
+        let mut acc = HttpAccumulator::new(start, self.slo)
+            .with_tokenizer(self.tokenizer.clone())
+            .with_slices(self.slice);
         let mut last_save = Instant::now();
         let mut io_error: Option<anyhow::Error> = None;
         let (result, writer, log) = (&self.result, &self.writer, &mut self.log);

@@ -355,6 +355,7 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
         max_rate: None,
         max_concurrency: None,
         notes,
+        validity: None,
     };
     writer.write(&result)?;
     terminal::print_header(&result.provenance, &varying);
@@ -750,6 +751,7 @@ impl Grid<'_> {
         if let Err(e) = save(&self.writer, result, csv) {
             return Err(terminal::save_failed(&self.writer, result, e));
         }
+        terminal::print_run_verdict(result);
         terminal::print_result_path(out_path, result.partial);
         match self.write_llama_bench() {
             Ok(Some(export)) => {

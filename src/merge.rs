@@ -28,13 +28,15 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
     }
     let writer = ResultWriter::new(&args.out);
     let table = if http.is_empty() {
-        let merged = merge_inproc(&inproc)?;
+        let mut merged = merge_inproc(&inproc)?;
+        merged.judge();
         writer
             .write(&merged)
             .with_context(|| format!("--out {}", args.out.display()))?;
         terminal::inproc_table(&merged)
     } else {
-        let merged = merge_http(&http)?;
+        let mut merged = merge_http(&http)?;
+        merged.judge();
         writer
             .write(&merged)
             .with_context(|| format!("--out {}", args.out.display()))?;

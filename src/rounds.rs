@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use inferbench_harness::rounds::{
     summarize, RoundEntry, RoundsResult, RoundsSettings, TargetRuns, ROUNDS_SCHEMA_VERSION,
 };
+use inferbench_harness::schema::validity::RunValidity;
 use inferbench_harness::schema::{ResultWriter, RunStatus};
 
 use inferbench_core::spec::{RoundsSpec, Spec};
@@ -218,6 +219,25 @@ fn like_for_like_notes(result: &RoundsResult) -> Vec<String> {
                 }
             }
         }
+    }
+    // Every run's verdict once any is not valid: a difference between
+    // targets is a finding only where both sides are valid.
+    let verdicts: Vec<(usize, usize, &str, RunValidity)> = result
+        .targets
+        .iter()
+        .enumerate()
+        .flat_map(|(t, target)| {
+            target
+                .rounds
+                .iter()
+                .enumerate()
+                .map(move |(r, run)| (r, t, target.url.as_str(), run.judged()))
+        })
+        .collect();
+    if verdicts.iter().any(|(.., v)| !v.reasons.is_empty()) {
+        notes.extend(verdicts.iter().map(|(r, t, url, v)| {
+            format!("round {r}, target {t} ({url}): run verdict: {}", v.line())
+        }));
     }
     for (t, target) in result.targets.iter().enumerate() {
         for (r, run) in target.rounds.iter().enumerate() {

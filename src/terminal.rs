@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use inferbench_harness::schema::telemetry::PointEnergy;
-use inferbench_harness::schema::validity::Validity;
+use inferbench_harness::schema::validity::{JudgedPoint, Validity};
 use inferbench_harness::schema::{
     EngineConfig, HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance,
     ResultFile, ResultWriter, RunStatus,
@@ -25,6 +25,11 @@ pub fn print_result_path(path: &Path, partial: bool) {
     );
 }
 
+/// The run's verdict, one line under its table.
+pub fn print_run_verdict<S, P: JudgedPoint>(result: &ResultFile<S, P>) {
+    println!("run verdict: {}", result.judged().line());
+}
+
 pub fn default_result_path(mode: &str) -> PathBuf {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
@@ -36,13 +41,14 @@ pub fn default_result_path(mode: &str) -> PathBuf {
 }
 
 /// Stamps and writes a result file, and its CSV when one was asked for.
-pub fn save_result<S: serde::Serialize, P: serde::Serialize>(
+pub fn save_result<S: serde::Serialize, P: serde::Serialize + JudgedPoint>(
     writer: &ResultWriter,
     result: &mut ResultFile<S, P>,
     csv: Option<&Path>,
     write_csv: fn(&Path, &[P]) -> Result<()>,
 ) -> Result<()> {
     result.updated_at = crate::provenance::now_rfc3339();
+    result.judge();
     writer.write(result)?;
     if let Some(csv) = csv {
         write_csv(csv, &result.points)?;
@@ -54,7 +60,7 @@ pub fn save_result<S: serde::Serialize, P: serde::Serialize>(
 /// and writes it once more (the JSON alone: a CSV may be what failed), so
 /// that no exit path leaves a file saying `running`. Returns the error,
 /// for the caller to report; a failure to save is only a warning beside it.
-pub fn save_failed<S: serde::Serialize, P: serde::Serialize>(
+pub fn save_failed<S: serde::Serialize, P: serde::Serialize + JudgedPoint>(
     writer: &ResultWriter,
     result: &mut ResultFile<S, P>,
     error: anyhow::Error,
@@ -63,6 +69,7 @@ pub fn save_failed<S: serde::Serialize, P: serde::Serialize>(
     result.error = Some(format!("{error:#}"));
     result.partial = true;
     result.updated_at = crate::provenance::now_rfc3339();
+    result.judge();
     if let Err(save_error) = writer.write(result) {
         eprintln!("warning: {save_error:#}");
     }
@@ -667,12 +674,32 @@ pub fn verdict_line(validity: Option<&Validity>) -> Option<String> {
     validity.map(|v| format!("verdict: {}", v.line()))
 }
 
+/// The steady-state window against the whole point, when it left out a
+/// ramp or a drain worth saying (over 5% of the point).
+fn steady_line(p: &HttpPoint) -> Option<String> {
+    let s = p.steady_state.as_ref()?;
+    (s.share_of_point < 0.95).then(|| {
+        format!(
+            "steady state {:.1} of {:.1} s ({:.0}%, in flight >= {:.1}): {:.1} tok/s, {:.2} req/s (whole window {:.1} tok/s, {:.2} req/s)",
+            s.duration_s,
+            p.duration_s,
+            s.share_of_point * 100.0,
+            s.threshold_in_flight,
+            s.output_throughput_tok_s,
+            s.request_throughput_req_s,
+            p.output_throughput_tok_s,
+            p.request_throughput_req_s
+        )
+    })
+}
+
 pub fn http_row_notes(p: &HttpPoint) -> Vec<String> {
     let mut notes: Vec<String> = verdict_line(p.validity.as_ref())
         .into_iter()
         .chain(p.slo_verdict.as_ref().map(|v| v.line()))
         .chain(p.precision.as_ref().map(|p| precision_line(p, "requests")))
         .chain(energy_line(p.energy.as_ref()))
+        .chain(steady_line(p))
         .collect();
     if !p.requests.failed_by_class.is_empty() {
         notes.push(format!("failed: {}", failure_classes(p)));
@@ -876,6 +903,7 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
     out.push_str(",output_tok_s,request_s,input_tok_s,goodput_req_s,duration_s,client_cpu_percent");
     out.push_str(ENERGY_COLUMNS);
     out.push_str(",e2e_from_scheduled_ms_mean,e2e_from_scheduled_ms_p50,e2e_from_scheduled_ms_p99");
+    out.push_str(",steady_state_s,steady_output_tok_s,steady_request_s");
     out.push('\n');
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for p in points {
@@ -910,9 +938,59 @@ pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
             Some(s) => out.push_str(&format!(",{},{},{}", s.mean, s.p50, s.p99)),
             None => out.push_str(",,,"),
         }
+        match &p.steady_state {
+            Some(s) => out.push_str(&format!(
+                ",{},{},{}",
+                s.duration_s, s.output_throughput_tok_s, s.request_throughput_req_s
+            )),
+            None => out.push_str(",,,"),
+        }
         out.push('\n');
     }
-    write_file(path, &out)
+    write_file(path, &out)?;
+    if points.iter().any(|p| p.slices.is_some()) {
+        write_file(&slices_csv_path(path), &http_slices_csv(points))?;
+    }
+    Ok(())
+}
+
+/// Where the time slices go beside `--csv FILE.csv`: FILE.slices.csv.
+pub fn slices_csv_path(csv: &Path) -> std::path::PathBuf {
+    let stem = csv
+        .file_stem()
+        .map_or_else(|| "points".into(), |s| s.to_string_lossy().into_owned());
+    csv.with_file_name(format!("{stem}.slices.csv"))
+}
+
+/// One row per time slice of every point.
+fn http_slices_csv(points: &[HttpPoint]) -> String {
+    let mut out = String::from(
+        "point,load,concurrency,rate,slice,start_s,duration_s,requests,failed,ttft_metric,ttft_p50_ms,ttft_p99_ms,tpot_p50_ms,tpot_p99_ms,output_tok_s,request_s\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    for (i, p) in points.iter().enumerate() {
+        let Some(slices) = &p.slices else { continue };
+        for (k, s) in slices.slices.iter().enumerate() {
+            out.push_str(&format!(
+                "{i},{},{},{},{k},{},{},{},{},{},{},{},{},{},{},{}\n",
+                p.load.kind.name(),
+                p.load.concurrency.map_or(String::new(), |c| c.to_string()),
+                opt(p.load.rate),
+                s.start_s,
+                s.duration_s,
+                s.requests,
+                s.failed,
+                slices.ttft_metric,
+                opt(s.ttft_p50_ms),
+                opt(s.ttft_p99_ms),
+                opt(s.tpot_p50_ms),
+                opt(s.tpot_p99_ms),
+                s.output_throughput_tok_s,
+                s.request_throughput_req_s
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! two servers, or two builds, compare the same way.
 
 use crate::http::workload::Workload;
+use crate::schema::validity::JudgedPoint;
 use crate::schema::{AnyResult, HttpPoint, InprocPoint, Mode, RunStatus};
 use crate::significance::{holm, mann_whitney_p, quantile_difference, Sample, DEFAULT_RESAMPLES};
 use crate::stats::Stats;
@@ -126,6 +127,7 @@ fn inproc_row(source: usize, point: usize, p: &InprocPoint, varying: &[&str]) ->
         vs_first: None,
         output_tok_s_ratio: None,
         significance: None,
+        verdict: Some(p.judged().line()),
         basis: TestBasis {
             independent: u64::from(p.runs),
             output_rate: p.throughput_tok_s.clone(),
@@ -159,6 +161,7 @@ fn http_row(source: usize, point: usize, p: &HttpPoint, workload: &str) -> (Shap
         vs_first: None,
         output_tok_s_ratio: None,
         significance: None,
+        verdict: Some(p.judged().line()),
         basis: TestBasis {
             independent: p.requests.succeeded,
             output_rate: p.per_request_output_tok_s.clone(),
@@ -335,6 +338,10 @@ fn summarize(path: &str, result: &AnyResult) -> SourceSummary {
         engine,
         model,
         host,
+        verdict: match result {
+            AnyResult::Inproc(r) => Some(r.judged().line()),
+            AnyResult::Http(r) => Some(r.judged().line()),
+        },
     }
 }
 
@@ -400,6 +407,32 @@ fn warnings(
         }
     }
     for g in groups {
+        // Both sides' verdicts, wherever one side is not valid: a
+        // difference from an invalid point is no finding.
+        if g.rows.len() > 1
+            && g.rows
+                .iter()
+                .any(|r| r.verdict.as_deref().is_some_and(|v| v != "valid"))
+        {
+            let sides: Vec<String> = g
+                .rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {}: {}",
+                        sources[r.source].label,
+                        r.load,
+                        r.verdict.as_deref().unwrap_or("no verdict")
+                    )
+                })
+                .collect();
+            warnings.push(format!(
+                "{} at {}: not every side is valid ({})",
+                g.shape.workload,
+                g.shape.load.label(),
+                sides.join("; ")
+            ));
+        }
         let in_process_batch = g.rows.iter().any(|r| {
             sources[r.source].mode == Mode::Inproc
                 && matches!(g.shape.load, Load::InFlight(b) if b > 1)

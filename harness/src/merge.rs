@@ -318,6 +318,10 @@ pub(crate) fn merge_http_points(
         slo_verdict: None,
         precision: None,
         energy: None,
+        // Each file's window is its own: slices and steady windows do not
+        // add up across files.
+        steady_state: None,
+        slices: None,
     })
     .map(|mut point: HttpPoint| {
         point.validity = Some(point.assess());
@@ -378,6 +382,7 @@ fn merged_header<S: Clone, P>(
         max_rate: None,
         max_concurrency: None,
         notes,
+        validity: None,
     }
 }
 

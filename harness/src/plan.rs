@@ -354,6 +354,8 @@ mod tests {
             slo_verdict: None,
             precision: None,
             energy: None,
+            steady_state: None,
+            slices: None,
         }
     }
 

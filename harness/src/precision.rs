@@ -68,10 +68,7 @@ fn check_stats<'a>(
 /// point is judged (from the intended send time under an open loop).
 fn metric_of(point: &HttpPoint, metric: PreciseMetric) -> (&'static str, Option<&Stats>) {
     match metric {
-        PreciseMetric::Ttft => match &point.ttft_from_scheduled_ms {
-            Some(s) => ("ttft_from_scheduled_ms", Some(s)),
-            None => ("ttft_ms", point.ttft_ms.as_ref()),
-        },
+        PreciseMetric::Ttft => point.ttft_judged(),
         PreciseMetric::Itl => ("itl_ms", point.itl_ms.as_ref()),
         PreciseMetric::Tpot => ("tpot_ms", point.tpot_ms.as_ref()),
         PreciseMetric::E2e => point.e2e_judged(),

@@ -46,6 +46,11 @@ impl Sample {
         Self::from_weighted(distribution.buckets(), draws)
     }
 
+    /// From (value, count) buckets, every value independent.
+    pub fn from_buckets(buckets: Vec<(f64, u64)>, draws: u64) -> Option<Sample> {
+        Self::from_weighted(buckets, draws)
+    }
+
     fn from_weighted(values: impl IntoIterator<Item = (f64, u64)>, draws: u64) -> Option<Sample> {
         let mut sample = Sample {
             values: Vec::new(),

@@ -931,6 +931,14 @@ pub struct HttpArgs {
     #[arg(long, value_name = "DURATION", requires = "until_precise", value_parser = duration)]
     pub max_duration: Option<Duration>,
 
+    /// Cut each point into slices of this length (e.g. 10s), each request in the slice it was
+    /// sent in (due in, under an open loop): TTFT and TPOT p50/p99 and throughput per slice, in
+    /// the result (`slices`), the `.slices.csv` beside --csv and `report`; the first slice
+    /// against the last flags warm-up or drift. Default: from 1s, doubled while a point would
+    /// have more than 60 slices.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub slice: Option<Duration>,
+
     /// Arrival process of the open loop.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]
     pub arrival: ArrivalArg,

@@ -157,6 +157,7 @@ impl HttpArgs {
             until_precise: self.until_precise.as_ref().map(|p| p.0.clone()),
             max_requests: self.max_requests,
             max_duration: self.max_duration,
+            slice: self.slice,
             arrival: self.arrival()?,
             max_inflight: self.max_inflight,
             num_requests: self.num_requests.clone(),

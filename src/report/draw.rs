@@ -11,8 +11,8 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use super::figures::{
-    BatchCurve, BatchPoint, CdfPanel, ContrastPanel, Figure, LoadFigure, ParetoSeries, Plot,
-    TelemetryPanel, Timeline,
+    BatchCurve, BatchPoint, CdfPanel, ContrastPanel, Figure, LoadFigure, OverTimePanel,
+    ParetoSeries, Plot, TelemetryPanel, Timeline,
 };
 
 pub const WIDTH: u32 = 1200;
@@ -52,7 +52,7 @@ fn register_fonts() {
 
 pub fn height(figure: &Figure) -> u32 {
     match &figure.plot {
-        Plot::Cdf(_) => 460,
+        Plot::Cdf(_) | Plot::OverTime(_) => 460,
         Plot::Telemetry(panels) => 300 * panels.len().div_ceil(2) as u32 + 60,
         Plot::Timeline(t) => (200 + 4 * t.requests.len() as u32).clamp(420, 900),
         _ => 640,
@@ -109,7 +109,75 @@ fn draw<DB: DrawingBackend>(figure: &Figure, root: &DrawingArea<DB, Shift>) -> D
             Ok(())
         }
         Plot::Timeline(t) => timeline(&root, t),
+        Plot::OverTime(panels) => {
+            let areas = root.split_evenly((1, panels.len().max(1)));
+            for (panel, area) in panels.iter().zip(&areas) {
+                over_time(area, panel)?;
+            }
+            Ok(())
+        }
     }
+}
+
+fn over_time<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    panel: &OverTimePanel,
+) -> DrawResult<DB> {
+    let xs = min_max(
+        panel
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.0)),
+    )
+    .unwrap_or((0.0, 1.0));
+    let ys = min_max(
+        panel
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1)),
+    )
+    .unwrap_or((0.0, 1.0));
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .caption(&panel.title, (FONT, 15))
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(padded(0.0, xs.1, true), padded(ys.0, ys.1, true))?;
+    chart
+        .configure_mesh()
+        .light_line_style(LIGHT_MESH)
+        .bold_line_style(BOLD_MESH)
+        .x_labels(6)
+        .max_light_lines(2)
+        .x_label_formatter(&tick)
+        .y_label_formatter(&tick)
+        .x_desc("time in the point, s")
+        .y_desc(panel.unit.as_str())
+        .label_style((FONT, 12))
+        .axis_desc_style((FONT, 13))
+        .draw()?;
+    for line in &panel.lines {
+        let c = color(line.point);
+        let style = c.stroke_width(2);
+        if line.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    line.points.iter().copied(),
+                    6,
+                    4,
+                    style,
+                ))?
+                .label(&line.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], style));
+        } else {
+            chart
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))?
+                .label(&line.label)
+                .legend(legend_box(c));
+        }
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight, 11)?;
+    Ok(())
 }
 
 /// A range from `lo` to `hi` with a margin, never empty.

@@ -6,7 +6,10 @@ use inferbench_harness::contrast::{ContrastResult, Layer};
 use inferbench_harness::http::point::RequestRecord;
 use inferbench_harness::knee::{knee, CurvePoint};
 use inferbench_harness::schema::telemetry::{MeanMax, TelemetrySummary};
-use inferbench_harness::schema::{HttpResult, InprocPoint, InprocResult, LoadKind, Provenance};
+use inferbench_harness::schema::timeline::{TimeSlice, TimeSlices};
+use inferbench_harness::schema::{
+    HttpPoint, HttpResult, InprocPoint, InprocResult, LoadKind, Provenance,
+};
 use inferbench_harness::stats::{Distribution, Stats};
 
 use super::Source;
@@ -30,6 +33,27 @@ pub enum Plot {
     Contrast(Vec<ContrastPanel>),
     Telemetry(Vec<TelemetryPanel>),
     Timeline(Timeline),
+    OverTime(Vec<OverTimePanel>),
+}
+
+/// One metric over a point's time slices.
+#[derive(Debug, Clone)]
+pub struct OverTimePanel {
+    pub title: String,
+    pub unit: String,
+    pub lines: Vec<OverTimeLine>,
+}
+
+/// One point's statistic, slice by slice.
+#[derive(Debug, Clone)]
+pub struct OverTimeLine {
+    pub label: String,
+    /// The point's colour: its p50 and p99 lines share it.
+    pub point: usize,
+    /// A p99 (drawn dashed) rather than a p50 or a rate.
+    pub dashed: bool,
+    /// (middle of the slice, s; value).
+    pub points: Vec<(f64, f64)>,
 }
 
 impl Plot {
@@ -76,6 +100,10 @@ impl Plot {
                 .flat_map(|p| p.series.iter().map(|s| s.name.clone()))
                 .collect(),
             Plot::Timeline(_) => Vec::new(),
+            Plot::OverTime(panels) => panels
+                .iter()
+                .flat_map(|p| p.lines.iter().map(|l| l.label.clone()))
+                .collect(),
         }
     }
 }
@@ -647,6 +675,69 @@ pub fn telemetry_panels(
     (!panels.is_empty()).then_some(panels)
 }
 
+/// TTFT, TPOT and output throughput slice by slice, one line per point
+/// that has slices (p50 solid, p99 dashed); `None` when none has.
+pub fn over_time_panels(r: &HttpResult) -> Option<Vec<OverTimePanel>> {
+    let sliced: Vec<(usize, &HttpPoint, &TimeSlices)> = r
+        .points
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.slices.as_ref().map(|s| (i, p, s)))
+        .collect();
+    if sliced.is_empty() {
+        return None;
+    }
+    type Pick = fn(&TimeSlice) -> Option<f64>;
+    let panel = |title: &str, unit: &str, stats: &[(&str, bool, Pick)]| OverTimePanel {
+        title: title.into(),
+        unit: unit.into(),
+        lines: sliced
+            .iter()
+            .flat_map(|&(i, p, s)| {
+                stats.iter().map(move |&(name, dashed, pick)| OverTimeLine {
+                    label: format!("{} {name}", p.load.label()),
+                    point: i,
+                    dashed,
+                    points: s
+                        .slices
+                        .iter()
+                        .filter_map(|t| pick(t).map(|v| (t.start_s + t.duration_s / 2.0, v)))
+                        .collect(),
+                })
+            })
+            .filter(|l| !l.points.is_empty())
+            .collect(),
+    };
+    let ttft_title = if sliced[0].2.ttft_metric == "ttft_from_scheduled_ms" {
+        "TTFT from the intended send"
+    } else {
+        "TTFT"
+    };
+    Some(vec![
+        panel(
+            ttft_title,
+            "ms",
+            &[
+                ("p50", false, |t| t.ttft_p50_ms),
+                ("p99", true, |t| t.ttft_p99_ms),
+            ],
+        ),
+        panel(
+            "TPOT",
+            "ms",
+            &[
+                ("p50", false, |t| t.tpot_p50_ms),
+                ("p99", true, |t| t.tpot_p99_ms),
+            ],
+        ),
+        panel(
+            "Output throughput",
+            "tokens/s",
+            &[("", false, |t| Some(t.output_throughput_tok_s))],
+        ),
+    ])
+}
+
 pub fn timeline(records: &[RequestRecord]) -> Timeline {
     let mut requests: Vec<TimelineRequest> = records
         .iter()
@@ -767,6 +858,24 @@ pub fn figures(sources: &[Source], logs: &[super::RequestLog]) -> Vec<Figure> {
                 title: format!("Distributions, served: {label} ({})", describe(&r.provenance)),
                 caption: "Cumulative distributions of TTFT, ITL and E2E as the client saw them, from the HDR histograms kept in the file.".into(),
                 plot: Plot::Cdf(panels),
+            });
+        }
+    }
+
+    for (i, (label, r)) in http.iter().enumerate() {
+        if let Some(panels) = over_time_panels(r) {
+            let slice_s = r
+                .points
+                .iter()
+                .find_map(|p| p.slices.as_ref())
+                .map_or(0.0, |s| s.slice_s);
+            out.push(Figure {
+                id: format!("over-time-{i}"),
+                title: format!("Over time, served: {label} ({})", describe(&r.provenance)),
+                caption: format!(
+                    "Each point's requests in slices of {slice_s} s by the time they were sent (due, under an open loop): TTFT and TPOT p50 (solid) and p99 (dashed) of each slice, to 2 significant figures, and the output tokens that arrived during it per second; time from each point's start. A point whose first slice differs from its last (Mann-Whitney p < 0.01 and a change of 5% or more) warmed up or drifted: its verdict says so."
+                ),
+                plot: Plot::OverTime(panels),
             });
         }
     }

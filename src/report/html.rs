@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use inferbench_harness::http::point::point_notes;
+use inferbench_harness::schema::validity::RunValidity;
 use inferbench_harness::schema::{Provenance, ResultFile, RunStatus};
 use inferbench_harness::stats::Stats;
 
@@ -28,6 +29,8 @@ th, td { border: 1px solid #ccc; padding: 3px 8px; }
 th { background: #f3f3f3; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.short { color: #999; }
+td.valid { color: #1a7f37; }
+td.not-valid { color: #b00020; }
 table.kv td:first-child { font-weight: bold; white-space: nowrap; }
 figure { margin: 1.4em 0; page-break-inside: avoid; }
 figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -228,6 +231,21 @@ fn settings_rows(settings: &impl serde::Serialize) -> Vec<(String, String)> {
             (k, v)
         })
         .collect()
+}
+
+/// Each run's verdict in a file (a rounds file: every round of every
+/// target); none for files that hold no run of their own.
+fn run_verdicts(input: &Input) -> Vec<RunValidity> {
+    match input {
+        Input::Inproc(r) => vec![r.judged()],
+        Input::Http(r) => vec![r.judged()],
+        Input::Rounds { result, .. } => result
+            .targets
+            .iter()
+            .flat_map(|t| t.rounds.iter().map(|r| r.judged()))
+            .collect(),
+        Input::Contrast(_) | Input::Compare(_) => Vec::new(),
+    }
 }
 
 fn status_word(status: RunStatus) -> &'static str {
@@ -457,7 +475,7 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
     ));
     out.push_str("<nav><a href=\"#files\">Files</a><a href=\"#warnings\">Notes and warnings</a><a href=\"#figures\">Figures</a><a href=\"#tables\">Tables</a><a href=\"#provenance\">Provenance</a></nav>\n");
 
-    out.push_str("<section id=\"files\">\n<h2>Files</h2>\n<table>\n<tr><th>label</th><th>kind</th><th>path</th><th>status</th></tr>\n");
+    out.push_str("<section id=\"files\">\n<h2>Files</h2>\n<table>\n<tr><th>label</th><th>kind</th><th>path</th><th>status</th><th>verdict</th></tr>\n");
     for s in sources {
         let status = match &s.input {
             Input::Inproc(r) => status_word(r.status).to_string(),
@@ -471,8 +489,20 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
                 result.settings.rounds
             ),
         };
+        let verdicts = run_verdicts(&s.input);
+        let verdict = if verdicts.is_empty() {
+            "<td>-</td>".to_string()
+        } else {
+            let class = if verdicts.iter().all(|v| v.reasons.is_empty()) {
+                "valid"
+            } else {
+                "not-valid"
+            };
+            let lines: Vec<String> = verdicts.iter().map(|v| escape(&v.line())).collect();
+            format!("<td class=\"{class}\">{}</td>", lines.join("<br>"))
+        };
         out.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>{verdict}</tr>\n",
             escape(&s.label),
             kind(&s.input),
             escape(&s.path.display().to_string()),

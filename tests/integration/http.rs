@@ -918,3 +918,72 @@ fn until_precise_adds_requests_until_the_interval_is_narrow_or_a_cap() {
         assert_clean_failure(&o, 2, needle);
     }
 }
+
+/// A server that slows down after its first 100 requests (TTFT 5 ms, then
+/// 25 ms): the point's one-second slices show it, the first slice against
+/// the last calls it drift (a reason in the verdict), and the slices go to
+/// the result, beside the CSV and onto the terminal's verdict line.
+#[test]
+fn slices_show_a_server_that_slows_down_and_call_it_drift() {
+    let server = MockServer::start(|n, _| Script {
+        ttft: Duration::from_millis(if n < 102 { 5 } else { 25 }),
+        itl: Duration::from_millis(1),
+        tokens: 3,
+        ..Script::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, csv) = (dir.path().join("r.json"), dir.path().join("r.csv"));
+    let o = bin()
+        .args(["http", "--url", &server.url(), "--concurrency", "1"])
+        .args(["--num-requests", "200", "--warmup", "2"])
+        .args(["--workload", "fixed:16:3", "--ignore-eos", "--slice", "1s"])
+        .arg("--out")
+        .arg(&out)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = read_json(&out);
+    assert_valid_result(&r);
+    let p = &r["points"][0];
+    let slices = &p["slices"];
+    assert_eq!(slices["chosen_by"], "flag");
+    assert_eq!(slices["slice_s"], 1.0);
+    assert_eq!(slices["ttft_metric"], "ttft_ms");
+    let rows = slices["slices"].as_array().unwrap();
+    assert!(rows.len() >= 3, "{slices}");
+    let sent: u64 = rows.iter().map(|s| s["requests"].as_u64().unwrap()).sum();
+    assert_eq!(sent, 200);
+    let tokens: f64 = rows
+        .iter()
+        .map(|s| s["output_throughput_tok_s"].as_f64().unwrap() * s["duration_s"].as_f64().unwrap())
+        .sum();
+    assert!((tokens - 600.0).abs() < 1e-6, "{tokens}");
+    let ttft = &slices["drift"][0];
+    assert_eq!(ttft["metric"], "ttft_ms");
+    assert_eq!(ttft["drifted"], true, "{ttft}");
+    assert!(ttft["change"].as_f64().unwrap() > 1.0, "{ttft}");
+    let reasons = p["validity"]["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("ttft_ms drifted")),
+        "{reasons:?}"
+    );
+    assert!(stdout(&o).contains("ttft_ms drifted"), "{}", stdout(&o));
+    let steady = &p["steady_state"];
+    assert_eq!(steady["target_from"], "concurrency");
+    assert_eq!(steady["target_in_flight"], 1.0);
+    assert!(steady["share_of_point"].as_f64().unwrap() > 0.8, "{steady}");
+    let slice_rows = std::fs::read_to_string(dir.path().join("r.slices.csv")).unwrap();
+    assert_eq!(slice_rows.lines().count(), rows.len() + 1, "{slice_rows}");
+    assert!(slice_rows.starts_with("point,load,concurrency,rate,slice,start_s"));
+    let points_csv = std::fs::read_to_string(&csv).unwrap();
+    assert!(points_csv
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",steady_state_s,steady_output_tok_s,steady_request_s"));
+}

@@ -76,6 +76,10 @@ pub struct SourceSummary {
     /// The machine the file was measured on, as `CPU model (N cores)`
     /// counting logical cores.
     pub host: String,
+    /// The run's verdict (absent in older comparisons, and for contrast
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
 }
 
 /// Ratio and difference of one metric against the group's first row.
@@ -142,6 +146,10 @@ pub struct Row {
     /// adjusted p-value and a verdict (absent on the first row).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub significance: Option<Significance>,
+    /// The point's verdict: "valid", or "not valid: " and its reasons
+    /// (absent in older comparisons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
     /// What the tests draw from (not written: rebuilt from the files).
     #[serde(skip)]
     pub basis: TestBasis,

@@ -369,6 +369,14 @@ pub struct HttpPoint {
     /// result's notes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<super::telemetry::PointEnergy>,
+    /// The longest span with the load at 90% of its target or more, and the
+    /// throughputs over it (absent in older and merged files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steady_state: Option<super::timeline::SteadyState>,
+    /// The point in slices of time, and its first slice against its last
+    /// (absent in older and merged files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slices: Option<super::timeline::TimeSlices>,
 }
 
 /// Failures above this share of a point's requests make it not valid.
@@ -381,6 +389,16 @@ pub const CLIENT_CPU_LIMIT_PERCENT: f64 = 80.0;
 /// Schedule lag p99, as a share of the mean inter-arrival time, above which
 /// the open loop's generator fell behind its schedule.
 pub const SCHEDULE_LAG_LIMIT: f64 = 0.05;
+
+impl super::validity::JudgedPoint for HttpPoint {
+    fn point_label(&self) -> String {
+        self.load.label()
+    }
+
+    fn judged(&self) -> super::validity::Validity {
+        self.validity.clone().unwrap_or_else(|| self.assess())
+    }
+}
 
 impl HttpPoint {
     /// The point's validity: its percentiles' counts (one observation per
@@ -432,6 +450,9 @@ impl HttpPoint {
                 cache.cached_fraction * 100.0
             ));
         }
+        if let Some(slices) = &self.slices {
+            reasons.extend(slices.reasons());
+        }
         let (ttft_key, ttft) = self.ttft_judged();
         let (e2e_key, e2e) = self.e2e_judged();
         super::validity::Validity::new(
@@ -456,7 +477,7 @@ impl HttpPoint {
     }
 
     /// [`HttpPoint::ttft_judged_ms`] with its key.
-    fn ttft_judged(&self) -> (&'static str, Option<&Stats>) {
+    pub fn ttft_judged(&self) -> (&'static str, Option<&Stats>) {
         match &self.ttft_from_scheduled_ms {
             Some(ttft) => ("ttft_from_scheduled_ms", Some(ttft)),
             None => ("ttft_ms", self.ttft_ms.as_ref()),

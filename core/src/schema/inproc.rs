@@ -124,6 +124,21 @@ pub struct RunSamples {
     pub decode_steps: u32,
 }
 
+impl super::validity::JudgedPoint for InprocPoint {
+    fn point_label(&self) -> String {
+        let depth = if self.depth > 0 {
+            format!(" d={}", self.depth)
+        } else {
+            String::new()
+        };
+        format!("P={} B={}{depth}", self.prompt_tokens, self.batch)
+    }
+
+    fn judged(&self) -> super::validity::Validity {
+        self.validity.clone().unwrap_or_else(|| self.assess())
+    }
+}
+
 impl InprocPoint {
     /// The point's validity: its percentiles' counts (one observation per
     /// measured run), a failure, a point cut short.

@@ -26,6 +26,7 @@ pub mod roofline;
 pub mod rounds;
 pub mod server_metrics;
 pub mod telemetry;
+pub mod timeline;
 pub mod validity;
 
 pub use http::*;
@@ -59,6 +60,36 @@ pub enum RunStatus {
     Interrupted,
     /// Stopped by an error, named in `error`.
     Failed,
+}
+
+impl RunStatus {
+    /// As the result file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Complete => "complete",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+impl<S, P: validity::JudgedPoint> ResultFile<S, P> {
+    /// The run's verdict: as recorded, or judged now from its points.
+    pub fn judged(&self) -> validity::RunValidity {
+        self.validity.clone().unwrap_or_else(|| {
+            validity::RunValidity::of(&self.points, self.status.name(), self.partial)
+        })
+    }
+
+    /// Records the run's verdict as it stands now.
+    pub fn judge(&mut self) {
+        self.validity = Some(validity::RunValidity::of(
+            &self.points,
+            self.status.name(),
+            self.partial,
+        ));
+    }
 }
 
 /// A whole result file. `S` is the mode's settings, `P` its point type.
@@ -102,6 +133,10 @@ pub struct ResultFile<S, P> {
     /// a server that counts prompts differently, ...
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub notes: Vec<String>,
+    /// The run's verdict from its points' (absent in older files: judged
+    /// as they are read).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub validity: Option<validity::RunValidity>,
 }
 
 /// How a search's probes were called: by MLPerf LoadGen's early-stopping

@@ -129,6 +129,93 @@ impl Validity {
     }
 }
 
+/// A point that can say whether it is valid, and name itself.
+pub trait JudgedPoint {
+    /// How tables name the point: `c=4`, `P=128 B=8`.
+    fn point_label(&self) -> String;
+    /// Its validity as recorded, or judged now for a file written before
+    /// validity was kept.
+    fn judged(&self) -> Validity;
+}
+
+/// A whole run's verdict: valid when it ended complete and every point is
+/// valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RunValidity {
+    /// "valid" or "not valid".
+    pub verdict: String,
+    /// Points in the run.
+    pub points: u64,
+    /// Those that are valid.
+    pub points_valid: u64,
+    /// Why the run is not valid: how it ended, then each reason with the
+    /// points it holds for (`c=1, c=2: ...`).
+    pub reasons: Vec<String>,
+}
+
+impl RunValidity {
+    /// The verdict of a run that ended as `ended` ("complete", ...) with
+    /// `partial` and `points`.
+    pub fn of<P: JudgedPoint>(points: &[P], ended: &str, partial: bool) -> RunValidity {
+        let mut reasons = Vec::new();
+        if ended != "complete" {
+            reasons.push(format!("the run is {ended}"));
+        } else if partial {
+            reasons.push("not every planned point was measured completely".into());
+        }
+        // Each reason once, with every point it holds for, in first-seen order.
+        let mut by_reason: Vec<(String, Vec<String>)> = Vec::new();
+        let mut valid = 0;
+        for p in points {
+            let v = p.judged();
+            if v.reasons.is_empty() {
+                valid += 1;
+            }
+            for r in v.reasons {
+                match by_reason.iter_mut().find(|(seen, _)| *seen == r) {
+                    Some((_, labels)) => labels.push(p.point_label()),
+                    None => by_reason.push((r, vec![p.point_label()])),
+                }
+            }
+        }
+        reasons.extend(
+            by_reason
+                .into_iter()
+                .map(|(r, labels)| format!("{}: {r}", labels.join(", "))),
+        );
+        RunValidity {
+            verdict: if reasons.is_empty() {
+                "valid"
+            } else {
+                "not valid"
+            }
+            .into(),
+            points: points.len() as u64,
+            points_valid: valid,
+            reasons,
+        }
+    }
+
+    /// "valid (4 of 4 points)", or "not valid (1 of 4 points valid): " and
+    /// the reasons.
+    pub fn line(&self) -> String {
+        if self.reasons.is_empty() {
+            format!(
+                "{} ({} of {} points)",
+                self.verdict, self.points_valid, self.points
+            )
+        } else {
+            format!(
+                "{} ({} of {} points valid): {}",
+                self.verdict,
+                self.points_valid,
+                self.points,
+                self.reasons.join("; ")
+            )
+        }
+    }
+}
+
 /// The percentile every `--slo` objective is held to.
 pub const SLO_PERCENTILE: f64 = 0.99;
 
@@ -425,6 +512,44 @@ mod tests {
         );
         assert_eq!(v.decision, SloDecision::Fail);
         assert_eq!(v.objectives[0].decision, SloDecision::Pass);
+    }
+
+    struct Point(&'static str, Vec<&'static str>);
+
+    impl JudgedPoint for Point {
+        fn point_label(&self) -> String {
+            self.0.into()
+        }
+        fn judged(&self) -> Validity {
+            Validity::new(
+                &[],
+                1,
+                "request",
+                &[],
+                self.1.iter().map(|r| r.to_string()).collect(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_run_is_valid_only_complete_with_every_point_valid() {
+        let points = [
+            Point("c=1", vec!["cut short", "client saturated"]),
+            Point("c=2", vec![]),
+            Point("c=4", vec!["client saturated"]),
+        ];
+        let run = RunValidity::of(&points, "complete", false);
+        assert_eq!((run.points, run.points_valid), (3, 1));
+        assert_eq!(
+            run.line(),
+            "not valid (1 of 3 points valid): c=1: cut short; c=1, c=4: client saturated"
+        );
+        let fine = RunValidity::of(&points[1..2], "complete", false);
+        assert_eq!(fine.line(), "valid (1 of 1 points)");
+        let interrupted = RunValidity::of(&points[1..2], "interrupted", true);
+        assert_eq!(interrupted.reasons, ["the run is interrupted"]);
+        let partial = RunValidity::of(&points[1..2], "complete", true);
+        assert_eq!(partial.verdict, "not valid");
     }
 
     #[test]

@@ -379,6 +379,15 @@ pub struct HttpSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub max_duration: Option<Duration>,
+    /// Each point's time slices (`--slice`); absent: from a second,
+    /// doubled while a point would have more than 60.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "text::optional_duration",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub slice: Option<Duration>,
     /// The open loop's arrival process (`--arrival`, `--burstiness`).
     pub arrival: Arrival,
     /// Open loop: most requests in flight at once (`--max-inflight`).
@@ -477,6 +486,7 @@ impl Default for HttpSpec {
             until_precise: None,
             max_requests: None,
             max_duration: None,
+            slice: None,
             arrival: Arrival::Poisson,
             max_inflight: 4096,
             num_requests: None,
@@ -684,6 +694,12 @@ impl HttpSpec {
         }
         if self.server_metrics_interval.is_zero() {
             return Err(SpecError::new("--server-metrics-interval", "is zero"));
+        }
+        if self.slice.is_some_and(|s| s < Duration::from_millis(10)) {
+            return Err(SpecError::new(
+                "--slice",
+                "is under 10ms, the resolution time slices are kept at",
+            ));
         }
         if self.token_ids_from.is_some() {
             if self.endpoint == Endpoint::Chat {

@@ -13,6 +13,7 @@ pub mod point;
 pub mod runtime;
 pub mod server_metrics;
 pub mod sse;
+pub mod timeline;
 pub mod tokenizer;
 pub mod trace;
 pub mod workload;

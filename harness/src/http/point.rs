@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::chunk::Usage;
 use super::client::{Failure, Outcome, RequestTag};
+use super::timeline::{Timeline, TimelineRequest};
 use super::tokenizer::Tokenizer;
 use crate::metrics;
 use crate::schema::{
@@ -318,6 +319,7 @@ pub struct HttpAccumulator {
     group_places: BTreeMap<&'static str, Breakdown>,
     conversations_done: u64,
     conversations_cut: u64,
+    timeline: Timeline,
 }
 
 /// TTFT and prompt figures of one part of a point (a turn, a place in a
@@ -396,7 +398,16 @@ impl HttpAccumulator {
             group_places: BTreeMap::new(),
             conversations_done: 0,
             conversations_cut: 0,
+            timeline: Timeline::new(start, None),
         }
+    }
+
+    /// Slices the point every `slice` (`--slice`) instead of by its length.
+    pub fn with_slices(mut self, slice: Option<Duration>) -> Self {
+        if slice.is_some() {
+            self.timeline = Timeline::new(self.start, slice);
+        }
+        self
     }
 
     /// The breakdowns a request belongs to, by its tag.
@@ -497,6 +508,15 @@ impl HttpAccumulator {
             self.fingerprint = o.system_fingerprint.clone();
         }
         if let Some(failure) = &o.failure {
+            self.timeline.add(&TimelineRequest {
+                sent: o.sent,
+                scheduled: c.scheduled,
+                ended: Instant::now(),
+                content_times: &[],
+                output_tokens: 0,
+                ttft_ms: None,
+                tpot_ms: None,
+            });
             self.counts.failed += 1;
             *self
                 .counts
@@ -561,6 +581,15 @@ impl HttpAccumulator {
         if let Some(e) = e2e_from_scheduled {
             self.e2e_from_scheduled.record(e);
         }
+        self.timeline.add(&TimelineRequest {
+            sent: o.sent,
+            scheduled: c.scheduled,
+            ended: last,
+            content_times: &o.content_times,
+            output_tokens,
+            ttft_ms: Some(ttft_from_scheduled.unwrap_or(ttft)),
+            tpot_ms: tpot,
+        });
         if let Some((cached, source)) =
             cached_prompt_tokens(o.usage.as_ref(), o.server_timings.as_ref())
         {
@@ -664,6 +693,14 @@ impl HttpAccumulator {
         let wall_s = self.start.elapsed().as_secs_f64();
         let mut counts = self.counts.clone();
         counts.cancelled = cancelled;
+        let steady_state = self.timeline.steady_state(&load);
+        let slices = self
+            .timeline
+            .slices(if self.ttft_from_scheduled.count() > 0 {
+                "ttft_from_scheduled_ms"
+            } else {
+                "ttft_ms"
+            });
         let mut point = HttpPoint {
             load,
             complete,
@@ -748,6 +785,8 @@ impl HttpAccumulator {
             slo_verdict: None,
             precision: None,
             energy: None,
+            steady_state,
+            slices,
         };
         point.validity = Some(point.assess());
         point.slo_verdict = point.judge_slo(&self.slo);
@@ -794,5 +833,68 @@ mod cache_tests {
             Chunk::parse(r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":7}}"#)
                 .unwrap();
         assert_eq!(cached_prompt_tokens(silent.usage.as_ref(), None), None);
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+    use crate::schema::LoadKind;
+
+    fn completed(scheduled: Instant, sent: Instant, late: bool) -> Completed {
+        let mut outcome = Outcome::new(sent, 3, false);
+        outcome.content_times = (1..=3)
+            .map(|k| sent + Duration::from_millis(10 * k))
+            .collect();
+        outcome.chunks = 3;
+        Completed {
+            index: 0,
+            scheduled: Some(scheduled),
+            late,
+            input_tokens_requested: 8,
+            tag: RequestTag::default(),
+            outcome,
+        }
+    }
+
+    fn open_load() -> LoadDescription {
+        LoadDescription {
+            kind: LoadKind::Open,
+            concurrency: None,
+            rate: Some(10.0),
+            arrival: None,
+            burstiness: None,
+            max_inflight: None,
+            trace_speed: None,
+        }
+    }
+
+    /// E2E and TTFT from the intended send time equal those from the send
+    /// when the client kept its schedule, and exceed them by the lag when it
+    /// did not; TPOT, a difference of the two, is the same either way.
+    #[test]
+    fn latency_from_the_schedule_adds_exactly_the_lag() {
+        let t0 = Instant::now();
+        let mut on_time = HttpAccumulator::new(t0, Slo::default());
+        on_time.add(completed(t0, t0, false));
+        let p = on_time.finish(open_load(), true, 0);
+        let (e2e, from_schedule) = (p.e2e_ms.unwrap(), p.e2e_from_scheduled_ms.unwrap());
+        assert_eq!(e2e.p50, from_schedule.p50);
+        assert_eq!(
+            p.ttft_ms.unwrap().p50,
+            p.ttft_from_scheduled_ms.unwrap().p50
+        );
+
+        let mut lagging = HttpAccumulator::new(t0, Slo::default());
+        lagging.add(completed(t0, t0 + Duration::from_millis(25), true));
+        let p = lagging.finish(open_load(), true, 0);
+        let (e2e, from_schedule) = (p.e2e_ms.unwrap(), p.e2e_from_scheduled_ms.unwrap());
+        assert!(
+            (from_schedule.p50 - e2e.p50 - 25.0).abs() < 0.1,
+            "{from_schedule:?} {e2e:?}"
+        );
+        let ttft_lag = p.ttft_from_scheduled_ms.unwrap().p50 - p.ttft_ms.unwrap().p50;
+        assert!((ttft_lag - 25.0).abs() < 0.1, "{ttft_lag}");
+        assert!((p.tpot_ms.unwrap().p50 - 10.0).abs() < 0.1);
     }
 }
