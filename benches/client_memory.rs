@@ -134,6 +134,7 @@ fn main() {
                 Phase::Measured,
             ),
             start: t,
+            shard: None,
         };
         runtime.block_on(run_point(
             client.clone(),

@@ -408,6 +408,7 @@ fn measure(n: u32, busy_poll: bool, threads: u32, tls: bool, tokens: u32, itl: D
             inferbench_harness::workload::Phase::Measured,
         ),
         start: Instant::now(),
+        shard: None,
     };
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(requests as usize);
     let split = CpuSplit::start(&server);

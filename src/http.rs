@@ -23,6 +23,7 @@ use inferbench_harness::http::tokenizer::Tokenizer;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::plan::{call_slo, search_max, ProbeVerdict};
 use inferbench_harness::precision;
+use inferbench_harness::schema::shard::{PointStart, ShardRun};
 use inferbench_harness::schema::validity::Precision;
 use inferbench_harness::schema::ProbeCalls;
 use inferbench_harness::schema::{
@@ -34,7 +35,7 @@ use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::vllm_export::VllmExport;
 use inferbench_harness::workload::{Phase, PromptStream};
 
-use inferbench_core::spec::{HttpSpec, PrecisionTarget, Spec};
+use inferbench_core::spec::{HttpSpec, PrecisionTarget, Shard, Spec};
 
 use crate::cli::{usage, Outputs, PerLoad};
 use crate::progress::PointProgress;
@@ -335,6 +336,14 @@ fn settings(
 /// as it goes. Any error after the file was first written leaves it final,
 /// `failed` with the error.
 pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -> Result<Sweep> {
+    if let Some(start_at) = spec.start_at {
+        let now = unix_now();
+        if start_at <= now {
+            return Err(usage(format!(
+                "--start-at {start_at}: that time is already past (now {now:.3}); give every shard the same time ahead, e.g. $(( $(date +%s) + 30 ))"
+            )));
+        }
+    }
     let Prepared {
         loads,
         workload,
@@ -346,9 +355,16 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         Some(path) => Some(Resume::read(path)?),
         None => None,
     };
+    // Shards draw one load's prompts: the same content seed on every shard,
+    // from what they share, unless given.
+    let shared_seed = spec
+        .start_at
+        .filter(|_| spec.shard.is_some())
+        .map(|t| spec.seed ^ t.to_bits().rotate_left(17));
     let prompt_seed = spec
         .prompt_seed
         .or(resume.as_ref().and_then(|r| r.prompt_seed))
+        .or(shared_seed)
         .unwrap_or_else(rand_seed);
     let workload = Arc::new(workload);
     let searching = spec.searching();
@@ -431,6 +447,15 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
         max_concurrency: None,
         notes: run_notes,
         validity: None,
+        shard: spec.shard.zip(spec.start_at).map(|(s, start_at)| ShardRun {
+            index: s.index,
+            count: s.count,
+            start_at_unix_s: start_at,
+            point_interval_s: spec.point_interval.map(|d| d.as_secs_f64()),
+            clock: inferbench_ffi::clock::sync_state(),
+            host: host_name(),
+        }),
+        shards: None,
     };
     let mut kept = std::collections::VecDeque::new();
     let mut next_point = 0;
@@ -474,6 +499,9 @@ pub fn sweep(spec: &HttpSpec, outputs: &Outputs, tokens: Option<TokenPrompts>) -
             max_duration: spec.max_duration,
         }),
         slice: spec.slice,
+        shard: spec.shard,
+        start_at: spec.start_at,
+        point_interval: spec.point_interval,
         interrupt: interrupt::flag(),
         writer,
         csv: outputs.csv.clone(),
@@ -712,6 +740,39 @@ fn vllm_date() -> String {
 }
 
 /// A prompt seed nobody chose: the clock's nanoseconds and the process id.
+/// The wall clock, Unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Where this shard ran: the scheduler's node name when one says
+/// (`INFERBENCH_NODE`, Slurm's `SLURMD_NODENAME`), else the host name.
+fn host_name() -> String {
+    ["INFERBENCH_NODE", "SLURMD_NODENAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Sleeps until the wall clock reads `at` (Unix seconds): coarsely, then
+/// spinning the last two milliseconds, since a sleep may wake late.
+fn sleep_until_unix(at: f64) {
+    let coarse = at - unix_now() - 0.002;
+    if coarse > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(coarse));
+    }
+    while unix_now() < at {
+        std::hint::spin_loop();
+    }
+}
+
 pub fn rand_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -744,6 +805,12 @@ struct Session {
     precision: Option<PrecisionPlan>,
     /// `--slice`: each point's time slices.
     slice: Option<Duration>,
+    /// `--shard`: this run's part of the load.
+    shard: Option<Shard>,
+    /// `--start-at`, Unix seconds: when the first point starts.
+    start_at: Option<f64>,
+    /// `--point-interval`: point p starts at `start_at` + p × it.
+    point_interval: Option<Duration>,
     interrupt: Arc<AtomicBool>,
     writer: ResultWriter,
     csv: Option<std::path::PathBuf>,
@@ -766,7 +833,11 @@ struct PrecisionPlan {
 impl PrecisionPlan {
     /// The cap on a point that started with `first` requests.
     fn max_requests(&self, first: u64) -> u64 {
-        self.max_requests.unwrap_or(first.saturating_mul(20))
+        self.max_requests.unwrap_or_else(|| {
+            first
+                .saturating_mul(20)
+                .max(precision::observations_needed(&self.targets))
+        })
     }
 }
 
@@ -878,18 +949,59 @@ impl Session {
         }))
     }
 
+    /// Sharded: waits for point `slot`'s start on the wall clock, every
+    /// shard's the same; a point whose slot has passed (its warm-up or the
+    /// previous point ran past it) starts at once and says so.
+    fn wait_for_slot(
+        &mut self,
+        slot: usize,
+        load: Load,
+        description: &LoadDescription,
+    ) -> Option<PointStart> {
+        let start_at = self.start_at?;
+        let shard = self.shard?;
+        let share = shard.share(match load {
+            Load::Closed { concurrency } => concurrency,
+            Load::Open { max_inflight, .. } | Load::Trace { max_inflight, .. } => max_inflight,
+        });
+        let interval = self.point_interval.map_or(0.0, |d| d.as_secs_f64());
+        let planned = start_at + slot as f64 * interval;
+        let overran = unix_now() > planned;
+        if !overran {
+            sleep_until_unix(planned);
+        }
+        let lag_ms = (unix_now() - planned) * 1e3;
+        if overran {
+            let note = format!(
+                "{}: started {lag_ms:.0} ms after its slot at {planned:.3} (the warm-up or the previous point ran past it; raise --point-interval or --start-at): its window may not line up with the other shards'",
+                description.label()
+            );
+            eprintln!("warning: {note}");
+            self.result.notes.push(note);
+        }
+        Some(PointStart {
+            planned_unix_s: planned,
+            lag_ms,
+            overran_slot: overran,
+            share,
+        })
+    }
+
     /// Runs the warm-up requests of a point. `Some(message)` when every one
     /// failed: the server cannot serve this load at all, and measuring it
     /// would only count failures.
     fn run_warmup(&self, load: Load, prompts: PromptStream) -> Option<String> {
-        let count = self.warmup;
+        // Sharded, every shard sends `warmup` requests of its own: the
+        // warm-up is the whole load's N times as many, each shard its part.
+        let shards = self.shard.map_or(1, |s| s.count);
+        let count = self.warmup * u64::from(shards);
         let concurrency = match load {
             Load::Closed { concurrency } => concurrency,
-            Load::Open { .. } | Load::Trace { .. } => 1,
+            Load::Open { .. } | Load::Trace { .. } => shards,
         };
         let plan = PointPlan {
             load: Load::Closed {
-                concurrency: concurrency.min(count as u32).max(1),
+                concurrency: concurrency.min(count as u32).max(shards),
             },
             limits: Limits {
                 num_requests: Some(count),
@@ -898,6 +1010,7 @@ impl Session {
             seed: self.seed,
             prompts,
             start: Instant::now(),
+            shard: self.shard,
         };
         let mut failures = Vec::new();
         let mut successes = 0;
@@ -949,8 +1062,9 @@ impl Session {
         }
         let stream_index = self.next_point;
         self.next_point += 1;
-        let stream = |phase| {
-            PromptStream::new(self.seed, stream_index, phase).with_content_seed(self.prompt_seed)
+        let (seed, prompt_seed) = (self.seed, self.prompt_seed);
+        let stream = move |phase| {
+            PromptStream::new(seed, stream_index, phase).with_content_seed(prompt_seed)
         };
         if self.warmup > 0 {
             let warm = self.run_warmup(load, stream(Phase::Warmup));
@@ -962,7 +1076,9 @@ impl Session {
             // An open loop's in-flight count is not known ahead: a second's
             // arrivals is a fair guess; later ones open their own.
             let connections = match load {
-                Load::Closed { concurrency } => concurrency,
+                Load::Closed { concurrency } => {
+                    self.shard.map_or(concurrency, |s| s.share(concurrency))
+                }
                 Load::Open {
                     rate, max_inflight, ..
                 } => (rate.ceil() as u32).clamp(1, max_inflight),
@@ -971,6 +1087,7 @@ impl Session {
             self.runtime.block_on(self.client.preconnect(connections))
         });
         let limits = self.limits.at(self.position, load);
+        let slot = self.position;
         self.position += 1;
         let point_index = self.result.points.len();
         // Its first scrape, the baseline of every counter, is taken before
@@ -980,6 +1097,7 @@ impl Session {
             .as_ref()
             .and_then(|m| Sampler::start(&m.config, &m.url, m.interval).ok());
         let connects_before = self.client.connects().started();
+        let start_against_slot = self.wait_for_slot(slot, load, description);
         let start = Instant::now();
         let plan = PointPlan {
             load,
@@ -987,6 +1105,7 @@ impl Session {
             seed: self.seed,
             prompts: stream(Phase::Measured),
             start,
+            shard: self.shard,
         };
         let mut acc = HttpAccumulator::new(start, self.slo)
             .with_tokenizer(self.tokenizer.clone())
@@ -994,11 +1113,14 @@ impl Session {
         let mut last_save = Instant::now();
         let mut io_error: Option<anyhow::Error> = None;
         let (result, writer, log) = (&self.result, &self.writer, &mut self.log);
-        let mut progress = PointProgress::new(description.label(), limits.num_requests);
+        // A shard sends its part of the load's requests.
+        let first = limits
+            .num_requests
+            .map(|n| self.shard.map_or(n, |s| s.count_of(n)));
+        let mut progress = PointProgress::new(description.label(), first);
         let mut vllm = self.export_vllm.as_ref().map(|_| VllmExport::new());
         self.telemetry.start();
         let mut segment = plan;
-        let first = limits.num_requests;
         let mut sent = first;
         let mut extension = 0u8;
         let mut stopped_by = "interrupted";
@@ -1090,6 +1212,7 @@ impl Session {
                 seed: self.seed,
                 prompts: stream(Phase::Extension(extension)),
                 start: Instant::now(),
+                shard: self.shard,
             };
         };
         let telemetry = self.telemetry.stop();
@@ -1105,6 +1228,7 @@ impl Session {
         }
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
         point.prompt_stream = Some(stream_index);
+        point.start = start_against_slot;
         point.num_requests_planned = sent;
         if let (Some(plan), Some(first)) = (&self.precision, first) {
             let targets = precision::check(&point, &plan.targets);

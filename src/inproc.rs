@@ -356,6 +356,8 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
         max_concurrency: None,
         notes,
         validity: None,
+        shard: None,
+        shards: None,
     };
     writer.write(&result)?;
     terminal::print_header(&result.provenance, &varying);
@@ -579,10 +581,13 @@ impl Grid<'_> {
             (&self.bar, &mut self.telemetry, &self.result, &self.writer);
         // --until-precise: runs are added while a statistic is too wide.
         let targets = self.spec.until_precise.as_deref().unwrap_or_default();
-        let max_runs = self
-            .spec
-            .max_runs
-            .unwrap_or(point_spec.runs.saturating_mul(20));
+        let max_runs = self.spec.max_runs.unwrap_or_else(|| {
+            let needed = inferbench_harness::precision::observations_needed(targets);
+            point_spec
+                .runs
+                .saturating_mul(20)
+                .max(u32::try_from(needed).unwrap_or(u32::MAX))
+        });
         let max_duration = self.spec.max_duration;
         // Set by the first measured run, read by `more`: both closures see it.
         // The time cap counts from the end of warm-up.

@@ -650,7 +650,11 @@ fn precision_line(p: &inferbench_harness::schema::validity::Precision, unit: &st
                 "{} {v:.2} ±{h:.2}% (target {}%{})",
                 t.statistic,
                 t.target_percent,
-                if t.met { "" } else { ", not reached" }
+                match t.observations_needed {
+                    _ if t.met => String::new(),
+                    Some(k) if p.requests < k => format!(", not reached: needs {k} {unit}"),
+                    _ => ", not reached".into(),
+                }
             ),
             _ => format!("{} has no value", t.statistic),
         })

@@ -3,6 +3,7 @@
 //! says why it holds; everything exported is safe.
 
 pub mod bandwidth;
+pub mod clock;
 pub mod cuda;
 pub mod cupti;
 pub mod greedy;

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::schema::shard::MergedShards;
 use crate::schema::{
     ClientCost, HttpPoint, HttpResult, InprocPoint, InprocResult, PromptCacheUse, PromptTokenCheck,
     ResultFile, RunStatus, TokenDiscrepancy,
@@ -33,6 +34,38 @@ pub enum MergeError {
         a: String,
         /// The other file's value, as text ("absent" for a point it lacks).
         b: String,
+    },
+    /// Sharded files without every shard.
+    #[error(
+        "shard {shard} is missing: a merge of shards needs each of 0..{last} once (given: {given})"
+    )]
+    ShardMissing {
+        /// The missing shard, `I/N`.
+        shard: String,
+        /// The last index, N − 1.
+        last: u32,
+        /// The shards given, by file.
+        given: String,
+    },
+    /// The same shard given twice.
+    #[error("shard {shard} is given twice: {first} and {other}")]
+    ShardTwice {
+        /// The shard, `I/N`.
+        shard: String,
+        /// The file that gave it first.
+        first: String,
+        /// The file that gave it again.
+        other: String,
+    },
+    /// A file that is not a shard of the same run as the first.
+    #[error("{other} is not a shard of the same run as {first}: {why}")]
+    ShardForeign {
+        /// The first sharded file.
+        first: String,
+        /// The file that does not belong.
+        other: String,
+        /// What differs.
+        why: String,
     },
     /// A metric was written before histograms were kept, so it cannot be merged exactly.
     #[error("{file}: {what} has no histogram (written before histograms were kept): it cannot be merged exactly")]
@@ -322,6 +355,7 @@ pub(crate) fn merge_http_points(
         // add up across files.
         steady_state: None,
         slices: None,
+        start: None,
     })
     .map(|mut point: HttpPoint| {
         point.validity = Some(point.assess());
@@ -383,14 +417,144 @@ fn merged_header<S: Clone, P>(
         max_concurrency: None,
         notes,
         validity: None,
+        shard: None,
+        shards: None,
     }
 }
+
+/// The spec a shard ran, without what differs between shards by design.
+fn spec_without_shard(r: &HttpResult) -> serde_json::Value {
+    let mut spec = serde_json::to_value(&r.settings.spec).unwrap_or_default();
+    if let Some(m) = spec.as_object_mut() {
+        m.remove("shard");
+    }
+    spec
+}
+
+/// Sharded files (`http --shard`): exactly shards 0..N−1, once each, of one
+/// run (the same N, start, seeds and spec), or the reason naming the file.
+/// `None` when no file is a shard.
+pub fn check_shards(files: &[(String, HttpResult)]) -> Result<Option<MergedShards>, MergeError> {
+    let Some((first_name, first, run)) = files
+        .iter()
+        .find_map(|(n, r)| r.shard.as_ref().map(|s| (n, r, s)))
+    else {
+        return Ok(None);
+    };
+    let foreign = |other: &str, why: String| MergeError::ShardForeign {
+        first: first_name.clone(),
+        other: other.to_string(),
+        why,
+    };
+    let mut by_index: Vec<Option<&str>> = vec![None; run.count as usize];
+    for (name, r) in files {
+        let Some(s) = &r.shard else {
+            return Err(foreign(name, "it is not a shard (no `shard` in it)".into()));
+        };
+        if s.count != run.count {
+            return Err(foreign(
+                name,
+                format!(
+                    "it is shard {}/{}, of {} shards, not {}",
+                    s.index, s.count, s.count, run.count
+                ),
+            ));
+        }
+        if s.start_at_unix_s != run.start_at_unix_s || s.point_interval_s != run.point_interval_s {
+            return Err(foreign(
+                name,
+                format!(
+                    "it started at {} (points every {:?} s), not {} ({:?} s)",
+                    s.start_at_unix_s,
+                    s.point_interval_s,
+                    run.start_at_unix_s,
+                    run.point_interval_s
+                ),
+            ));
+        }
+        if r.settings.seed != first.settings.seed
+            || r.settings.prompt_seed != first.settings.prompt_seed
+        {
+            return Err(foreign(
+                name,
+                format!(
+                    "its seeds differ (seed {} and prompt seed {:?}, not {} and {:?}): it drew another load",
+                    r.settings.seed, r.settings.prompt_seed, first.settings.seed, first.settings.prompt_seed
+                ),
+            ));
+        }
+        if spec_without_shard(r) != spec_without_shard(first) {
+            return Err(foreign(
+                name,
+                "it ran another spec (settings.spec differs beyond its shard)".into(),
+            ));
+        }
+        match by_index.get_mut(s.index as usize) {
+            Some(Some(seen)) => {
+                return Err(MergeError::ShardTwice {
+                    shard: format!("{}/{}", s.index, s.count),
+                    first: seen.to_string(),
+                    other: name.clone(),
+                })
+            }
+            Some(slot) => *slot = Some(name),
+            None => {
+                return Err(foreign(
+                    name,
+                    format!("its index {} is not below {}", s.index, s.count),
+                ))
+            }
+        }
+    }
+    if let Some(missing) = by_index.iter().position(Option::is_none) {
+        let given: Vec<String> = files
+            .iter()
+            .filter_map(|(n, r)| r.shard.as_ref().map(|s| format!("{} from {n}", s.index)))
+            .collect();
+        return Err(MergeError::ShardMissing {
+            shard: format!("{missing}/{}", run.count),
+            last: run.count - 1,
+            given: given.join(", "),
+        });
+    }
+    let mut ordered: Vec<(&String, &HttpResult)> = files.iter().map(|(n, r)| (n, r)).collect();
+    ordered.sort_by_key(|(_, r)| r.shard.as_ref().map_or(0, |s| s.index));
+    let clocks: Vec<_> = ordered
+        .iter()
+        .filter_map(|(_, r)| r.shard.as_ref().and_then(|s| s.clock.clone()))
+        .collect();
+    Ok(Some(MergedShards {
+        count: run.count,
+        start_at_unix_s: run.start_at_unix_s,
+        files: ordered.iter().map(|(n, _)| n.to_string()).collect(),
+        hosts: ordered
+            .iter()
+            .map(|(_, r)| {
+                r.shard
+                    .as_ref()
+                    .map_or_else(String::new, |s| s.host.clone())
+            })
+            .collect(),
+        max_start_lag_ms: ordered
+            .iter()
+            .flat_map(|(_, r)| r.points.iter().filter_map(|p| p.start.as_ref()))
+            .map(|s| s.lag_ms)
+            .fold(0.0, f64::max),
+        worst_clock_error_ms: clocks.iter().map(|c| c.max_error_ms).reduce(f64::max),
+        all_clocks_synchronized: clocks.len() == ordered.len()
+            && clocks.iter().all(|c| c.synchronized),
+    }))
+}
+
+/// A clock error above this share of a point's TTFT p50 is worth a note.
+const CLOCK_ERROR_SHARE: f64 = 0.1;
 
 /// Served files of the same settings, points matched by their load.
 pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeError> {
     if files.len() < 2 {
         return Err(MergeError::TooFew);
     }
+    let shards = check_shards(files)?;
     let refs: Vec<(String, &HttpResult)> = files.iter().map(|(n, r)| (n.clone(), r)).collect();
     let settings: Vec<(String, &crate::schema::HttpSettings)> =
         refs.iter().map(|(n, r)| (n.clone(), &r.settings)).collect();
@@ -425,11 +589,36 @@ pub fn merge_http(files: &[(String, HttpResult)]) -> Result<HttpResult, MergeErr
             p.slo_verdict = p.judge_slo(&slo);
         }
     }
-    merged.settings.prompt_seed = None;
     // A merge ran nothing: it has no spec to run again.
     merged.settings.spec = None;
-    if let Some(n) = &mut merged.settings.num_requests {
-        *n *= files.len() as u64;
+    match &shards {
+        // Shards drew one load: its seed and request count are the merge's.
+        Some(s) => {
+            for p in &mut merged.points {
+                p.start = None;
+            }
+            if let Some(error) = s.worst_clock_error_ms {
+                let ttft = merged
+                    .points
+                    .iter()
+                    .filter_map(|p| p.ttft_judged_ms().map(|t| (p.load.label(), t.p50)))
+                    .find(|(_, p50)| error > CLOCK_ERROR_SHARE * p50);
+                if let Some((label, p50)) = ttft {
+                    merged.notes.push(format!(
+                        "the shards' clocks may be up to {error:.1} ms apart (the kernel's maximum error{}), {:.0}% of {label}'s TTFT p50 of {p50:.1} ms: their starts line up no better than that",
+                        if s.all_clocks_synchronized { "" } else { "; not every clock was synchronized" },
+                        100.0 * error / p50
+                    ));
+                }
+            }
+            merged.shards = shards;
+        }
+        None => {
+            merged.settings.prompt_seed = None;
+            if let Some(n) = &mut merged.settings.num_requests {
+                *n *= files.len() as u64;
+            }
+        }
     }
     Ok(merged)
 }

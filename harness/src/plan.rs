@@ -356,6 +356,7 @@ mod tests {
             energy: None,
             steady_state: None,
             slices: None,
+            start: None,
         }
     }
 

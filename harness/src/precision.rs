@@ -2,6 +2,7 @@
 //! intervals from its histograms, one draw per request, as `compare` draws
 //! them), and how many more requests would make them precise enough.
 
+use inferbench_core::early_stopping::{min_count, CONFIDENCE};
 use inferbench_core::spec::{PreciseMetric, PrecisionTarget};
 
 use crate::schema::validity::PrecisionCheck;
@@ -41,6 +42,7 @@ fn check_stats<'a>(
         .map(|target| {
             let (metric, stats) = metric_of(target.metric);
             let q = target.statistic.quantile();
+            let needed = min_count(1, q, CONFIDENCE);
             let sample = stats
                 .and_then(|s| Distribution::from_stats(s).ok())
                 .and_then(|d| Sample::from_distribution(&d, independent));
@@ -58,10 +60,22 @@ fn check_stats<'a>(
                 interval: found.map(|(_, i)| i),
                 half_width_percent,
                 target_percent: target.within_percent,
-                met: half_width_percent.is_some_and(|h| h <= target.within_percent),
+                observations_needed: Some(needed),
+                met: independent >= needed
+                    && half_width_percent.is_some_and(|h| h <= target.within_percent),
             }
         })
         .collect()
+}
+
+/// The most observations any target's percentile needs before its
+/// interval counts (662 for a p99): the default caps reach at least this.
+pub fn observations_needed(targets: &[PrecisionTarget]) -> u64 {
+    targets
+        .iter()
+        .map(|t| min_count(1, t.statistic.quantile(), CONFIDENCE))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The point's stats of `metric`, with their key: TTFT and E2E as the
@@ -85,12 +99,15 @@ pub fn more_needed(checks: &[PrecisionCheck], sent: u64) -> Option<u64> {
     checks
         .iter()
         .filter(|c| !c.met)
-        .map(|c| match c.half_width_percent {
-            Some(h) => (n * (h / c.target_percent).powi(2) - n).ceil(),
-            // No value yet (too few requests with this metric): double.
-            None => n,
+        .map(|c| {
+            let by_width = match c.half_width_percent {
+                Some(h) => (n * (h / c.target_percent).powi(2) - n).ceil(),
+                // No value yet (too few requests with this metric): double.
+                None => n,
+            };
+            let to_count = c.observations_needed.map_or(0.0, |k| k as f64 - n);
+            by_width.clamp(n / 4.0, 4.0 * n).max(to_count).ceil() as u64
         })
-        .map(|more| more.clamp(n / 4.0, 4.0 * n).ceil() as u64)
         .max()
 }
 
@@ -106,6 +123,7 @@ mod tests {
             interval: None,
             half_width_percent: half_width,
             target_percent: target,
+            observations_needed: Some(11),
             met: half_width.is_some_and(|h| h <= target),
         }
     }
@@ -126,5 +144,12 @@ mod tests {
             Some(125)
         );
         assert_eq!(more_needed(&[check(Some(1.0), 2.0)], 100), None);
+        // A p99 goes to its early-stopping count at once, past the 4x cap.
+        let p99 = PrecisionCheck {
+            observations_needed: Some(662),
+            met: false,
+            ..check(Some(1.0), 5.0)
+        };
+        assert_eq!(more_needed(&[p99], 16), Some(646));
     }
 }

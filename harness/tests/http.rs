@@ -56,6 +56,7 @@ async fn measure(
         seed,
         prompts: PromptStream::new(seed, 0, Phase::Measured),
         start,
+        shard: None,
     };
     let end = run_point(
         client,
@@ -179,6 +180,7 @@ async fn every_fault_is_counted_in_its_class_and_kept_out_of_latencies() {
         seed: 0,
         prompts: PromptStream::new(0, 0, Phase::Measured),
         start,
+        shard: None,
     };
     let end = run_point(
         client,

@@ -663,7 +663,8 @@ pub struct InprocArgs {
     #[arg(long, value_name = "METRIC.STAT=PCT%,...", value_parser = precision_list)]
     pub until_precise: Option<PrecisionList>,
 
-    /// --until-precise: most runs per point (default: 20 times --runs).
+    /// --until-precise: most runs per point (default: 20 times --runs, or the count the highest
+    /// percentile named needs, 662 for a p99, if more).
     #[arg(long, value_name = "N", requires = "until_precise",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_runs: Option<u32>,
@@ -776,6 +777,22 @@ fn trace_speed(s: &str) -> Result<f64, String> {
         return Err(format!("{v} is outside 0.001 to 1000000"));
     }
     Ok(v)
+}
+
+fn shard(s: &str) -> Result<inferbench_core::spec::Shard, String> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s}: give I/N, e.g. 0/2"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s}: {v} is not a whole number"))
+    };
+    let (index, count) = (parse(i)?, parse(n)?);
+    if count == 0 || index >= count {
+        return Err(format!("{s}: I must be below N (0-based: 0/2 and 1/2)"));
+    }
+    Ok(inferbench_core::spec::Shard { index, count })
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -922,7 +939,8 @@ pub struct HttpArgs {
     #[arg(long, value_name = "METRIC.STAT=PCT%,...", value_parser = precision_list)]
     pub until_precise: Option<PrecisionList>,
 
-    /// --until-precise: most requests per point (default: 20 times its first count).
+    /// --until-precise: most requests per point (default: 20 times its first count, or the count
+    /// the highest percentile named needs, 662 for a p99, if more).
     #[arg(long, value_name = "N", requires = "until_precise",
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_requests: Option<u64>,
@@ -938,6 +956,27 @@ pub struct HttpArgs {
     /// have more than 60 slices.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub slice: Option<Duration>,
+
+    /// Run shard I of N (0-based) of this load, the other shards elsewhere with the same flags:
+    /// an open loop draws the whole schedule at the full --rate and sends request k when
+    /// k mod N = I (--max-inflight divided between shards); a closed loop runs its share of
+    /// the --concurrency streams, its j-th request being the load's j·N + I. Prompts come from
+    /// the load's request index, so no two shards send the same one. Needs --start-at; `merge`
+    /// joins the shards' files (scripts/dist/ runs them on Ray or Slurm).
+    #[arg(long, value_name = "I/N", value_parser = shard, requires = "start_at")]
+    pub shard: Option<inferbench_core::spec::Shard>,
+
+    /// With --shard: the wall-clock time (Unix seconds, e.g. $(( $(date +%s) + 30 ))) every
+    /// shard starts its first point at, after its warm-up and connections; a time already past
+    /// is refused.
+    #[arg(long, value_name = "UNIX_S", requires = "shard")]
+    pub start_at: Option<f64>,
+
+    /// With --shard and several points: point p starts at --start-at + p × this (e.g. 2m), so
+    /// that the shards' points line up without a barrier; a point that overruns its slot
+    /// starts late and says so.
+    #[arg(long, value_name = "DURATION", value_parser = duration, requires = "shard")]
+    pub point_interval: Option<Duration>,
 
     /// Arrival process of the open loop.
     #[arg(long, value_enum, default_value_t = ArrivalArg::Poisson)]

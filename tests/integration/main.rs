@@ -10,6 +10,7 @@
 mod bad_input;
 mod compare;
 mod contrast;
+mod dist;
 mod exit_paths;
 mod faults;
 mod http;
@@ -19,6 +20,7 @@ mod llama_bench;
 mod model;
 mod real_servers;
 mod report;
+mod shards;
 mod specs;
 mod util;
 mod workloads;

@@ -377,6 +377,9 @@ pub struct HttpPoint {
     /// (absent in older and merged files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slices: Option<super::timeline::TimeSlices>,
+    /// `--shard`: when the point started against its slot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<super::shard::PointStart>,
 }
 
 /// Failures above this share of a point's requests make it not valid.

@@ -25,6 +25,7 @@ pub mod plan;
 pub mod roofline;
 pub mod rounds;
 pub mod server_metrics;
+pub mod shard;
 pub mod telemetry;
 pub mod timeline;
 pub mod validity;
@@ -137,6 +138,13 @@ pub struct ResultFile<S, P> {
     /// as they are read).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub validity: Option<validity::RunValidity>,
+    /// `http --shard`: this file is one shard of a load split between
+    /// machines.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shard: Option<shard::ShardRun>,
+    /// A merge of shards: which, and how well their starts lined up.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shards: Option<shard::MergedShards>,
 }
 
 /// How a search's probes were called: by MLPerf LoadGen's early-stopping

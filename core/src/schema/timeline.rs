@@ -62,8 +62,11 @@ pub struct TimeSlices {
     pub ttft_metric: String,
     /// The slices, first to last; the last may be shorter.
     pub slices: Vec<TimeSlice>,
-    /// First slice against last, TTFT and TPOT (empty when they were too
-    /// small to compare: see `drift_note`).
+    /// The first slices against the last, TTFT and TPOT: with `--slice`
+    /// the first and the last slice holding 10 successful requests or more
+    /// (as many slices as it takes); by default as many as hold a tenth of
+    /// the point's (empty when the point was too small to compare: see
+    /// `drift_note`).
     pub drift: Vec<DriftCheck>,
     /// Why the drift was not tested, when it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +103,15 @@ pub struct TimeSlice {
 pub struct DriftCheck {
     /// The metric compared, e.g. "ttft_ms".
     pub metric: String,
+    /// The first slices compared: their length, seconds (the first slice
+    /// alone, or as many as hold the requests the test needs).
+    pub first_span_s: f64,
+    /// The last slices compared, seconds.
+    pub last_span_s: f64,
+    /// The values in the first span.
+    pub first_requests: u64,
+    /// The values in the last span.
+    pub last_requests: u64,
     /// Its median in the first slice, ms.
     pub first_p50: f64,
     /// Its median in the last slice, ms.
@@ -123,11 +135,12 @@ impl TimeSlices {
             .filter(|d| d.drifted)
             .map(|d| {
                 format!(
-                    "{} drifted: its p50 went from {:.2} ms in the first {:.0} s slice to {:.2} ms in the last ({:+.0}%, Mann-Whitney p = {:.1e}): warm-up or drift, not a steady state",
+                    "{} drifted: its p50 went from {:.2} ms in the first {} s to {:.2} ms in the last {} s ({:+.0}%, Mann-Whitney p = {:.1e}): warm-up or drift, not a steady state",
                     d.metric,
                     d.first_p50,
-                    self.slice_s,
+                    d.first_span_s,
                     d.last_p50,
+                    d.last_span_s,
                     d.change * 100.0,
                     d.p_value
                 )

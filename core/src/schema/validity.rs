@@ -410,7 +410,15 @@ pub struct PrecisionCheck {
     pub half_width_percent: Option<f64>,
     /// The half-width asked for, percent.
     pub target_percent: f64,
-    /// Whether it was reached.
+    /// The observations the percentile needs before its interval counts:
+    /// MLPerf LoadGen's early-stopping count h(1) + 1 (11 for a p50, 662
+    /// for a p99). Below it a bootstrap of a tail percentile resamples the
+    /// few largest values and looks precise when it is not (absent in older
+    /// files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observations_needed: Option<u64>,
+    /// Whether it was reached: the half-width within the target, from at
+    /// least `observations_needed`.
     pub met: bool,
 }
 

@@ -54,6 +54,45 @@ pub enum Arrival {
 /// number) and the schedule would not be the one asked for.
 pub const BURSTINESS: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
 
+/// One run's part of a load split between machines (`--shard I/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shard {
+    /// This shard, 0-based.
+    pub index: u32,
+    /// Shards in all.
+    pub count: u32,
+}
+
+impl Shard {
+    /// This shard's part of `total` (streams, an in-flight cap): an equal
+    /// share, the first `total mod count` shards one more.
+    pub fn share(self, total: u32) -> u32 {
+        total / self.count + u32::from(self.index < total % self.count)
+    }
+
+    /// The global index of this shard's `j`-th request.
+    pub fn global(self, j: u64) -> u64 {
+        j * u64::from(self.count) + u64::from(self.index)
+    }
+
+    /// How many of the first `n` requests of the load are this shard's.
+    pub fn count_of(self, n: u64) -> u64 {
+        let (count, index) = (u64::from(self.count), u64::from(self.index));
+        (n + count - 1 - index) / count
+    }
+
+    /// Whether the request of global index `k` is this shard's.
+    pub fn owns(self, k: u64) -> bool {
+        k % u64::from(self.count) == u64::from(self.index)
+    }
+
+    /// `I/N`, as `--shard` takes it.
+    pub fn label(self) -> String {
+        format!("{}/{}", self.index, self.count)
+    }
+}
+
 /// One value for every point, one per load level, or a multiple of each
 /// point's load. Spec files hold it as the flag's text: `100`,
 /// `5,200,1500`, `5x`; `30s`, `30s,60s`.
@@ -368,7 +407,8 @@ pub struct HttpSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until_precise: Option<Vec<PrecisionTarget>>,
     /// `--until-precise`'s cap on each point's requests (`--max-requests`);
-    /// absent: 20 times the point's first count.
+    /// absent: 20 times the point's first count, or the early-stopping
+    /// count of the highest percentile named (662 for a p99) if more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_requests: Option<u64>,
     /// `--until-precise`'s cap on each point's time (`--max-duration`).
@@ -388,6 +428,23 @@ pub struct HttpSpec {
     )]
     #[schemars(with = "Option<String>")]
     pub slice: Option<Duration>,
+    /// `--shard I/N`: this run is shard I of N of one load, the others run
+    /// elsewhere at the same `start_at`; `merge` puts them together.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub shard: Option<Shard>,
+    /// `--start-at`: the wall-clock time (Unix seconds) every shard starts
+    /// its first point at.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub start_at: Option<f64>,
+    /// `--point-interval`: with shards, point p starts at `start_at` + p ×
+    /// this, so that the shards' points line up without a barrier.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "text::optional_duration",
+        default
+    )]
+    #[schemars(with = "Option<String>")]
+    pub point_interval: Option<Duration>,
     /// The open loop's arrival process (`--arrival`, `--burstiness`).
     pub arrival: Arrival,
     /// Open loop: most requests in flight at once (`--max-inflight`).
@@ -487,6 +544,9 @@ impl Default for HttpSpec {
             max_requests: None,
             max_duration: None,
             slice: None,
+            shard: None,
+            start_at: None,
+            point_interval: None,
             arrival: Arrival::Poisson,
             max_inflight: 4096,
             num_requests: None,
@@ -553,6 +613,90 @@ impl HttpSpec {
                     format!("{cap} is below the {n} requests each point starts with"),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// `--shard`, `--start-at` and `--point-interval` together: a shard
+    /// runs a fixed plan that the others run too, so nothing that adapts to
+    /// what it measures (a search, `--until-precise`) and no start already
+    /// past.
+    fn validate_shard(&self) -> Result<(), SpecError> {
+        match (&self.shard, self.start_at) {
+            (None, None) => {
+                if self.point_interval.is_some() {
+                    return Err(SpecError::new(
+                        "--point-interval",
+                        "spaces the points of sharded runs: give --shard and --start-at",
+                    ));
+                }
+                return Ok(());
+            }
+            (Some(_), None) => {
+                return Err(SpecError::new(
+                    "--shard",
+                    "needs --start-at UNIX_S, the time every shard starts at",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(SpecError::new(
+                    "--start-at",
+                    "starts the shards of one load together: give --shard I/N",
+                ))
+            }
+            (Some(_), Some(_)) => {}
+        }
+        let shard = self.shard.unwrap_or(Shard { index: 0, count: 1 });
+        if shard.count == 0 || shard.index >= shard.count {
+            return Err(SpecError::new(
+                "--shard",
+                format!(
+                    "{}/{}: I must be below N (0-based: 0/2 and 1/2)",
+                    shard.index, shard.count
+                ),
+            ));
+        }
+        let start_at = self.start_at.unwrap_or(0.0);
+        if !start_at.is_finite() || start_at <= 0.0 {
+            return Err(SpecError::new(
+                "--start-at",
+                format!("{start_at}: give Unix seconds"),
+            ));
+        }
+        for (flag, on) in [
+            ("--find-max-rate", self.find_max_rate.is_some()),
+            (
+                "--find-max-concurrency",
+                self.find_max_concurrency.is_some(),
+            ),
+            ("--until-precise", self.until_precise.is_some()),
+        ] {
+            if on {
+                return Err(SpecError::new(
+                    flag,
+                    "adapts to what it measures, which the other shards cannot see: run it unsharded",
+                ));
+            }
+        }
+        if let Some(c) = self
+            .concurrency
+            .iter()
+            .flatten()
+            .find(|&&c| c < shard.count)
+        {
+            return Err(SpecError::new(
+                "--concurrency",
+                format!(
+                    "{c} is below the {} shards: each shard needs a stream of its own",
+                    shard.count
+                ),
+            ));
+        }
+        if self.load_levels() > 1 && self.point_interval.is_none() {
+            return Err(SpecError::new(
+                "--point-interval",
+                "a sharded sweep of several points needs it: point p starts at --start-at + p × it",
+            ));
         }
         Ok(())
     }
@@ -656,6 +800,7 @@ impl HttpSpec {
             }
         }
         self.validate_precision()?;
+        self.validate_shard()?;
         if self.find_max_rate.is_some() && self.find_max_concurrency.is_some() {
             return Err(SpecError::new(
                 "--find-max-concurrency",

@@ -71,7 +71,8 @@ pub struct InprocSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until_precise: Option<Vec<super::PrecisionTarget>>,
     /// `--until-precise`'s cap on each point's runs (`--max-runs`);
-    /// absent: 20 times `runs`.
+    /// absent: 20 times `runs`, or the early-stopping count of the highest
+    /// percentile named (662 for a p99) if more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_runs: Option<u32>,
     /// `--until-precise`'s cap on each point's time (`--max-duration`).

@@ -22,7 +22,7 @@ pub use contrast::{ContrastSpec, ServerLaunch};
 pub use engine::{CacheType, EngineSettings, FlashAttn};
 pub use http::{
     Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, PreciseMetric, PreciseStatistic,
-    PrecisionTarget, RoundsSpec, BURSTINESS, DEFAULT_NUM_REQUESTS,
+    PrecisionTarget, RoundsSpec, Shard, BURSTINESS, DEFAULT_NUM_REQUESTS,
 };
 pub use inproc::{InprocSpec, Sampler};
 

@@ -358,3 +358,26 @@ fn cache_types_are_llama_cpps_with_their_block_sizes() {
     assert_eq!("-1".parse::<FlashAttn>(), Ok(FlashAttn::Auto));
     assert_eq!("1".parse::<FlashAttn>(), Ok(FlashAttn::On));
 }
+
+#[test]
+fn shards_split_streams_and_requests_without_gaps_or_overlap() {
+    let shards: Vec<Shard> = (0..3).map(|index| Shard { index, count: 3 }).collect();
+    // 5 streams over 3 shards: 2, 2, 1.
+    let streams: Vec<u32> = shards.iter().map(|s| s.share(5)).collect();
+    assert_eq!(streams, [2, 2, 1]);
+    // Every request of a 10-request load belongs to exactly one shard, the
+    // j-th of shard I being request j·N + I, and the counts add up.
+    for k in 0..10u64 {
+        let owners: Vec<u32> = shards
+            .iter()
+            .filter(|s| s.owns(k))
+            .map(|s| s.index)
+            .collect();
+        assert_eq!(owners.len(), 1);
+        let s = shards[owners[0] as usize];
+        assert_eq!(s.global(k / 3), k);
+    }
+    let counts: Vec<u64> = shards.iter().map(|s| s.count_of(10)).collect();
+    assert_eq!(counts, [4, 3, 3]);
+    assert_eq!(shards[2].label(), "2/3");
+}

@@ -16,6 +16,7 @@ use super::point::Completed;
 use super::workload::{Job, Turn, Workload};
 use crate::schema::{ArrivalKind, LoadDescription, LoadKind};
 use crate::workload::PromptStream;
+use inferbench_core::spec::Shard;
 
 /// How a point loads the server: a closed loop, an open loop, or a trace's
 /// own schedule.
@@ -122,6 +123,10 @@ pub struct PointPlan {
     pub prompts: PromptStream,
     /// The point's time zero: schedules and records count from here.
     pub start: Instant,
+    /// `--shard I/N`: the load and the limits are the whole load's; this
+    /// run sends only its part of it (request k when k mod N = I; in a
+    /// closed loop its share of the streams).
+    pub shard: Option<Shard>,
 }
 
 /// How a point's load ended.
@@ -245,6 +250,7 @@ pub async fn run_point(
         seed,
         prompts,
         start,
+        shard,
     } = plan;
     assert!(
         limits.num_requests.is_some() || limits.duration.is_some(),
@@ -300,7 +306,8 @@ pub async fn run_point(
     match load {
         Load::Closed { concurrency } => {
             let next = Arc::new(AtomicU64::new(0));
-            for _ in 0..concurrency {
+            let streams = shard.map_or(concurrency, |s| s.share(concurrency));
+            for _ in 0..streams {
                 let (tx, next, run_job, interrupt, workload) = (
                     tx.clone(),
                     next.clone(),
@@ -313,7 +320,8 @@ pub async fn run_point(
                         if interrupt.load(Ordering::Relaxed) || !time_left() {
                             break;
                         }
-                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let j = next.fetch_add(1, Ordering::Relaxed);
+                        let index = shard.map_or(j, |s| s.global(j));
                         if index >= max {
                             break;
                         }
@@ -340,13 +348,19 @@ pub async fn run_point(
                 }
             };
             let tx = tx.clone();
-            let slots = Arc::new(Semaphore::new(max_inflight as usize));
+            let cap = shard.map_or(max_inflight, |s| s.share(max_inflight).max(1));
+            let slots = Arc::new(Semaphore::new(cap as usize));
             let interrupt = interrupt.clone();
             tokio::spawn(async move {
                 for (index, offset) in offsets.enumerate() {
                     let index = index as u64;
                     if index >= max || limits.duration.is_some_and(|d| offset >= d) {
                         break;
+                    }
+                    // The whole load's schedule, drawn the same on every
+                    // shard; each sends only its own requests of it.
+                    if shard.is_some_and(|s| !s.owns(index)) {
+                        continue;
                     }
                     let due = start + offset;
                     let job = workload.job(&prompts, index);

@@ -787,6 +787,7 @@ impl HttpAccumulator {
             energy: None,
             steady_state,
             slices,
+            start: None,
         };
         point.validity = Some(point.assess());
         point.slo_verdict = point.judge_slo(&self.slo);

@@ -386,29 +386,43 @@ impl Timeline {
                 }
             })
             .collect();
-        let enough: Vec<&Slice> = self
-            .slices
-            .iter()
-            .filter(|s| s.ttft_us.len() >= DRIFT_MIN_REQUESTS)
-            .collect();
-        let (drift, drift_note) = match (enough.first(), enough.last()) {
-            (Some(first), Some(last)) if enough.len() >= 2 => (
+        // The first slices holding enough successful requests against the
+        // last ones: with `--slice`, 10 (its first slice and its last, given
+        // the traffic); by default a tenth of the point too, so that a point
+        // of a few requests a second is still tested.
+        let succeeded: u64 = self.slices.iter().map(|s| s.ttft_us.len()).sum();
+        let want = if self.flag {
+            DRIFT_MIN_REQUESTS
+        } else {
+            DRIFT_MIN_REQUESTS.max(succeeded / 10)
+        };
+        let first = Span::gather(self.slices.iter(), want);
+        let last = Span::gather(self.slices.iter().rev(), want);
+        let (drift, drift_note) = match (first, last) {
+            (Some(first), Some(last)) if first.slices + last.slices <= count => (
                 [
                     (ttft_metric, &first.ttft_us, &last.ttft_us),
                     ("tpot_ms", &first.tpot_us, &last.tpot_us),
                 ]
                 .into_iter()
-                .filter_map(|(metric, a, b)| drift_check(metric, a, b))
+                .filter_map(|(metric, a, b)| {
+                    drift_check(
+                        metric,
+                        a,
+                        b,
+                        first.slices as f64 * self.slice_s,
+                        last.slices as f64 * self.slice_s,
+                    )
+                })
                 .collect(),
                 None,
             ),
             _ => (
                 Vec::new(),
                 Some(format!(
-                    "{count} slice{} of {} s, {} with the {DRIFT_MIN_REQUESTS} successful requests the drift test needs in its first and last",
+                    "{count} slice{} of {} s and {succeeded} successful requests: the drift test needs {want} in the first slices and {want} in the last, apart",
                     if count == 1 { "" } else { "s" },
                     self.slice_s,
-                    enough.len()
                 )),
             ),
         };
@@ -423,13 +437,57 @@ impl Timeline {
     }
 }
 
+/// The first (or last) slices of a point that together hold `want`
+/// successful requests, their histograms merged.
+struct Span {
+    slices: usize,
+    ttft_us: Histogram<u64>,
+    tpot_us: Histogram<u64>,
+}
+
+impl Span {
+    #[expect(
+        clippy::expect_used,
+        reason = "histograms of the same precision always merge"
+    )]
+    fn gather<'a>(slices: impl Iterator<Item = &'a Slice>, want: u64) -> Option<Span> {
+        let mut span: Option<Span> = None;
+        for s in slices {
+            let span = span.get_or_insert_with(|| Span {
+                slices: 0,
+                ttft_us: s.ttft_us.clone(),
+                tpot_us: s.tpot_us.clone(),
+            });
+            if span.slices > 0 {
+                span.ttft_us.add(&s.ttft_us).expect("same settings");
+                span.tpot_us.add(&s.tpot_us).expect("same settings");
+            }
+            span.slices += 1;
+            if span.ttft_us.len() >= want {
+                return Some(Span {
+                    slices: span.slices,
+                    ttft_us: span.ttft_us.clone(),
+                    tpot_us: span.tpot_us.clone(),
+                });
+            }
+        }
+        None
+    }
+}
+
 fn buckets(h: &Histogram<u64>) -> Vec<(f64, u64)> {
     h.iter_recorded()
         .map(|v| (v.value_iterated_to() as f64 / 1e3, v.count_at_value()))
         .collect()
 }
 
-fn drift_check(metric: &str, first: &Histogram<u64>, last: &Histogram<u64>) -> Option<DriftCheck> {
+fn drift_check(
+    metric: &str,
+    first: &Histogram<u64>,
+    last: &Histogram<u64>,
+    first_span_s: f64,
+    last_span_s: f64,
+) -> Option<DriftCheck> {
     if first.len() < DRIFT_MIN_REQUESTS || last.len() < DRIFT_MIN_REQUESTS {
         return None;
     }
@@ -444,6 +502,10 @@ fn drift_check(metric: &str, first: &Histogram<u64>, last: &Histogram<u64>) -> O
     };
     Some(DriftCheck {
         metric: metric.into(),
+        first_span_s,
+        last_span_s,
+        first_requests: first.len(),
+        last_requests: last.len(),
         first_p50,
         last_p50,
         change,
