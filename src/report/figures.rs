@@ -687,7 +687,9 @@ pub fn over_time_panels(r: &HttpResult) -> Option<Vec<OverTimePanel>> {
     if sliced.is_empty() {
         return None;
     }
-    type Pick = fn(&TimeSlice) -> Option<f64>;
+    // (slice, the slices' length): a rate over the last slice's few
+    // milliseconds says nothing, so rates skip slices under half a slice.
+    type Pick = fn(&TimeSlice, f64) -> Option<f64>;
     let panel = |title: &str, unit: &str, stats: &[(&str, bool, Pick)]| OverTimePanel {
         title: title.into(),
         unit: unit.into(),
@@ -701,7 +703,9 @@ pub fn over_time_panels(r: &HttpResult) -> Option<Vec<OverTimePanel>> {
                     points: s
                         .slices
                         .iter()
-                        .filter_map(|t| pick(t).map(|v| (t.start_s + t.duration_s / 2.0, v)))
+                        .filter_map(|t| {
+                            pick(t, s.slice_s).map(|v| (t.start_s + t.duration_s / 2.0, v))
+                        })
                         .collect(),
                 })
             })
@@ -718,22 +722,24 @@ pub fn over_time_panels(r: &HttpResult) -> Option<Vec<OverTimePanel>> {
             ttft_title,
             "ms",
             &[
-                ("p50", false, |t| t.ttft_p50_ms),
-                ("p99", true, |t| t.ttft_p99_ms),
+                ("p50", false, |t, _| t.ttft_p50_ms),
+                ("p99", true, |t, _| t.ttft_p99_ms),
             ],
         ),
         panel(
             "TPOT",
             "ms",
             &[
-                ("p50", false, |t| t.tpot_p50_ms),
-                ("p99", true, |t| t.tpot_p99_ms),
+                ("p50", false, |t, _| t.tpot_p50_ms),
+                ("p99", true, |t, _| t.tpot_p99_ms),
             ],
         ),
         panel(
             "Output throughput",
             "tokens/s",
-            &[("", false, |t| Some(t.output_throughput_tok_s))],
+            &[("", false, |t, slice_s| {
+                (t.duration_s >= slice_s / 2.0).then_some(t.output_throughput_tok_s)
+            })],
         ),
     ])
 }

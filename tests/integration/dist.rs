@@ -140,6 +140,9 @@ fn ray_shards_run_on_two_nodes_and_send_the_unsharded_load() {
         .collect();
     assert_eq!(nodes.len(), 2);
     assert_ne!(nodes[0], nodes[1], "one shard per node");
+    // Each shard's file names its node, and the merge lists them.
+    let hosts = merged["shards"]["hosts"].as_array().unwrap();
+    assert_ne!(hosts[0], hosts[1], "{hosts:?}");
     check_open_loop(&merged, &s, dir.path());
 }
 
@@ -215,6 +218,7 @@ fn slurm_shards_split_open_and_closed_loops_over_two_nodes() {
             .map(|s| s["node"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(nodes, ["n1", "n2"], "one shard per node");
+        assert_eq!(merged["shards"]["hosts"], serde_json::json!(["n1", "n2"]));
         merged
     };
 

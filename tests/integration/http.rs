@@ -986,4 +986,21 @@ fn slices_show_a_server_that_slows_down_and_call_it_drift() {
         .next()
         .unwrap()
         .ends_with(",steady_state_s,steady_output_tok_s,steady_request_s"));
+    // `report` draws the slices over time, and its Files table carries the
+    // run's verdict.
+    let (plots, html) = (dir.path().join("plots"), dir.path().join("r.html"));
+    let o = bin()
+        .arg("report")
+        .arg(&out)
+        .arg("--plots")
+        .arg(&plots)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(plots.join("over-time-0.svg")).unwrap();
+    assert!(svg.contains("c=1 p50") && svg.contains("c=1 p99"));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<td class=\"not-valid\">not valid (0 of 1 points valid)"));
 }

@@ -663,3 +663,128 @@ impl Slo {
         self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::timeline::{DriftCheck, TimeSlices};
+
+    /// A served point from a committed example (H100, open loop at 2 req/s).
+    fn example() -> HttpPoint {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/examples/h100/serve-open-loop.json"
+        );
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("example")).expect("JSON");
+        serde_json::from_value(file["points"][0].clone()).expect("a point")
+    }
+
+    fn reasons(p: &HttpPoint) -> Vec<String> {
+        p.assess().reasons
+    }
+
+    /// Each reason a point can be not valid for, triggered once on its own.
+    #[test]
+    fn every_verdict_reason_is_given_once_with_its_cause() {
+        let base = example();
+        let only = |p: &HttpPoint, needle: &str| {
+            let r = reasons(p);
+            let hits: Vec<&String> = r.iter().filter(|r| r.contains(needle)).collect();
+            assert_eq!(hits.len(), 1, "{needle}: {r:?}");
+            // The example's 64 requests lack a p99: that reason is always
+            // first; the one triggered is the only other.
+            assert_eq!(r.len(), 2, "{r:?}");
+            assert!(r[0].starts_with("p99 needs 662 requests from 64"), "{r:?}");
+        };
+        assert_eq!(reasons(&base).len(), 1, "{:?}", reasons(&base));
+
+        let mut p = base.clone();
+        p.complete = false;
+        only(&p, "cut short");
+
+        let mut p = base.clone();
+        p.requests.failed = 2;
+        p.requests.total += 2;
+        only(&p, "2 of 66 requests failed (over 1%)");
+
+        let mut p = base.clone();
+        p.client.cpu_percent = Some(95.0);
+        only(&p, "the client used 95% of a core");
+
+        let mut p = base.clone();
+        if let Some(lag) = p.schedule_lag_ms.as_mut() {
+            // 5% of the 500 ms between arrivals at 2 req/s is 25 ms.
+            lag.p99 = 30.0;
+        }
+        only(&p, "schedule lag p99 30.00 ms is over 5%");
+
+        let mut p = base.clone();
+        p.prompt_cache = Some(PromptCacheUse {
+            requests_reporting: 64,
+            requests_hit: 3,
+            cached_tokens: 96,
+            unintended_cached_tokens: 96,
+            prompt_tokens: 6400,
+            cached_fraction: 0.015,
+            source: "usage".into(),
+        });
+        only(&p, "96 prompt tokens (1.5%) came from the server's cache");
+
+        let drift = DriftCheck {
+            metric: "ttft_ms".into(),
+            first_span_s: 4.0,
+            last_span_s: 4.0,
+            first_requests: 12,
+            last_requests: 12,
+            first_p50: 100.0,
+            last_p50: 150.0,
+            change: 0.5,
+            p_value: 1e-4,
+            drifted: true,
+        };
+        let slices = TimeSlices {
+            slice_s: 4.0,
+            chosen_by: "flag".into(),
+            ttft_metric: "ttft_ms".into(),
+            slices: Vec::new(),
+            drift: vec![drift],
+            drift_note: None,
+        };
+        let mut p = base.clone();
+        p.slices = Some(slices.clone());
+        only(&p, "ttft_ms drifted: its p50 went from 100.00 ms in the first 4 s");
+
+        let mut p = base.clone();
+        p.slices = Some(TimeSlices {
+            drift: Vec::new(),
+            slice_s: 60.0,
+            drift_note: Some("1 slice of 60 s".into()),
+            ..slices
+        });
+        only(&p, "too short for its --slice 60s");
+
+        // The percentiles' count, alone: a point with enough requests and
+        // nothing else wrong is valid.
+        let mut p = base;
+        let scale = |s: &mut Option<crate::stats::Stats>| {
+            if let Some(s) = s {
+                s.count = 700;
+                s.histogram = None;
+            }
+        };
+        p.requests.succeeded = 700;
+        p.requests.total = 700;
+        for s in [
+            &mut p.ttft_ms,
+            &mut p.ttft_from_scheduled_ms,
+            &mut p.itl_ms,
+            &mut p.tpot_ms,
+            &mut p.e2e_ms,
+            &mut p.e2e_from_scheduled_ms,
+        ] {
+            scale(s);
+        }
+        assert_eq!(p.assess().line(), "valid");
+    }
+}

@@ -105,12 +105,16 @@ pub struct DriftCheck {
     pub metric: String,
     /// The first slices compared: their length, seconds (the first slice
     /// alone, or as many as hold the requests the test needs).
+    #[serde(default)]
     pub first_span_s: f64,
     /// The last slices compared, seconds.
+    #[serde(default)]
     pub last_span_s: f64,
     /// The values in the first span.
+    #[serde(default)]
     pub first_requests: u64,
     /// The values in the last span.
+    #[serde(default)]
     pub last_requests: u64,
     /// Its median in the first slice, ms.
     pub first_p50: f64,
