@@ -6,6 +6,7 @@
 //! errors 1, a run stopped by Ctrl-C [`exit::INTERRUPTED`].
 #![forbid(unsafe_code)]
 
+mod campaign;
 mod cli;
 mod compare;
 mod contrast;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Rerun(args) => specs::rerun(args),
         cli::Command::Spec(args) => specs::print(args),
         cli::Command::Schema(args) => specs::schema(args),
+        cli::Command::Campaign(cmd) => campaign::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -80,6 +80,42 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the JSON Schema of a file inferbench reads or writes (no name: list them).
     Schema(SchemaArgs),
+    /// A grid of runs in one TOML file: list its cells, run the missing ones, their status, collect.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+/// `inferbench campaign`: every cell a spec, its result `<results>/<id>.json`.
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Print each cell: its id, command and what sets it apart.
+    List {
+        /// The campaign file (TOML).
+        file: PathBuf,
+    },
+    /// Run one cell (`--cell ID`, what a Slurm array task or a Ray task calls), or every cell
+    /// whose result is missing or failed, in order.
+    Run {
+        /// The campaign file (TOML).
+        file: PathBuf,
+        /// The cell's id (or a prefix naming one cell).
+        #[arg(long)]
+        cell: Option<String>,
+    },
+    /// Each cell's state from the results directory: done, failed, interrupted, running or missing.
+    Status {
+        /// The campaign file (TOML).
+        file: PathBuf,
+        /// Print only the ids of cells to run (missing, failed or interrupted), one per line.
+        #[arg(long)]
+        todo: bool,
+    },
+    /// Gather the done cells: a summary table per metric across the grid, `compare` across the
+    /// cells and one `report` page, into the results directory.
+    Collect {
+        /// The campaign file (TOML).
+        file: PathBuf,
+    },
 }
 
 /// Where `run` and `rerun` write.

@@ -213,6 +213,14 @@ pub fn read_sources(files: &[PathBuf]) -> Result<Vec<Source>> {
         .collect()
 }
 
+/// One HTML page of `files` at `path` (what `report --html` writes).
+pub fn write_page(files: &[PathBuf], path: &Path) -> Result<()> {
+    let sources = read_sources(files)?;
+    let figures = figures::figures(&sources, &[]);
+    let page = html::page(&sources, &[], &figures)?;
+    std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))
+}
+
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let start = Instant::now();
     let sources = read_sources(&args.files)?;

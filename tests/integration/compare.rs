@@ -163,6 +163,30 @@ fn in_process_and_served_points_of_one_shape_line_up_against_the_first() {
             .any(|w| w.contains("at B=2") && w.contains("prefilled together")),
         "{warnings:?}"
     );
+    // A handful of runs and requests is no p99: both sides' verdicts are
+    // carried, per row, per file and in a warning naming both.
+    assert!(c["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rows"].as_array().unwrap())
+        .all(|r| r["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid: p99 needs 662")));
+    assert!(c["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["verdict"].as_str().unwrap().starts_with("not valid")));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("not every side is valid")
+                && w.contains("engine ")
+                && w.contains("server ")),
+        "{warnings:?}"
+    );
 
     let csv = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -506,6 +530,18 @@ fn rounds_alternate_targets_on_shared_prompts_and_pair_them() {
         .map(|l| l["load"].as_str().unwrap())
         .collect();
     assert_eq!(loads, ["c=1", "50 req/s"]);
+    // Four requests a point: every run's verdict is in the notes.
+    let notes: Vec<&str> = r["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let verdicts = notes
+        .iter()
+        .filter(|n| n.contains("run verdict: not valid"))
+        .count();
+    assert_eq!(verdicts, 4, "2 rounds x 2 targets: {notes:?}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::Instant;
 use inferbench_harness::http::mock::MockServer;
 use serde_json::Value;
 
-use crate::shards::{peak_overlap, prompts, server};
+use crate::shards::{prompts, server, server_peak};
 use crate::util::*;
 
 fn repo() -> &'static Path {
@@ -258,18 +258,50 @@ fn slurm_shards_split_open_and_closed_loops_over_two_nodes() {
         })
         .collect();
     assert_eq!(shares, [3, 2]);
-    let truth = closed.all_truth();
-    let t0 = truth.iter().filter_map(|t| t.received).min().unwrap();
-    let spans = truth
-        .iter()
-        .map(|t| {
-            let at = |i: Instant| i.duration_since(t0).as_secs_f64();
-            (at(t.received.unwrap()), at(*t.content_sent.last().unwrap()))
-        })
-        .collect();
     assert_eq!(
-        peak_overlap(spans),
+        server_peak(&closed),
         5,
         "the server's largest in-flight count"
     );
+
+    // A campaign as a job array: one cell run by hand, the array runs only
+    // the other.
+    let campaign_dir = dir.path().join("campaign");
+    std::fs::create_dir_all(&campaign_dir).unwrap();
+    let file = campaign_dir.join("tiny.toml");
+    std::fs::write(
+        &file,
+        crate::campaign::TINY.replace("batch = [1, 2]", "batch = [1]"),
+    )
+    .unwrap();
+    let ids = crate::campaign::ids(&file);
+    assert_eq!(ids.len(), 2);
+    let o = crate::campaign::campaign(&["run", "--cell", &ids[0]], &file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let result = |id: &str| campaign_dir.join("res").join(format!("{id}.json"));
+    let before = std::fs::metadata(result(&ids[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let o = Command::new(repo().join("scripts/dist/slurm-campaign"))
+        .env("SLURM_CONF", &cluster.conf)
+        .env("INFERBENCH_CACHE_DIR", shared_dir().join("cache"))
+        .arg(&file)
+        .arg("--binary")
+        .arg(env!("CARGO_BIN_EXE_inferbench"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("submitting 1 cells as array 0-0: {}", ids[1])),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(read_json(&result(&ids[1]))["status"], "complete");
+    let after = std::fs::metadata(result(&ids[0]))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after, "the cell already done did not run again");
+    assert!(stdout(&o).contains("2 done"), "{}", stdout(&o));
 }

@@ -8,6 +8,7 @@
 )]
 
 mod bad_input;
+mod campaign;
 mod compare;
 mod contrast;
 mod dist;

@@ -72,6 +72,20 @@ pub(crate) fn prompts(server: &MockServer) -> Vec<String> {
     p
 }
 
+/// The most requests the server held at once, from its receipt of each to
+/// its last chunk (warm-ups included).
+pub(crate) fn server_peak(server: &MockServer) -> usize {
+    let truth = server.all_truth();
+    let t0 = truth.iter().filter_map(|t| t.received).min().unwrap();
+    let at = |i: Instant| i.duration_since(t0).as_secs_f64();
+    peak_overlap(
+        truth
+            .iter()
+            .map(|t| (at(t.received.unwrap()), at(*t.content_sent.last().unwrap())))
+            .collect(),
+    )
+}
+
 /// The most intervals (start, end) open at once.
 pub(crate) fn peak_overlap(mut intervals: Vec<(f64, f64)>) -> usize {
     let mut events: Vec<(f64, i32)> = intervals
@@ -257,15 +271,7 @@ fn closed_loop_shards_split_the_streams_and_merge_refuses_what_does_not_belong()
     // The server's own view: receipt to last chunk, warm-ups included.
     let truth = s.all_truth();
     assert_eq!(truth.len(), 44, "20 + 20 measured, 2 + 2 warm-ups");
-    let t0 = truth.iter().filter_map(|t| t.received).min().unwrap();
-    let spans = truth
-        .iter()
-        .map(|t| {
-            let at = |i: Instant| i.duration_since(t0).as_secs_f64();
-            (at(t.received.unwrap()), at(*t.content_sent.last().unwrap()))
-        })
-        .collect();
-    assert_eq!(peak_overlap(spans), 5);
+    assert_eq!(server_peak(&s), 5);
     let mut all = prompts(&s);
     all.dedup();
     assert_eq!(all.len(), 44, "no prompt twice, warm-ups included");

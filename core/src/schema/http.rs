@@ -753,7 +753,10 @@ mod tests {
         };
         let mut p = base.clone();
         p.slices = Some(slices.clone());
-        only(&p, "ttft_ms drifted: its p50 went from 100.00 ms in the first 4 s");
+        only(
+            &p,
+            "ttft_ms drifted: its p50 went from 100.00 ms in the first 4 s",
+        );
 
         let mut p = base.clone();
         p.slices = Some(TimeSlices {

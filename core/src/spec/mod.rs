@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod campaign;
 mod contrast;
 mod engine;
 mod http;

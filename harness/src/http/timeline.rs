@@ -303,10 +303,17 @@ impl Timeline {
         };
         let threshold = STEADY_SHARE * target;
         let half = (((end - first) / 10.0).min(1.0) / w / 2.0) as usize;
+        // Running sums: a snapshot of a long point (taken every second
+        // while it runs) smooths 65,536 bins in one pass.
+        let mut sums = Vec::with_capacity(window.len() + 1);
+        sums.push(0.0);
+        for v in window {
+            sums.push(sums[sums.len() - 1] + v);
+        }
         let smoothed: Vec<f64> = (0..window.len())
             .map(|i| {
                 let (a, b) = (i.saturating_sub(half), (i + half).min(window.len() - 1));
-                window[a..=b].iter().sum::<f64>() / (b - a + 1) as f64
+                (sums[b + 1] - sums[a]) / (b - a + 1) as f64
             })
             .collect();
         let (mut best, mut run_start) = ((0, 0), None);

@@ -1,0 +1,128 @@
+//! `inferbench campaign`: a grid of runs from one TOML file, run cell by
+//! cell (as a Slurm array task would) or all that are missing, with a
+//! status read from the results directory and one collected summary.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::util::*;
+
+/// Four in-process cells on the tiny model: threads 1, 2 × batch 1, 2.
+pub(crate) const TINY: &str = r#"
+results = "res"
+[base]
+command = "inproc"
+prompt_tokens = [8]
+gen_tokens = 4
+runs = 2
+warmup = 0
+[grid]
+threads = [1, 2]
+batch = [1, 2]
+"#;
+
+pub(crate) fn campaign(args: &[&str], file: &Path) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.arg("campaign").arg(args[0]).arg(file).args(&args[1..]);
+    cmd.output().unwrap()
+}
+
+pub(crate) fn ids(file: &Path) -> Vec<String> {
+    let o = campaign(&["list"], file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+fn modified(path: &Path) -> SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+#[test]
+fn a_campaign_runs_cells_by_id_then_only_what_is_missing_and_collects_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tiny.toml");
+    std::fs::write(&file, TINY).unwrap();
+    let ids = ids(&file);
+    assert_eq!(ids.len(), 4);
+    let result = |id: &str| dir.path().join("res").join(format!("{id}.json"));
+    for id in &ids {
+        let o = campaign(&["run", "--cell", id], &file);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = read_json(&result(id));
+        assert_valid_result(&r);
+        assert_eq!(r["status"], "complete");
+    }
+    let threads: Vec<u64> = ids
+        .iter()
+        .map(|id| {
+            read_json(&result(id))["settings"]["spec"]["threads"][0]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(threads, [1, 2, 1, 2], "the grid's last key varies fastest");
+    let o = campaign(&["status"], &file);
+    assert!(stdout(&o).contains("4 done, 0 failed, 0 interrupted, 0 running, 0 missing"));
+
+    // One result gone: the status says so, and `run` runs that one only.
+    std::fs::remove_file(result(&ids[1])).unwrap();
+    let kept: Vec<(PathBuf, SystemTime)> = [0, 2, 3]
+        .iter()
+        .map(|&i| (result(&ids[i]), modified(&result(&ids[i]))))
+        .collect();
+    let o = campaign(&["status"], &file);
+    assert!(
+        stdout(&o).contains("3 done, 0 failed, 0 interrupted, 0 running, 1 missing"),
+        "{}",
+        stdout(&o)
+    );
+    let o = campaign(&["status", "--todo"], &file);
+    assert_eq!(stdout(&o).trim(), ids[1]);
+    let o = campaign(&["run"], &file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_json(&result(&ids[1]))["status"], "complete");
+    for (path, before) in kept {
+        assert_eq!(modified(&path), before, "{} ran again", path.display());
+    }
+    let o = campaign(&["status", "--todo"], &file);
+    assert_eq!(stdout(&o).trim(), "");
+
+    let o = campaign(&["collect"], &file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = std::fs::read_to_string(dir.path().join("res/summary.md")).unwrap();
+    for id in &ids {
+        assert!(summary.contains(id.as_str()), "{summary}");
+    }
+    assert!(summary.contains("## TTFT p50, ms") && summary.contains("P=8 B=2"));
+    let comparison = read_json(&dir.path().join("res/compare.json"));
+    assert_valid_comparison(&comparison);
+    assert_eq!(comparison["sources"].as_array().unwrap().len(), 4);
+    assert!(dir.path().join("res/report.html").exists());
+}
+
+#[test]
+fn campaign_errors_name_the_cell_and_the_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, TINY.replace("threads = [1, 2]", "threads = [1, 0]")).unwrap();
+    let o = campaign(&["list"], &file);
+    assert_clean_failure(&o, 2, "cell batch=1 threads=0");
+    std::fs::write(&file, TINY).unwrap();
+    let o = campaign(&["run", "--cell", "nope"], &file);
+    assert_clean_failure(&o, 2, "--cell nope: no cell");
+    let o = campaign(&["list"], &dir.path().join("absent.toml"));
+    assert_clean_failure(&o, 1, "absent.toml");
+}
+
+#[test]
+fn the_committed_campaigns_expand() {
+    for name in ["tiny.toml", "gemma.toml"] {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/examples/campaign")
+            .join(name);
+        assert_eq!(ids(&file).len(), 4, "{name}");
+    }
+}
