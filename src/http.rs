@@ -761,16 +761,24 @@ fn host_name() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Sleeps until the wall clock reads `at` (Unix seconds): coarsely, then
-/// spinning the last two milliseconds, since a sleep may wake late.
-fn sleep_until_unix(at: f64) {
-    let coarse = at - unix_now() - 0.002;
-    if coarse > 0.0 {
-        std::thread::sleep(Duration::from_secs_f64(coarse));
+/// Sleeps until the wall clock reads `at` (Unix seconds): coarsely, in
+/// steps that notice an interrupt, then spinning the last two milliseconds,
+/// since a sleep may wake late. False when interrupted first.
+fn sleep_until_unix(at: f64, interrupt: &AtomicBool) -> bool {
+    loop {
+        if interrupt.load(Ordering::Relaxed) {
+            return false;
+        }
+        let coarse = at - unix_now() - 0.002;
+        if coarse <= 0.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs_f64(coarse.min(0.05)));
     }
     while unix_now() < at {
         std::hint::spin_loop();
     }
+    true
 }
 
 pub fn rand_seed() -> u64 {
@@ -967,8 +975,9 @@ impl Session {
         let interval = self.point_interval.map_or(0.0, |d| d.as_secs_f64());
         let planned = start_at + slot as f64 * interval;
         let overran = unix_now() > planned;
+        // Interrupted while waiting, the point starts at once and stops.
         if !overran {
-            sleep_until_unix(planned);
+            sleep_until_unix(planned, &self.interrupt);
         }
         let lag_ms = (unix_now() - planned) * 1e3;
         if overran {
