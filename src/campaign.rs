@@ -124,8 +124,17 @@ fn run_cells(c: &Campaign, only: Option<&str>) -> Result<ExitCode> {
             _ => continue,
         }
         // One cell's failure is its file's to say; the others still run.
+        // An interrupt stops the campaign: its cell's file says so, and the
+        // cells after it are left missing for the next `campaign run`.
         match run_one(c, cell) {
             Ok(code) if code == ExitCode::SUCCESS => {}
+            Ok(code) if code == ExitCode::from(crate::exit::INTERRUPTED) => {
+                eprintln!(
+                    "campaign: interrupted in cell {}; the cells after it are left to the next `campaign run`",
+                    cell.id
+                );
+                return Ok(code);
+            }
             Ok(code) => {
                 failed.push(cell.id.clone());
                 worst = code;

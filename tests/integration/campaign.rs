@@ -126,3 +126,44 @@ fn the_committed_campaigns_expand() {
         assert_eq!(ids(&file).len(), 4, "{name}");
     }
 }
+
+/// Ctrl-C in a cell stops the campaign there: that cell's file says
+/// `interrupted`, the cells after it stay missing for the next `run`.
+#[test]
+fn an_interrupt_stops_the_campaign_in_its_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("long.toml");
+    // Far more runs than the test waits for: only Ctrl-C ends a cell.
+    std::fs::write(
+        &file,
+        TINY.replace("runs = 2", "runs = 100000000")
+            .replace("threads = [1, 2]", "threads = [1]"),
+    )
+    .unwrap();
+    let ids = ids(&file);
+    let first = dir.path().join("res").join(format!("{}.json", ids[0]));
+    let mut child = bin()
+        .arg("campaign")
+        .arg("run")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !first.exists() || read_json(&first)["points"][0]["runs"].as_u64().unwrap_or(0) == 0 {
+        assert!(std::time::Instant::now() < deadline, "no run saved");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(read_json(&first)["status"], "interrupted");
+    let second = dir.path().join("res").join(format!("{}.json", ids[1]));
+    assert!(!second.exists(), "the next cell did not start");
+    let o = campaign(&["status", "--todo"], &file);
+    assert_eq!(stdout(&o).split_whitespace().collect::<Vec<_>>(), ids);
+}
