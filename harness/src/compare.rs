@@ -366,10 +366,7 @@ fn warnings(
             warnings.push(format!(
                 "{}: a partial result (status {})",
                 s.label,
-                serde_json::to_value(s.status)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default()
+                s.status.name()
             ));
         }
     }
