@@ -8,11 +8,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use inferbench_core::spec::campaign::{Campaign, CampaignError, Cell};
+use inferbench_harness::contrast::read_sources;
 use inferbench_harness::schema::validity::JudgedPoint;
 use inferbench_harness::schema::AnyResult;
 
+use crate::campaign_db::CellRecord;
 use crate::cli::{usage, CampaignCommand, Outputs};
 use crate::table::Table;
+
+/// `collect`'s database of every point, beside the cells' results.
+pub const DATABASE: &str = "campaign.sqlite";
 
 /// A cell's state, from its result file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +74,7 @@ pub fn run(command: CampaignCommand) -> Result<ExitCode> {
     match command {
         CampaignCommand::List { file } => list(&read(&file)?),
         CampaignCommand::Run { file, cell } => run_cells(&read(&file)?, cell.as_deref()),
-        CampaignCommand::Status { file, todo } => status(&read(&file)?, todo),
+        CampaignCommand::Status { file, todo, gpus } => status(&read(&file)?, todo, gpus),
         CampaignCommand::Collect { file } => collect(&read(&file)?),
     }
 }
@@ -152,7 +157,7 @@ fn run_cells(c: &Campaign, only: Option<&str>) -> Result<ExitCode> {
     Ok(worst)
 }
 
-fn status(c: &Campaign, todo: bool) -> Result<ExitCode> {
+fn status(c: &Campaign, todo: bool, gpus: bool) -> Result<ExitCode> {
     let states: Vec<(&Cell, State)> = c
         .cells
         .iter()
@@ -160,15 +165,17 @@ fn status(c: &Campaign, todo: bool) -> Result<ExitCode> {
         .collect();
     if todo {
         for (cell, s) in &states {
-            if s.to_run() {
-                println!("{}", cell.id);
+            match (s.to_run(), gpus) {
+                (true, false) => println!("{}", cell.id),
+                (true, true) => println!("{} {}", cell.id, cell.gpus),
+                (false, _) => {}
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(
         format!("campaign {}", c.path.display()),
-        &["cell", "state", "command", "what"],
+        &["cell", "state", "command", "gpus", "what"],
         1,
     );
     for (cell, s) in &states {
@@ -176,6 +183,7 @@ fn status(c: &Campaign, todo: bool) -> Result<ExitCode> {
             cell.id.clone(),
             s.name().into(),
             cell.spec.command().into(),
+            cell.gpus.to_string(),
             cell.label.clone(),
         ]);
     }
@@ -241,23 +249,18 @@ impl PointSummary {
 type Format<'a> = &'a dyn Fn(f64) -> String;
 
 fn collect(c: &Campaign) -> Result<ExitCode> {
-    let done: Vec<(&Cell, PathBuf, AnyResult)> = c
+    // A contrast cell's file holds two runs: each is a row of the summary.
+    let done: Vec<(&Cell, PathBuf, Vec<AnyResult>)> = c
         .cells
         .iter()
         .filter_map(|cell| {
             let path = c.result_path(cell);
             (state(&path) == State::Done)
-                .then(|| AnyResult::read(&path).ok().map(|r| (cell, path, r)))
+                .then(|| read_sources(&path).ok())
                 .flatten()
+                .map(|sources| (cell, path, sources.into_iter().map(|(_, r)| r).collect()))
         })
         .collect();
-    if done.is_empty() {
-        return Err(usage(format!(
-            "{}: no cell is done yet (campaign status {})",
-            c.path.display(),
-            c.path.display()
-        )));
-    }
     let number = |v: f64| format!("{v:.2}");
     let verdict = |v: f64| if v > 0.5 { "valid" } else { "not valid" }.to_string();
     let metrics: [(&str, Column, Format); 4] = [
@@ -266,9 +269,18 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
         ("output throughput, tokens/s", |p| p.output_tok_s, &number),
         ("verdict", |p| Some(f64::from(u8::from(p.valid))), &verdict),
     ];
-    let points: Vec<(&Cell, Vec<PointSummary>)> = done
+    let points: Vec<(&Cell, String, Vec<PointSummary>)> = done
         .iter()
-        .map(|(cell, _, r)| (*cell, PointSummary::of(r)))
+        .flat_map(|(cell, _, results)| {
+            results.iter().map(move |r| {
+                let what = if results.len() > 1 {
+                    format!("{} [{}]", cell.label, r.mode())
+                } else {
+                    cell.label.clone()
+                };
+                (*cell, what, PointSummary::of(r))
+            })
+        })
         .collect();
     let mut summary = format!(
         "# Campaign {}\n\n{} of {} cells done.\n",
@@ -279,16 +291,17 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
     for (title, column, format) in metrics {
         // Columns: every point label any cell has, in first-seen order.
         let mut labels: Vec<String> = Vec::new();
-        let rows: Vec<(&Cell, Values)> = points
+        let rows: Vec<(&Cell, &String, Values)> = points
             .iter()
-            .map(|(cell, ps)| {
+            .map(|(cell, what, ps)| {
                 (
                     *cell,
+                    what,
                     ps.iter().map(|p| (p.label.clone(), column(p))).collect(),
                 )
             })
             .collect();
-        for (_, values) in &rows {
+        for (_, _, values) in &rows {
             for (label, _) in values {
                 if !labels.contains(label) {
                     labels.push(label.clone());
@@ -298,8 +311,8 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
         let mut header = vec!["cell", "what"];
         header.extend(labels.iter().map(String::as_str));
         let mut table = Table::new(title, &header, 2);
-        for (cell, values) in rows {
-            let mut row = vec![cell.id.clone(), cell.label.clone()];
+        for (cell, what, values) in rows {
+            let mut row = vec![cell.id.clone(), what.clone()];
             for label in &labels {
                 row.push(
                     values
@@ -322,7 +335,7 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
     if files.len() >= 2 {
         let mut sources = Vec::new();
         for path in &files {
-            sources.extend(inferbench_harness::contrast::read_sources(path)?);
+            sources.extend(read_sources(path)?);
         }
         let comparison = inferbench_harness::compare::compare(&sources);
         let path = c.results.join("compare.json");
@@ -333,6 +346,41 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
     let page = c.results.join("report.html");
     crate::report::write_page(&files, &page)?;
     eprintln!("report: {}", page.display());
+
+    let records: Vec<CellRecord> = c
+        .cells
+        .iter()
+        .map(|cell| {
+            let file = c.result_path(cell);
+            let results = done
+                .iter()
+                .find(|(done, _, _)| done.id == cell.id)
+                .map_or(&[][..], |(_, _, r)| &r[..]);
+            // A done cell whose file does not read counts as failed.
+            let state = match results {
+                [_, ..] => State::Done,
+                [] => match state(&file) {
+                    State::Done => State::Failed,
+                    other => other,
+                },
+            };
+            CellRecord {
+                cell,
+                state: state.name(),
+                file,
+                results,
+            }
+        })
+        .collect();
+    let database = c.results.join(DATABASE);
+    let written = crate::campaign_db::write(&database, &records)?;
+    eprintln!(
+        "database: {} ({} cells, {} points, {} llama-bench rows)",
+        database.display(),
+        written.cells,
+        written.points,
+        written.llama_bench_rows
+    );
     eprintln!("summary: {}", summary_path.display());
     Ok(ExitCode::SUCCESS)
 }

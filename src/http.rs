@@ -1361,5 +1361,5 @@ const SEARCH_CRITERION: &str = "p99 of every --slo objective within its limit at
 const MAX_EXTENSIONS: u8 = 200;
 
 fn save(writer: &ResultWriter, result: &mut HttpResult, csv: Option<&Path>) -> Result<()> {
-    terminal::save_result(writer, result, csv, terminal::write_http_csv)
+    terminal::save_result(writer, result, csv, crate::points_table::write_http_csv)
 }

@@ -791,5 +791,5 @@ impl Grid<'_> {
 }
 
 fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {
-    terminal::save_result(writer, result, csv, terminal::write_csv)
+    terminal::save_result(writer, result, csv, crate::points_table::write_csv)
 }

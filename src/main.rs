@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod campaign;
+mod campaign_db;
 mod cli;
 mod compare;
 mod contrast;
@@ -18,6 +19,7 @@ mod interrupt;
 mod merge;
 mod model;
 mod plan;
+mod points_table;
 mod progress;
 mod provenance;
 mod report;

@@ -1,15 +1,14 @@
 //! What a person reads: a llama-bench-like table on stdout, one row per
-//! point as it finishes, and the same rows as CSV.
+//! point as it finishes (the CSV of the same points: `points_table`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use inferbench_harness::schema::telemetry::PointEnergy;
 use inferbench_harness::schema::validity::{JudgedPoint, Validity};
 use inferbench_harness::schema::{
-    EngineConfig, HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance,
-    ResultFile, ResultWriter, RunStatus,
+    HostInfo, HttpPoint, HttpResult, InprocPoint, InprocResult, Provenance, ResultFile,
+    ResultWriter, RunStatus,
 };
 use inferbench_harness::stats::Stats;
 
@@ -74,13 +73,6 @@ pub fn save_failed<S: serde::Serialize, P: serde::Serialize + JudgedPoint>(
         eprintln!("warning: {save_error:#}");
     }
     error
-}
-
-fn write_file(path: &Path, text: &str) -> Result<()> {
-    let mut file =
-        std::fs::File::create(path).with_context(|| format!("writing CSV {}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .with_context(|| format!("writing CSV {}", path.display()))
 }
 
 /// Width of a grid setting's column.
@@ -375,167 +367,6 @@ pub fn inproc_table(result: &InprocResult) -> Table {
         t.rows.push(cells);
     }
     t
-}
-
-/// A named metric of a point, for the CSV columns.
-type MetricColumn = (&'static str, fn(&InprocPoint) -> Option<&Stats>);
-
-/// A number read from a point, empty in the CSV when absent.
-type PointValue = fn(&InprocPoint) -> Option<f64>;
-
-/// The CSV's last columns: where each point stands against the machine's
-/// limits, and how busy the GPU's kernels kept it (empty where unknown).
-const ROOFLINE_COLUMNS: [(&str, PointValue); 8] = [
-    ("decode_achieved_gb_s", |p| {
-        p.roofline.as_ref().map(|r| r.achieved_gb_s)
-    }),
-    ("decode_bandwidth_gb_s", |p| {
-        p.roofline.as_ref().and_then(|r| r.bandwidth_gb_s)
-    }),
-    ("decode_fraction_of_bandwidth", |p| {
-        p.roofline.as_ref().and_then(|r| r.fraction_of_bandwidth)
-    }),
-    ("prefill_achieved_gflop_s", |p| {
-        p.prefill_roofline.as_ref().map(|r| r.achieved_gflop_s)
-    }),
-    ("prefill_peak_gflop_s", |p| {
-        p.prefill_roofline.as_ref().and_then(|r| r.peak_gflop_s)
-    }),
-    ("prefill_fraction_of_peak", |p| {
-        p.prefill_roofline.as_ref().and_then(|r| r.fraction_of_peak)
-    }),
-    ("decode_kernel_busy_over_host", |p| {
-        p.kernel_timing
-            .as_ref()
-            .and_then(|k| k.decode_step.as_ref())
-            .and_then(|d| d.busy_over_host)
-    }),
-    ("prefill_kernel_busy_over_host", |p| {
-        p.kernel_timing
-            .as_ref()
-            .and_then(|k| k.prefill.as_ref())
-            .and_then(|d| d.busy_over_host)
-    }),
-];
-
-/// The engine configuration's CSV columns, in llama.cpp's names.
-type ConfigColumn = (&'static str, fn(&EngineConfig) -> String);
-
-const CONFIG_COLUMNS: [ConfigColumn; 13] = [
-    ("model", |c| c.model.clone()),
-    ("n_gpu_layers", |c| c.n_gpu_layers.to_string()),
-    ("use_mmap", |c| c.use_mmap.to_string()),
-    ("n_threads", |c| c.n_threads.to_string()),
-    ("n_threads_batch", |c| c.n_threads_batch.to_string()),
-    ("n_ctx", |c| c.n_ctx.to_string()),
-    ("n_batch", |c| c.n_batch.to_string()),
-    ("n_ubatch", |c| c.n_ubatch.to_string()),
-    ("n_seq_max", |c| c.n_seq_max.to_string()),
-    ("flash_attn", |c| c.flash_attn.clone()),
-    ("type_k", |c| c.type_k.clone()),
-    ("type_v", |c| c.type_v.clone()),
-    ("offload_kqv", |c| c.offload_kqv.to_string()),
-];
-
-/// Writes one row per point: the point's shape, then mean, p50 and p99 of
-/// every metric, then the roofline and kernel columns.
-pub fn write_csv(path: &Path, points: &[InprocPoint]) -> Result<()> {
-    let metrics: [MetricColumn; 10] = [
-        ("ttft_ms", |p| p.ttft_ms.as_ref()),
-        ("itl_ms", |p| p.itl_ms.as_ref()),
-        ("tpot_ms", |p| p.tpot_ms.as_ref()),
-        ("e2e_ms", |p| p.e2e_ms.as_ref()),
-        ("prefill_ms", |p| p.prefill_ms.as_ref()),
-        ("decode_step_ms", |p| p.decode_step_ms.as_ref()),
-        ("sample_ms", |p| p.sample_ms.as_ref()),
-        ("prefill_tok_s", |p| p.prefill_tok_s.as_ref()),
-        ("decode_tok_s", |p| p.decode_tok_s.as_ref()),
-        ("throughput_tok_s", |p| p.throughput_tok_s.as_ref()),
-    ];
-    let mut out = String::from("prompt_tokens,gen_tokens,batch,complete,runs");
-    for (name, _) in &metrics {
-        out.push_str(&format!(",{name}_mean,{name}_p50,{name}_p99"));
-    }
-    out.push_str(",harness_over_engine_decode_step");
-    for (name, _) in &ROOFLINE_COLUMNS {
-        out.push_str(&format!(",{name}"));
-    }
-    // Added after every older column, so that scripts reading by position still work.
-    out.push_str(",depth,depth_fill_ms_p50");
-    for (name, _) in &CONFIG_COLUMNS {
-        out.push_str(&format!(",{name}"));
-    }
-    out.push_str(",kv_cache_bytes,peak_rss_bytes,error");
-    out.push_str(",llama_kv_bytes,llama_compute_bytes,llama_output_bytes");
-    out.push_str(ENERGY_COLUMNS);
-    out.push('\n');
-    for p in points {
-        out.push_str(&format!(
-            "{},{},{},{},{}",
-            p.prompt_tokens, p.gen_tokens, p.batch, p.complete, p.runs
-        ));
-        for (_, get) in &metrics {
-            match get(p) {
-                Some(s) => out.push_str(&format!(",{},{},{}", s.mean, s.p50, s.p99)),
-                None => out.push_str(",,,"),
-            }
-        }
-        let ratio = p
-            .engine_counters
-            .as_ref()
-            .and_then(|c| c.harness_over_engine_decode_step);
-        out.push_str(&format!(
-            ",{}",
-            ratio.map_or(String::new(), |r| r.to_string())
-        ));
-        for (_, get) in &ROOFLINE_COLUMNS {
-            out.push_str(&format!(
-                ",{}",
-                get(p).map_or(String::new(), |v| v.to_string())
-            ));
-        }
-        out.push_str(&format!(
-            ",{},{}",
-            p.depth,
-            p.depth_fill_ms
-                .as_ref()
-                .map_or(String::new(), |s| s.p50.to_string())
-        ));
-        for (_, get) in &CONFIG_COLUMNS {
-            out.push_str(&format!(
-                ",{}",
-                p.config.as_ref().map_or(String::new(), get)
-            ));
-        }
-        let memory = p.memory.as_ref();
-        out.push_str(&format!(
-            ",{},{},{}",
-            memory
-                .and_then(|m| m.kv_cache_bytes)
-                .map_or(String::new(), |b| b.to_string()),
-            memory
-                .and_then(|m| m.peak_rss_bytes)
-                .map_or(String::new(), |b| b.to_string()),
-            // Quoted, doubling inner quotes: llama.cpp's messages hold commas.
-            p.error
-                .as_ref()
-                .map_or(String::new(), |e| format!("\"{}\"", e.replace('"', "\"\"")))
-        ));
-        let buffers = memory.and_then(|m| m.llama_buffers);
-        for bytes in [
-            buffers.and_then(|b| b.kv_bytes),
-            buffers.and_then(|b| b.compute_bytes),
-            buffers.and_then(|b| b.output_bytes),
-        ] {
-            out.push_str(&format!(
-                ",{}",
-                bytes.map_or(String::new(), |b| b.to_string())
-            ));
-        }
-        out.push_str(&energy_cells(p.energy.as_ref()));
-        out.push('\n');
-    }
-    write_file(path, &out)
 }
 
 pub fn print_http_header(result: &HttpResult) {
@@ -846,26 +677,6 @@ pub fn http_table(result: &HttpResult) -> Table {
     t
 }
 
-/// The energy columns closing both CSVs (empty where not measured).
-const ENERGY_COLUMNS: &str =
-    ",energy_j,joules_per_output_token,output_tokens_per_joule,average_power_w,energy_source";
-
-fn energy_cells(energy: Option<&PointEnergy>) -> String {
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    match energy {
-        Some(e) => format!(
-            ",{},{},{},{},{} {}",
-            e.joules,
-            opt(e.joules_per_output_token),
-            opt(e.output_tokens_per_joule),
-            e.average_power_w,
-            e.device,
-            e.source
-        ),
-        None => ",,,,,".into(),
-    }
-}
-
 /// The terminal's energy line of a point, where it was measured.
 pub fn energy_line(energy: Option<&PointEnergy>) -> Option<String> {
     let e = energy?;
@@ -885,116 +696,6 @@ pub fn energy_line(energy: Option<&PointEnergy>) -> Option<String> {
             ""
         }
     ))
-}
-
-/// A named metric of an HTTP point, for the CSV columns.
-type HttpMetricColumn = (&'static str, fn(&HttpPoint) -> Option<&Stats>);
-
-pub fn write_http_csv(path: &Path, points: &[HttpPoint]) -> Result<()> {
-    let metrics: [HttpMetricColumn; 5] = [
-        ("ttft_ms", |p| p.ttft_ms.as_ref()),
-        ("ttft_from_scheduled_ms", |p| {
-            p.ttft_from_scheduled_ms.as_ref()
-        }),
-        ("itl_ms", |p| p.itl_ms.as_ref()),
-        ("tpot_ms", |p| p.tpot_ms.as_ref()),
-        ("e2e_ms", |p| p.e2e_ms.as_ref()),
-    ];
-    let mut out = String::from("load,concurrency,rate,complete,total,succeeded,failed,late");
-    for (name, _) in &metrics {
-        out.push_str(&format!(",{name}_mean,{name}_p50,{name}_p99"));
-    }
-    out.push_str(",output_tok_s,request_s,input_tok_s,goodput_req_s,duration_s,client_cpu_percent");
-    out.push_str(ENERGY_COLUMNS);
-    out.push_str(",e2e_from_scheduled_ms_mean,e2e_from_scheduled_ms_p50,e2e_from_scheduled_ms_p99");
-    out.push_str(",steady_state_s,steady_output_tok_s,steady_request_s");
-    out.push('\n');
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    for p in points {
-        out.push_str(&format!(
-            "{},{},{},{},{},{},{},{}",
-            p.load.kind.name(),
-            p.load.concurrency.map_or(String::new(), |c| c.to_string()),
-            opt(p.load.rate),
-            p.complete,
-            p.requests.total,
-            p.requests.succeeded,
-            p.requests.failed,
-            p.late_requests
-        ));
-        for (_, get) in &metrics {
-            match get(p) {
-                Some(s) => out.push_str(&format!(",{},{},{}", s.mean, s.p50, s.p99)),
-                None => out.push_str(",,,"),
-            }
-        }
-        out.push_str(&format!(
-            ",{},{},{},{},{},{}",
-            p.output_throughput_tok_s,
-            p.request_throughput_req_s,
-            p.input_throughput_tok_s,
-            opt(p.goodput_req_s),
-            p.duration_s,
-            opt(p.client.cpu_percent)
-        ));
-        out.push_str(&energy_cells(p.energy.as_ref()));
-        match &p.e2e_from_scheduled_ms {
-            Some(s) => out.push_str(&format!(",{},{},{}", s.mean, s.p50, s.p99)),
-            None => out.push_str(",,,"),
-        }
-        match &p.steady_state {
-            Some(s) => out.push_str(&format!(
-                ",{},{},{}",
-                s.duration_s, s.output_throughput_tok_s, s.request_throughput_req_s
-            )),
-            None => out.push_str(",,,"),
-        }
-        out.push('\n');
-    }
-    write_file(path, &out)?;
-    if points.iter().any(|p| p.slices.is_some()) {
-        write_file(&slices_csv_path(path), &http_slices_csv(points))?;
-    }
-    Ok(())
-}
-
-/// Where the time slices go beside `--csv FILE.csv`: FILE.slices.csv.
-pub fn slices_csv_path(csv: &Path) -> std::path::PathBuf {
-    let stem = csv
-        .file_stem()
-        .map_or_else(|| "points".into(), |s| s.to_string_lossy().into_owned());
-    csv.with_file_name(format!("{stem}.slices.csv"))
-}
-
-/// One row per time slice of every point.
-fn http_slices_csv(points: &[HttpPoint]) -> String {
-    let mut out = String::from(
-        "point,load,concurrency,rate,slice,start_s,duration_s,requests,failed,ttft_metric,ttft_p50_ms,ttft_p99_ms,tpot_p50_ms,tpot_p99_ms,output_tok_s,request_s\n",
-    );
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    for (i, p) in points.iter().enumerate() {
-        let Some(slices) = &p.slices else { continue };
-        for (k, s) in slices.slices.iter().enumerate() {
-            out.push_str(&format!(
-                "{i},{},{},{},{k},{},{},{},{},{},{},{},{},{},{},{}\n",
-                p.load.kind.name(),
-                p.load.concurrency.map_or(String::new(), |c| c.to_string()),
-                opt(p.load.rate),
-                s.start_s,
-                s.duration_s,
-                s.requests,
-                s.failed,
-                slices.ttft_metric,
-                opt(s.ttft_p50_ms),
-                opt(s.ttft_p99_ms),
-                opt(s.tpot_p50_ms),
-                opt(s.tpot_p99_ms),
-                s.output_throughput_tok_s,
-                s.request_throughput_req_s
-            ));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

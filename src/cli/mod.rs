@@ -109,9 +109,14 @@ pub enum CampaignCommand {
         /// Print only the ids of cells to run (missing, failed or interrupted), one per line.
         #[arg(long)]
         todo: bool,
+        /// With --todo: each id followed by the GPUs its cell asks for (`ID GPUS`), what the
+        /// Slurm and Ray scripts submit by.
+        #[arg(long, requires = "todo")]
+        gpus: bool,
     },
     /// Gather the done cells: a summary table per metric across the grid, `compare` across the
-    /// cells and one `report` page, into the results directory.
+    /// cells, one `report` page and a SQLite database of every point (campaign.sqlite), into the
+    /// results directory.
     Collect {
         /// The campaign file (TOML).
         file: PathBuf,

@@ -101,6 +101,66 @@ fn a_campaign_runs_cells_by_id_then_only_what_is_missing_and_collects_them() {
     assert_valid_comparison(&comparison);
     assert_eq!(comparison["sources"].as_array().unwrap().len(), 4);
     assert!(dir.path().join("res/report.html").exists());
+    assert_database_holds_every_point(&dir.path().join("res/campaign.sqlite"), &ids, |id| {
+        read_json(&result(id))
+    });
+}
+
+/// The collected database has every cell, every point of each cell's
+/// result (with the CSV's columns and the whole point as JSON), and its
+/// batch-1 points as llama-bench rows, each named with its cell.
+fn assert_database_holds_every_point(
+    path: &Path,
+    ids: &[String],
+    result: impl Fn(&str) -> serde_json::Value,
+) {
+    let db = rusqlite::Connection::open(path).unwrap();
+    let count = |sql: &str| -> i64 { db.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(count("SELECT COUNT(*) FROM cells WHERE state = 'done'"), 4);
+    for id in ids {
+        let r = result(id);
+        let points = r["points"].as_array().unwrap();
+        let rows: Vec<(i64, i64, f64, String)> = db
+            .prepare(
+                "SELECT batch, n_threads, ttft_ms_p50, json FROM inproc_points \
+                 WHERE cell = ?1 ORDER BY point",
+            )
+            .unwrap()
+            .query_map([id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(rows.len(), points.len(), "cell {id}");
+        for ((batch, threads, ttft_p50, json), point) in rows.iter().zip(points) {
+            assert_eq!(*batch, point["batch"].as_i64().unwrap());
+            assert_eq!(*threads, point["config"]["n_threads"].as_i64().unwrap());
+            assert_eq!(*ttft_p50, point["ttft_ms"]["p50"].as_f64().unwrap());
+            let stored: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(stored["ttft_ms"], point["ttft_ms"]);
+        }
+        let spec: String = db
+            .query_row("SELECT spec FROM cells WHERE id = ?1", [id], |r| r.get(0))
+            .unwrap();
+        let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
+        assert_eq!(spec["threads"], r["settings"]["spec"]["threads"]);
+    }
+    // A prefill and a decode row for each batch-1 point (llama-bench runs B=1).
+    let batch_one = count("SELECT COUNT(*) FROM inproc_points WHERE batch = 1");
+    assert_eq!(count("SELECT COUNT(*) FROM llama_bench"), 2 * batch_one);
+    assert_eq!(
+        count(
+            "SELECT COUNT(*) FROM llama_bench l JOIN llama_bench_cells c \
+             ON c.llama_bench_rowid = l.rowid JOIN inproc_points p \
+             ON p.cell = c.cell AND p.batch = 1 AND p.n_threads = l.n_threads"
+        ),
+        2 * batch_one
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM points"),
+        count("SELECT COUNT(*) FROM inproc_points")
+    );
 }
 
 #[test]
@@ -166,4 +226,69 @@ fn an_interrupt_stops_the_campaign_in_its_cell() {
     assert!(!second.exists(), "the next cell did not start");
     let o = campaign(&["status", "--todo"], &file);
     assert_eq!(stdout(&o).split_whitespace().collect::<Vec<_>>(), ids);
+}
+
+#[test]
+fn a_served_campaign_collects_its_points_and_slices_into_the_database() {
+    let server = crate::shards::server(2);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("served.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+results = "res"
+[base]
+command = "http"
+url = "{}"
+workload = "fixed:8:3"
+num_requests = 24
+slice = "50ms"
+[grid]
+concurrency = [1, 2]
+"#,
+            server.url()
+        ),
+    )
+    .unwrap();
+    let o = campaign(&["run"], &file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = campaign(&["collect"], &file);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let db = rusqlite::Connection::open(dir.path().join("res/campaign.sqlite")).unwrap();
+    for id in ids(&file) {
+        let r = read_json(&dir.path().join("res").join(format!("{id}.json")));
+        let point = &r["points"][0];
+        let (succeeded, concurrency, output_tok_s): (i64, i64, f64) = db
+            .query_row(
+                "SELECT succeeded, concurrency, output_tok_s FROM http_points WHERE cell = ?1",
+                [&id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(succeeded, 24);
+        assert_eq!(concurrency, point["load"]["concurrency"].as_i64().unwrap());
+        assert_eq!(
+            output_tok_s,
+            point["output_throughput_tok_s"].as_f64().unwrap()
+        );
+        let slices: i64 = db
+            .query_row(
+                "SELECT COUNT(*) FROM http_slices WHERE cell = ?1",
+                [&id],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            slices as usize,
+            point["slices"]["slices"].as_array().unwrap().len()
+        );
+        assert!(slices > 0);
+    }
+    let in_view: i64 = db
+        .query_row("SELECT COUNT(*) FROM points WHERE mode = 'http'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(in_view, 2);
 }

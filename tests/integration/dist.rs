@@ -293,7 +293,10 @@ fn slurm_shards_split_open_and_closed_loops_over_two_nodes() {
         .unwrap();
     assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
     assert!(
-        stderr(&o).contains(&format!("submitting 1 cells as array 0-0: {}", ids[1])),
+        stderr(&o).contains(&format!(
+            "submitting 1 cells (0 GPUs each) as array 0-0: {}",
+            ids[1]
+        )),
         "{}",
         stderr(&o)
     );
@@ -304,4 +307,62 @@ fn slurm_shards_split_open_and_closed_loops_over_two_nodes() {
         .unwrap();
     assert_eq!(before, after, "the cell already done did not run again");
     assert!(stdout(&o).contains("2 done"), "{}", stdout(&o));
+}
+
+/// The cells that ask for GPUs go in an array of their own with `--gres`;
+/// `--gres` given to the script replaces the cells' own. (A dry run: this
+/// machine's Slurm has no GPUs to give.)
+#[test]
+fn slurm_campaign_asks_for_the_gpus_each_cell_wants() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gpus.toml");
+    std::fs::write(
+        &file,
+        crate::campaign::TINY.replace("batch = [1, 2]", "batch = [1]")
+            + "[[cells]]\nname = \"offloaded\"\nn_gpu_layers = [-1]\ngpus = 2\n",
+    )
+    .unwrap();
+    let ids = crate::campaign::ids(&file);
+    assert_eq!(ids.len(), 3);
+    let o = crate::campaign::campaign(&["status", "--todo", "--gpus"], &file);
+    assert_eq!(
+        stdout(&o),
+        format!("{} 0\n{} 0\n{} 2\n", ids[0], ids[1], ids[2])
+    );
+    let dry_run = |extra: &[&str]| {
+        let o = Command::new(repo().join("scripts/dist/slurm-campaign"))
+            .arg(&file)
+            .arg("--binary")
+            .arg(env!("CARGO_BIN_EXE_inferbench"))
+            .arg("--dry-run")
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}\n{}", stdout(&o), stderr(&o));
+        stdout(&o).lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let lines = dry_run(&[]);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains("--array=0-1 ")
+            && !lines[0].contains("--gres")
+            && lines[0].ends_with(&format!("# cells: {} {}", ids[0], ids[1])),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("--array=0-0 ")
+            && lines[1].contains("--gres=gpu:2")
+            && lines[1].ends_with(&format!("# cells: {}", ids[2])),
+        "{lines:?}"
+    );
+    let lines = dry_run(&["--gres", "gpu:h100:1", "--parallel", "1"]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("--gres=gpu:h100:1") && l.contains("%1")),
+        "{lines:?}"
+    );
+    // Nothing ran.
+    let o = crate::campaign::campaign(&["status", "--todo"], &file);
+    assert_eq!(stdout(&o).lines().count(), 3);
 }

@@ -550,6 +550,14 @@ impl AnyResult {
         parsed.map_err(|e| not_a_result(e.to_string()))
     }
 
+    /// `inproc` or `http`, as the file's `mode` says.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            AnyResult::Inproc(_) => "inproc",
+            AnyResult::Http(_) => "http",
+        }
+    }
+
     /// The file's provenance, whichever its mode.
     pub fn provenance(&self) -> &Provenance {
         match self {

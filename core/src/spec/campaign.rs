@@ -14,7 +14,12 @@
 //! [[cells]]                     # cells given whole, beside the grid
 //! name = "long prompt"
 //! prompt_tokens = [64]
+//! gpus = 1                      # what the cell asks the scheduler for
 //! ```
+//!
+//! `gpus` (in `[base]`, `[grid]` or a cell) is the cell's, not its spec's:
+//! it does not change the id. Left out, a cell that offloads layers
+//! (`n_gpu_layers` other than 0) asks for one GPU and any other for none.
 
 use std::path::{Path, PathBuf};
 
@@ -80,6 +85,20 @@ pub struct Cell {
     pub label: String,
     /// What it runs.
     pub spec: Spec,
+    /// GPUs its scheduler gives it (`sbatch --gres=gpu:N`, Ray's
+    /// `num_gpus`).
+    pub gpus: u32,
+}
+
+/// The GPUs a cell that does not say asks for: one where it offloads
+/// layers to a GPU.
+fn gpus_wanted(spec: &Spec) -> u32 {
+    let offloads = match spec {
+        Spec::Inproc(s) => s.n_gpu_layers.iter().any(|&n| n != 0),
+        Spec::Contrast(s) => s.n_gpu_layers != 0,
+        Spec::Http(_) | Spec::Rounds(_) => false,
+    };
+    u32::from(offloads)
 }
 
 /// A parsed campaign file.
@@ -200,7 +219,17 @@ impl Campaign {
         }
 
         let mut cells: Vec<Cell> = Vec::with_capacity(drafts.len());
-        for (label, draft, grid_keys) in drafts {
+        for (label, mut draft, grid_keys) in drafts {
+            let gpus = match draft.remove("gpus") {
+                None => None,
+                Some(v) => Some(v.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(
+                    || {
+                        error(format!(
+                            "cell {label}: gpus = {v}: give a whole number of GPUs"
+                        ))
+                    },
+                )?),
+            };
             // A grid value for a key the spec holds as a list (`threads = [1,
             // 2]`: 1, then 2) is that list of one.
             let mut listed = draft.clone();
@@ -233,7 +262,13 @@ impl Campaign {
                     id,
                 });
             }
-            cells.push(Cell { id, label, spec });
+            let gpus = gpus.unwrap_or_else(|| gpus_wanted(&spec));
+            cells.push(Cell {
+                id,
+                label,
+                spec,
+                gpus,
+            });
         }
         let dir = path.parent().unwrap_or_else(|| Path::new("."));
         Ok(Campaign {
@@ -330,6 +365,36 @@ mod tests {
             d.cell(&c.cells[0].id[..6]).map(|x| &x.label),
             Some(&c.cells[0].label)
         );
+    }
+
+    #[test]
+    fn a_cell_asks_for_the_gpus_it_says_or_one_where_it_offloads() {
+        let path = Path::new("g.toml");
+        let text = GRID.to_string()
+            + "[[cells]]\nname = \"offloaded\"\nn_gpu_layers = [-1]\n\
+               [[cells]]\nname = \"two\"\nn_gpu_layers = [99]\ngpus = 2\n\
+               [[cells]]\nname = \"told none\"\nn_gpu_layers = [1]\ngpus = 0\n";
+        let c = Campaign::parse(&text, path).expect("a campaign");
+        let gpus: Vec<(&str, u32)> = c.cells.iter().map(|c| (c.label.as_str(), c.gpus)).collect();
+        assert_eq!(
+            gpus[3..],
+            [
+                ("batch=2 threads=2", 0),
+                ("offloaded", 1),
+                ("two", 2),
+                ("told none", 0)
+            ]
+        );
+        // Not part of the spec: the same run keeps its id whatever it asks for.
+        let without = Campaign::parse(&text.replace("gpus = 2\n", ""), path).expect("a campaign");
+        assert_eq!(without.cells[5].id, c.cells[5].id);
+        assert_eq!(without.cells[5].gpus, 1);
+        for bad in ["gpus = -1", "gpus = \"one\"", "gpus = 1.5"] {
+            let e = Campaign::parse(&GRID.replace("[grid]", &format!("{bad}\n[grid]")), path)
+                .expect_err(bad)
+                .to_string();
+            assert!(e.contains("give a whole number of GPUs"), "{bad}: {e}");
+        }
     }
 
     #[test]
