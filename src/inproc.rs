@@ -91,6 +91,7 @@ fn cell_options(spec: &InprocSpec, cell: &EngineSettings) -> LlamaOptions {
     };
     LlamaOptions {
         kv_unified: spec.kv_unified,
+        swa_full: spec.swa_full,
         kernel_timing: spec.kernel_timing,
         n_batch: cell.n_batch,
         flash_attn: cell.flash_attn,
@@ -475,6 +476,7 @@ impl Grid<'_> {
             type_v: cell.cache_type_v.name().into(),
             offload_kqv: cell.kv_offload,
             kv_unified: self.spec.kv_unified,
+            swa_full: Some(self.spec.swa_full),
             model_type: model.and_then(|m| m.description().map(str::to_string)),
             model_size: model.map(LoadedModel::weight_bytes),
             model_n_params: model.map(LoadedModel::parameter_count),
@@ -685,7 +687,7 @@ impl Grid<'_> {
         point.memory = Some(PointMemory {
             model_bytes: loaded.weight_bytes(),
             kv_cache_bytes: kv_bytes_per_cell.map(|b| b * u64::from(config.n_ctx)),
-            kv_cache_source: "computed: n_ctx cells x layers x (K row + V row) at the cache types, from the GGUF's attention shape; sliding-window layers counted as full".into(),
+            kv_cache_source: "computed: n_ctx cells x layers x (K row + V row) at the cache types, from the GGUF's attention shape; sliding-window layers counted as full (an overestimate for them without --swa-full, where llama.cpp keeps a window-sized cache; llama_buffers has llama.cpp's own figure)".into(),
             peak_rss_bytes: inferbench_harness::host::peak_rss_bytes(),
             peak_rss_source: if peak_reset {
                 "VmHWM, reset before the point".into()

@@ -726,6 +726,12 @@ pub struct InprocArgs {
     #[arg(long)]
     pub kv_unified: bool,
 
+    /// Sliding-window layers (Gemma 3's) keep a KV cache of the whole context
+    /// instead of one of their window. Off by default, as llama-bench and
+    /// llama-server run; llama.cpp's library default is on.
+    #[arg(long)]
+    pub swa_full: bool,
+
     /// How each sequence's next token is chosen; both are greedy and give the same tokens.
     /// `greedy`: the argmax of the logits row, read in place, rows over threads. `llama-greedy`:
     /// llama.cpp's own greedy sampler, which copies the whole vocabulary into a candidate array

@@ -74,6 +74,7 @@ impl InprocArgs {
                 .as_ref()
                 .map_or(vec![true], |n| n.0.iter().map(|off| !off).collect()),
             kv_unified: self.kv_unified,
+            swa_full: self.swa_full,
             sampler: self.sampler.into(),
             telemetry: !self.no_telemetry,
             kernel_timing: !self.no_kernel_timing,

@@ -252,6 +252,11 @@ pub struct EngineConfig {
     pub offload_kqv: bool,
     /// One KV pool shared by all sequences.
     pub kv_unified: bool,
+    /// Sliding-window layers kept a cache of the whole context (llama.cpp's
+    /// swa_full). Absent in files written before it was recorded, whose
+    /// runs had it on (llama.cpp's library default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swa_full: Option<bool>,
     /// The model as llama.cpp describes it (`llama_model_desc`, e.g.
     /// "gemma3 270M Q4_K - Medium"; absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,7 +329,7 @@ impl EngineConfig {
     /// tells one cell of a grid from another.
     pub fn cell_key(&self) -> String {
         format!(
-            "{} ngl={} mmap={} t={}/{} ub={} fa={} ctk={} ctv={} kvo={} unified={}",
+            "{} ngl={} mmap={} t={}/{} ub={} fa={} ctk={} ctv={} kvo={} unified={} swa_full={}",
             self.model,
             self.n_gpu_layers,
             self.use_mmap,
@@ -335,7 +340,8 @@ impl EngineConfig {
             self.type_k,
             self.type_v,
             self.offload_kqv,
-            self.kv_unified
+            self.kv_unified,
+            self.swa_full.unwrap_or(true)
         )
     }
 }
@@ -347,7 +353,8 @@ pub struct PointMemory {
     pub model_bytes: u64,
     /// The KV cache: n_ctx cells × layers × (K row + V row) at the cache
     /// types, computed from the GGUF's attention shape (llama.cpp does not
-    /// report it); sliding-window layers counted as full.
+    /// report it); sliding-window layers counted as full, an overestimate
+    /// for them unless `swa_full` (`llama_buffers` has llama.cpp's figure).
     pub kv_cache_bytes: Option<u64>,
     /// How `kv_cache_bytes` was obtained.
     pub kv_cache_source: String,

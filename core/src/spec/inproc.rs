@@ -103,6 +103,13 @@ pub struct InprocSpec {
     pub kv_offload: Vec<bool>,
     /// One KV-cache pool shared by all sequences (`--kv-unified`).
     pub kv_unified: bool,
+    /// Sliding-window layers keep a cache of the whole context instead of
+    /// one of their window (`--swa-full`). Off, as llama-bench and
+    /// llama-server run; absent when off, so that a campaign cell's id does
+    /// not change with this key's arrival. Specs recorded before it ran with
+    /// llama.cpp's library default, on.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub swa_full: bool,
     /// How the next token is chosen (`--sampler`).
     pub sampler: Sampler,
     /// Sample host, process and GPU telemetry during points (off: `--no-telemetry`).
@@ -136,6 +143,7 @@ impl Default for InprocSpec {
             mmap: vec![true],
             kv_offload: vec![true],
             kv_unified: false,
+            swa_full: false,
             sampler: Sampler::Greedy,
             telemetry: true,
             kernel_timing: true,
