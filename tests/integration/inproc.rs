@@ -407,6 +407,8 @@ fn engine_grid_records_every_cell_and_skips_the_invalid_one() {
         assert_eq!(c["type_k"], "f16");
         assert_eq!(c["use_mmap"], true);
         assert_eq!(c["offload_kqv"], true);
+        // llama-bench's and llama-server's choice, not the library default.
+        assert_eq!(c["swa_full"], false);
         assert_eq!(c["n_seq_max"], p["batch"]);
         let m = &p["memory"];
         assert!(m["model_bytes"].as_u64().unwrap() > 0);

@@ -49,6 +49,7 @@ fn every_kind() -> Vec<Spec> {
             batch: vec![1, 64],
             sampler: Sampler::LlamaGreedy,
             telemetry: false,
+            swa_full: true,
             ..InprocSpec::default()
         }),
         Spec::Http(http.clone()),
@@ -142,6 +143,20 @@ fn a_short_file_takes_the_command_lines_defaults() {
     assert_eq!(http.num_requests, Some(PerLoad::All(12)));
     assert_eq!(http.timeout, Duration::from_secs(2));
     assert_eq!(http.workload, "fixed:128:64");
+}
+
+#[test]
+fn swa_full_is_written_only_when_on_so_that_campaign_ids_stay() {
+    let off = serde_json::to_value(InprocSpec::default()).unwrap();
+    assert!(off.get("swa_full").is_none(), "{off}");
+    let on = serde_json::to_value(InprocSpec {
+        swa_full: true,
+        ..InprocSpec::default()
+    })
+    .unwrap();
+    assert_eq!(on["swa_full"], true);
+    let back: InprocSpec = serde_json::from_value(on).unwrap();
+    assert!(back.swa_full);
 }
 
 #[test]
