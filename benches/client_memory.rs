@@ -27,12 +27,12 @@ use std::time::{Duration, Instant};
 
 use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
-use inferbench_harness::http::mock::{MockServer, Script};
 use inferbench_harness::http::point::HttpAccumulator;
 use inferbench_harness::http::runtime::ClientRuntime;
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::schema::Slo;
 use inferbench_harness::workload::{Phase, PromptStream};
+use inferbench_test_support::mock::{MockServer, Script};
 
 const CHILD: &str = "INFERBENCH_BENCH_MOCK_CHILD";
 

@@ -44,10 +44,10 @@ use inferbench_harness::http::client::{
     read_events, ClientConfig, Endpoint, HttpClient, Outcome, TlsOptions,
 };
 use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
-use inferbench_harness::http::mock::{MockServer, Script};
 use inferbench_harness::http::runtime::{ClientRuntime, CLIENT_THREAD_NAME};
 use inferbench_harness::http::workload::Workload;
 use inferbench_harness::stats::{Distribution, Stats};
+use inferbench_test_support::mock::{MockServer, Script};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -261,6 +261,45 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
                 .map(|sources| (cell, path, sources.into_iter().map(|(_, r)| r).collect()))
         })
         .collect();
+    let summary = summary(c, &done);
+    let summary_path = c.results.join("summary.md");
+    std::fs::write(&summary_path, &summary)
+        .with_context(|| format!("writing {}", summary_path.display()))?;
+    print!("{summary}");
+
+    let files: Vec<PathBuf> = done.iter().map(|(_, p, _)| p.clone()).collect();
+    if files.len() >= 2 {
+        let mut sources = Vec::new();
+        for path in &files {
+            sources.extend(read_sources(path)?);
+        }
+        let comparison = inferbench_harness::compare::compare(&sources);
+        let path = c.results.join("compare.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&comparison)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("compare: {}", path.display());
+    }
+    let page = c.results.join("report.html");
+    crate::report::write_page(&files, &page)?;
+    eprintln!("report: {}", page.display());
+
+    let records = cell_records(c, &done);
+    let database = c.results.join(DATABASE);
+    let written = crate::campaign_db::write(&database, &records)?;
+    eprintln!(
+        "database: {} ({} cells, {} points, {} llama-bench rows)",
+        database.display(),
+        written.cells,
+        written.points,
+        written.llama_bench_rows
+    );
+    eprintln!("summary: {}", summary_path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The campaign's summary in Markdown: a table per metric, a row per
+/// (cell, run), a column per point label.
+fn summary(c: &Campaign, done: &[(&Cell, PathBuf, Vec<AnyResult>)]) -> String {
     let number = |v: f64| format!("{v:.2}");
     let verdict = |v: f64| if v > 0.5 { "valid" } else { "not valid" }.to_string();
     let metrics: [(&str, Column, Format); 4] = [
@@ -326,29 +365,16 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
         }
         summary.push_str(&format!("\n## {title}\n\n{}", table.markdown()));
     }
-    let summary_path = c.results.join("summary.md");
-    std::fs::write(&summary_path, &summary)
-        .with_context(|| format!("writing {}", summary_path.display()))?;
-    print!("{summary}");
+    summary
+}
 
-    let files: Vec<PathBuf> = done.iter().map(|(_, p, _)| p.clone()).collect();
-    if files.len() >= 2 {
-        let mut sources = Vec::new();
-        for path in &files {
-            sources.extend(read_sources(path)?);
-        }
-        let comparison = inferbench_harness::compare::compare(&sources);
-        let path = c.results.join("compare.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&comparison)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("compare: {}", path.display());
-    }
-    let page = c.results.join("report.html");
-    crate::report::write_page(&files, &page)?;
-    eprintln!("report: {}", page.display());
-
-    let records: Vec<CellRecord> = c
-        .cells
+/// Every cell's row of the database: its state, file and results (a done
+/// cell whose file does not read counts as failed).
+fn cell_records<'a>(
+    c: &'a Campaign,
+    done: &'a [(&'a Cell, PathBuf, Vec<AnyResult>)],
+) -> Vec<CellRecord<'a>> {
+    c.cells
         .iter()
         .map(|cell| {
             let file = c.result_path(cell);
@@ -371,16 +397,5 @@ fn collect(c: &Campaign) -> Result<ExitCode> {
                 results,
             }
         })
-        .collect();
-    let database = c.results.join(DATABASE);
-    let written = crate::campaign_db::write(&database, &records)?;
-    eprintln!(
-        "database: {} ({} cells, {} points, {} llama-bench rows)",
-        database.display(),
-        written.cells,
-        written.points,
-        written.llama_bench_rows
-    );
-    eprintln!("summary: {}", summary_path.display());
-    Ok(ExitCode::SUCCESS)
+        .collect()
 }

@@ -116,22 +116,17 @@ fn insert(
 /// Writes the database at `path`, whole or not at all (a temporary file
 /// renamed over it).
 pub fn write(path: &Path, cells: &[CellRecord]) -> Result<Written> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    if tmp.exists() {
-        std::fs::remove_file(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
-    }
-    let mut connection =
-        Connection::open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let written =
-        fill(&mut connection, cells).with_context(|| format!("writing {}", path.display()))?;
-    connection
-        .close()
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("closing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
-    Ok(written)
+    inferbench_core::atomic_file::write_whole(path, |tmp| -> Result<Written> {
+        let mut connection =
+            Connection::open(tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let written = fill(&mut connection, cells)?;
+        connection
+            .close()
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("closing {}", tmp.display()))?;
+        Ok(written)
+    })
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 fn fill(connection: &mut Connection, cells: &[CellRecord]) -> Result<Written> {

@@ -51,19 +51,8 @@ pub fn run_spec(spec: &ContrastSpec, outputs: &Outputs) -> Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| terminal::default_result_path("contrast"));
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("--out {}: creating {}", out.display(), dir.display()))?;
-    }
-    let threads = spec.threads.unwrap_or_else(|| {
-        inferbench_harness::host::physical_cores()
-            .or_else(|| {
-                std::thread::available_parallelism()
-                    .ok()
-                    .map(|n| n.get() as u32)
-            })
-            .unwrap_or(1)
-    });
+    terminal::make_parent_dir("--out", &out)?;
+    let threads = inproc::resolve_threads(spec.threads);
     let server_binary = match &spec.server {
         Some(launch) => Some(find_binary(launch.path.as_deref())?),
         None => None,
@@ -78,42 +67,7 @@ pub fn run_spec(spec: &ContrastSpec, outputs: &Outputs) -> Result<ExitCode> {
     }
 
     let writer = ResultWriter::new(&out);
-    let mut result = ContrastResult {
-        schema_version: CONTRAST_SCHEMA_VERSION,
-        mode: "contrast".into(),
-        status: RunStatus::Running,
-        partial: true,
-        error: None,
-        started_at: provenance::now_rfc3339(),
-        updated_at: provenance::now_rfc3339(),
-        settings: ContrastSettings {
-            model: model_path.display().to_string(),
-            prompt_tokens: spec.prompt_tokens,
-            gen_tokens: spec.gen_tokens,
-            concurrency: concurrency.clone(),
-            requests: spec.requests,
-            inproc_runs: None,
-            warmup: spec.warmup,
-            threads,
-            n_gpu_layers: spec.n_gpu_layers,
-            seed: spec.seed,
-            server: if spec.server.is_some() {
-                "llama-server"
-            } else {
-                "url"
-            }
-            .into(),
-            url: spec.url.clone(),
-            server_command: None,
-            confidence_level: CONFIDENCE,
-            resamples: DEFAULT_RESAMPLES,
-            spec: Some(Spec::Contrast(spec.clone())),
-        },
-        inproc: None,
-        http: None,
-        shapes: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut result = new_result(spec, &model_path, threads);
     save(&writer, &mut result)?;
 
     // The spec as it runs here: the model and thread count resolved once,
@@ -194,50 +148,7 @@ fn measure(
     let (Some(model_path), Some(threads)) = (spec.model.as_deref(), spec.threads) else {
         bail!("the contrast's model and threads are resolved before it measures");
     };
-    // In-process: one sweep per batch size, each with the runs it needs to
-    // decode every prompt the served point will send, its prompt streams
-    // numbered as the served sweep numbers its points.
-    let mut merged: Option<InprocResult> = None;
-    for (point, &batch) in spec.concurrency.iter().enumerate() {
-        if interrupted() {
-            return Ok(());
-        }
-        let path = beside(out, &format!("inproc-c{batch}.json"));
-        let inproc_spec = InprocSpec {
-            model: vec![model_path.to_path_buf()],
-            threads: vec![threads],
-            n_gpu_layers: vec![spec.n_gpu_layers],
-            prompt_tokens: vec![spec.prompt_tokens],
-            gen_tokens: spec.gen_tokens,
-            batch: vec![batch],
-            warmup: spec.warmup,
-            runs: in_process_runs(spec.requests, batch),
-            seed: spec.seed,
-            sampler: spec.sampler,
-            ..InprocSpec::default()
-        };
-        let inproc_outputs = Outputs {
-            out: Some(path),
-            verbose,
-            ..Outputs::default()
-        };
-        let sweep = inproc::sweep(&inproc_spec, &inproc_outputs, point as u32)
-            .with_context(|| format!("in-process run at batch {batch}"))?;
-        merged = Some(match merged {
-            None => sweep.result,
-            Some(mut all) => {
-                all.points.extend(sweep.result.points);
-                all.partial |= sweep.result.partial;
-                all.settings.batch.extend(sweep.result.settings.batch);
-                // Runs differ by batch: the parts' files hold their specs,
-                // the contrast's settings the spec of the whole.
-                all.settings.spec = None;
-                all
-            }
-        });
-        result.inproc = merged.clone();
-        save(writer, result)?;
-    }
+    let merged = measure_inproc(spec, (model_path, threads), verbose, out, result, writer)?;
     let Some(inproc_result) = merged else {
         return Ok(());
     };
@@ -248,30 +159,14 @@ fn measure(
     // Served: the server started here (and killed when `server` drops, at
     // the end of this function, on error or on Ctrl-C), or the one at --url.
     let server = match server_binary {
-        Some(binary) => {
-            let log = beside(out, "server.log");
-            eprintln!("starting {} on {}", binary.display(), model_path.display());
-            let server = LlamaServer::start(&LaunchOptions {
-                binary,
-                model: model_path.to_path_buf(),
-                threads,
-                slots: spec.concurrency.iter().copied().max().unwrap_or(1),
-                // A slot holds one request's prompt and output; llama.cpp pads to 256.
-                context_per_slot: (spec.prompt_tokens + spec.gen_tokens + 16).div_ceil(256) * 256,
-                gpu_layers: spec.n_gpu_layers,
-                log,
-                ready_timeout: spec.timeout,
-            })?;
-            eprintln!(
-                "llama-server ready on {} (pid {})",
-                server.url,
-                server.pid()
-            );
-            result.settings.server_command = Some(server.command.clone());
-            result.settings.url = Some(server.url.clone());
-            save(writer, result)?;
-            Some(server)
-        }
+        Some(binary) => Some(start_server(
+            binary,
+            spec,
+            (model_path, threads),
+            out,
+            result,
+            writer,
+        )?),
         None => None,
     };
     let url = match (&server, &spec.url) {
@@ -317,6 +212,137 @@ fn measure(
         );
     }
     save(writer, result)
+}
+
+/// The contrast's file as it starts: its settings, nothing measured yet.
+fn new_result(spec: &ContrastSpec, model_path: &Path, threads: u32) -> ContrastResult {
+    ContrastResult {
+        schema_version: CONTRAST_SCHEMA_VERSION,
+        mode: "contrast".into(),
+        status: RunStatus::Running,
+        partial: true,
+        error: None,
+        started_at: provenance::now_rfc3339(),
+        updated_at: provenance::now_rfc3339(),
+        settings: ContrastSettings {
+            model: model_path.display().to_string(),
+            prompt_tokens: spec.prompt_tokens,
+            gen_tokens: spec.gen_tokens,
+            concurrency: spec.concurrency.clone(),
+            requests: spec.requests,
+            inproc_runs: None,
+            warmup: spec.warmup,
+            threads,
+            n_gpu_layers: spec.n_gpu_layers,
+            seed: spec.seed,
+            server: if spec.server.is_some() {
+                "llama-server"
+            } else {
+                "url"
+            }
+            .into(),
+            url: spec.url.clone(),
+            server_command: None,
+            confidence_level: CONFIDENCE,
+            resamples: DEFAULT_RESAMPLES,
+            spec: Some(Spec::Contrast(spec.clone())),
+        },
+        inproc: None,
+        http: None,
+        shapes: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+/// The in-process side: one sweep per batch size, saved after each; their
+/// points together (`None` when interrupted before the first).
+fn measure_inproc(
+    spec: &ContrastSpec,
+    (model_path, threads): (&Path, u32),
+    verbose: bool,
+    out: &Path,
+    result: &mut ContrastResult,
+    writer: &ResultWriter,
+) -> Result<Option<InprocResult>> {
+    // In-process: one sweep per batch size, each with the runs it needs to
+    // decode every prompt the served point will send, its prompt streams
+    // numbered as the served sweep numbers its points.
+    let mut merged: Option<InprocResult> = None;
+    for (point, &batch) in spec.concurrency.iter().enumerate() {
+        if interrupted() {
+            return Ok(merged);
+        }
+        let path = beside(out, &format!("inproc-c{batch}.json"));
+        let inproc_spec = InprocSpec {
+            model: vec![model_path.to_path_buf()],
+            threads: vec![threads],
+            n_gpu_layers: vec![spec.n_gpu_layers],
+            prompt_tokens: vec![spec.prompt_tokens],
+            gen_tokens: spec.gen_tokens,
+            batch: vec![batch],
+            warmup: spec.warmup,
+            runs: in_process_runs(spec.requests, batch),
+            seed: spec.seed,
+            sampler: spec.sampler,
+            ..InprocSpec::default()
+        };
+        let inproc_outputs = Outputs {
+            out: Some(path),
+            verbose,
+            ..Outputs::default()
+        };
+        let sweep = inproc::sweep(&inproc_spec, &inproc_outputs, point as u32)
+            .with_context(|| format!("in-process run at batch {batch}"))?;
+        merged = Some(match merged {
+            None => sweep.result,
+            Some(mut all) => {
+                all.points.extend(sweep.result.points);
+                all.partial |= sweep.result.partial;
+                all.settings.batch.extend(sweep.result.settings.batch);
+                // Runs differ by batch: the parts' files hold their specs,
+                // the contrast's settings the spec of the whole.
+                all.settings.spec = None;
+                all
+            }
+        });
+        result.inproc = merged.clone();
+        save(writer, result)?;
+    }
+    Ok(merged)
+}
+
+/// Starts llama-server on the model, as many slots as the highest
+/// concurrency, its log beside the result; noted in the result.
+fn start_server(
+    binary: PathBuf,
+    spec: &ContrastSpec,
+    (model_path, threads): (&Path, u32),
+    out: &Path,
+    result: &mut ContrastResult,
+    writer: &ResultWriter,
+) -> Result<LlamaServer> {
+    let log = beside(out, "server.log");
+    eprintln!("starting {} on {}", binary.display(), model_path.display());
+    let server = LlamaServer::start(&LaunchOptions {
+        binary,
+        model: model_path.to_path_buf(),
+        threads,
+        slots: spec.concurrency.iter().copied().max().unwrap_or(1),
+        // A slot holds one request's prompt and output; llama.cpp pads to 256.
+        context_per_slot: (spec.prompt_tokens + spec.gen_tokens + 16).div_ceil(256) * 256,
+        gpu_layers: spec.n_gpu_layers,
+        log,
+        ready_timeout: spec.timeout,
+    })?;
+    eprintln!(
+        "llama-server ready on {} (pid {})",
+        server.url,
+        server.pid()
+    );
+    result.settings.server_command = Some(server.command.clone());
+    result.settings.url = Some(server.url.clone());
+    save(writer, result)?;
+    Ok(server)
 }
 
 fn save(writer: &ResultWriter, result: &mut ContrastResult) -> Result<()> {

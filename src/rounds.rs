@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use inferbench_harness::rounds::{
     summarize, RoundEntry, RoundsResult, RoundsSettings, TargetRuns, ROUNDS_SCHEMA_VERSION,
 };
@@ -44,10 +44,7 @@ pub fn run(spec: &RoundsSpec, outputs: &Outputs) -> Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| terminal::default_result_path("rounds"));
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("--out {}: creating {}", out.display(), dir.display()))?;
-    }
+    terminal::make_parent_dir("--out", &out)?;
     let tokens = match &spec.http.token_ids_from {
         Some(path) => Some(http::TokenPrompts::load(path)?),
         None => None,

@@ -39,6 +39,17 @@ pub fn default_result_path(mode: &str) -> PathBuf {
     PathBuf::from("results").join(format!("{mode}-{stamp}.json"))
 }
 
+/// Makes the directory a file given by `flag` (`--out`, `--html`) goes
+/// in, when it has one.
+pub fn make_parent_dir(flag: &str, path: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{flag} {}: creating {}", path.display(), dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Stamps and writes a result file, and its CSV when one was asked for.
 pub fn save_result<S: serde::Serialize, P: serde::Serialize + JudgedPoint>(
     writer: &ResultWriter,

@@ -4,6 +4,7 @@
 //! an HTTP change does not rebuild the engine crate.
 #![forbid(unsafe_code)]
 
+pub mod atomic_file;
 pub mod early_stopping;
 pub mod engine;
 pub mod fma;
@@ -13,5 +14,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod quantile;
 pub mod schema;
+pub mod significance;
 pub mod spec;
 pub mod stats;
+pub mod workload;

@@ -4,13 +4,16 @@
 //! nothing of llama.cpp nor of HTTP.
 #![forbid(unsafe_code)]
 
-pub use inferbench_core::{engine, fma, gpu, intervals, kernels, metrics, quantile, schema, stats};
+pub use inferbench_core::{
+    engine, fma, gpu, intervals, kernels, metrics, quantile, schema, significance, stats, workload,
+};
+/// The HTTP mode, a crate of its own.
+pub use inferbench_http as http;
 
 pub mod compare;
 pub mod contrast;
 pub mod fake;
 pub mod host;
-pub mod http;
 pub mod inproc;
 pub mod knee;
 pub mod llama_bench_export;
@@ -19,7 +22,5 @@ pub mod plan;
 pub mod precision;
 pub mod roofline;
 pub mod rounds;
-pub mod significance;
 pub mod telemetry;
 pub mod vllm_export;
-pub mod workload;

@@ -513,10 +513,8 @@ pub fn write(path: &Path, rows: &[Row]) -> Result<(), ExportError> {
         path: path.display().to_string(),
         source,
     };
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, render(rows, format)).map_err(failed)?;
-    std::fs::rename(&tmp, path).map_err(failed)
+    inferbench_core::atomic_file::write_whole(path, |tmp| std::fs::write(tmp, render(rows, format)))
+        .map_err(failed)
 }
 
 #[cfg(test)]

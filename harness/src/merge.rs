@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::schema::shard::MergedShards;
 use crate::schema::{
     ClientCost, HttpPoint, HttpResult, InprocPoint, InprocResult, PromptCacheUse, PromptTokenCheck,
-    ResultFile, RunStatus, TokenDiscrepancy,
+    RequestCounts, ResultFile, RunStatus, TokenDiscrepancy,
 };
 use crate::stats::{Distribution, Stats};
 
@@ -198,71 +198,24 @@ pub(crate) fn merge_http_points(
         let v: Vec<(&str, Option<&Stats>)> = parts.iter().map(|(f, p)| (*f, get(p))).collect();
         merge_stats(&v, &format!("{label} {name}"))
     };
-    let mut requests = parts[0].1.requests.clone();
-    requests.failed_by_class.clear();
-    let (mut late, mut empty, mut slo_met, mut any_slo) = (0, 0, 0, false);
-    let mut sources: BTreeMap<String, u64> = BTreeMap::new();
-    let mut discrepancy: Option<TokenDiscrepancy> = None;
-    let mut cache: Option<PromptCacheUse> = None;
-    let mut check: Option<(PromptTokenCheck, f64)> = None;
-    let mut cpu_s: Option<f64> = Some(0.0);
-    let mut windows = Vec::new();
-    let mut all_timed = true;
+    let mut counts = HttpCounts::new(parts[0].1);
     for (i, (_, p)) in parts.iter().enumerate() {
-        if i > 0 {
-            requests.total += p.requests.total;
-            requests.succeeded += p.requests.succeeded;
-            requests.failed += p.requests.failed;
-            requests.cancelled += p.requests.cancelled;
-            requests.retried += p.requests.retried;
-        }
-        for (class, n) in &p.requests.failed_by_class {
-            *requests.failed_by_class.entry(class.clone()).or_default() += n;
-        }
-        late += p.late_requests;
-        empty += p.empty_chunks;
-        if let Some(m) = p.slo_met {
-            slo_met += m;
-            any_slo = true;
-        }
-        for (s, n) in &p.output_tokens_source {
-            *sources.entry(s.clone()).or_default() += n;
-        }
-        if let Some(d) = &p.token_count_discrepancy {
-            let m = discrepancy.get_or_insert_with(|| TokenDiscrepancy {
-                against: d.against.clone(),
-                ..TokenDiscrepancy::default()
-            });
-            m.requests_compared += d.requests_compared;
-            m.requests_differing += d.requests_differing;
-            m.total_abs_difference += d.total_abs_difference;
-        }
-        if let Some(c) = &p.prompt_cache {
-            let m = cache.get_or_insert_with(|| PromptCacheUse {
-                source: c.source.clone(),
-                ..PromptCacheUse::default()
-            });
-            m.requests_reporting += c.requests_reporting;
-            m.requests_hit += c.requests_hit;
-            m.cached_tokens += c.cached_tokens;
-            m.unintended_cached_tokens += c.unintended_cached_tokens;
-            m.prompt_tokens += c.prompt_tokens;
-        }
-        if let Some(c) = &p.prompt_token_check {
-            let (m, sum) = check.get_or_insert_with(|| (PromptTokenCheck::default(), 0.0));
-            m.requests_compared += c.requests_compared;
-            m.requests_differing += c.requests_differing;
-            *sum += c.mean_server_minus_sent * c.requests_compared as f64;
-        }
-        cpu_s = cpu_s.zip(p.client.cpu_s).map(|(a, b)| a + b);
-        match p.first_send_unix_s {
-            Some(start) => windows.push((start, p.duration_s)),
-            None => {
-                all_timed = false;
-                windows.push((i as f64 * 1e12, p.duration_s));
-            }
-        }
+        counts.add(i, p);
     }
+    let HttpCounts {
+        requests,
+        late,
+        empty,
+        slo_met,
+        any_slo,
+        sources,
+        discrepancy,
+        cache,
+        check,
+        cpu_s,
+        windows,
+        all_timed,
+    } = counts;
     if !all_timed {
         notes.push(format!(
             "{label}: a file without point windows (older than first_send_unix_s): its window is counted apart from the others, as for runs one after another"
@@ -361,6 +314,109 @@ pub(crate) fn merge_http_points(
         point.validity = Some(point.assess());
         point
     })
+}
+
+/// The counts of a point's parts, added up; the windows they ran in, to be
+/// joined.
+struct HttpCounts {
+    requests: RequestCounts,
+    late: u64,
+    empty: u64,
+    slo_met: u64,
+    any_slo: bool,
+    sources: BTreeMap<String, u64>,
+    discrepancy: Option<TokenDiscrepancy>,
+    cache: Option<PromptCacheUse>,
+    /// The check, and the sum of its differences.
+    check: Option<(PromptTokenCheck, f64)>,
+    cpu_s: Option<f64>,
+    /// (start, length) of each part's window, s.
+    windows: Vec<(f64, f64)>,
+    /// Every part knows when its window started.
+    all_timed: bool,
+}
+
+impl HttpCounts {
+    /// Nothing counted yet, the request counts started from the first
+    /// part's (which `add` does not add again).
+    fn new(first: &HttpPoint) -> HttpCounts {
+        let mut requests = first.requests.clone();
+        requests.failed_by_class.clear();
+        HttpCounts {
+            requests,
+            late: 0,
+            empty: 0,
+            slo_met: 0,
+            any_slo: false,
+            sources: BTreeMap::new(),
+            discrepancy: None,
+            cache: None,
+            check: None,
+            cpu_s: Some(0.0),
+            windows: Vec::new(),
+            all_timed: true,
+        }
+    }
+
+    /// Adds part `i`.
+    fn add(&mut self, i: usize, p: &HttpPoint) {
+        let requests = &mut self.requests;
+        if i > 0 {
+            requests.total += p.requests.total;
+            requests.succeeded += p.requests.succeeded;
+            requests.failed += p.requests.failed;
+            requests.cancelled += p.requests.cancelled;
+            requests.retried += p.requests.retried;
+        }
+        for (class, n) in &p.requests.failed_by_class {
+            *requests.failed_by_class.entry(class.clone()).or_default() += n;
+        }
+        self.late += p.late_requests;
+        self.empty += p.empty_chunks;
+        if let Some(m) = p.slo_met {
+            self.slo_met += m;
+            self.any_slo = true;
+        }
+        for (s, n) in &p.output_tokens_source {
+            *self.sources.entry(s.clone()).or_default() += n;
+        }
+        if let Some(d) = &p.token_count_discrepancy {
+            let m = self.discrepancy.get_or_insert_with(|| TokenDiscrepancy {
+                against: d.against.clone(),
+                ..TokenDiscrepancy::default()
+            });
+            m.requests_compared += d.requests_compared;
+            m.requests_differing += d.requests_differing;
+            m.total_abs_difference += d.total_abs_difference;
+        }
+        if let Some(c) = &p.prompt_cache {
+            let m = self.cache.get_or_insert_with(|| PromptCacheUse {
+                source: c.source.clone(),
+                ..PromptCacheUse::default()
+            });
+            m.requests_reporting += c.requests_reporting;
+            m.requests_hit += c.requests_hit;
+            m.cached_tokens += c.cached_tokens;
+            m.unintended_cached_tokens += c.unintended_cached_tokens;
+            m.prompt_tokens += c.prompt_tokens;
+        }
+        if let Some(c) = &p.prompt_token_check {
+            let (m, sum) = self
+                .check
+                .get_or_insert_with(|| (PromptTokenCheck::default(), 0.0));
+            m.requests_compared += c.requests_compared;
+            m.requests_differing += c.requests_differing;
+            *sum += c.mean_server_minus_sent * c.requests_compared as f64;
+        }
+        self.cpu_s = self.cpu_s.zip(p.client.cpu_s).map(|(a, b)| a + b);
+        match p.first_send_unix_s {
+            Some(start) => self.windows.push((start, p.duration_s)),
+            None => {
+                self.all_timed = false;
+                self.windows.push((i as f64 * 1e12, p.duration_s));
+            }
+        }
+    }
 }
 
 fn merged_header<S: Clone, P>(

@@ -80,6 +80,55 @@ fn median_ci(s: &Sample, level: f64, seed: u64) -> Interval {
     median_difference(&zero, s, level, DEFAULT_RESAMPLES, seed).difference_ci
 }
 
+/// A target against the first on one metric, from their values round by
+/// round (`None` where a round did not measure it): the paired differences'
+/// mean and t interval, the ratio of the means, the difference of the
+/// pooled medians (`pooled`: the first's sample and this one's) and the
+/// verdict. `None` when no round pairs up.
+fn paired_difference(
+    metric: &str,
+    (base_rounds, per_round): (&[Option<f64>], &[Option<f64>]),
+    pooled: Option<(Sample, Sample)>,
+    level: f64,
+    seed: u64,
+) -> Option<PairedDifference> {
+    let paired: Vec<f64> = per_round
+        .iter()
+        .zip(base_rounds)
+        .filter_map(|(a, b)| Some((*a)? - (*b)?))
+        .collect();
+    if paired.is_empty() {
+        return None;
+    }
+    let (mean, _, t) = t_interval(&paired, level);
+    let base_values: Vec<f64> = base_rounds.iter().flatten().copied().collect();
+    let values: Vec<f64> = per_round.iter().flatten().copied().collect();
+    let (base_mean, _, _) = t_interval(&base_values, level);
+    let (this_mean, _, _) = t_interval(&values, level);
+    let ratio = (base_mean.is_finite() && base_mean != 0.0 && this_mean.is_finite())
+        .then(|| this_mean / base_mean);
+    let pooled = pooled.map(|(b, o)| median_difference(&b, &o, level, DEFAULT_RESAMPLES, seed));
+    let lower_better = metric != "output_tok_s";
+    let verdict = match t {
+        Some(i) if i.excludes_zero() => {
+            if (mean < 0.0) == lower_better {
+                "better"
+            } else {
+                "worse"
+            }
+        }
+        _ => "no significant difference",
+    };
+    Some(PairedDifference {
+        per_round: paired,
+        mean,
+        ratio,
+        t_interval: t,
+        pooled,
+        verdict: verdict.into(),
+    })
+}
+
 /// The summary of every load the first target's first round measured.
 pub fn summarize(targets: &[TargetRuns], level: f64) -> Vec<LoadSummary> {
     let Some(first) = targets.first().and_then(|t| t.rounds.first()) else {
@@ -148,48 +197,19 @@ pub fn summarize(targets: &[TargetRuns], level: f64) -> Vec<LoadSummary> {
                             .and_then(|p| metric_value(p, metric))
                     })
                     .collect();
-                let paired: Vec<f64> = per_round
-                    .iter()
-                    .zip(&base_rounds)
-                    .filter_map(|(a, b)| Some((*a)? - (*b)?))
-                    .collect();
-                if paired.is_empty() {
-                    continue;
-                }
-                let (mean, _, t) = t_interval(&paired, level);
-                let base_values: Vec<f64> = base_rounds.iter().flatten().copied().collect();
-                let (base_mean, _, _) = t_interval(&base_values, level);
-                let (this_mean, _, _) = t_interval(&values, level);
-                let ratio = (base_mean.is_finite() && base_mean != 0.0 && this_mean.is_finite())
-                    .then(|| this_mean / base_mean);
                 let base_sample = first_pooled
                     .as_ref()
                     .and_then(|b| sample(pooled_stats(b, metric), b.requests.succeeded));
-                let pooled_difference = base_sample
-                    .zip(pooled_sample)
-                    .map(|(b, o)| median_difference(&b, &o, level, DEFAULT_RESAMPLES, seed));
-                let lower_better = *metric != "output_tok_s";
-                let verdict = match t {
-                    Some(i) if i.excludes_zero() => {
-                        if (mean < 0.0) == lower_better {
-                            "better"
-                        } else {
-                            "worse"
-                        }
-                    }
-                    _ => "no significant difference",
-                };
-                versus.insert(
-                    metric.to_string(),
-                    PairedDifference {
-                        per_round: paired,
-                        mean,
-                        ratio,
-                        t_interval: t,
-                        pooled: pooled_difference,
-                        verdict: verdict.into(),
-                    },
+                let difference = paired_difference(
+                    metric,
+                    (&base_rounds, &per_round),
+                    base_sample.zip(pooled_sample),
+                    level,
+                    seed,
                 );
+                if let Some(difference) = difference {
+                    versus.insert(metric.to_string(), difference);
+                }
             }
             if ti == 0 {
                 first_pooled = Some(pooled.clone());

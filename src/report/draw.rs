@@ -8,6 +8,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::element::PathElement;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 use super::figures::{
@@ -404,6 +405,24 @@ fn batch<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A label starting at `at`, above it (`VPos::Bottom`) or below it
+/// (`VPos::Top`).
+fn anchored_label(
+    text: String,
+    at: (f64, f64),
+    color: &RGBColor,
+    v: VPos,
+) -> Text<'static, (f64, f64), String> {
+    Text::new(
+        text,
+        at,
+        (FONT, 13)
+            .into_font()
+            .color(color)
+            .pos(Pos::new(HPos::Left, v)),
+    )
+}
+
 fn load_curves<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     fig: &LoadFigure,
@@ -429,15 +448,13 @@ fn load_curves<DB: DrawingBackend>(
                 .flat_map(|s| {
                     s.points
                         .iter()
-                        .flat_map(|p| {
-                            let (a, b) = values(p);
-                            [a, b]
-                        })
-                        .flatten()
+                        .flat_map(|p| <[Option<f64>; 2]>::from(values(p)))
                 })
+                .flatten()
                 .chain(slo),
         )
         .unwrap_or((0.0, 1.0));
+        // Goodput's bars go with the TTFT panel.
         let goodput = pick == 0
             && fig
                 .series
@@ -531,16 +548,11 @@ fn load_curves<DB: DrawingBackend>(
                 6,
                 RED.stroke_width(2),
             ))?;
-            chart.draw_series([Text::new(
+            chart.draw_series([anchored_label(
                 format!("SLO {name} p99 ≤ {limit} ms"),
                 (x_range.start, limit),
-                (FONT, 13)
-                    .into_font()
-                    .color(&RED)
-                    .pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Left,
-                        plotters::style::text_anchor::VPos::Bottom,
-                    )),
+                &RED,
+                VPos::Bottom,
             )])?;
         }
         if let Some((x, label)) = &fig.max_rate {
@@ -551,17 +563,7 @@ fn load_curves<DB: DrawingBackend>(
                 5,
                 BLACK.stroke_width(2),
             ))?;
-            chart.draw_series([Text::new(
-                label.clone(),
-                (*x, top),
-                (FONT, 13)
-                    .into_font()
-                    .color(&BLACK)
-                    .pos(plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Left,
-                        plotters::style::text_anchor::VPos::Top,
-                    )),
-            )])?;
+            chart.draw_series([anchored_label(label.clone(), (*x, top), &BLACK, VPos::Top)])?;
         }
         legend(&mut *chart, SeriesLabelPosition::UpperLeft, 13)?;
     }

@@ -264,22 +264,36 @@ fn stats_have_histograms<'a>(mut stats: impl Iterator<Item = &'a Stats>) -> bool
 /// What a reader must know before trusting the figures, from every file.
 pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
     let mut out = Vec::new();
-    fn run_state<S, P>(label: &str, r: &ResultFile<S, P>, out: &mut Vec<String>) {
-        if r.status != RunStatus::Complete || r.partial {
-            out.push(format!(
-                "{label}: {} run{}{}",
-                if r.partial { "partial" } else { "incomplete" },
-                format_args!(", status {}", status_word(r.status)),
-                r.error
-                    .as_ref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ));
-        }
-        out.extend(r.notes.iter().map(|n| format!("{label}: {n}")));
+    result_warnings(sources, &mut out);
+    other_file_warnings(sources, &mut out);
+    not_alike_warnings(sources, &mut out);
+    if figures.is_empty() {
+        out.push("nothing in these files could be drawn".into());
     }
+    out
+}
+
+/// A run's state when it did not complete, and its notes.
+fn run_state<S, P>(label: &str, r: &ResultFile<S, P>, out: &mut Vec<String>) {
+    if r.status != RunStatus::Complete || r.partial {
+        out.push(format!(
+            "{label}: {} run{}{}",
+            if r.partial { "partial" } else { "incomplete" },
+            format_args!(", status {}", status_word(r.status)),
+            r.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    out.extend(r.notes.iter().map(|n| format!("{label}: {n}")));
+}
+
+/// The in-process and served result files': their state, failed requests,
+/// their points' notes, a busy client, a file without histograms.
+fn result_warnings(sources: &[Source], out: &mut Vec<String>) {
     for (label, r) in super::inproc_results(sources) {
-        run_state(&label, r, &mut out);
+        run_state(&label, r, out);
         let with = r.points.iter().flat_map(|p| p.ttft_ms.iter());
         if !r.points.is_empty() && !stats_have_histograms(with) {
             out.push(format!(
@@ -288,7 +302,7 @@ pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
         }
     }
     for (label, r) in super::http_results(sources) {
-        run_state(&label, r, &mut out);
+        run_state(&label, r, out);
         let token_ids = r.settings.token_ids_from.is_some();
         for p in &r.points {
             let load = p.load.label();
@@ -322,6 +336,10 @@ pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
             ));
         }
     }
+}
+
+/// Contrast, compare and rounds files: their state and notes.
+fn other_file_warnings(sources: &[Source], out: &mut Vec<String>) {
     for s in sources {
         match &s.input {
             Input::Contrast(c) => {
@@ -357,6 +375,10 @@ pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
             _ => {}
         }
     }
+}
+
+/// Files that were not measured alike: machines, model files, engine builds.
+fn not_alike_warnings(sources: &[Source], out: &mut Vec<String>) {
     // Files that were not measured alike.
     let provenances: Vec<(String, &Provenance)> = super::inproc_results(sources)
         .into_iter()
@@ -408,10 +430,6 @@ pub fn warnings(sources: &[Source], figures: &[Figure]) -> Vec<String> {
             builds.into_iter().collect::<Vec<_>>().join("; ")
         ));
     }
-    if figures.is_empty() {
-        out.push("nothing in these files could be drawn".into());
-    }
-    out
 }
 
 fn kind(input: &Input) -> &'static str {
@@ -475,6 +493,17 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
     ));
     out.push_str("<nav><a href=\"#files\">Files</a><a href=\"#warnings\">Notes and warnings</a><a href=\"#figures\">Figures</a><a href=\"#tables\">Tables</a><a href=\"#provenance\">Provenance</a></nav>\n");
 
+    files_section(sources, &mut out);
+    warnings_section(&warnings(sources, figures), &mut out);
+    figures_section(figures, &mut out)?;
+    tables_section(sources, &mut out);
+    provenance_section(sources, &mut out);
+    out.push_str("</body>\n</html>\n");
+    Ok(out)
+}
+
+/// Every file: its kind, path, status and verdicts.
+fn files_section(sources: &[Source], out: &mut String) {
     out.push_str("<section id=\"files\">\n<h2>Files</h2>\n<table>\n<tr><th>label</th><th>kind</th><th>path</th><th>status</th><th>verdict</th></tr>\n");
     for s in sources {
         let status = match &s.input {
@@ -510,20 +539,24 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
         ));
     }
     out.push_str("</table>\n</section>\n");
+}
 
-    let warnings = warnings(sources, figures);
+fn warnings_section(warnings: &[String], out: &mut String) {
     out.push_str("<section id=\"warnings\">\n<h2>Notes and warnings</h2>\n");
     if warnings.is_empty() {
         out.push_str("<p>None: every run complete, no failed request, no cached prompt token, the client never near a core, every file from the same machine and model.</p>\n");
     } else {
         out.push_str("<ul class=\"warnings\">\n");
-        for w in &warnings {
+        for w in warnings {
             out.push_str(&format!("<li>{}</li>\n", escape(w)));
         }
         out.push_str("</ul>\n");
     }
     out.push_str("</section>\n");
+}
 
+/// Each figure as inline SVG, with its caption.
+fn figures_section(figures: &[Figure], out: &mut String) -> Result<()> {
     out.push_str("<section id=\"figures\">\n<h2>Figures</h2>\n");
     for f in figures {
         let svg = draw::svg(f).map_err(anyhow::Error::msg)?;
@@ -536,6 +569,11 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
         ));
     }
     out.push_str("</section>\n");
+    Ok(())
+}
+
+/// Each file's tables, as the terminal prints them.
+fn tables_section(sources: &[Source], out: &mut String) {
     out.push_str("<section id=\"tables\">\n<h2>Tables</h2>\n");
     for s in sources {
         out.push_str(&format!("<h3>{}</h3>\n", escape(&s.label)));
@@ -544,7 +582,10 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
         }
     }
     out.push_str("</section>\n");
+}
 
+/// Each file's provenance and settings.
+fn provenance_section(sources: &[Source], out: &mut String) {
     out.push_str("<section id=\"provenance\">\n<h2>Provenance</h2>\n");
     for (label, r) in super::inproc_results(sources) {
         out.push_str(&format!("<h3>{}</h3>\n", escape(&label)));
@@ -591,9 +632,6 @@ pub fn page(sources: &[Source], logs: &[RequestLog], figures: &[Figure]) -> Resu
         }
     }
     out.push_str("</section>\n");
-
-    out.push_str("</body>\n</html>\n");
-    Ok(out)
 }
 
 /// An SVG document's body, for inlining in HTML (which allows no XML

@@ -1,6 +1,7 @@
 //! `inferbench report`: result files drawn as figures (SVG or PNG) and one
 //! self-contained HTML page, offline.
 
+mod catalog;
 mod draw;
 pub mod figures;
 mod html;
@@ -216,7 +217,7 @@ pub fn read_sources(files: &[PathBuf]) -> Result<Vec<Source>> {
 /// One HTML page of `files` at `path` (what `report --html` writes).
 pub fn write_page(files: &[PathBuf], path: &Path) -> Result<()> {
     let sources = read_sources(files)?;
-    let figures = figures::figures(&sources, &[]);
+    let figures = catalog::figures(&sources, &[]);
     let page = html::page(&sources, &[], &figures)?;
     std::fs::write(path, page).with_context(|| format!("{}: cannot write", path.display()))
 }
@@ -231,7 +232,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
             .map(|p| read_log(p, &http))
             .collect::<Result<Vec<_>>>()?
     };
-    let figures = figures::figures(&sources, &logs);
+    let figures = catalog::figures(&sources, &logs);
 
     if let Some(dir) = &args.plots {
         std::fs::create_dir_all(dir)
@@ -265,11 +266,7 @@ pub fn run(args: ReportArgs) -> Result<ExitCode> {
     };
     if let Some(path) = html_path {
         let page = html::page(&sources, &logs, &figures)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| {
-                format!("--html {}: creating {}", path.display(), dir.display())
-            })?;
-        }
+        crate::terminal::make_parent_dir("--html", &path)?;
         std::fs::write(&path, &page)
             .with_context(|| format!("--html {}: cannot write", path.display()))?;
         eprintln!(

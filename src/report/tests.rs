@@ -77,7 +77,7 @@ fn points_with(value: &serde_json::Value, metric: &str) -> usize {
 #[test]
 fn every_figure_parses_as_svg_and_names_each_series() {
     let (sources, logs) = all_sources();
-    let figures = super::figures::figures(&sources, &logs);
+    let figures = super::catalog::figures(&sources, &logs);
     assert!(figures.len() >= 10, "{:?}", ids(&figures));
     for f in &figures {
         let svg = draw::svg(f).unwrap();
@@ -105,7 +105,7 @@ fn every_figure_parses_as_svg_and_names_each_series() {
 fn the_batch_curve_labels_each_point_with_its_roofline() {
     let path = example("roofline/gemma-epyc.json");
     let sources = read_sources(std::slice::from_ref(&path)).unwrap();
-    let figures = super::figures::figures(&sources, &[]);
+    let figures = super::catalog::figures(&sources, &[]);
     let doc_text = draw::svg(figure(&figures, "batch-curve")).unwrap();
     let doc = roxmltree::Document::parse(&doc_text).unwrap();
     let texts = texts(&doc);
@@ -131,7 +131,7 @@ fn the_batch_curve_labels_each_point_with_its_roofline() {
 #[test]
 fn the_batch_curve_has_a_point_per_measured_batch_and_marks_a_knee() {
     let (sources, logs) = all_sources();
-    let figures = super::figures::figures(&sources, &logs);
+    let figures = super::catalog::figures(&sources, &logs);
     let f = figure(&figures, "batch-curve");
     let inproc = json(&example(INPROC));
     let contrast = json(&example(CONTRAST));
@@ -161,7 +161,7 @@ fn the_batch_curve_has_a_point_per_measured_batch_and_marks_a_knee() {
 #[test]
 fn load_curves_pareto_and_timeline_match_the_files() {
     let (sources, logs) = all_sources();
-    let figures = super::figures::figures(&sources, &logs);
+    let figures = super::catalog::figures(&sources, &logs);
 
     // Closed loop: p50 and p99 of TTFT and TPOT per point with requests.
     let closed = figure(&figures, "load-closed");
@@ -229,7 +229,7 @@ fn load_curves_pareto_and_timeline_match_the_files() {
 #[test]
 fn cdfs_come_from_the_histograms_and_old_files_say_they_have_none() {
     let (sources, logs) = all_sources();
-    let figures = super::figures::figures(&sources, &logs);
+    let figures = super::catalog::figures(&sources, &logs);
     let inproc = json(&example(INPROC));
     let cdf = figures
         .iter()
@@ -267,7 +267,7 @@ fn cdfs_come_from_the_histograms_and_old_files_say_they_have_none() {
 #[test]
 fn the_page_references_nothing_outside_itself() {
     let (sources, logs) = all_sources();
-    let figures = super::figures::figures(&sources, &logs);
+    let figures = super::catalog::figures(&sources, &logs);
     let page = html::page(&sources, &logs, &figures).unwrap();
     for forbidden in [
         "<script", "<link", "<img", "<iframe", "<object", "@import", "url(",
@@ -308,7 +308,7 @@ fn a_bad_requests_log_line_is_named() {
 #[test]
 fn a_rounds_file_is_drawn_as_its_pooled_targets() {
     let sources = read_sources(&[example("engines/llama-server-vs-vllm-closed.json")]).unwrap();
-    let figures = super::figures::figures(&sources, &[]);
+    let figures = super::catalog::figures(&sources, &[]);
     let f = figure(&figures, "load-closed");
     let labels = f.plot.series_labels();
     assert_eq!(labels.len(), 2, "{labels:?}");

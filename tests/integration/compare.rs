@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use inferbench_harness::http::mock::{MockServer, Script};
+use inferbench_test_support::mock::{MockServer, Script};
 use serde_json::Value;
 
 use crate::util::*;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::mock::{MockServer, Script};
 use inferbench_harness::workload::{batch_prompts, Phase, PromptStream};
+use inferbench_test_support::mock::{MockServer, Script};
 use serde_json::Value;
 
 use crate::util::*;

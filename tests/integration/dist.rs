@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use inferbench_harness::http::mock::MockServer;
+use inferbench_test_support::mock::MockServer;
 use serde_json::Value;
 
 use crate::shards::{prompts, server, server_peak};

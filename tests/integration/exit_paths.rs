@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use inferbench_harness::http::mock::{Fault, MockServer, Script};
+use inferbench_test_support::mock::{Fault, MockServer, Script};
 
 use crate::util::*;
 

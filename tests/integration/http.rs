@@ -1,7 +1,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::mock::{Fault, MockServer, Script};
+use inferbench_test_support::mock::{Fault, MockServer, Script};
 
 use crate::util::*;
 
@@ -545,7 +545,7 @@ fn word_tokenizer(dir: &std::path::Path) -> std::path::PathBuf {
 
 #[test]
 fn tokenizer_counts_output_without_usage_and_sizes_prompts() {
-    use inferbench_harness::http::mock::UsageStyle;
+    use inferbench_test_support::mock::UsageStyle;
     let server = MockServer::start(|_, _| Script {
         usage: UsageStyle::Absent,
         empty_every: Some(3),

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::mock::{MockServer, Script};
 use inferbench_harness::stats::Distribution;
+use inferbench_test_support::mock::{MockServer, Script};
 use serde_json::Value;
 
 use crate::util::*;

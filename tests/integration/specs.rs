@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use inferbench_harness::http::mock::{MockServer, Script};
+use inferbench_test_support::mock::{MockServer, Script};
 
 use crate::util::*;
 

@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::mock::{MockServer, Script};
+use inferbench_test_support::mock::{MockServer, Script};
 use serde_json::Value;
 
 use crate::util::*;

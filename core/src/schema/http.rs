@@ -643,26 +643,8 @@ pub struct HttpSettings {
 
 /// A result file of `inferbench http`.
 pub type HttpResult = ResultFile<HttpSettings, HttpPoint>;
-/// Latency objectives a request must all meet to count towards goodput.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Slo {
-    /// Longest TTFT allowed, ms, counted from the intended send time under
-    /// an open loop (null: no TTFT objective).
-    pub ttft_ms: Option<f64>,
-    /// Longest TPOT allowed, ms; a request of one token has no TPOT and
-    /// meets it (null: no TPOT objective).
-    pub tpot_ms: Option<f64>,
-    /// Longest E2E allowed, ms, counted from the intended send time under
-    /// an open loop (null: no E2E objective).
-    pub e2e_ms: Option<f64>,
-}
-
-impl Slo {
-    /// True when no objective is set.
-    pub fn is_empty(&self) -> bool {
-        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
-    }
-}
+/// Latency objectives, as the spec gives them and results record them.
+pub use crate::spec::Slo;
 
 #[cfg(test)]
 mod tests {

@@ -456,18 +456,16 @@ impl ResultWriter {
     /// Writes `value` as pretty-printed JSON to `PATH.tmp`, syncs it and
     /// renames it over the file.
     pub fn write<T: Serialize>(&self, value: &T) -> Result<(), WriteError> {
-        let err = |source| WriteError {
+        crate::atomic_file::write_whole(&self.path, |tmp| -> std::io::Result<()> {
+            let mut file = std::fs::File::create(tmp)?;
+            serde_json::to_writer_pretty(&mut file, value)?;
+            file.write_all(b"\n")?;
+            file.sync_data()
+        })
+        .map_err(|cause| WriteError {
             path: self.path.clone(),
-            cause: source,
-        };
-        let mut tmp_name = self.path.as_os_str().to_owned();
-        tmp_name.push(".tmp");
-        let tmp = PathBuf::from(tmp_name);
-        let mut file = std::fs::File::create(&tmp).map_err(err)?;
-        serde_json::to_writer_pretty(&mut file, value).map_err(|e| err(e.into()))?;
-        file.write_all(b"\n").map_err(err)?;
-        file.sync_data().map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)
+            cause,
+        })
     }
 }
 

@@ -7,7 +7,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::text::{self, check_positive_list, check_rates};
 use super::SpecError;
-use crate::schema::Slo;
 
 /// Which API the requests call (`--endpoint`).
 #[derive(
@@ -512,11 +511,32 @@ pub struct HttpSpec {
     pub insecure: bool,
 }
 
+/// Latency objectives a request must all meet to count towards goodput.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Slo {
+    /// Longest TTFT allowed, ms, counted from the intended send time under
+    /// an open loop (null: no TTFT objective).
+    pub ttft_ms: Option<f64>,
+    /// Longest TPOT allowed, ms; a request of one token has no TPOT and
+    /// meets it (null: no TPOT objective).
+    pub tpot_ms: Option<f64>,
+    /// Longest E2E allowed, ms, counted from the intended send time under
+    /// an open loop (null: no E2E objective).
+    pub e2e_ms: Option<f64>,
+}
+
+impl Slo {
+    /// True when no objective is set.
+    pub fn is_empty(&self) -> bool {
+        self.ttft_ms.is_none() && self.tpot_ms.is_none() && self.e2e_ms.is_none()
+    }
+}
+
 /// The objectives as spec files hold them: milliseconds.
 #[derive(schemars::JsonSchema)]
 #[expect(
     dead_code,
-    reason = "only its schema is used: Slo lives in the result schema"
+    reason = "only its schema is used: a spec file's objectives are described apart from a result's"
 )]
 struct SloSchema {
     /// Longest TTFT allowed, ms.

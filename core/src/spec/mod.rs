@@ -23,7 +23,7 @@ pub use contrast::{ContrastSpec, ServerLaunch};
 pub use engine::{CacheType, EngineSettings, FlashAttn};
 pub use http::{
     Arrival, Endpoint, HttpSpec, PerLoad, PerLoadValue, PreciseMetric, PreciseStatistic,
-    PrecisionTarget, RoundsSpec, Shard, BURSTINESS, DEFAULT_NUM_REQUESTS,
+    PrecisionTarget, RoundsSpec, Shard, Slo, BURSTINESS, DEFAULT_NUM_REQUESTS,
 };
 pub use inproc::{InprocSpec, Sampler};
 
@@ -250,12 +250,6 @@ impl Spec {
                 path: path.to_path_buf(),
             }),
         }
-    }
-
-    /// The JSON Schema of spec files and of results' `settings.spec`
-    /// (committed as `schema/spec.schema.json`; a test fails on drift).
-    pub fn json_schema() -> serde_json::Value {
-        crate::schema::files::SchemaFile::Spec.generate()
     }
 }
 

@@ -1,8 +1,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::Slo;
 use super::*;
-use crate::schema::Slo;
 
 fn every_kind() -> Vec<Spec> {
     let http = HttpSpec {
@@ -284,7 +284,7 @@ fn a_result_without_a_spec_is_refused_by_name() {
 
 #[test]
 fn the_schema_describes_every_command() {
-    let schema = Spec::json_schema();
+    let schema = crate::schema::files::SchemaFile::Spec.generate();
     assert_eq!(schema["$id"], SPEC_SCHEMA_ID);
     let text = schema.to_string();
     for needle in [

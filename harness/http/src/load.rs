@@ -15,8 +15,8 @@ use super::client::{ChatMessage, HttpClient, Prompt, RequestSpec, RequestTag};
 use super::point::Completed;
 use super::workload::{Job, Turn, Workload};
 use crate::schema::{ArrivalKind, LoadDescription, LoadKind};
-use crate::workload::PromptStream;
 use inferbench_core::spec::Shard;
+use inferbench_core::workload::PromptStream;
 
 /// How a point loads the server: a closed loop, an open loop, or a trace's
 /// own schedule.
@@ -235,6 +235,169 @@ async fn converse(
     true
 }
 
+/// Sends a point's jobs (a request, or a conversation's turns) and hands
+/// what finished to `tx` as it finishes, `None` for a request abandoned at
+/// an interrupt. Requests are built by the callers before they are due:
+/// building one (with a tokenizer, several encodings of a long prompt) must
+/// never count as schedule lag or latency.
+#[derive(Clone)]
+struct JobRunner {
+    client: Arc<HttpClient>,
+    cancel: watch::Receiver<bool>,
+    tx: mpsc::UnboundedSender<Option<Completed>>,
+}
+
+impl JobRunner {
+    /// One job; false when it was interrupted.
+    async fn run(&self, index: u64, job: Job, scheduled: Option<Instant>, late: bool) -> bool {
+        match job {
+            Job::One(spec) => {
+                let done = tokio::select! {
+                    outcome = self.client.send(&spec) => Some(Completed {
+                        index,
+                        scheduled,
+                        late,
+                        input_tokens_requested: spec.input_tokens_requested,
+                        tag: spec.tag,
+                        outcome,
+                    }),
+                    _ = cancelled(self.cancel.clone()) => None,
+                };
+                let finished = done.is_some();
+                let _ = self.tx.send(done);
+                finished
+            }
+            Job::Conversation(turns) => {
+                converse(
+                    &self.client,
+                    index,
+                    turns,
+                    scheduled,
+                    late,
+                    &self.tx,
+                    self.cancel.clone(),
+                )
+                .await
+            }
+        }
+    }
+}
+
+/// What every task of a point shares: the runner, the workload and its
+/// prompt stream, this shard's part, and when the point stops (a request
+/// count, a deadline, an interrupt). The point's requests are all in once
+/// every clone of it (each holding the runner's sender) has ended.
+#[derive(Clone)]
+struct PointTasks {
+    runner: JobRunner,
+    workload: Arc<Workload>,
+    prompts: PromptStream,
+    interrupt: Arc<AtomicBool>,
+    shard: Option<Shard>,
+    max: u64,
+    deadline: Option<Instant>,
+}
+
+impl PointTasks {
+    fn time_left(&self) -> bool {
+        self.deadline.is_none_or(|d| Instant::now() < d)
+    }
+
+    /// A closed loop: each stream sends its next request as soon as its
+    /// last one finished.
+    fn spawn_closed(self, concurrency: u32) {
+        let next = Arc::new(AtomicU64::new(0));
+        let streams = self.shard.map_or(concurrency, |s| s.share(concurrency));
+        for _ in 0..streams {
+            let (tasks, next) = (self.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    if tasks.interrupt.load(Ordering::Relaxed) || !tasks.time_left() {
+                        break;
+                    }
+                    let j = next.fetch_add(1, Ordering::Relaxed);
+                    let index = tasks.shard.map_or(j, |s| s.global(j));
+                    if index >= tasks.max {
+                        break;
+                    }
+                    let job = tasks.workload.job(&tasks.prompts, index);
+                    if !tasks.runner.run(index, job, None, false).await
+                        || tasks.runner.tx.is_closed()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    /// An open loop or a trace: each request sent when due, `offsets` from
+    /// `start`, at most this shard's share of `max_inflight` in flight; one
+    /// that waits for a slot is late.
+    fn spawn_open(
+        self,
+        offsets: Box<dyn Iterator<Item = Duration> + Send>,
+        max_inflight: u32,
+        start: Instant,
+        duration: Option<Duration>,
+    ) {
+        let cap = self
+            .shard
+            .map_or(max_inflight, |s| s.share(max_inflight).max(1));
+        let slots = Arc::new(Semaphore::new(cap as usize));
+        tokio::spawn(async move {
+            for (index, offset) in offsets.enumerate() {
+                let index = index as u64;
+                if index >= self.max || duration.is_some_and(|d| offset >= d) {
+                    break;
+                }
+                // The whole load's schedule, drawn the same on every
+                // shard; each sends only its own requests of it.
+                if self.shard.is_some_and(|s| !s.owns(index)) {
+                    continue;
+                }
+                let due = start + offset;
+                let job = self.workload.job(&self.prompts, index);
+                tokio::time::sleep_until(due.into()).await;
+                if self.interrupt.load(Ordering::Relaxed) {
+                    break;
+                }
+                let (permit, late) = match slots.clone().try_acquire_owned() {
+                    Ok(permit) => (permit, false),
+                    Err(_) => match slots.clone().acquire_owned().await {
+                        Ok(permit) => (permit, true),
+                        Err(_) => break,
+                    },
+                };
+                let runner = self.runner.clone();
+                tokio::spawn(async move {
+                    runner.run(index, job, Some(due), late).await;
+                    drop(permit);
+                });
+            }
+        });
+    }
+}
+
+/// When each request of an open loop or a trace is due, from the point's
+/// start.
+fn arrival_offsets(
+    load: Load,
+    seed: u64,
+    workload: &Workload,
+) -> Box<dyn Iterator<Item = Duration> + Send> {
+    match load {
+        Load::Open { rate, arrival, .. } => Box::new(schedule(arrival, rate, seed)),
+        Load::Trace { speed, .. } => Box::new(
+            workload
+                .trace()
+                .map_or_else(Vec::new, |t| t.schedule(speed))
+                .into_iter(),
+        ),
+        Load::Closed { .. } => Box::new(std::iter::empty()),
+    }
+}
+
 /// Runs one point, handing every finished request to `on_done` as it
 /// finishes (on this task, in completion order).
 pub async fn run_point(
@@ -259,132 +422,22 @@ pub async fn run_point(
     let stop_watch = Arc::new(AtomicBool::new(false));
     let cancel = watch_interrupt(interrupt.clone(), stop_watch.clone());
     let (tx, mut rx) = mpsc::unbounded_channel::<Option<Completed>>();
-    let max = limits.num_requests.unwrap_or(u64::MAX);
-    let deadline = limits.duration.map(|d| start + d);
-    let time_left = move || deadline.is_none_or(|d| Instant::now() < d);
-
-    // Requests are built by the callers before they are due: building one
-    // (with a tokenizer, several encodings of a long prompt) must never count
-    // as schedule lag or latency. Each finished request goes to `tx` as it
-    // finishes, `None` for one abandoned at an interrupt; the job returns
-    // false when it was interrupted.
-    let run_job = {
-        let client = client.clone();
-        move |index: u64,
-              job: Job,
-              scheduled: Option<Instant>,
-              late: bool,
-              tx: mpsc::UnboundedSender<Option<Completed>>| {
-            let client = client.clone();
-            let cancel = cancel.clone();
-            async move {
-                match job {
-                    Job::One(spec) => {
-                        let done = tokio::select! {
-                            outcome = client.send(&spec) => Some(Completed {
-                                index,
-                                scheduled,
-                                late,
-                                input_tokens_requested: spec.input_tokens_requested,
-                                tag: spec.tag,
-                                outcome,
-                            }),
-                            _ = cancelled(cancel) => None,
-                        };
-                        let finished = done.is_some();
-                        let _ = tx.send(done);
-                        finished
-                    }
-                    Job::Conversation(turns) => {
-                        converse(&client, index, turns, scheduled, late, &tx, cancel).await
-                    }
-                }
-            }
-        }
+    let tasks = PointTasks {
+        runner: JobRunner { client, cancel, tx },
+        workload,
+        prompts,
+        interrupt: interrupt.clone(),
+        shard,
+        max: limits.num_requests.unwrap_or(u64::MAX),
+        deadline: limits.duration.map(|d| start + d),
     };
-
     match load {
-        Load::Closed { concurrency } => {
-            let next = Arc::new(AtomicU64::new(0));
-            let streams = shard.map_or(concurrency, |s| s.share(concurrency));
-            for _ in 0..streams {
-                let (tx, next, run_job, interrupt, workload) = (
-                    tx.clone(),
-                    next.clone(),
-                    run_job.clone(),
-                    interrupt.clone(),
-                    workload.clone(),
-                );
-                tokio::spawn(async move {
-                    loop {
-                        if interrupt.load(Ordering::Relaxed) || !time_left() {
-                            break;
-                        }
-                        let j = next.fetch_add(1, Ordering::Relaxed);
-                        let index = shard.map_or(j, |s| s.global(j));
-                        if index >= max {
-                            break;
-                        }
-                        let job = workload.job(&prompts, index);
-                        if !run_job(index, job, None, false, tx.clone()).await || tx.is_closed() {
-                            break;
-                        }
-                    }
-                });
-            }
-        }
+        Load::Closed { concurrency } => tasks.spawn_closed(concurrency),
         Load::Open { max_inflight, .. } | Load::Trace { max_inflight, .. } => {
-            let offsets: Box<dyn Iterator<Item = Duration> + Send> = match load {
-                Load::Open { rate, arrival, .. } => Box::new(schedule(arrival, rate, seed)),
-                _ => {
-                    let speed = match load {
-                        Load::Trace { speed, .. } => speed,
-                        _ => 1.0,
-                    };
-                    let times = workload
-                        .trace()
-                        .map_or_else(Vec::new, |t| t.schedule(speed));
-                    Box::new(times.into_iter())
-                }
-            };
-            let tx = tx.clone();
-            let cap = shard.map_or(max_inflight, |s| s.share(max_inflight).max(1));
-            let slots = Arc::new(Semaphore::new(cap as usize));
-            let interrupt = interrupt.clone();
-            tokio::spawn(async move {
-                for (index, offset) in offsets.enumerate() {
-                    let index = index as u64;
-                    if index >= max || limits.duration.is_some_and(|d| offset >= d) {
-                        break;
-                    }
-                    // The whole load's schedule, drawn the same on every
-                    // shard; each sends only its own requests of it.
-                    if shard.is_some_and(|s| !s.owns(index)) {
-                        continue;
-                    }
-                    let due = start + offset;
-                    let job = workload.job(&prompts, index);
-                    tokio::time::sleep_until(due.into()).await;
-                    if interrupt.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let (permit, late) = match slots.clone().try_acquire_owned() {
-                        Ok(permit) => (permit, false),
-                        Err(_) => match slots.clone().acquire_owned().await {
-                            Ok(permit) => (permit, true),
-                            Err(_) => break,
-                        },
-                    };
-                    let (tx, run_job) = (tx.clone(), run_job.clone());
-                    tokio::spawn(async move {
-                        run_job(index, job, Some(due), late, tx).await;
-                        drop(permit);
-                    });
-                }
-            });
+            let offsets = arrival_offsets(load, seed, &tasks.workload);
+            tasks.spawn_open(offsets, max_inflight, start, limits.duration);
         }
     }
-    drop(tx);
 
     let mut end = PointEnd {
         interrupted: false,

@@ -10,14 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inferbench_harness::http::arrival::Arrival;
-use inferbench_harness::http::client::{ClientConfig, Endpoint, HttpClient, TlsOptions};
-use inferbench_harness::http::load::{run_point, Limits, Load, PointPlan};
-use inferbench_harness::http::mock::{Fault, MockServer, Script, UsageStyle};
-use inferbench_harness::http::point::{HttpAccumulator, RequestRecord};
-use inferbench_harness::http::workload::Workload;
-use inferbench_harness::schema::{HttpPoint, Slo};
-use inferbench_harness::workload::{Phase, PromptStream};
+use inferbench_http::arrival::Arrival;
+use inferbench_http::client::{ClientConfig, ClientError, Endpoint, HttpClient, TlsOptions};
+use inferbench_http::load::{run_point, Limits, Load, PointPlan};
+use inferbench_http::point::{HttpAccumulator, RequestRecord};
+use inferbench_http::schema::{HttpPoint, Slo};
+use inferbench_http::workload::Workload;
+use inferbench_core::workload::{Phase, PromptStream};
+use inferbench_test_support::mock::{Fault, MockServer, Script, UsageStyle};
 
 fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc<HttpClient> {
     Arc::new(
@@ -799,4 +799,64 @@ async fn a_huge_error_body_is_read_through_and_named_briefly() {
         failure.message.len()
     );
     serving.abort();
+}
+
+/// The `GET`s around the load (`/v1/models`, `/metrics`) share the client's
+/// HTTP stack but not its measured connections: they follow a redirect,
+/// keep their own connection alive, and never count among the connects a
+/// point reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn gets_follow_redirects_on_connections_of_their_own() {
+    let server = MockServer::start(|_, _| Script::default()).unwrap();
+    let client = client(&server, Endpoint::Completions, Some("sk-get"));
+    let metrics = client
+        .get_text(&client.url("/moved/metrics?name=x"))
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE vllm:num_requests_running gauge"),
+        "{metrics}"
+    );
+    let models = client.models().await.unwrap();
+    assert_eq!(models["data"][0]["id"], "mock-model");
+    // Three GETs (the redirect, its target, the models) on one kept-alive
+    // connection, none of them the measured requests'.
+    assert_eq!(server.connections(), 1);
+    assert_eq!(client.connects().started(), 0);
+    assert_eq!(client.preconnect(2).await, 2);
+    assert_eq!(client.connects().started(), 2);
+    client.get_text(&client.url("/metrics")).await.unwrap();
+    assert_eq!(client.connects().started(), 2);
+    assert_eq!(server.connections(), 3);
+}
+
+/// A `GET` that cannot reach its server says why, naming the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_get_to_a_closed_port_is_refused_by_name() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = plain_client(format!("http://127.0.0.1:{port}"));
+    let url = client.url("/metrics");
+    match client.get_text(&url).await {
+        Err(ClientError::Unreachable {
+            url: named,
+            message,
+        }) => {
+            assert_eq!(named, url);
+            assert!(
+                message.starts_with("connection refused (is the server running?)"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match client.get_text("ftp://127.0.0.1/metrics").await {
+        Err(ClientError::Unreachable { message, .. }) => {
+            assert!(message.contains("unsupported scheme 'ftp'"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -2,7 +2,7 @@
 //! distribution, or from a ShareGPT file; prompts as text or as token ids
 //! drawn from a model's vocabulary exactly as the in-process mode draws them;
 //! each request reproducible from its prompt stream and index alone, whatever
-//! order requests are made in ([`crate::workload`]).
+//! order requests are made in ([`inferbench_core::workload`]).
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +18,7 @@ use super::client::{ChatMessage, Prompt, RequestSpec, RequestTag};
 use super::tokenizer::Tokenizer;
 pub use super::trace::{Trace, TraceError};
 use crate::engine::PromptVocab;
-use crate::workload::{synthetic_prompt, NoOrdinaryTokens, PromptStream};
+use inferbench_core::workload::{synthetic_prompt, NoOrdinaryTokens, PromptStream};
 
 /// A token-length distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -899,7 +899,7 @@ fn exact_text(rng: &mut ChaCha8Rng, tokens: u32, tokenizer: &Tokenizer) -> Strin
 mod tests {
     use super::*;
 
-    use crate::workload::Phase;
+    use inferbench_core::workload::Phase;
 
     fn stream(seed: u64) -> PromptStream {
         PromptStream::new(seed, 0, Phase::Measured)
@@ -953,7 +953,7 @@ mod tests {
             .unwrap();
         let s = PromptStream::new(3, 2, Phase::Measured);
         // Requests 4..8 of a served point are in-process run 1 at batch 4.
-        let batch = crate::workload::batch_prompts(&vocab, 4, 16, &s, 1).unwrap();
+        let batch = inferbench_core::workload::batch_prompts(&vocab, 4, 16, &s, 1).unwrap();
         for (k, ids) in batch.iter().enumerate() {
             assert_eq!(
                 w.request(&s, 4 + k as u64).prompt,

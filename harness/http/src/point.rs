@@ -251,6 +251,43 @@ pub struct RequestRecord {
     pub server_timings: Option<serde_json::Value>,
 }
 
+impl RequestRecord {
+    /// What the request's outcome alone says; its place in the point (index,
+    /// tags, times against the point's start), its prompt length asked for
+    /// and its measured figures are the accumulator's to fill.
+    fn of_outcome(o: &Outcome) -> RequestRecord {
+        RequestRecord {
+            index: 0,
+            extension: None,
+            turn: None,
+            prefix_group: None,
+            first_of_group: None,
+            scheduled_ms: None,
+            sent_ms: 0.0,
+            schedule_lag_ms: None,
+            late: false,
+            ok: o.failure.is_none(),
+            failure: o.failure.clone(),
+            ttft_ms: None,
+            ttft_from_scheduled_ms: None,
+            e2e_ms: None,
+            tpot_ms: None,
+            content_ms: Vec::new(),
+            chunks: o.chunks,
+            empty_chunks: o.empty_chunks,
+            retries: o.retries,
+            input_tokens_requested: 0,
+            input_tokens: o.usage.and_then(|u| u.prompt_tokens),
+            cached_prompt_tokens: None,
+            output_tokens: None,
+            output_tokens_source: None,
+            finish_reason: o.finish_reason.clone(),
+            response_id: o.response_id.clone(),
+            server_timings: o.server_timings.clone(),
+        }
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -477,7 +514,6 @@ impl HttpAccumulator {
         }
         let mut record = RequestRecord {
             index: c.index,
-            extension: None,
             turn: tag.turn,
             prefix_group: tag.prefix_group,
             first_of_group: tag.prefix_group.map(|_| tag.first_of_group),
@@ -485,78 +521,22 @@ impl HttpAccumulator {
             sent_ms,
             schedule_lag_ms,
             late: c.late,
-            ok: o.failure.is_none(),
-            failure: o.failure.clone(),
-            ttft_ms: None,
-            ttft_from_scheduled_ms: None,
-            e2e_ms: None,
-            tpot_ms: None,
-            content_ms,
-            chunks: o.chunks,
-            empty_chunks: o.empty_chunks,
-            retries: o.retries,
             input_tokens_requested: c.input_tokens_requested,
-            input_tokens: o.usage.and_then(|u| u.prompt_tokens),
-            cached_prompt_tokens: None,
-            output_tokens: None,
-            output_tokens_source: None,
-            finish_reason: o.finish_reason.clone(),
-            response_id: o.response_id.clone(),
-            server_timings: o.server_timings.clone(),
+            content_ms,
+            ..RequestRecord::of_outcome(&o)
         };
         if self.fingerprint.is_none() {
             self.fingerprint = o.system_fingerprint.clone();
         }
         if let Some(failure) = &o.failure {
-            self.timeline.add(&TimelineRequest {
-                sent: o.sent,
-                scheduled: c.scheduled,
-                ended: Instant::now(),
-                content_times: &[],
-                output_tokens: 0,
-                ttft_ms: None,
-                tpot_ms: None,
-            });
-            self.counts.failed += 1;
-            *self
-                .counts
-                .failed_by_class
-                .entry(failure.class.name().to_string())
-                .or_insert(0) += 1;
+            self.count_failure(failure, o.sent, c.scheduled);
             return record;
         }
 
         self.counts.succeeded += 1;
         let last = *o.content_times.last().expect("success has content");
         self.last_done = Some(self.last_done.map_or(last, |l| l.max(last)));
-        // Every available count, best first; the best is used and compared
-        // with the next.
-        let counts: Vec<(u64, TokenSource)> = [
-            o.usage
-                .and_then(|u| u.completion_tokens)
-                .map(|n| (n, TokenSource::Usage)),
-            self.tokenizer
-                .as_ref()
-                .zip(o.text.as_deref())
-                .map(|(t, text)| (t.count(text) as u64, TokenSource::Tokenizer)),
-            Some((o.content_times.len() as u64, TokenSource::Chunks)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let (output_tokens, source) = counts[0];
-        if let Some(&(other, against)) = counts.get(1) {
-            let d = &mut self.discrepancy;
-            if d.against.is_empty() {
-                d.against = format!("{}_vs_{}", source.name(), against.name());
-            }
-            d.requests_compared += 1;
-            if output_tokens != other {
-                d.requests_differing += 1;
-                d.total_abs_difference += output_tokens.abs_diff(other);
-            }
-        }
-        *self.sources.entry(source.name().to_string()).or_insert(0) += 1;
+        let (output_tokens, source) = self.count_output_tokens(&o);
         self.empty_chunks += o.empty_chunks;
 
         let ttft = record.content_ms[0];
@@ -590,41 +570,13 @@ impl HttpAccumulator {
             ttft_ms: Some(ttft_from_scheduled.unwrap_or(ttft)),
             tpot_ms: tpot,
         });
-        if let Some((cached, source)) =
-            cached_prompt_tokens(o.usage.as_ref(), o.server_timings.as_ref())
-        {
-            record.cached_prompt_tokens = Some(cached);
-            let cache = &mut self.cache;
-            cache.requests_reporting += 1;
-            cache.cached_tokens += cached;
-            cache.prompt_tokens += record
-                .input_tokens
-                .unwrap_or(u64::from(c.input_tokens_requested));
-            // A share the workload intends (a group's prefix, a
-            // conversation's history) is not a repeat.
-            let unintended = tag
-                .intended_shared
-                .map_or(0, |intended| cached.saturating_sub(intended));
-            if unintended >= CHANCE_OVERLAP {
-                cache.requests_hit += 1;
-                cache.unintended_cached_tokens += unintended;
-            }
-            if cache.source.is_empty() {
-                cache.source = source.name().to_string();
-            }
-        }
-        if let Some(seen) = record.input_tokens {
-            let check = &mut self.prompt_check;
-            let sent = u64::from(c.input_tokens_requested);
-            check.requests_compared += 1;
-            if seen != sent {
-                check.requests_differing += 1;
-            }
-            self.prompt_difference_sum += seen as i64 - sent as i64;
-        }
         let input = record
             .input_tokens
             .unwrap_or(u64::from(c.input_tokens_requested));
+        record.cached_prompt_tokens = self.count_cache(&o, input, tag.intended_shared);
+        if let Some(seen) = record.input_tokens {
+            self.check_prompt(seen, u64::from(c.input_tokens_requested));
+        }
         let cached = record.cached_prompt_tokens;
         for part in self.parts(tag) {
             part.succeeded += 1;
@@ -634,37 +586,15 @@ impl HttpAccumulator {
                 part.cached_tokens.record(n as f64);
             }
         }
-        self.input_tokens.record(input as f64);
-        self.input_tokens_total += input;
-        self.output_tokens.record(output_tokens as f64);
-        self.output_tokens_total += output_tokens;
-        if e2e > 0.0 {
-            self.per_request_tok_s
-                .record(output_tokens as f64 / (e2e / 1e3));
-        }
+        self.count_sizes(input, output_tokens, e2e);
         if let Some(t) = &o.server_timings {
-            if let Some(v) = t.get("prompt_ms").and_then(|v| v.as_f64()) {
-                self.server_prompt_ms.record(v.max(0.0));
-            }
-            if let Some(v) = t.get("predicted_per_token_ms").and_then(|v| v.as_f64()) {
-                self.server_per_token_ms.record(v.max(0.0));
-            }
+            self.count_server_timings(t);
         }
-        if !self.slo.is_empty() {
-            // Under an open loop the user waits from when the request was due.
-            let ttft_seen = ttft_from_scheduled.unwrap_or(ttft);
-            let e2e_seen = e2e_from_scheduled.unwrap_or(e2e);
-            let meets = |limit: Option<f64>, value: Option<f64>| match (limit, value) {
-                (Some(limit), Some(value)) => value <= limit,
-                (Some(_), None) => true,
-                (None, _) => true,
-            };
-            if meets(self.slo.ttft_ms, Some(ttft_seen))
-                && meets(self.slo.tpot_ms, tpot)
-                && meets(self.slo.e2e_ms, Some(e2e_seen))
-            {
-                self.slo_met += 1;
-            }
+        // Under an open loop the user waits from when the request was due.
+        let ttft_seen = ttft_from_scheduled.unwrap_or(ttft);
+        let e2e_seen = e2e_from_scheduled.unwrap_or(e2e);
+        if !self.slo.is_empty() && self.meets_slo(ttft_seen, tpot, e2e_seen) {
+            self.slo_met += 1;
         }
         record.ttft_ms = Some(ttft);
         record.ttft_from_scheduled_ms = ttft_from_scheduled;
@@ -673,6 +603,134 @@ impl HttpAccumulator {
         record.output_tokens = Some(output_tokens);
         record.output_tokens_source = Some(source);
         record
+    }
+
+    /// llama.cpp's server's own account of a request: its prompt time and
+    /// its time per output token.
+    fn count_server_timings(&mut self, timings: &serde_json::Value) {
+        if let Some(v) = timings.get("prompt_ms").and_then(|v| v.as_f64()) {
+            self.server_prompt_ms.record(v.max(0.0));
+        }
+        if let Some(v) = timings
+            .get("predicted_per_token_ms")
+            .and_then(|v| v.as_f64())
+        {
+            self.server_per_token_ms.record(v.max(0.0));
+        }
+    }
+
+    /// A successful request's prompt and output sizes, and its own output
+    /// rate.
+    fn count_sizes(&mut self, input: u64, output_tokens: u64, e2e_ms: f64) {
+        self.input_tokens.record(input as f64);
+        self.input_tokens_total += input;
+        self.output_tokens.record(output_tokens as f64);
+        self.output_tokens_total += output_tokens;
+        if e2e_ms > 0.0 {
+            self.per_request_tok_s
+                .record(output_tokens as f64 / (e2e_ms / 1e3));
+        }
+    }
+
+    /// Counts a failed request: in the counts and the time slices only.
+    fn count_failure(&mut self, failure: &Failure, sent: Instant, scheduled: Option<Instant>) {
+        self.timeline.add(&TimelineRequest {
+            sent,
+            scheduled,
+            ended: Instant::now(),
+            content_times: &[],
+            output_tokens: 0,
+            ttft_ms: None,
+            tpot_ms: None,
+        });
+        self.counts.failed += 1;
+        *self
+            .counts
+            .failed_by_class
+            .entry(failure.class.name().to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// A successful request's output tokens, by the best count available
+    /// (the server's usage, else the tokenizer's, else the content chunks),
+    /// compared with the next best.
+    fn count_output_tokens(&mut self, o: &Outcome) -> (u64, TokenSource) {
+        let counts: Vec<(u64, TokenSource)> = [
+            o.usage
+                .and_then(|u| u.completion_tokens)
+                .map(|n| (n, TokenSource::Usage)),
+            self.tokenizer
+                .as_ref()
+                .zip(o.text.as_deref())
+                .map(|(t, text)| (t.count(text) as u64, TokenSource::Tokenizer)),
+            Some((o.content_times.len() as u64, TokenSource::Chunks)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (output_tokens, source) = counts[0];
+        if let Some(&(other, against)) = counts.get(1) {
+            let d = &mut self.discrepancy;
+            if d.against.is_empty() {
+                d.against = format!("{}_vs_{}", source.name(), against.name());
+            }
+            d.requests_compared += 1;
+            if output_tokens != other {
+                d.requests_differing += 1;
+                d.total_abs_difference += output_tokens.abs_diff(other);
+            }
+        }
+        *self.sources.entry(source.name().to_string()).or_insert(0) += 1;
+        (output_tokens, source)
+    }
+
+    /// Counts what the server says it served from its prefix cache for a
+    /// request of `input` prompt tokens, of which `intended_shared` the
+    /// workload means to share: the cached tokens, when the server says.
+    fn count_cache(
+        &mut self,
+        o: &Outcome,
+        input: u64,
+        intended_shared: Option<u64>,
+    ) -> Option<u64> {
+        let (cached, source) = cached_prompt_tokens(o.usage.as_ref(), o.server_timings.as_ref())?;
+        let cache = &mut self.cache;
+        cache.requests_reporting += 1;
+        cache.cached_tokens += cached;
+        cache.prompt_tokens += input;
+        // A share the workload intends (a group's prefix, a conversation's
+        // history) is not a repeat.
+        let unintended = intended_shared.map_or(0, |intended| cached.saturating_sub(intended));
+        if unintended >= CHANCE_OVERLAP {
+            cache.requests_hit += 1;
+            cache.unintended_cached_tokens += unintended;
+        }
+        if cache.source.is_empty() {
+            cache.source = source.name().to_string();
+        }
+        Some(cached)
+    }
+
+    /// Compares the prompt tokens the server counted with those sent.
+    fn check_prompt(&mut self, seen: u64, sent: u64) {
+        let check = &mut self.prompt_check;
+        check.requests_compared += 1;
+        if seen != sent {
+            check.requests_differing += 1;
+        }
+        self.prompt_difference_sum += seen as i64 - sent as i64;
+    }
+
+    /// Whether a request met every objective (a TPOT that cannot be known,
+    /// one output token, meets its objective).
+    fn meets_slo(&self, ttft: f64, tpot: Option<f64>, e2e: f64) -> bool {
+        let meets = |limit: Option<f64>, value: Option<f64>| match (limit, value) {
+            (Some(limit), Some(value)) => value <= limit,
+            (Some(_), None) | (None, _) => true,
+        };
+        meets(self.slo.ttft_ms, Some(ttft))
+            && meets(self.slo.tpot_ms, tpot)
+            && meets(self.slo.e2e_ms, Some(e2e))
     }
 
     /// The point as the result file holds it, from every request added so
@@ -798,7 +856,7 @@ impl HttpAccumulator {
 #[cfg(test)]
 mod cache_tests {
     use super::*;
-    use crate::http::chunk::Chunk;
+    use crate::chunk::Chunk;
 
     /// The final chunk llama-server (0.5.0, 0c1e570) sent, serving Gemma 3
     /// 270M, for a 6-token prompt sent a second time (captured here with

@@ -529,6 +529,24 @@ async fn handle(req: Request<Incoming>, shared: Shared) -> Result<Response<Body>
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    // `GET /moved/X` redirects to `/X` (the query kept), for the client's
+    // redirect following.
+    if let (true, Some(rest)) = (
+        req.method() == hyper::Method::GET,
+        path.strip_prefix("/moved/"),
+    ) {
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        let mut moved = full(StatusCode::FOUND, "text/plain", String::new());
+        moved.headers_mut().insert(
+            hyper::header::LOCATION,
+            hyper::header::HeaderValue::from_str(&format!("/{rest}{query}")).expect("a path"),
+        );
+        return Ok(moved);
+    }
     if req.method() == hyper::Method::GET && path == "/v1/models" {
         return Ok(full(
             StatusCode::OK,

@@ -12,12 +12,13 @@ use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::http::chunk::error_message;
+use crate::chunk::error_message;
 
 mod config;
 mod connection;
 mod connects;
 mod failure;
+mod get;
 mod request;
 mod stream;
 mod tls;
@@ -29,10 +30,8 @@ pub use request::{ChatMessage, Outcome, Prompt, RequestSpec, RequestTag, INTENDE
 pub use stream::read_events;
 
 use connection::{Connection, Pool, ResponseBody, Target};
-use failure::{
-    closed_before_response, connect_class, error_chain, failure, redact, send_class,
-    transport_class,
-};
+use failure::{closed_before_response, connect_class, error_chain, failure, redact, send_class};
+use get::Gets;
 
 /// The most of an error response's body kept for its message (which shows
 /// 300 characters of it, or the JSON error inside).
@@ -41,10 +40,11 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 /// One server's client: its connections, base URL and settings, shared by
 /// every request of a run. The measured requests (and `preconnect`) go
 /// through the client's own connections ([`connection`]); the `GET`s
-/// around them (`/v1/models`, `/metrics`, on any host) through reqwest.
+/// around them (`/v1/models`, `/metrics`, on any host) on connections of
+/// the same kind, in pools of their own ([`get`]).
 #[derive(Debug, Clone)]
 pub struct HttpClient {
-    http: reqwest::Client,
+    gets: Arc<Gets>,
     pool: Arc<Pool>,
     base: String,
     /// The base URL's path (empty for none), before every request's own.
@@ -65,7 +65,7 @@ impl HttpClient {
             url: config.base_url.clone(),
             message: message.into(),
         };
-        let parsed = reqwest::Url::parse(&base).map_err(|e| bad(&e.to_string()))?;
+        let parsed = url::Url::parse(&base).map_err(|e| bad(&e.to_string()))?;
         match parsed.scheme() {
             "http" | "https" => {}
             other => {
@@ -86,15 +86,19 @@ impl HttpClient {
                 })?;
             roots.extend(certs);
         }
-        let reqwest_roots = roots
-            .iter()
-            .map(|der| reqwest::Certificate::from_der(der))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad(&error_chain(&e)))?;
+        // Made once, for the measured requests and the `GET`s alike.
         let tls = match parsed.scheme() {
-            "https" => Some(tls::client_config(roots, config.tls.insecure).map_err(|e| bad(&e))?),
+            "https" => {
+                Some(tls::client_config(roots.clone(), config.tls.insecure).map_err(|e| bad(&e))?)
+            }
             _ => None,
         };
+        let gets = Arc::new(Gets::new(
+            roots,
+            config.tls.insecure,
+            config.timeout,
+            tls.clone(),
+        ));
         let connects = Arc::new(ConnectCount::default());
         let pool = Arc::new(Pool::new(
             Target::new(&parsed, tls).map_err(|e| bad(&e))?,
@@ -112,18 +116,8 @@ impl HttpClient {
             }
         };
         let prefix = parsed.path().trim_end_matches('/').to_string();
-        let http = reqwest::Client::builder()
-            .tls_certs_merge(reqwest_roots)
-            .tls_danger_accept_invalid_certs(config.tls.insecure)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(usize::MAX)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(config.timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| bad(&error_chain(&e)))?;
         Ok(HttpClient {
-            http,
+            gets,
             pool,
             base,
             prefix,
@@ -148,13 +142,6 @@ impl HttpClient {
         format!("{}{path}", self.base)
     }
 
-    fn authorize(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.config.api_key {
-            Some(key) => req.bearer_auth(key),
-            None => req,
-        }
-    }
-
     /// `GET /v1/models`: proves the server is reachable before any load is
     /// sent, and names the models it serves.
     pub async fn models(&self) -> Result<Value, ClientError> {
@@ -174,30 +161,12 @@ impl HttpClient {
             url: url.to_string(),
             message: redact(message, key),
         };
-        let req = self.authorize(self.http.get(url));
-        let resp =
-            tokio::time::timeout(self.config.timeout.min(Duration::from_secs(30)), req.send())
-                .await
-                .map_err(|_| unreachable("no answer within the timeout".into()))?
-                .map_err(|e| {
-                    let class = transport_class(&e);
-                    let what = match class {
-                        FailureClass::ConnectionRefused => {
-                            "connection refused (is the server running?)"
-                        }
-                        FailureClass::Dns => "host name not found",
-                        FailureClass::Tls => {
-                            "TLS handshake failed (trust a self-signed server with --ca-cert FILE, or skip the check with --insecure)"
-                        }
-                        _ => "request failed",
-                    };
-                    unreachable(format!("{what}: {}", error_chain(&e)))
-                })?;
-        let status = resp.status();
-        let body = resp
-            .text()
+        let get = self.gets.get(url, self.authorization.as_ref());
+        let answer = tokio::time::timeout(self.config.timeout.min(Duration::from_secs(30)), get)
             .await
-            .map_err(|e| unreachable(error_chain(&e)))?;
+            .map_err(|_| unreachable("no answer within the timeout".into()))?
+            .map_err(unreachable)?;
+        let (status, body) = (answer.status, answer.body);
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&body)
                 .map(|v| error_message(v.get("error").unwrap_or(&v)))

@@ -260,37 +260,7 @@ pub(super) fn failure(class: FailureClass, message: String) -> Failure {
     }
 }
 
-/// How a `GET` through reqwest failed.
-pub(super) fn transport_class(e: &reqwest::Error) -> FailureClass {
-    if closed_before_response(e) {
-        return FailureClass::ConnectionClosed;
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(s) = source {
-        if is_tls_error(s) {
-            return FailureClass::Tls;
-        }
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                return FailureClass::ConnectionRefused;
-            }
-        }
-        let text = s.to_string();
-        if text.contains("dns error") || text.contains("failed to lookup address") {
-            return FailureClass::Dns;
-        }
-        source = s.source();
-    }
-    if e.is_connect() {
-        FailureClass::Connect
-    } else if e.is_timeout() {
-        FailureClass::TimeoutFirstByte
-    } else {
-        FailureClass::Other
-    }
-}
-
-/// The error and its causes on one line: reqwest's own message alone often
+/// The error and its causes on one line: hyper's own message alone often
 /// omits the part that says what went wrong.
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut parts = vec![e.to_string()];

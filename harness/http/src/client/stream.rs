@@ -8,8 +8,8 @@ use futures_util::StreamExt;
 
 use super::failure::{body_failure, error_chain, failure, Failure, FailureClass};
 use super::request::Outcome;
-use crate::http::chunk::Chunk;
-use crate::http::sse::{Event, EventParser};
+use crate::chunk::Chunk;
+use crate::sse::{Event, EventParser};
 
 /// How long the client waits, after `[DONE]`, for the body's end.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::failure::Failure;
-use crate::http::chunk::Usage;
+use crate::chunk::Usage;
 
 /// Prompt tokens a synthetic workload shares between requests on purpose:
 /// the BOS token every prompt starts with. More than this from a server's

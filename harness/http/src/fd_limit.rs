@@ -104,7 +104,7 @@ fn verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::arrival::Arrival;
+    use crate::arrival::Arrival;
 
     fn open(max_inflight: u32) -> Load {
         Load::Open {
