@@ -29,9 +29,7 @@ use inferbench_harness::schema::ProbeCalls;
 use inferbench_harness::schema::{
     EngineInfo, FixedLengths, HttpPoint, HttpResult, HttpSettings, LoadDescription,
     MaxConcurrencySearch, MaxRateSearch, Mode, ModelInfo, ResultWriter, RunStatus, ServerInfo, Slo,
-    SCHEMA_VERSION,
 };
-use inferbench_harness::stats::HistogramInfo;
 use inferbench_harness::vllm_export::VllmExport;
 use inferbench_harness::workload::{Phase, PromptStream};
 
@@ -532,21 +530,6 @@ fn new_result(
     notes: Vec<String>,
 ) -> HttpResult {
     HttpResult {
-        schema_version: SCHEMA_VERSION,
-        mode: Mode::Http,
-        partial: true,
-        status: RunStatus::Running,
-        error: None,
-        started_at: provenance::now_rfc3339(),
-        updated_at: provenance::now_rfc3339(),
-        provenance: prov,
-        settings,
-        histogram: HistogramInfo::current(),
-        points: Vec::new(),
-        max_rate: None,
-        max_concurrency: None,
-        notes,
-        validity: None,
         shard: spec.shard.zip(spec.start_at).map(|(s, start_at)| ShardRun {
             index: s.index,
             count: s.count,
@@ -555,7 +538,7 @@ fn new_result(
             clock: inferbench_ffi::clock::sync_state(),
             host: host_name(),
         }),
-        shards: None,
+        ..HttpResult::running(Mode::Http, prov, settings, notes, provenance::now_rfc3339())
     }
 }
 

@@ -21,9 +21,8 @@ use inferbench_harness::schema::roofline::{BandwidthProbe, ComputePeakProbe, Dev
 use inferbench_harness::schema::validity::Precision;
 use inferbench_harness::schema::{
     EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, PointMemory, Provenance,
-    ResultWriter, RunStatus, SCHEMA_VERSION,
+    ResultWriter, RunStatus,
 };
-use inferbench_harness::stats::HistogramInfo;
 use inferbench_models::gguf::{DecodeTraffic, PrefillCompute};
 use inferbench_models::GgufFile;
 
@@ -298,44 +297,33 @@ fn new_result(
     options: &LlamaOptions,
     notes: Vec<String>,
 ) -> InprocResult {
-    InprocResult {
-        schema_version: SCHEMA_VERSION,
-        mode: Mode::Inproc,
-        partial: true,
-        status: RunStatus::Running,
-        error: None,
-        started_at: provenance::now_rfc3339(),
-        updated_at: provenance::now_rfc3339(),
+    // The first cell's settings: a grid's every cell is in its points'
+    // configs and in the spec.
+    let settings = InprocSettings {
+        model: first_path.display().to_string(),
+        prompt_tokens: spec.prompt_tokens.clone(),
+        gen_tokens: spec.gen_tokens,
+        batch: spec.batch.clone(),
+        warmup: spec.warmup,
+        runs: spec.runs,
+        seed: spec.seed,
+        threads: options.threads,
+        threads_batch: options.threads_batch,
+        n_gpu_layers: first.n_gpu_layers,
+        ubatch: options.ubatch,
+        kv_unified: options.kv_unified,
+        sampler: options.sampler.name().into(),
+        stop_at_eos: false,
+        depth: spec.depth.clone(),
+        spec: Some(Spec::Inproc(spec.clone())),
+    };
+    InprocResult::running(
+        Mode::Inproc,
         provenance,
-        // The first cell's settings: a grid's every cell is in its points'
-        // configs and in the spec.
-        settings: InprocSettings {
-            model: first_path.display().to_string(),
-            prompt_tokens: spec.prompt_tokens.clone(),
-            gen_tokens: spec.gen_tokens,
-            batch: spec.batch.clone(),
-            warmup: spec.warmup,
-            runs: spec.runs,
-            seed: spec.seed,
-            threads: options.threads,
-            threads_batch: options.threads_batch,
-            n_gpu_layers: first.n_gpu_layers,
-            ubatch: options.ubatch,
-            kv_unified: options.kv_unified,
-            sampler: options.sampler.name().into(),
-            stop_at_eos: false,
-            depth: spec.depth.clone(),
-            spec: Some(Spec::Inproc(spec.clone())),
-        },
-        histogram: HistogramInfo::current(),
-        points: Vec::new(),
-        max_rate: None,
-        max_concurrency: None,
+        settings,
         notes,
-        validity: None,
-        shard: None,
-        shards: None,
-    }
+        provenance::now_rfc3339(),
+    )
 }
 
 /// `--llama-bench-out` and the build its rows name: `--llama-bench-commit`,

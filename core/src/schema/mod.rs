@@ -75,6 +75,38 @@ impl RunStatus {
     }
 }
 
+impl<S, P> ResultFile<S, P> {
+    /// A run's file as it starts: running, partial, no point yet, stamped
+    /// `now` (RFC 3339).
+    pub fn running(
+        mode: Mode,
+        provenance: Provenance,
+        settings: S,
+        notes: Vec<String>,
+        now: String,
+    ) -> Self {
+        ResultFile {
+            schema_version: SCHEMA_VERSION,
+            mode,
+            partial: true,
+            status: RunStatus::Running,
+            error: None,
+            started_at: now.clone(),
+            updated_at: now,
+            provenance,
+            settings,
+            histogram: HistogramInfo::current(),
+            points: Vec::new(),
+            max_rate: None,
+            max_concurrency: None,
+            notes,
+            validity: None,
+            shard: None,
+            shards: None,
+        }
+    }
+}
+
 impl<S, P: validity::JudgedPoint> ResultFile<S, P> {
     /// The run's verdict: as recorded, or judged now from its points.
     pub fn judged(&self) -> validity::RunValidity {

@@ -10,13 +10,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use inferbench_core::workload::{Phase, PromptStream};
 use inferbench_http::arrival::Arrival;
 use inferbench_http::client::{ClientConfig, ClientError, Endpoint, HttpClient, TlsOptions};
 use inferbench_http::load::{run_point, Limits, Load, PointPlan};
 use inferbench_http::point::{HttpAccumulator, RequestRecord};
 use inferbench_http::schema::{HttpPoint, Slo};
 use inferbench_http::workload::Workload;
-use inferbench_core::workload::{Phase, PromptStream};
 use inferbench_test_support::mock::{Fault, MockServer, Script, UsageStyle};
 
 fn client(server: &MockServer, endpoint: Endpoint, api_key: Option<&str>) -> Arc<HttpClient> {
