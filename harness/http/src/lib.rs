@@ -16,6 +16,7 @@ pub mod client;
 pub mod fd_limit;
 pub mod load;
 pub mod point;
+pub mod record;
 pub mod runtime;
 pub mod server_metrics;
 pub mod sse;
