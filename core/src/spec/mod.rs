@@ -16,6 +16,7 @@ pub mod campaign;
 mod contrast;
 mod engine;
 mod http;
+mod http_parts;
 mod inproc;
 pub mod text;
 
