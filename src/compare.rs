@@ -4,12 +4,9 @@
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use inferbench_harness::compare::{compare, Comparison, Delta, Group, Load, Row, METRICS};
-use inferbench_harness::significance::MedianDifference;
-use inferbench_harness::stats::Stats;
+use inferbench_harness::compare::{compare, Comparison, Load, METRICS};
 
 use crate::cli::CompareArgs;
-use crate::table::Table;
 
 pub fn run(args: CompareArgs) -> Result<ExitCode> {
     let mut files = Vec::new();
@@ -71,7 +68,7 @@ fn print(c: &Comparison) {
             if s.partial { " | partial" } else { "" }
         );
     }
-    for t in group_tables(c) {
+    for t in crate::tables::compare_groups(c) {
         println!();
         println!("{}", t.title);
         print!("{}", t.markdown());
@@ -101,159 +98,6 @@ fn print(c: &Comparison) {
             println!("note: {w}");
         }
     }
-}
-
-/// One table per matched shape, each row a file's point.
-pub fn group_tables(c: &Comparison) -> Vec<Table> {
-    c.groups
-        .iter()
-        .flat_map(|g| {
-            let first = &c.sources[g.rows[0].source].label;
-            let mut t = Table::new(
-                format!("{}, {}", g.shape.workload, g.shape.load.label()),
-                &[
-                    "source",
-                    "load",
-                    "ok/failed",
-                    "in/out tok",
-                    "TTFT p50 ms",
-                    "TTFT p99 ms",
-                    "ITL p50 ms",
-                    "ITL p99 ms",
-                    "TPOT p50 ms",
-                    "TPOT p99 ms",
-                    "E2E p50 ms",
-                    "out tok/s",
-                ],
-                2,
-            );
-            t.header.extend([
-                format!("TTFT p50 vs {first}"),
-                format!("TPOT p50 vs {first}"),
-                format!("tok/s vs {first}"),
-            ]);
-            t.rows = g
-                .rows
-                .iter()
-                .map(|r| table_row(&c.sources[r.source].label, r))
-                .collect();
-            vec![t, verdict_table(c, g)]
-        })
-        .filter(|t| !t.rows.is_empty())
-        .collect()
-}
-
-fn difference_cell(d: &MedianDifference) -> String {
-    format!(
-        "{:+.2} [{:+.2}, {:+.2}]{}",
-        d.difference,
-        d.difference_ci.low,
-        d.difference_ci.high,
-        d.percent
-            .map(|p| format!(" ({p:+.1}%)"))
-            .unwrap_or_default()
-    )
-}
-
-/// Each row's metrics against the group's first row: which side is better,
-/// with the interval, or no significant difference.
-fn verdict_table(c: &Comparison, g: &Group) -> Table {
-    let first = &c.sources[g.rows[0].source].label;
-    let mut t = Table::new(
-        format!("against {first}: p50 and p99 differences [95% bootstrap interval], Mann-Whitney p (Holm-adjusted)"),
-        &["source", "metric", "p50 difference", "p99 difference", "p (Holm)", "verdict"],
-        2,
-    );
-    for r in g.rows.iter().skip(1) {
-        let label = &c.sources[r.source].label;
-        let Some(sig) = &r.significance else { continue };
-        for (name, test) in &sig.tests {
-            let verdict = match test.verdict.as_str() {
-                "better" => format!("{label} better ({} is better)", test.better_when),
-                "worse" => format!("{first} better ({} is better)", test.better_when),
-                other => other.to_string(),
-            };
-            t.rows.push(vec![
-                label.clone(),
-                name.clone(),
-                difference_cell(&test.p50),
-                difference_cell(&test.p99),
-                format!("{:.3}", test.holm_p),
-                verdict,
-            ]);
-        }
-        t.footer.extend(
-            sig.untested
-                .iter()
-                .map(|u| format!("{label}: not tested: {u}")),
-        );
-    }
-    t
-}
-
-fn stat(s: Option<&Stats>, pick: fn(&Stats) -> f64) -> String {
-    s.map_or_else(|| "-".into(), |s| format!("{:.2}", pick(s)))
-}
-
-fn tokens(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
-        Some(v) => format!("{v:.1}"),
-        None => "-".into(),
-    }
-}
-
-fn versus(r: &Row, metric: &str) -> String {
-    let Some(deltas) = &r.vs_first else {
-        return "ref".into();
-    };
-    match deltas.get(metric) {
-        Some(Delta {
-            p50_delta,
-            p50_ratio,
-            ..
-        }) => format!(
-            "{p50_delta:+.2} ms ({})",
-            p50_ratio.map_or_else(|| "-".into(), |x| format!("×{x:.3}"))
-        ),
-        None => "-".into(),
-    }
-}
-
-fn table_row(label: &str, r: &Row) -> Vec<String> {
-    let p50 = |s: &Stats| s.p50;
-    let p99 = |s: &Stats| s.p99;
-    vec![
-        label.to_string(),
-        format!(
-            "{}{}",
-            r.load,
-            if r.complete { "" } else { " (incomplete)" }
-        ),
-        r.requests
-            .map_or_else(|| "-".into(), |q| format!("{}/{}", q.succeeded, q.failed)),
-        format!(
-            "{}/{}",
-            tokens(r.input_tokens_p50),
-            tokens(r.output_tokens_p50)
-        ),
-        stat(r.ttft_ms.as_ref(), p50),
-        stat(r.ttft_ms.as_ref(), p99),
-        stat(r.itl_ms.as_ref(), p50),
-        stat(r.itl_ms.as_ref(), p99),
-        stat(r.tpot_ms.as_ref(), p50),
-        stat(r.tpot_ms.as_ref(), p99),
-        stat(r.e2e_ms.as_ref(), p50),
-        r.output_tok_s
-            .map_or_else(|| "-".into(), |v| format!("{v:.1}")),
-        versus(r, "ttft_ms"),
-        versus(r, "tpot_ms"),
-        match (&r.vs_first, r.output_tok_s_ratio) {
-            (None, _) => "ref".into(),
-            (Some(_), Some(x)) => format!("×{x:.3}"),
-            (Some(_), None) => "-".into(),
-        },
-    ]
 }
 
 fn to_csv(c: &Comparison) -> String {

@@ -44,14 +44,12 @@ mod limits;
 mod plans;
 mod recorder;
 mod resume;
-mod search;
 mod session;
 
 use limits::LimitsPlan;
 use plans::{MetricsPlan, PrecisionPlan, VllmExportPlan};
 use recorder::{PointRecorder, PointSetup};
 use resume::Resume;
-use search::{search_max_concurrency, search_max_rate};
 use session::Session;
 
 /// How often a point in flight is saved.

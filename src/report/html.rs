@@ -446,7 +446,7 @@ fn tables(source: &Source) -> Vec<Table> {
     match &source.input {
         Input::Inproc(r) => vec![terminal::inproc_table(r)],
         Input::Http(r) => vec![terminal::http_table(r)],
-        Input::Compare(c) => crate::compare::group_tables(c),
+        Input::Compare(c) => crate::tables::compare_groups(c),
         Input::Rounds { result, .. } => crate::tables::rounds_summary(result),
         Input::Contrast(c) => {
             let mut t = Vec::new();
