@@ -191,7 +191,7 @@ fn measure(
         out: Some(beside(out, "http.json")),
         ..Outputs::default()
     };
-    let tokens = http::TokenPrompts::load(model_path)?;
+    let tokens = http::token_prompts(model_path)?;
     let served = http::sweep(&http_spec, &http_outputs, Some(tokens)).context("served run")?;
     drop(server);
     let http_result = &*result.http.insert(served.result);

@@ -46,7 +46,7 @@ pub fn run(spec: &RoundsSpec, outputs: &Outputs) -> Result<ExitCode> {
         .unwrap_or_else(|| terminal::default_result_path("rounds"));
     terminal::make_parent_dir("--out", &out)?;
     let tokens = match &spec.http.token_ids_from {
-        Some(path) => Some(http::TokenPrompts::load(path)?),
+        Some(path) => Some(http::token_prompts(path)?),
         None => None,
     };
     let base_seed = spec.http.prompt_seed.unwrap_or_else(http::rand_seed);

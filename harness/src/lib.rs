@@ -22,5 +22,6 @@ pub mod plan;
 pub mod precision;
 pub mod roofline;
 pub mod rounds;
+pub mod served;
 pub mod telemetry;
 pub mod vllm_export;

@@ -1,18 +1,25 @@
 //! What a run was asked to do beside measuring: `--until-precise`,
 //! `--export-vllm`, `--server-metrics`.
 
-use super::*;
+use std::time::Duration;
+
+use inferbench_core::schema::validity::Precision;
+use inferbench_core::schema::{HttpPoint, LoadDescription};
+use inferbench_core::spec::PrecisionTarget;
+use inferbench_http::client::ClientConfig;
+
+use crate::precision;
 
 /// `--until-precise` and its caps.
-pub(super) struct PrecisionPlan {
-    pub(super) targets: Vec<PrecisionTarget>,
-    pub(super) max_requests: Option<u64>,
-    pub(super) max_duration: Option<Duration>,
+pub(crate) struct PrecisionPlan {
+    pub(crate) targets: Vec<PrecisionTarget>,
+    pub(crate) max_requests: Option<u64>,
+    pub(crate) max_duration: Option<Duration>,
 }
 
 impl PrecisionPlan {
     /// The cap on a point that started with `first` requests.
-    pub(super) fn max_requests(&self, first: u64) -> u64 {
+    pub(crate) fn max_requests(&self, first: u64) -> u64 {
         self.max_requests.unwrap_or_else(|| {
             first
                 .saturating_mul(20)
@@ -22,7 +29,7 @@ impl PrecisionPlan {
 
     /// Where a point that started with `first` requests got to, and why it
     /// stopped.
-    pub(super) fn outcome(&self, point: &HttpPoint, first: u64, stopped_by: &str) -> Precision {
+    pub(crate) fn outcome(&self, point: &HttpPoint, first: u64, stopped_by: &str) -> Precision {
         let targets = precision::check(point, &self.targets);
         Precision {
             reached: targets.iter().all(|t| t.met),
@@ -36,15 +43,15 @@ impl PrecisionPlan {
 }
 
 /// Where each point goes in vLLM's result format (`--export-vllm`).
-pub(super) struct VllmExportPlan {
-    pub(super) path: std::path::PathBuf,
+pub(crate) struct VllmExportPlan {
+    pub(crate) path: std::path::PathBuf,
     /// The run measures one point: it goes to `path` itself.
-    pub(super) one_point: bool,
+    pub(crate) one_point: bool,
 }
 
 impl VllmExportPlan {
     /// `out.json` for a one-point run, else `out.c8.json`, `out.rate2.json`.
-    pub(super) fn path_for(&self, load: &LoadDescription) -> std::path::PathBuf {
+    pub(crate) fn path_for(&self, load: &LoadDescription) -> std::path::PathBuf {
         if self.one_point {
             return self.path.clone();
         }
@@ -66,8 +73,8 @@ impl VllmExportPlan {
 }
 
 /// Where and how often the server's metrics are scraped.
-pub(super) struct MetricsPlan {
-    pub(super) url: String,
-    pub(super) interval: Duration,
-    pub(super) config: ClientConfig,
+pub(crate) struct MetricsPlan {
+    pub(crate) url: String,
+    pub(crate) interval: Duration,
+    pub(crate) config: ClientConfig,
 }

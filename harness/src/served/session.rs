@@ -1,87 +1,181 @@
 //! A run's points: each measured (warm-up, its requests, their
-//! extensions), kept and saved, or taken from a resumed file; the SLO
-//! searches' probes (`--find-max-rate`, `--find-max-concurrency`).
+//! extensions), kept and saved, or taken from a resumed file.
 
-use super::*;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-/// Everything the points of one run share.
-pub(super) struct Session {
+use inferbench_core::early_stopping::CONFIDENCE;
+use inferbench_core::schema::shard::PointStart;
+use inferbench_core::schema::{HttpPoint, HttpResult, LoadDescription, ProbeCalls, RunStatus, Slo};
+use inferbench_core::spec::HttpSpec;
+use inferbench_http::client::HttpClient;
+use inferbench_http::load::{run_point, Limits, Load, PointEnd, PointPlan};
+use inferbench_http::point::{point_notes, HttpAccumulator};
+use inferbench_http::runtime::ClientRuntime;
+use inferbench_http::server_metrics::Sampler;
+use inferbench_http::tokenizer::Tokenizer;
+use inferbench_http::workload::Workload;
+
+use super::recorder::{PointRecorder, PointSetup};
+use super::{
+    search, sleep_until_unix, unix_now, vllm_date, LimitsPlan, MetricsPlan, PointSampler,
+    PrecisionPlan, ServedError, SweepObserver, VllmExportPlan, MAX_EXTENSIONS,
+};
+use crate::plan::{call_slo, ProbeVerdict};
+use crate::precision;
+use crate::vllm_export::VllmExport;
+use crate::workload::{Phase, PromptStream};
+
+/// Everything [`Sweep::new`] takes.
+pub(super) struct Parts {
+    pub(super) spec: HttpSpec,
+    pub(super) loads: Vec<(Load, LoadDescription)>,
     pub(super) runtime: ClientRuntime,
     pub(super) client: Arc<HttpClient>,
     pub(super) workload: Arc<Workload>,
     pub(super) limits: LimitsPlan,
-    /// Points measured (or kept from --resume) so far: the next one's place
-    /// in the sweep, for per-load request counts.
-    pub(super) position: usize,
-    pub(super) seed: u64,
     pub(super) prompt_seed: u64,
-    /// Points measured or attempted so far: the next point's prompt streams.
     pub(super) next_point: u32,
-    /// Finished points of the `--resume` file still to be taken, in order.
-    pub(super) kept: std::collections::VecDeque<HttpPoint>,
-    pub(super) warmup: u64,
-    pub(super) slo: Slo,
-    /// `--max-requests-per-probe`: how far an undecided probe is extended.
-    pub(super) max_requests_per_probe: Option<u64>,
-    /// Probes called by their point estimate so far.
-    pub(super) called_by_estimate: u32,
-    /// `--until-precise`: every point grows until its statistics are precise.
-    pub(super) precision: Option<PrecisionPlan>,
-    /// `--slice`: each point's time slices.
-    pub(super) slice: Option<Duration>,
-    /// `--shard`: this run's part of the load.
-    pub(super) shard: Option<Shard>,
-    /// `--start-at`, Unix seconds: when the first point starts.
-    pub(super) start_at: Option<f64>,
-    /// `--point-interval`: point p starts at `start_at` + p × it.
-    pub(super) point_interval: Option<Duration>,
+    pub(super) kept: VecDeque<HttpPoint>,
     pub(super) interrupt: Arc<AtomicBool>,
-    pub(super) writer: ResultWriter,
-    pub(super) csv: Option<std::path::PathBuf>,
-    pub(super) log: Option<BufWriter<std::fs::File>>,
+    pub(super) log: Option<Box<dyn Write>>,
     pub(super) result: HttpResult,
-    pub(super) failed_requests: u64,
     pub(super) tokenizer: Option<Arc<Tokenizer>>,
-    pub(super) telemetry: PointTelemetry,
+    pub(super) telemetry: Option<Box<dyn PointSampler>>,
     pub(super) metrics: Option<MetricsPlan>,
     pub(super) export_vllm: Option<VllmExportPlan>,
 }
 
-impl Session {
-    /// The run's points: a search's probes, or every load in turn until an
-    /// interrupt.
-    pub(super) fn run(&mut self, spec: &HttpSpec, loads: &[(Load, LoadDescription)]) -> Result<()> {
-        match (spec.find_max_rate, spec.find_max_concurrency) {
-            (_, Some(start)) => search_max_concurrency(self, start)
-                .map(|search| self.result.max_concurrency = Some(search)),
-            (Some(start_rate), None) => {
-                let Load::Open { arrival, .. } = loads[0].0 else {
-                    unreachable!("--find-max-rate implies an open loop")
-                };
-                search_max_rate(self, start_rate, arrival, spec.max_inflight)
-                    .map(|search| self.result.max_rate = Some(search))
-            }
-            (None, None) => loads.iter().try_for_each(|(load, description)| {
-                if !self.interrupted() {
-                    self.measure(*load, description, None)?;
-                }
-                Ok(())
+/// A served run under way: everything its points share, and its result.
+pub struct Sweep {
+    pub(super) spec: HttpSpec,
+    loads: Vec<(Load, LoadDescription)>,
+    pub(super) runtime: ClientRuntime,
+    pub(super) client: Arc<HttpClient>,
+    pub(super) workload: Arc<Workload>,
+    limits: LimitsPlan,
+    /// Points measured (or kept from --resume) so far: the next one's place
+    /// in the sweep, for per-load request counts.
+    position: usize,
+    prompt_seed: u64,
+    /// Points measured or attempted so far: the next point's prompt streams.
+    next_point: u32,
+    /// Finished points of the `--resume` file still to be taken, in order.
+    kept: VecDeque<HttpPoint>,
+    slo: Slo,
+    /// Probes called by their point estimate so far.
+    pub(super) called_by_estimate: u32,
+    /// `--until-precise`: every point grows until its statistics are precise.
+    precision: Option<PrecisionPlan>,
+    pub(super) interrupt: Arc<AtomicBool>,
+    log: Option<Box<dyn Write>>,
+    result: HttpResult,
+    failed_requests: u64,
+    tokenizer: Option<Arc<Tokenizer>>,
+    telemetry: Option<Box<dyn PointSampler>>,
+    metrics: Option<MetricsPlan>,
+    export_vllm: Option<VllmExportPlan>,
+}
+
+/// How a sweep ended: its final result (saved), whether an interrupt cut
+/// it short, and how many of its requests failed.
+pub struct Finished {
+    /// The result as saved last.
+    pub result: HttpResult,
+    /// An interrupt ended the run.
+    pub interrupted: bool,
+    /// Requests that failed, over every point (kept ones included).
+    pub failed_requests: u64,
+    /// A search's run (its failed requests are a probe's verdict, not the
+    /// run's failure).
+    pub searched: bool,
+}
+
+impl Sweep {
+    pub(super) fn new(parts: Parts) -> Sweep {
+        let spec = parts.spec;
+        Sweep {
+            slo: spec.slo.unwrap_or_default(),
+            precision: spec.until_precise.clone().map(|targets| PrecisionPlan {
+                targets,
+                max_requests: spec.max_requests,
+                max_duration: spec.max_duration,
             }),
+            spec,
+            loads: parts.loads,
+            runtime: parts.runtime,
+            client: parts.client,
+            workload: parts.workload,
+            limits: parts.limits,
+            position: 0,
+            prompt_seed: parts.prompt_seed,
+            next_point: parts.next_point,
+            kept: parts.kept,
+            called_by_estimate: 0,
+            interrupt: parts.interrupt,
+            log: parts.log,
+            result: parts.result,
+            failed_requests: 0,
+            tokenizer: parts.tokenizer,
+            telemetry: parts.telemetry,
+            metrics: parts.metrics,
+            export_vllm: parts.export_vllm,
         }
     }
 
-    /// The final status, file and exit status of a sweep that ran to its
-    /// end (or was interrupted): `planned` points, or a search's (`None`).
-    pub(super) fn finish(
-        self,
-        out_path: &Path,
-        planned: Option<usize>,
-        csv: Option<&Path>,
-    ) -> Result<Sweep> {
-        let searching = planned.is_none();
-        let Session {
+    /// The result as it stands.
+    pub fn result(&self) -> &HttpResult {
+        &self.result
+    }
+
+    /// The result as it stands, to mark failed and save when the run
+    /// cannot go on.
+    pub fn result_mut(&mut self) -> &mut HttpResult {
+        &mut self.result
+    }
+
+    /// The points the sweep plans; `None` for a search, whose probes are
+    /// not known ahead.
+    pub fn planned(&self) -> Option<usize> {
+        (!self.spec.searching()).then_some(self.loads.len())
+    }
+
+    /// The run's points: a search's probes, or every load in turn until an
+    /// interrupt. Each point is saved through `observer` as it ends.
+    pub fn run(&mut self, observer: &mut dyn SweepObserver) -> Result<(), ServedError> {
+        match (self.spec.find_max_rate, self.spec.find_max_concurrency) {
+            (_, Some(start)) => {
+                let search = search::max_concurrency(self, start, observer)?;
+                self.result.max_concurrency = Some(search);
+            }
+            (Some(start_rate), None) => {
+                let Load::Open { arrival, .. } = self.loads[0].0 else {
+                    unreachable!("--find-max-rate implies an open loop")
+                };
+                let max_inflight = self.spec.max_inflight;
+                let search = search::max_rate(self, start_rate, arrival, max_inflight, observer)?;
+                self.result.max_rate = Some(search);
+            }
+            (None, None) => {
+                for (load, description) in self.loads.clone() {
+                    if !self.interrupted() {
+                        self.measure(load, &description, None, observer)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The final status, saved: complete, or interrupted; partial when a
+    /// planned point is missing or any is incomplete.
+    pub fn finish(self, observer: &mut dyn SweepObserver) -> Result<Finished, ServedError> {
+        let planned = self.planned();
+        let Sweep {
             interrupt,
-            writer,
             mut result,
             failed_requests,
             ..
@@ -95,18 +189,15 @@ impl Session {
         result.partial = interrupted
             || planned.is_some_and(|n| result.points.len() != n)
             || result.points.iter().any(|p| !p.complete);
-        save(&writer, &mut result, csv)?;
-        terminal::print_run_verdict(&result);
-        terminal::print_result_path(out_path, result.partial);
-        let exit = if interrupted {
-            ExitCode::from(crate::exit::INTERRUPTED)
-        } else if failed_requests > 0 && !searching {
-            eprintln!("{failed_requests} requests failed (see failed_by_class in the result)");
-            ExitCode::from(crate::exit::REQUESTS_FAILED)
-        } else {
-            ExitCode::SUCCESS
-        };
-        Ok(Sweep { result, exit })
+        observer
+            .save(&mut result, true)
+            .map_err(ServedError::Save)?;
+        Ok(Finished {
+            result,
+            interrupted,
+            failed_requests,
+            searched: planned.is_none(),
+        })
     }
 
     /// How the search's probes were called so far.
@@ -114,7 +205,7 @@ impl Session {
         ProbeCalls {
             called_by_estimate: Some(self.called_by_estimate),
             confidence: Some(CONFIDENCE),
-            max_requests_per_probe: self.max_requests_per_probe,
+            max_requests_per_probe: self.spec.max_requests_per_probe,
         }
     }
 
@@ -126,11 +217,16 @@ impl Session {
     /// early-stopping rule, extended while the rule leaves it undecided (up
     /// to `--max-requests-per-probe`), and called by its point estimate if
     /// it still is.
-    pub(super) fn probe(&mut self, load: Load) -> Result<Option<ProbeVerdict>> {
+    pub(super) fn probe(
+        &mut self,
+        load: Load,
+        observer: &mut dyn SweepObserver,
+    ) -> Result<Option<ProbeVerdict>, ServedError> {
         if self.interrupted() {
             return Ok(None);
         }
-        let point = self.measure(load, &load.describe(), self.max_requests_per_probe)?;
+        let extend_to = self.spec.max_requests_per_probe;
+        let point = self.measure(load, &load.describe(), extend_to, observer)?;
         if !point.complete {
             return Ok(Some(ProbeVerdict::Incomplete));
         }
@@ -148,19 +244,20 @@ impl Session {
     /// Sharded: waits for point `slot`'s start on the wall clock, every
     /// shard's the same; a point whose slot has passed (its warm-up or the
     /// previous point ran past it) starts at once and says so.
-    pub(super) fn wait_for_slot(
+    fn wait_for_slot(
         &mut self,
         slot: usize,
         load: Load,
         description: &LoadDescription,
+        observer: &mut dyn SweepObserver,
     ) -> Option<PointStart> {
-        let start_at = self.start_at?;
-        let shard = self.shard?;
+        let start_at = self.spec.start_at?;
+        let shard = self.spec.shard?;
         let share = shard.share(match load {
             Load::Closed { concurrency } => concurrency,
             Load::Open { max_inflight, .. } | Load::Trace { max_inflight, .. } => max_inflight,
         });
-        let interval = self.point_interval.map_or(0.0, |d| d.as_secs_f64());
+        let interval = self.spec.point_interval.map_or(0.0, |d| d.as_secs_f64());
         let planned = start_at + slot as f64 * interval;
         let overran = unix_now() > planned;
         // Interrupted while waiting, the point starts at once and stops.
@@ -173,7 +270,7 @@ impl Session {
                 "{}: started {lag_ms:.0} ms after its slot at {planned:.3} (the warm-up or the previous point ran past it; raise --point-interval or --start-at): its window may not line up with the other shards'",
                 description.label()
             );
-            eprintln!("warning: {note}");
+            observer.warning(&note);
             self.result.notes.push(note);
         }
         Some(PointStart {
@@ -187,11 +284,11 @@ impl Session {
     /// Runs the warm-up requests of a point. `Some(message)` when every one
     /// failed: the server cannot serve this load at all, and measuring it
     /// would only count failures.
-    pub(super) fn run_warmup(&self, load: Load, prompts: PromptStream) -> Option<String> {
+    fn run_warmup(&self, load: Load, prompts: PromptStream) -> Option<String> {
         // Sharded, every shard sends `warmup` requests of its own: the
         // warm-up is the whole load's N times as many, each shard its part.
-        let shards = self.shard.map_or(1, |s| s.count);
-        let count = self.warmup * u64::from(shards);
+        let shards = self.spec.shard.map_or(1, |s| s.count);
+        let count = self.spec.warmup * u64::from(shards);
         let concurrency = match load {
             Load::Closed { concurrency } => concurrency,
             Load::Open { .. } | Load::Trace { .. } => shards,
@@ -204,10 +301,10 @@ impl Session {
                 num_requests: Some(count),
                 duration: None,
             },
-            seed: self.seed,
+            seed: self.spec.seed,
             prompts,
             start: Instant::now(),
-            shard: self.shard,
+            shard: self.spec.shard,
         };
         let mut failures = Vec::new();
         let mut successes = 0;
@@ -232,40 +329,43 @@ impl Session {
 
     /// The resumed file's next point, when it has one left: it must be the
     /// load this run measures next; it is shown, kept and saved.
-    pub(super) fn keep_resumed(
+    fn keep_resumed(
         &mut self,
         description: &LoadDescription,
-    ) -> Result<Option<HttpPoint>> {
+        observer: &mut dyn SweepObserver,
+    ) -> Result<Option<HttpPoint>, ServedError> {
         let Some(kept) = self.kept.pop_front() else {
             return Ok(None);
         };
         if kept.load != *description {
-            bail!(
+            return Err(ServedError::Usage(format!(
                 "--resume: the file's point {} is {}, where this run measures {}",
                 self.result.points.len() + 1,
                 kept.load.label(),
                 description.label()
-            );
+            )));
         }
         self.position += 1;
         self.failed_requests += kept.requests.failed;
-        terminal::print_http_row(&kept, self.metrics.is_some());
-        println!("  (kept from the resumed file)");
+        observer.point_kept(&kept, true);
         self.result.points.push(kept.clone());
-        save(&self.writer, &mut self.result, self.csv.as_deref())?;
+        observer
+            .save(&mut self.result, true)
+            .map_err(ServedError::Save)?;
         Ok(Some(kept))
     }
 
     /// Readies the point's connections before it starts (unless
     /// `--no-preconnect`): how many the pool holds.
-    pub(super) fn preconnect(&self, load: Load) -> Option<u32> {
+    fn preconnect(&self, load: Load) -> Option<u32> {
         self.result.settings.preconnect.then(|| {
             // An open loop's in-flight count is not known ahead: a second's
             // arrivals is a fair guess; later ones open their own.
             let connections = match load {
-                Load::Closed { concurrency } => {
-                    self.shard.map_or(concurrency, |s| s.share(concurrency))
-                }
+                Load::Closed { concurrency } => self
+                    .spec
+                    .shard
+                    .map_or(concurrency, |s| s.share(concurrency)),
                 Load::Open {
                     rate, max_inflight, ..
                 } => (rate.ceil() as u32).clamp(1, max_inflight),
@@ -281,7 +381,7 @@ impl Session {
     /// by request), up to `extend_to` in all; under --until-precise a point
     /// grows until its statistics are precise, or a cap, and `stopped_by`
     /// says which. Each extension's prompts are fresh.
-    pub(super) fn more_requests(
+    fn more_requests(
         &self,
         snapshot: &dyn Fn() -> HttpPoint,
         extend_to: Option<u64>,
@@ -315,64 +415,71 @@ impl Session {
 
     /// Counts, shows and keeps a measured point (one without any request
     /// is shown, not kept), with its notes, and saves the run.
-    pub(super) fn keep_point(&mut self, point: &HttpPoint) -> Result<()> {
+    fn keep_point(
+        &mut self,
+        point: &HttpPoint,
+        observer: &mut dyn SweepObserver,
+    ) -> Result<(), ServedError> {
         self.failed_requests += point.requests.failed;
-        terminal::print_http_row(point, self.metrics.is_some());
+        observer.point_kept(point, false);
         for note in point_notes(point, self.workload.sends_token_ids()) {
-            eprintln!("warning: {note}");
+            observer.warning(&note);
             self.result.notes.push(note);
         }
         if point.requests.total > 0 {
             self.result.points.push(point.clone());
         }
-        save(&self.writer, &mut self.result, self.csv.as_deref())
+        observer
+            .save(&mut self.result, true)
+            .map_err(ServedError::Save)
     }
 
     /// Writes the point in vLLM's result format (`--export-vllm`).
-    pub(super) fn export_vllm(&self, point: &HttpPoint, export: &VllmExport) -> Result<()> {
+    fn export_vllm(&self, point: &HttpPoint, export: &VllmExport) -> Result<(), ServedError> {
         let Some(plan) = &self.export_vllm else {
             return Ok(());
         };
         let path = plan.path_for(&point.load);
         let json = export.finish(point, &self.result.settings, &vllm_date());
-        let text = serde_json::to_string_pretty(&json).context("--export-vllm")?;
-        std::fs::write(&path, text)
-            .with_context(|| format!("--export-vllm {}: cannot write", path.display()))
+        let text = serde_json::to_string_pretty(&json).map_err(std::io::Error::other);
+        text.and_then(|text| std::fs::write(&path, text))
+            .map_err(|source| ServedError::ExportVllm { path, source })
     }
 
     /// Point `stream_index`'s prompts of one phase: every point's and every
     /// phase's are distinct.
-    pub(super) fn prompt_stream(&self, stream_index: u32, phase: Phase) -> PromptStream {
-        PromptStream::new(self.seed, stream_index, phase).with_content_seed(self.prompt_seed)
+    fn prompt_stream(&self, stream_index: u32, phase: Phase) -> PromptStream {
+        PromptStream::new(self.spec.seed, stream_index, phase).with_content_seed(self.prompt_seed)
     }
 
     /// A point's requests: the first ones, then the extensions it needs
-    /// ([`Session::more_requests`]), each request handed to `recorder`.
+    /// ([`Sweep::more_requests`]), each request handed to `recorder`.
     /// How it ended, the requests sent, and why an --until-precise point
     /// stopped.
-    pub(super) fn run_segments(
+    fn run_segments(
         &mut self,
         setup: &PointSetup,
         recorder: &mut PointRecorder<'_>,
+        observer: &mut dyn SweepObserver,
     ) -> (PointEnd, Option<u64>, &'static str) {
         let mut segment = PointPlan {
             load: setup.load,
             limits: setup.limits,
-            seed: self.seed,
+            seed: self.spec.seed,
             prompts: self.prompt_stream(setup.stream_index, Phase::Measured),
             start: setup.start,
-            shard: self.shard,
+            shard: self.spec.shard,
         };
         let mut sent = setup.first;
         let mut stopped_by = "interrupted";
         loop {
-            let (result, writer, log) = (&self.result, &self.writer, &mut self.log);
+            let (result, log) = (&self.result, &mut self.log);
             let end = self.runtime.block_on(run_point(
                 self.client.clone(),
                 self.workload.clone(),
                 segment,
                 self.interrupt.clone(),
-                |completed| recorder.record(completed, result, writer, log),
+                |completed| recorder.record(completed, result, log, &mut *observer),
             ));
             if end.interrupted || recorder.extension >= MAX_EXTENSIONS {
                 return (end, sent, stopped_by);
@@ -390,7 +497,7 @@ impl Session {
             };
             recorder.extension += 1;
             sent = Some(n + more);
-            recorder.progress.extend(more);
+            observer.point_extended(more);
             segment = PointPlan {
                 load: setup.load,
                 limits: Limits {
@@ -402,11 +509,11 @@ impl Session {
                         .and_then(|p| p.max_duration)
                         .map(|d| d.saturating_sub(setup.start.elapsed())),
                 },
-                seed: self.seed,
+                seed: self.spec.seed,
                 prompts: self
                     .prompt_stream(setup.stream_index, Phase::Extension(recorder.extension)),
                 start: Instant::now(),
-                shard: self.shard,
+                shard: self.spec.shard,
             };
         }
     }
@@ -420,16 +527,20 @@ impl Session {
         load: Load,
         description: &LoadDescription,
         extend_to: Option<u64>,
-    ) -> Result<HttpPoint> {
-        if let Some(kept) = self.keep_resumed(description)? {
+        observer: &mut dyn SweepObserver,
+    ) -> Result<HttpPoint, ServedError> {
+        if let Some(kept) = self.keep_resumed(description, observer)? {
             return Ok(kept);
         }
         let stream_index = self.next_point;
         self.next_point += 1;
-        if self.warmup > 0 {
+        if self.spec.warmup > 0 {
             let prompts = self.prompt_stream(stream_index, Phase::Warmup);
             if let Some(message) = self.run_warmup(load, prompts) {
-                bail!("{}: warm-up failed: {message}", description.label());
+                return Err(ServedError::WarmupFailed {
+                    label: description.label(),
+                    message,
+                });
             }
         }
         let preconnected = self.preconnect(load);
@@ -443,17 +554,17 @@ impl Session {
             .as_ref()
             .and_then(|m| Sampler::start(&m.config, &m.url, m.interval).ok());
         let connects_before = self.client.connects().started();
-        let start_against_slot = self.wait_for_slot(slot, load, description);
+        let start_against_slot = self.wait_for_slot(slot, load, description, observer);
         let start = Instant::now();
         // A shard sends its part of the load's requests.
         let first = limits
             .num_requests
-            .map(|n| self.shard.map_or(n, |s| s.count_of(n)));
+            .map(|n| self.spec.shard.map_or(n, |s| s.count_of(n)));
+        observer.point_started(&description.label(), first);
         let mut recorder = PointRecorder {
             acc: HttpAccumulator::new(start, self.slo)
                 .with_tokenizer(self.tokenizer.clone())
-                .with_slices(self.slice),
-            progress: PointProgress::new(description.label(), first),
+                .with_slices(self.spec.slice),
             vllm: self.export_vllm.as_ref().map(|_| VllmExport::new()),
             description,
             point_index: self.result.points.len(),
@@ -461,7 +572,9 @@ impl Session {
             last_save: Instant::now(),
             io_error: None,
         };
-        self.telemetry.start();
+        if let Some(t) = self.telemetry.as_mut() {
+            t.start();
+        }
         let setup = PointSetup {
             load,
             limits,
@@ -470,22 +583,21 @@ impl Session {
             stream_index,
             extend_to,
         };
-        let (end, sent, stopped_by) = self.run_segments(&setup, &mut recorder);
-        let telemetry = self.telemetry.stop();
+        let (end, sent, stopped_by) = self.run_segments(&setup, &mut recorder, observer);
+        let telemetry = self.telemetry.as_mut().and_then(|t| t.stop());
         let server_metrics = sampler.map(Sampler::stop);
         let PointRecorder {
             acc,
-            progress,
             vllm,
             mut io_error,
             ..
         } = recorder;
-        progress.finish();
+        observer.point_ended();
         // A write that failed during the point fails the run, after the
         // point is kept: a run never loses what it measured.
         if let (Some(log), None) = (self.log.as_mut(), io_error.as_ref()) {
             if let Err(e) = log.flush() {
-                io_error = Some(anyhow::Error::new(e).context("writing --requests-log"));
+                io_error = Some(ServedError::RequestsLog(e));
             }
         }
         let mut point = acc.finish(description.clone(), !end.interrupted, end.cancelled);
@@ -517,7 +629,7 @@ impl Session {
                 server.system_fingerprint = acc.system_fingerprint().map(str::to_string);
             }
         }
-        self.keep_point(&point)?;
+        self.keep_point(&point, observer)?;
         if let Some(e) = io_error {
             return Err(e);
         }
@@ -527,67 +639,3 @@ impl Session {
         Ok(point)
     }
 }
-
-/// Probes that bracket the highest rate meeting the SLO at p99
-/// ([`search_max`]). Every probe uses the same seed, so the search repeats
-/// exactly against a server that behaves the same.
-pub(super) fn search_max_rate(
-    session: &mut Session,
-    start_rate: f64,
-    arrival: Arrival,
-    max_inflight: u32,
-) -> Result<MaxRateSearch> {
-    let found = search_max(start_rate, false, |rate| {
-        let load = Load::Open {
-            rate,
-            arrival,
-            max_inflight,
-        };
-        session.probe(load)
-    })?;
-    terminal::print_search(
-        "highest rate",
-        found.best.map(|r| format!("{r} req/s")),
-        found.failing.map(|r| format!("{r} req/s")),
-        found.probes,
-        session.called_by_estimate,
-    );
-    Ok(MaxRateSearch {
-        max_rate: found.best,
-        lowest_failing_rate: found.failing,
-        probes: found.probes,
-        calls: session.probe_calls(),
-        criterion: SEARCH_CRITERION.into(),
-    })
-}
-
-/// Probes that bracket the highest concurrency meeting the SLO at p99, as
-/// [`search_max_rate`] does for rates, on whole numbers of requests in flight.
-pub(super) fn search_max_concurrency(
-    session: &mut Session,
-    start: u32,
-) -> Result<MaxConcurrencySearch> {
-    // Whole-number searches probe whole numbers from 1 up.
-    let whole = |load: f64| load as u32;
-    let found = search_max(f64::from(start), true, |concurrency| {
-        session.probe(Load::Closed {
-            concurrency: whole(concurrency),
-        })
-    })?;
-    terminal::print_search(
-        "highest concurrency",
-        found.best.map(|c| format!("c={}", whole(c))),
-        found.failing.map(|c| format!("c={}", whole(c))),
-        found.probes,
-        session.called_by_estimate,
-    );
-    Ok(MaxConcurrencySearch {
-        max_concurrency: found.best.map(whole),
-        lowest_failing_concurrency: found.failing.map(whole),
-        probes: found.probes,
-        calls: session.probe_calls(),
-        criterion: SEARCH_CRITERION.into(),
-    })
-}
-
-pub(super) const SEARCH_CRITERION: &str = "p99 of every --slo objective within its limit at 99% confidence by MLPerf LoadGen's early-stopping rule, a failed request over every limit; a probe the rule leaves undecided (after any extension up to --max-requests-per-probe) is called by its point estimate: p99 within every limit and no failed request";

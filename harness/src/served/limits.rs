@@ -1,18 +1,21 @@
 //! How long each point runs: `--num-requests` and `--duration`.
 
-use super::*;
+use std::time::Duration;
+
+use inferbench_core::spec::{HttpSpec, PerLoad};
+use inferbench_http::load::{Limits, Load};
 
 /// How long each point runs: `--num-requests` and `--duration`, each one
 /// value for all points, one per load level, or a multiple of the load.
-pub(super) struct LimitsPlan {
-    pub(super) counts: Option<PerLoad<u64>>,
-    pub(super) durations: Option<PerLoad<Duration>>,
+pub(crate) struct LimitsPlan {
+    counts: Option<PerLoad<u64>>,
+    durations: Option<PerLoad<Duration>>,
 }
 
 impl LimitsPlan {
     /// The limits `spec` asks for (its lists checked against its loads by
     /// [`HttpSpec::validate`]); `default_count` when neither is given.
-    pub(super) fn new(spec: &HttpSpec, default_count: u64) -> LimitsPlan {
+    pub(crate) fn new(spec: &HttpSpec, default_count: u64) -> LimitsPlan {
         let counts = spec.num_requests.clone().or(if spec.duration.is_none() {
             Some(PerLoad::All(default_count))
         } else {
@@ -25,7 +28,7 @@ impl LimitsPlan {
     }
 
     /// The limits of the point at `position` of the sweep.
-    pub(super) fn at(&self, position: usize, load: Load) -> Limits {
+    pub(crate) fn at(&self, position: usize, load: Load) -> Limits {
         let size = match load {
             Load::Closed { concurrency } => f64::from(concurrency),
             Load::Open { rate, .. } => rate,
@@ -43,21 +46,21 @@ impl LimitsPlan {
         }
     }
 
-    pub(super) fn same_count(&self) -> Option<u64> {
+    pub(crate) fn same_count(&self) -> Option<u64> {
         match self.counts {
             Some(PerLoad::All(n)) => Some(n),
             _ => None,
         }
     }
 
-    pub(super) fn same_duration(&self) -> Option<Duration> {
+    pub(crate) fn same_duration(&self) -> Option<Duration> {
         match self.durations {
             Some(PerLoad::All(d)) => Some(d),
             _ => None,
         }
     }
 
-    pub(super) fn count_spec(&self) -> Option<String> {
+    pub(crate) fn count_spec(&self) -> Option<String> {
         match &self.counts {
             Some(PerLoad::Each(list)) => Some(
                 list.iter()
@@ -70,7 +73,7 @@ impl LimitsPlan {
         }
     }
 
-    pub(super) fn duration_spec(&self) -> Option<String> {
+    pub(crate) fn duration_spec(&self) -> Option<String> {
         match &self.durations {
             Some(PerLoad::Each(list)) => Some(
                 list.iter()

@@ -1,17 +1,25 @@
 //! `--resume`: the finished points of a partial result file, checked
 //! against this run and kept.
 
-use super::*;
+use std::collections::VecDeque;
+use std::path::Path;
+
+use inferbench_core::schema::{AnyResult, HttpPoint, HttpResult, HttpSettings, LoadDescription};
+use inferbench_http::load::Load;
+
+use super::ServedError;
 
 /// The finished part of a partial result file, to be continued.
-pub(super) struct Resume {
-    pub(super) settings: HttpSettings,
-    pub(super) prompt_seed: Option<u64>,
+pub struct Resume {
+    settings: HttpSettings,
+    /// The seed of its prompts' content, when the file says which streams
+    /// its points used (without them, new prompts could repeat old ones).
+    pub prompt_seed: Option<u64>,
     /// Its completely measured points, in order.
-    pub(super) points: Vec<HttpPoint>,
+    points: Vec<HttpPoint>,
     /// The first prompt stream no point of the file (nor a warm-up of a point
     /// that never finished) can have used.
-    pub(super) next_stream: u32,
+    next_stream: u32,
 }
 
 impl Resume {
@@ -24,7 +32,7 @@ impl Resume {
         path: &Path,
         result: &mut HttpResult,
         loads: Option<&[(Load, LoadDescription)]>,
-    ) -> Result<(std::collections::VecDeque<HttpPoint>, u32)> {
+    ) -> Result<(VecDeque<HttpPoint>, u32), ServedError> {
         self.check_settings(path, &result.settings)?;
         if let Some(loads) = loads {
             self.check_loads(path, loads)?;
@@ -38,13 +46,15 @@ impl Resume {
         Ok((self.points.into(), self.next_stream))
     }
 
-    pub(super) fn read(path: &Path) -> Result<Resume> {
-        let file = match inferbench_harness::schema::AnyResult::read(path)
-            .with_context(|| format!("--resume {}", path.display()))?
-        {
-            inferbench_harness::schema::AnyResult::Http(r) => r,
-            inferbench_harness::schema::AnyResult::Inproc(_) => {
-                return Err(usage(format!(
+    /// Reads a partial result file to continue.
+    pub fn read(path: &Path) -> Result<Resume, ServedError> {
+        let file = match AnyResult::read(path).map_err(|source| ServedError::ResumeRead {
+            path: path.to_path_buf(),
+            source,
+        })? {
+            AnyResult::Http(r) => r,
+            AnyResult::Inproc(_) => {
+                return Err(ServedError::Usage(format!(
                     "--resume {}: an inproc result; resume an http one",
                     path.display()
                 )))
@@ -77,7 +87,7 @@ impl Resume {
     }
 
     /// The first setting in which this run differs from the file's.
-    pub(super) fn check_settings(&self, path: &Path, now: &HttpSettings) -> Result<()> {
+    fn check_settings(&self, path: &Path, now: &HttpSettings) -> Result<(), ServedError> {
         let as_map = |s: &HttpSettings| match serde_json::to_value(s) {
             Ok(serde_json::Value::Object(map)) => map,
             _ => serde_json::Map::new(),
@@ -95,7 +105,7 @@ impl Resume {
             let (b, n) = (before.get(key), now.get(key));
             let null = serde_json::Value::Null;
             if b.unwrap_or(&null) != n.unwrap_or(&null) {
-                return Err(usage(format!(
+                return Err(ServedError::Usage(format!(
                     "--resume {}: its settings.{key} is {}, this run's is {}; resume with the same flags",
                     path.display(),
                     b.unwrap_or(&null),
@@ -107,9 +117,13 @@ impl Resume {
     }
 
     /// The kept points must be the first loads of this run's sweep.
-    pub(super) fn check_loads(&self, path: &Path, loads: &[(Load, LoadDescription)]) -> Result<()> {
+    fn check_loads(
+        &self,
+        path: &Path,
+        loads: &[(Load, LoadDescription)],
+    ) -> Result<(), ServedError> {
         if self.points.len() > loads.len() {
-            return Err(usage(format!(
+            return Err(ServedError::Usage(format!(
                 "--resume {}: it has {} finished points, this run plans {}",
                 path.display(),
                 self.points.len(),
@@ -118,7 +132,7 @@ impl Resume {
         }
         for (i, (point, (_, planned))) in self.points.iter().zip(loads).enumerate() {
             if point.load != *planned {
-                return Err(usage(format!(
+                return Err(ServedError::Usage(format!(
                     "--resume {}: its point {} is {}, this run's is {}; resume with the same loads",
                     path.display(),
                     i + 1,
