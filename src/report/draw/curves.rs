@@ -128,13 +128,7 @@ pub(super) fn load_curves<DB: DrawingBackend>(
         ("TTFT", fig.slo_ttft_ms, 0usize),
         ("TPOT", fig.slo_tpot_ms, 1),
     ]) {
-        let values = |p: &crate::report::figures::LoadPoint| {
-            if pick == 0 {
-                (p.ttft_p50, p.ttft_p99)
-            } else {
-                (p.tpot_p50, p.tpot_p99)
-            }
-        };
+        let values = |p: &LoadPoint| panel_values(p, pick);
         let ys = min_max(
             fig.series
                 .iter()
@@ -234,31 +228,58 @@ pub(super) fn load_curves<DB: DrawingBackend>(
                 }))?;
             }
         }
-        if let Some(limit) = slo {
-            chart.draw_series(DashedLineSeries::new(
-                [(x_range.start, limit), (x_range.end, limit)],
-                10,
-                6,
-                RED.stroke_width(2),
-            ))?;
-            chart.draw_series([anchored_label(
-                format!("SLO {name} p99 ≤ {limit} ms"),
-                (x_range.start, limit),
-                &RED,
-                VPos::Bottom,
-            )])?;
-        }
-        if let Some((x, label)) = &fig.max_rate {
-            let top = padded(ys.0, ys.1, true).end;
-            chart.draw_series(DashedLineSeries::new(
-                [(*x, 0.0), (*x, top)],
-                8,
-                5,
-                BLACK.stroke_width(2),
-            ))?;
-            chart.draw_series([anchored_label(label.clone(), (*x, top), &BLACK, VPos::Top)])?;
-        }
+        let top = padded(ys.0, ys.1, true).end;
+        load_markers(&mut *chart, name, slo, fig.max_rate.as_ref(), top)?;
         legend(&mut *chart, SeriesLabelPosition::UpperLeft, 13)?;
+    }
+    Ok(())
+}
+
+/// A load panel's p50 and p99: TTFT (`pick` 0) or TPOT.
+fn panel_values(p: &LoadPoint, pick: usize) -> (Option<f64>, Option<f64>) {
+    if pick == 0 {
+        (p.ttft_p50, p.ttft_p99)
+    } else {
+        (p.tpot_p50, p.tpot_p99)
+    }
+}
+
+/// The SLO's limit across a load panel and the highest rate found, up to
+/// `top`.
+fn load_markers<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    name: &str,
+    slo: Option<f64>,
+    max_rate: Option<&(f64, String)>,
+    top: f64,
+) -> DrawResult<DB> {
+    let x_range = chart.x_range();
+    if let Some(limit) = slo {
+        chart.draw_series(DashedLineSeries::new(
+            [(x_range.start, limit), (x_range.end, limit)],
+            10,
+            6,
+            RED.stroke_width(2),
+        ))?;
+        chart.draw_series([anchored_label(
+            format!("SLO {name} p99 ≤ {limit} ms"),
+            (x_range.start, limit),
+            &RED,
+            VPos::Bottom,
+        )])?;
+    }
+    if let Some((x, label)) = max_rate {
+        chart.draw_series(DashedLineSeries::new(
+            [(*x, 0.0), (*x, top)],
+            8,
+            5,
+            BLACK.stroke_width(2),
+        ))?;
+        chart.draw_series([anchored_label(label.clone(), (*x, top), &BLACK, VPos::Top)])?;
     }
     Ok(())
 }

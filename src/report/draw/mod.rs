@@ -12,7 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontStyle;
 
 use super::figures::{
-    BatchCurve, BatchPoint, CdfPanel, ContrastPanel, Figure, LoadFigure, OverTimePanel,
+    BatchCurve, BatchPoint, CdfPanel, ContrastPanel, Figure, LoadFigure, LoadPoint, OverTimePanel,
     ParetoSeries, Plot, TelemetryPanel, Timeline,
 };
 
