@@ -15,8 +15,10 @@ use std::time::Duration;
 use inferbench_core::schema::{
     AnyResult, HttpPoint, HttpResult, Provenance, ResultWriter, RunStatus, ToolInfo,
 };
-use inferbench_core::spec::{HttpSpec, PerLoad, Spec};
+use inferbench_core::spec::{HttpSpec, PerLoad, RoundsSpec, Spec};
 use inferbench_harness::http::record::RequestRecord;
+use inferbench_harness::rounds::RoundsResult;
+use inferbench_harness::served::rounds::{self, run_rounds, RoundsDriver, RoundsError};
 use inferbench_harness::served::{
     self, ConnectInputs, Finished, Ready, Resume, SaveError, ServedError, StartInputs,
     SweepObserver,
@@ -323,4 +325,113 @@ fn a_warm_up_that_only_fails_stops_the_run_with_the_cause() {
         Ok(_) => panic!("expected a failed warm-up, got a finished run"),
     }
     assert!(seen.started.is_empty());
+}
+
+/// Runs each round's sweep in the library, as the binary does minus the
+/// files.
+struct RoundsRecorder {
+    saves: Vec<RunStatus>,
+    last_saved: Option<RoundsResult>,
+}
+
+impl RoundsDriver for RoundsRecorder {
+    type Error = ServedError;
+
+    fn file_of(&self, round: u32, target: usize) -> String {
+        format!("r{round}.t{target}.json")
+    }
+
+    fn sweep(
+        &mut self,
+        _round: u32,
+        _target: usize,
+        spec: &HttpSpec,
+    ) -> Result<HttpResult, ServedError> {
+        run(spec, None, not_interrupted()).0.map(|f| f.result)
+    }
+
+    fn save(&mut self, result: &mut RoundsResult) -> Result<(), SaveError> {
+        self.saves.push(result.status);
+        self.last_saved = Some(result.clone());
+        Ok(())
+    }
+}
+
+#[test]
+fn rounds_alternate_the_targets_on_one_prompt_seed_a_round() {
+    let (a, b) = (server(), server());
+    let rounds = RoundsSpec {
+        targets: vec![a.url(), b.url()],
+        rounds: 2,
+        http: HttpSpec {
+            concurrency: Some(vec![1]),
+            ..spec(&a)
+        },
+    };
+    let mut driver = RoundsRecorder {
+        saves: Vec::new(),
+        last_saved: None,
+    };
+    let result = run_rounds(&rounds, 99, &AtomicBool::new(false), &mut driver).unwrap();
+    assert_eq!(result.status, RunStatus::Complete);
+    assert!(!result.partial);
+    let order: Vec<(u32, usize, &str)> = result
+        .order
+        .iter()
+        .map(|e| (e.round, e.target, e.file.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (0, 0, "r0.t0.json"),
+            (0, 1, "r0.t1.json"),
+            (1, 0, "r1.t0.json"),
+            (1, 1, "r1.t1.json")
+        ]
+    );
+    // Each target ran every round against its own server.
+    assert_eq!(a.requests(), 2 * (6 + 1));
+    assert_eq!(b.requests(), 2 * (6 + 1));
+    // One prompt seed a round, the same for both targets, new each round.
+    let seed = |t: usize, r: usize| result.targets[t].rounds[r].settings.prompt_seed;
+    assert_eq!(seed(0, 0), seed(1, 0));
+    assert_eq!(seed(0, 1), seed(1, 1));
+    assert_ne!(seed(0, 0), seed(0, 1));
+    assert_eq!(
+        seed(0, 1),
+        Some(rounds::round_seed(99, 1)),
+        "the round's seed as the settings list it"
+    );
+    assert!(!result.summary.is_empty());
+    // Saved at the start, after every sweep and at the end.
+    assert_eq!(driver.saves.len(), 1 + 4 + 1);
+    assert_eq!(driver.saves.last(), Some(&RunStatus::Complete));
+
+    // A target that cannot be reached fails the rounds in its first round,
+    // the file saved failed with the cause.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let failing = RoundsSpec {
+        targets: vec![a.url(), closed.clone()],
+        ..rounds
+    };
+    let mut driver = RoundsRecorder {
+        saves: Vec::new(),
+        last_saved: None,
+    };
+    match run_rounds(&failing, 99, &AtomicBool::new(false), &mut driver) {
+        Err(RoundsError::Sweep { round, url, .. }) => {
+            assert_eq!((round, url), (0, closed));
+        }
+        Err(e) => panic!("expected a failed sweep, got {e}"),
+        Ok(_) => panic!("expected a failed sweep, got a result"),
+    }
+    let saved = driver.last_saved.unwrap();
+    assert_eq!(saved.status, RunStatus::Failed);
+    assert!(saved
+        .error
+        .is_some_and(|e| e.contains("connection refused")));
+    assert_eq!(saved.targets[0].rounds.len(), 1);
 }

@@ -83,19 +83,26 @@ impl Gets {
             .clone()
     }
 
-    /// The pool for `url`'s server, made on first use.
+    /// The pool for `url`'s server, made on first use (its TLS connector
+    /// and server name only then).
     fn pool(&self, url: &url::Url) -> Result<Arc<Pool>, String> {
+        let key = format!(
+            "{}://{}:{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
+        let poisoned = |_| "the connection pool was poisoned by a panic".to_string();
+        if let Some(pool) = self.pools.lock().map_err(poisoned)?.get(&key) {
+            return Ok(pool.clone());
+        }
         let tls = match url.scheme() {
             "http" => None,
             "https" => Some(self.tls()?),
             other => return Err(format!("unsupported scheme '{other}', use http or https")),
         };
         let target = Target::new(url, tls)?;
-        let key = format!("{}://{}", url.scheme(), target.authority);
-        let mut pools = self
-            .pools
-            .lock()
-            .map_err(|_| "the connection pool was poisoned by a panic".to_string())?;
+        let mut pools = self.pools.lock().map_err(poisoned)?;
         Ok(pools
             .entry(key)
             .or_insert_with(|| {
