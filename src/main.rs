@@ -23,6 +23,7 @@ mod points_table;
 mod progress;
 mod provenance;
 mod report;
+mod result_files;
 mod rounds;
 mod server;
 mod specs;
