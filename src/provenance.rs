@@ -92,9 +92,8 @@ pub fn model_info(path: &Path, model: &LoadedModel) -> Result<ModelInfo> {
     })
 }
 
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
-}
+/// The wall clock as results date themselves (the served runner's, one place).
+pub use inferbench_harness::served::now_rfc3339;
 
 pub fn provenance(engine: EngineInfo, model: Option<ModelInfo>) -> Provenance {
     Provenance {
