@@ -3,7 +3,7 @@
 
 use inferbench_harness::gpu::GpuProbe;
 use inferbench_harness::schema::telemetry::TelemetrySummary;
-use inferbench_harness::telemetry::{Sampler, TelemetryConfig};
+use inferbench_harness::telemetry::{PointSampler, Sampler, TelemetryConfig};
 
 /// Samples one point at a time, keeping the GPU probe between points.
 pub struct PointTelemetry {
@@ -50,8 +50,10 @@ impl PointTelemetry {
             notes,
         )
     }
+}
 
-    pub fn start(&mut self) {
+impl PointSampler for PointTelemetry {
+    fn start(&mut self) {
         if !self.enabled || self.running.is_some() {
             return;
         }
@@ -61,7 +63,7 @@ impl PointTelemetry {
         }
     }
 
-    pub fn stop(&mut self) -> Option<TelemetrySummary> {
+    fn stop(&mut self) -> Option<TelemetrySummary> {
         let sampler = self.running.take()?;
         match sampler.finish() {
             Ok((summary, probe)) => {

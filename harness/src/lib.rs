@@ -25,3 +25,6 @@ pub mod rounds;
 pub mod served;
 pub mod telemetry;
 pub mod vllm_export;
+
+/// What an observer's save returns when the result could not be written.
+pub type SaveError = Box<dyn std::error::Error + Send + Sync>;

@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use inferbench_harness::http::point::RequestRecord;
 use inferbench_harness::schema::{HttpResult, ResultWriter};
 use inferbench_harness::served::{
-    self, ConnectInputs, Finished, PointSampler, Ready, Resume, SaveError, SearchReport,
-    ServedError, StartInputs, SweepObserver,
+    self, ConnectInputs, Finished, Ready, Resume, SaveError, SearchReport, ServedError,
+    StartInputs, SweepObserver,
 };
 
 use inferbench_core::spec::HttpSpec;
@@ -141,16 +141,6 @@ impl TerminalObserver {
             csv,
             crate::points_table::write_http_csv,
         )
-    }
-}
-
-impl PointSampler for PointTelemetry {
-    fn start(&mut self) {
-        PointTelemetry::start(self);
-    }
-
-    fn stop(&mut self) -> Option<inferbench_harness::schema::telemetry::TelemetrySummary> {
-        PointTelemetry::stop(self)
     }
 }
 

@@ -1,7 +1,13 @@
-//! The machine's ceilings (memory bandwidth, compute peak) and what the
-//! GGUF reader counts of a model: the rooflines' two sides.
+//! The machine's ceilings (memory bandwidth, compute peak): the rooflines'
+//! upper side.
 
-use super::*;
+use inferbench_harness::roofline::{self, BandwidthCeiling};
+use inferbench_harness::schema::roofline::{BandwidthProbe, ComputePeakProbe, DeviceBandwidth};
+use inferbench_models::gguf::{DecodeTraffic, PrefillCompute};
+
+use super::{
+    BANDWIDTH_ARRAY_BYTES, BANDWIDTH_REPETITIONS, PEAK_FLOPS_PER_THREAD, PEAK_REPETITIONS,
+};
 
 /// The machine's ceilings, measured before any point so that the probes
 /// disturb none, and what a reader must know about them.
@@ -78,32 +84,5 @@ impl Ceilings {
             peak,
             notes,
         }
-    }
-}
-
-/// What the GGUF reader counts of one model: a decode step's bytes and a
-/// prefill's FLOPs (absent when the file cannot be read again).
-pub(super) struct ModelCounts {
-    pub(super) traffic: Option<DecodeTraffic>,
-    pub(super) compute: Option<PrefillCompute>,
-}
-
-impl ModelCounts {
-    pub(super) fn read(path: &Path) -> ModelCounts {
-        let gguf = GgufFile::open(path).ok();
-        ModelCounts {
-            traffic: gguf.as_ref().map(GgufFile::decode_traffic),
-            compute: gguf.as_ref().map(GgufFile::prefill_compute),
-        }
-    }
-
-    /// Bytes one context cell of the KV cache holds over every layer, at
-    /// the cell's cache types.
-    pub(super) fn kv_bytes_per_cell(&self, cell: &EngineSettings) -> Option<u64> {
-        self.traffic.as_ref().map(|t| {
-            t.layers
-                * (cell.cache_type_k.bytes(t.k_row_elements)
-                    + cell.cache_type_v.bytes(t.v_row_elements))
-        })
     }
 }

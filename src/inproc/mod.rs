@@ -1,63 +1,29 @@
-//! `inferbench inproc`: llama.cpp in this process over the engine grid
-//! (every list of engine settings expanded, as llama-bench does) and, in
-//! each cell, the sweep of prompt lengths, depths and batch sizes, with the
-//! result file rewritten after every point.
+//! `inferbench inproc`: llama.cpp in this process over the engine grid.
+//! The library runs the grid ([`inferbench_harness::inproc::grid`]); this
+//! module gives it llama.cpp ([`LlamaGrid`]), shows the run and writes the
+//! result file (rewritten after every point and every second during one),
+//! its CSV and its llama-bench rows.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
-use inferbench_core::spec::{EngineSettings, InprocSpec, Sampler, Spec};
+use anyhow::{bail, Result};
+use inferbench_core::spec::{EngineSettings, InprocSpec, Sampler};
 use inferbench_ffi::{GreedySampler, LlamaEngine, LlamaOptions, LoadedModel, Runtime};
-use inferbench_harness::engine::BatchShape;
-use inferbench_harness::inproc::{measure_point_until, unmeasured_point, PointSpec, RunnerError};
-use inferbench_harness::precision;
-use inferbench_harness::roofline::{self, BandwidthCeiling};
-use inferbench_harness::schema::roofline::{BandwidthProbe, ComputePeakProbe, DeviceBandwidth};
-use inferbench_harness::schema::validity::Precision;
-use inferbench_harness::schema::{
-    EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, PointMemory, Provenance,
-    ResultWriter, RunStatus,
+use inferbench_harness::inproc::grid::{
+    run_grid, GridEngines, GridError, GridInputs, GridStart, ModelCounts,
 };
-use inferbench_models::gguf::{DecodeTraffic, PrefillCompute};
-use inferbench_models::GgufFile;
+use inferbench_harness::schema::{EngineConfig, InprocResult, LlamaBuffers};
 
 use crate::cli::{usage, Outputs};
 use crate::telemetry::PointTelemetry;
 use crate::{interrupt, model, provenance, terminal};
-use inferbench_harness::llama_bench_export::{self, BuildLabel};
 
 mod ceilings;
-mod grid;
+mod observer;
 
-use ceilings::{Ceilings, ModelCounts};
-use grid::Grid;
-
-/// How often a point in flight is saved.
-const SAVE_EVERY: Duration = Duration::from_secs(1);
-
-/// The sweep's points: prompt lengths, then depths, then batch sizes, so
-/// that each (prompt, depth) keeps its batch curve together.
-fn shapes(spec: &InprocSpec) -> Vec<BatchShape> {
-    let mut shapes = Vec::new();
-    for &prompt_tokens in &spec.prompt_tokens {
-        for &depth in &spec.depth {
-            for &sequences in &spec.batch {
-                shapes.push(BatchShape {
-                    sequences,
-                    prompt_tokens,
-                    gen_tokens: spec.gen_tokens,
-                    depth,
-                });
-            }
-        }
-    }
-    shapes
-}
+use ceilings::Ceilings;
+use observer::TerminalObserver;
 
 /// What a finished sweep leaves: its result (also on disk) and the exit
 /// status the `inproc` command would give.
@@ -87,13 +53,18 @@ pub fn resolve_threads(threads: Option<u32>) -> u32 {
     })
 }
 
+/// The spec's sampler, as llama.cpp's engine takes it.
+fn sampler(spec: &InprocSpec) -> GreedySampler {
+    match spec.sampler {
+        Sampler::Greedy => GreedySampler::Argmax,
+        Sampler::LlamaGreedy => GreedySampler::Llama,
+    }
+}
+
 /// The engine's options for one cell of the grid.
 fn cell_options(spec: &InprocSpec, cell: &EngineSettings) -> LlamaOptions {
     let threads = resolve_threads(cell.threads);
-    let sampler = match spec.sampler {
-        Sampler::Greedy => GreedySampler::Argmax,
-        Sampler::LlamaGreedy => GreedySampler::Llama,
-    };
+    let sampler = sampler(spec);
     LlamaOptions {
         kv_unified: spec.kv_unified,
         swa_full: spec.swa_full,
@@ -107,240 +78,160 @@ fn cell_options(spec: &InprocSpec, cell: &EngineSettings) -> LlamaOptions {
     }
 }
 
-fn load(runtime: &Runtime, cell: &EngineSettings, path: &Path) -> Result<LoadedModel> {
-    LoadedModel::load_with(runtime, path, cell.n_gpu_layers, cell.mmap)
-        .with_context(|| format!("--model {}", path.display()))
+/// llama.cpp, as the grid runs it: models loaded through the process's one
+/// runtime, an engine for each cell.
+struct LlamaGrid<'s> {
+    runtime: &'static Runtime,
+    spec: &'s InprocSpec,
+    /// Notes for the engine's provenance (the telemetry's).
+    engine_notes: Vec<String>,
 }
 
-/// Refuses shapes the model cannot hold, before anything is measured on it.
-fn check_shapes(shapes: &[BatchShape], loaded: &LoadedModel, path: &Path) -> Result<()> {
-    let max = loaded.n_ctx_train();
-    for s in shapes {
-        if s.context_per_sequence() > max {
-            bail!(
-                "--depth {} with --prompt-tokens {} and --gen-tokens {} needs {} tokens of context \
-                 per sequence, but {} allows at most {max}",
-                s.depth,
-                s.prompt_tokens,
-                s.gen_tokens,
-                s.context_per_sequence(),
-                path.display()
-            );
-        }
-        if s.sequences > inferbench_ffi::llama::MAX_SEQUENCES {
-            bail!(
-                "--batch {}: llama.cpp decodes at most {} sequences together",
-                s.sequences,
-                inferbench_ffi::llama::MAX_SEQUENCES
-            );
-        }
-    }
-    Ok(())
-}
+impl GridEngines for LlamaGrid<'_> {
+    type Model = LoadedModel;
+    type Engine<'m>
+        = LlamaEngine<'m>
+    where
+        Self: 'm;
+    type Error = anyhow::Error;
 
-/// Every cell's model file, resolved once: `None` is the tiny model.
-fn model_paths(cells: &[&EngineSettings]) -> Result<Vec<(Option<PathBuf>, PathBuf)>> {
-    let mut paths: Vec<(Option<PathBuf>, PathBuf)> = Vec::new();
-    for cell in cells {
-        if paths.iter().any(|(m, _)| *m == cell.model) {
-            continue;
-        }
-        let path = model::resolve(cell.model.clone())?;
+    fn model_path(&self, model: Option<&Path>) -> Result<PathBuf> {
+        let path = model::resolve(model.map(Path::to_path_buf))?;
         if !path.is_file() {
             bail!("--model {}: no such file", path.display());
         }
-        paths.push((cell.model.clone(), path));
+        Ok(path)
     }
-    Ok(paths)
+
+    fn load(&self, cell: &EngineSettings, path: &Path) -> Result<LoadedModel> {
+        Ok(LoadedModel::load_with(
+            self.runtime,
+            path,
+            cell.n_gpu_layers,
+            cell.mmap,
+        )?)
+    }
+
+    fn context_limit(&self, model: &LoadedModel) -> u32 {
+        model.n_ctx_train()
+    }
+
+    fn max_sequences(&self) -> u32 {
+        inferbench_ffi::llama::MAX_SEQUENCES
+    }
+
+    fn engine<'m>(
+        &'m self,
+        model: &'m LoadedModel,
+        spec: &InprocSpec,
+        cell: &EngineSettings,
+    ) -> LlamaEngine<'m> {
+        LlamaEngine::new(self.runtime, model, cell_options(spec, cell))
+    }
+
+    fn config(
+        &self,
+        spec: &InprocSpec,
+        cell: &EngineSettings,
+        path: &Path,
+        engine: Option<&LlamaEngine<'_>>,
+    ) -> EngineConfig {
+        let options = cell_options(spec, cell);
+        let params = engine.and_then(LlamaEngine::context_params);
+        let model = engine.map(LlamaEngine::model);
+        EngineConfig {
+            model: path.display().to_string(),
+            n_gpu_layers: cell.n_gpu_layers,
+            use_mmap: cell.mmap,
+            n_threads: options.threads,
+            n_threads_batch: options.threads_batch,
+            n_ctx: params.map_or(0, |p| p.n_ctx),
+            n_batch: params.map_or(0, |p| p.n_batch),
+            n_ubatch: params.map_or(cell.ubatch, |p| p.n_ubatch),
+            n_seq_max: params.map_or(0, |p| p.n_seq_max),
+            flash_attn: cell.flash_attn.name().into(),
+            type_k: cell.cache_type_k.name().into(),
+            type_v: cell.cache_type_v.name().into(),
+            offload_kqv: cell.kv_offload,
+            kv_unified: spec.kv_unified,
+            swa_full: Some(spec.swa_full),
+            model_type: model.and_then(|m| m.description().map(str::to_string)),
+            model_size: model.map(LoadedModel::weight_bytes),
+            model_n_params: model.map(LoadedModel::parameter_count),
+        }
+    }
+
+    fn weight_bytes(&self, model: &LoadedModel) -> u64 {
+        model.weight_bytes()
+    }
+
+    fn buffers(&self, engine: &LlamaEngine<'_>) -> Option<LlamaBuffers> {
+        engine.buffers()
+    }
+
+    fn begin(
+        &self,
+        path: &Path,
+        model: &LoadedModel,
+        engine: &LlamaEngine<'_>,
+        counts: &ModelCounts,
+    ) -> Result<GridStart> {
+        let options = engine.options();
+        let mut engine_info = provenance::llama_engine_info(self.runtime, model, engine, options);
+        engine_info.notes.extend(self.engine_notes.iter().cloned());
+        let model_info = provenance::model_info(path, model)?;
+        let ceilings = Ceilings::measure(
+            engine_info.gpu_layers_offloaded.unwrap_or(0),
+            model.offloadable_layers(),
+            options.threads,
+            counts.traffic.as_ref().zip(counts.compute.as_ref()),
+        );
+        let mut provenance = provenance::provenance(engine_info, Some(model_info));
+        provenance.host.memory_bandwidth = ceilings.bandwidth.clone();
+        provenance.host.compute_peak = ceilings.peak.clone();
+        provenance.host.device_memory_bandwidth = ceilings.device_bandwidth.clone();
+        Ok(GridStart {
+            provenance,
+            notes: ceilings.notes,
+            ceiling: ceilings.ceiling,
+            peak_gflop_s: ceilings.peak.as_ref().map(|p| p.best_gflop_s),
+            sampler: sampler(self.spec).name().into(),
+        })
+    }
+}
+
+/// A library error as the binary reports it: a usage error exits 2.
+fn reported(e: GridError) -> anyhow::Error {
+    match e {
+        GridError::Usage(message) => usage(message),
+        e => anyhow::Error::new(e),
+    }
 }
 
 /// Measures every cell of `spec`'s grid and, in each, every point of its
 /// sweep, writing the result file as it goes. The points' prompt streams
-/// are numbered from `first_point` ([`PointSpec::point`]) by their shape, so
-/// that every cell decodes the same prompts and a caller measuring one
-/// sweep in parts draws the prompts a served run of the whole sweep sends.
+/// are numbered from `first_point` ([`inferbench_harness::inproc::PointSpec::point`])
+/// by their shape, so that every cell decodes the same prompts and a
+/// caller measuring one sweep in parts draws the prompts a served run of
+/// the whole sweep sends.
 pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<Sweep> {
-    let varying = spec.varying();
-    let cells = spec.configurations();
-    let (valid, skipped) = valid_cells(&cells, &varying);
-    let Some(&first) = valid.first() else {
-        return Err(usage(
-            "every cell of the grid is invalid (see the warnings)",
-        ));
-    };
-    let paths = model_paths(&valid)?;
-    let path_of = |cell: &EngineSettings| -> PathBuf {
-        paths
-            .iter()
-            .find(|(m, _)| *m == cell.model)
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default()
-    };
     let out_path = outputs
         .out
         .clone()
         .unwrap_or_else(|| terminal::default_result_path("inproc"));
     let runtime = Runtime::get(!outputs.verbose)?;
-    let first_path = path_of(first);
-    let loaded = load(runtime, first, &first_path)?;
-    let shapes = shapes(spec);
-    check_shapes(&shapes, &loaded, &first_path)?;
-    terminal::make_parent_dir("--out", &out_path)?;
-    let writer = ResultWriter::new(&out_path);
-    let options = cell_options(spec, first);
-    let mut engine_info = {
-        let engine = LlamaEngine::new(runtime, &loaded, options);
-        provenance::llama_engine_info(runtime, &loaded, &engine, &options)
-    };
-    let (telemetry, telemetry_note) = PointTelemetry::new(spec.telemetry, true);
-    engine_info.notes.extend(telemetry_note);
-    let model_info = provenance::model_info(&first_path, &loaded)?;
-    let counts = ModelCounts::read(&first_path);
-    let ceilings = Ceilings::measure(
-        engine_info.gpu_layers_offloaded.unwrap_or(0),
-        loaded.offloadable_layers(),
-        options.threads,
-        counts.traffic.as_ref().zip(counts.compute.as_ref()),
-    );
-    let mut provenance = provenance::provenance(engine_info, Some(model_info));
-    provenance.host.memory_bandwidth = ceilings.bandwidth.clone();
-    provenance.host.compute_peak = ceilings.peak.clone();
-    provenance.host.device_memory_bandwidth = ceilings.device_bandwidth.clone();
-    let mut notes = ceilings.notes.clone();
-    notes.extend(skipped);
-    let result = new_result(spec, provenance, &first_path, first, &options, notes);
-    writer.write(&result)?;
-    terminal::print_header(&result.provenance, &varying);
-    let result_commit = result.provenance.tool.git_commit.clone();
-
-    let bar = crate::progress::bar(
-        (valid.len() * shapes.len()) as u64 * u64::from(spec.warmup + spec.runs),
-        "runs",
-    );
-    let mut grid = Grid {
+    let (mut telemetry, engine_notes) = PointTelemetry::new(spec.telemetry, true);
+    let engines = LlamaGrid {
+        runtime,
         spec,
-        shapes: &shapes,
+        engine_notes,
+    };
+    let mut observer = TerminalObserver::new(&out_path, outputs);
+    let inputs = GridInputs {
         first_point,
-        varying: &varying,
-        writer,
-        result,
-        telemetry,
         interrupt: interrupt::flag(),
-        bar,
-        failure: None,
-        csv: outputs.csv.clone(),
-        llama_bench: llama_bench_out(outputs, result_commit.as_deref()),
-        ceiling: ceilings.ceiling,
-        peak_gflop_s: ceilings.peak.as_ref().map(|p| p.best_gflop_s),
+        telemetry: &mut telemetry,
     };
-    let mut first_load = Some((counts, loaded));
-    // Cells that load the model alike are neighbours in the grid's order:
-    // each model is loaded once for all of them.
-    for group in valid.chunk_by(|a, b| a.load_key() == b.load_key()) {
-        if grid.stopped() {
-            break;
-        }
-        let path = path_of(group[0]);
-        let (counts, loaded) = match first_load.take() {
-            Some(first_load) if group[0].load_key() == first.load_key() => first_load,
-            _ => match load(runtime, group[0], &path)
-                .and_then(|l| check_shapes(&shapes, &l, &path).map(|()| l))
-            {
-                Ok(l) => (ModelCounts::read(&path), l),
-                Err(e) => {
-                    for cell in group {
-                        grid.fail_cell(cell, &path, &format!("{e:#}"));
-                    }
-                    continue;
-                }
-            },
-        };
-        for cell in group {
-            if grid.stopped() {
-                break;
-            }
-            let options = cell_options(spec, cell);
-            let mut engine = LlamaEngine::new(runtime, &loaded, options);
-            grid.measure_cell(&mut engine, cell, &path, &loaded, &counts);
-        }
-    }
-    grid.finish(&out_path, valid.len() * shapes.len())
-}
-
-/// The grid's cells llama.cpp can run, and a note for each one skipped
-/// (an invalid combination), each warned about.
-fn valid_cells<'a>(
-    cells: &'a [EngineSettings],
-    varying: &[&str],
-) -> (Vec<&'a EngineSettings>, Vec<String>) {
-    let mut skipped = Vec::new();
-    let mut valid = Vec::new();
-    for cell in cells {
-        match cell.invalid() {
-            Some(reason) => {
-                let note = format!("cell {} skipped: {reason}", cell.label(varying));
-                eprintln!("warning: {note}");
-                skipped.push(note);
-            }
-            None => valid.push(cell),
-        }
-    }
-    (valid, skipped)
-}
-
-/// The result file as a sweep starts: running, no point yet.
-fn new_result(
-    spec: &InprocSpec,
-    provenance: Provenance,
-    first_path: &Path,
-    first: &EngineSettings,
-    options: &LlamaOptions,
-    notes: Vec<String>,
-) -> InprocResult {
-    // The first cell's settings: a grid's every cell is in its points'
-    // configs and in the spec.
-    let settings = InprocSettings {
-        model: first_path.display().to_string(),
-        prompt_tokens: spec.prompt_tokens.clone(),
-        gen_tokens: spec.gen_tokens,
-        batch: spec.batch.clone(),
-        warmup: spec.warmup,
-        runs: spec.runs,
-        seed: spec.seed,
-        threads: options.threads,
-        threads_batch: options.threads_batch,
-        n_gpu_layers: first.n_gpu_layers,
-        ubatch: options.ubatch,
-        kv_unified: options.kv_unified,
-        sampler: options.sampler.name().into(),
-        stop_at_eos: false,
-        depth: spec.depth.clone(),
-        spec: Some(Spec::Inproc(spec.clone())),
-    };
-    InprocResult::running(
-        Mode::Inproc,
-        provenance,
-        settings,
-        notes,
-        provenance::now_rfc3339(),
-    )
-}
-
-/// `--llama-bench-out` and the build its rows name: `--llama-bench-commit`,
-/// else the harness's own commit, told apart from llama-bench's.
-fn llama_bench_out(outputs: &Outputs, tool_commit: Option<&str>) -> Option<(PathBuf, BuildLabel)> {
-    outputs.llama_bench_out.clone().map(|path| {
-        let build = match &outputs.llama_bench_commit {
-            Some(commit) => BuildLabel {
-                commit: commit.clone(),
-                number: 0,
-            },
-            None => BuildLabel::for_tool_commit(tool_commit),
-        };
-        (path, build)
-    })
-}
-
-fn save(writer: &ResultWriter, result: &mut InprocResult, csv: Option<&Path>) -> Result<()> {
-    terminal::save_result(writer, result, csv, crate::points_table::write_csv)
+    let finished = run_grid(spec, &engines, inputs, &mut observer).map_err(reported)?;
+    observer.finish(finished)
 }

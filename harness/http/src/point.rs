@@ -386,15 +386,7 @@ impl HttpAccumulator {
         if let Some(seen) = record.input_tokens {
             self.check_prompt(seen, u64::from(c.input_tokens_requested));
         }
-        let cached = record.cached_prompt_tokens;
-        for part in self.parts(tag) {
-            part.succeeded += 1;
-            part.ttft.record(ttft);
-            part.input_tokens.record(input as f64);
-            if let Some(n) = cached {
-                part.cached_tokens.record(n as f64);
-            }
-        }
+        self.count_success_in_parts(tag, ttft, input, record.cached_prompt_tokens);
         self.count_sizes(input, output_tokens, e2e);
         if let Some(t) = &o.server_timings {
             self.count_server_timings(t);
@@ -412,6 +404,25 @@ impl HttpAccumulator {
         record.output_tokens = Some(output_tokens);
         record.output_tokens_source = Some(source);
         record
+    }
+
+    /// A successful request in the turn and prefix-group breakdowns it
+    /// belongs to.
+    fn count_success_in_parts(
+        &mut self,
+        tag: RequestTag,
+        ttft: f64,
+        input: u64,
+        cached: Option<u64>,
+    ) {
+        for part in self.parts(tag) {
+            part.succeeded += 1;
+            part.ttft.record(ttft);
+            part.input_tokens.record(input as f64);
+            if let Some(n) = cached {
+                part.cached_tokens.record(n as f64);
+            }
+        }
     }
 
     /// llama.cpp's server's own account of a request: its prompt time and

@@ -92,17 +92,7 @@ pub(crate) fn merge_http_points(
             mean_server_minus_sent: sum / c.requests_compared.max(1) as f64,
             ..c
         }),
-        client: ClientCost {
-            cpu_s,
-            cpu_percent: cpu_s
-                .filter(|_| duration_s > 0.0)
-                .map(|c| 100.0 * c / duration_s),
-            cpu_ms_per_output_token: cpu_s
-                .filter(|_| output_total > 0.0)
-                .map(|c| c * 1e3 / output_total),
-            preconnected: None,
-            connections_opened: None,
-        },
+        client: client_cost(cpu_s, duration_s, output_total),
         input_tokens,
         output_tokens,
         requests,
@@ -129,6 +119,22 @@ pub(crate) fn merge_http_points(
         point.validity = Some(point.assess());
         point
     })
+}
+
+/// The client's CPU over the joined window: its share of the window and its
+/// cost per output token.
+fn client_cost(cpu_s: Option<f64>, duration_s: f64, output_total: f64) -> ClientCost {
+    ClientCost {
+        cpu_s,
+        cpu_percent: cpu_s
+            .filter(|_| duration_s > 0.0)
+            .map(|c| 100.0 * c / duration_s),
+        cpu_ms_per_output_token: cpu_s
+            .filter(|_| output_total > 0.0)
+            .map(|c| c * 1e3 / output_total),
+        preconnected: None,
+        connections_opened: None,
+    }
 }
 
 /// The counts of a point's parts, added up; the windows they ran in, to be

@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use inferbench_core::engine::PromptVocab;
-use inferbench_core::schema::telemetry::TelemetrySummary;
 use inferbench_core::schema::{HttpPoint, HttpResult, LoadDescription, ModelInfo};
 use inferbench_core::spec::HttpSpec;
 use inferbench_http::client::ClientError;
@@ -53,8 +52,8 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// Extensions of one probe at most (each a prompt stream of its own).
 pub const MAX_EXTENSIONS: u8 = 200;
 
-/// What an observer's save returns when the result could not be written.
-pub type SaveError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::telemetry::PointSampler;
+pub use crate::SaveError;
 
 /// Why a served run could not start or go on. Each names the flag or file
 /// it comes from.
@@ -174,14 +173,6 @@ pub struct SearchReport {
     pub probes: u32,
     /// Probes called by their point estimate (the rule left them undecided).
     pub called_by_estimate: u32,
-}
-
-/// Samples the machine around each measured point (host, process, GPUs).
-pub trait PointSampler {
-    /// A point starts: sampling begins.
-    fn start(&mut self);
-    /// The point is over: what was sampled, if anything.
-    fn stop(&mut self) -> Option<TelemetrySummary>;
 }
 
 /// Token-id prompts: the vocabulary they are drawn from and the model file

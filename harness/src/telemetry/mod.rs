@@ -40,6 +40,14 @@ pub use aggregation::Accumulator;
 pub use host::HostSample;
 pub use sampler::{Sampler, TelemetryConfig, TelemetryError, POWERCAP};
 
+/// Samples the machine around each measured point (host, process, GPUs).
+pub trait PointSampler {
+    /// A point starts: sampling begins.
+    fn start(&mut self);
+    /// The point is over: what was sampled, if anything.
+    fn stop(&mut self) -> Option<crate::schema::telemetry::TelemetrySummary>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::aggregation::Gauge;

@@ -29,6 +29,8 @@ use crate::schema::{CounterComparison, DeviceComparison, InprocPoint, RunSamples
 use crate::stats::Distribution;
 use crate::workload::{batch_prompts, NoOrdinaryTokens, Phase, PromptStream};
 
+pub mod grid;
+
 /// What [`measure_point`] measures: one batch shape, its runs and its prompts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PointSpec {

@@ -1,25 +1,55 @@
-//! The engine grid as it runs: each cell's points measured, saved and
-//! shown, a failed cell recorded as such.
+//! The grid as it runs: each cell's points measured, completed and saved,
+//! a failed cell recorded as such, the final status.
 
-use super::*;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-/// The grid as it is measured: the result so far and where it goes.
+use inferbench_core::engine::{BatchShape, Engine};
+use inferbench_core::schema::validity::Precision;
+use inferbench_core::schema::{InprocPoint, InprocResult, PointMemory, RunStatus};
+use inferbench_core::spec::{EngineSettings, InprocSpec};
+
+use super::{
+    measure_point_until, GridEngines, GridError, GridFinished, GridObserver, ModelCounts,
+    SAVE_EVERY,
+};
+use crate::inproc::{unmeasured_point, PointSpec, RunnerError};
+use crate::precision;
+use crate::roofline::{self, BandwidthCeiling};
+use crate::telemetry::PointSampler;
+
+/// The grid as it is measured: the result so far.
 pub(super) struct Grid<'a> {
     pub(super) spec: &'a InprocSpec,
     pub(super) shapes: &'a [BatchShape],
     pub(super) first_point: u32,
     pub(super) varying: &'a [&'static str],
-    pub(super) writer: ResultWriter,
     pub(super) result: InprocResult,
-    pub(super) telemetry: PointTelemetry,
+    pub(super) telemetry: &'a mut dyn PointSampler,
     pub(super) interrupt: Arc<AtomicBool>,
-    pub(super) bar: ProgressBar,
+    /// What stopped the run, when something but an interrupt did.
     pub(super) failure: Option<String>,
-    pub(super) csv: Option<PathBuf>,
-    /// `--llama-bench-out` and the rows' build label.
-    pub(super) llama_bench: Option<(PathBuf, BuildLabel)>,
     pub(super) ceiling: Option<BandwidthCeiling>,
     pub(super) peak_gflop_s: Option<f64>,
+}
+
+/// One cell as it is measured: its settings, model file, loaded model and
+/// what the GGUF reader counted of it.
+pub(super) struct CellPlace<'c, M> {
+    pub(super) cell: &'c EngineSettings,
+    pub(super) path: &'c std::path::Path,
+    pub(super) model: &'c M,
+    pub(super) counts: &'c ModelCounts,
+}
+
+/// How many runs a point may grow to and for how long, under
+/// `--until-precise`.
+struct Precise<'s> {
+    targets: &'s [inferbench_core::spec::PrecisionTarget],
+    max_runs: u32,
+    max_duration: Option<std::time::Duration>,
 }
 
 impl Grid<'_> {
@@ -27,92 +57,53 @@ impl Grid<'_> {
         self.failure.is_some() || self.interrupt.load(Ordering::Relaxed)
     }
 
-    /// What llama.cpp was given for `cell` at the shape it last configured.
-    pub(super) fn config(
-        &self,
-        cell: &EngineSettings,
-        path: &Path,
-        engine: Option<&LlamaEngine<'_>>,
-    ) -> EngineConfig {
-        let options = cell_options(self.spec, cell);
-        let params = engine.and_then(LlamaEngine::context_params);
-        let model = engine.map(LlamaEngine::model);
-        EngineConfig {
-            model: path.display().to_string(),
-            n_gpu_layers: cell.n_gpu_layers,
-            use_mmap: cell.mmap,
-            n_threads: options.threads,
-            n_threads_batch: options.threads_batch,
-            n_ctx: params.map_or(0, |p| p.n_ctx),
-            n_batch: params.map_or(0, |p| p.n_batch),
-            n_ubatch: params.map_or(cell.ubatch, |p| p.n_ubatch),
-            n_seq_max: params.map_or(0, |p| p.n_seq_max),
-            flash_attn: cell.flash_attn.name().into(),
-            type_k: cell.cache_type_k.name().into(),
-            type_v: cell.cache_type_v.name().into(),
-            offload_kqv: cell.kv_offload,
-            kv_unified: self.spec.kv_unified,
-            swa_full: Some(self.spec.swa_full),
-            model_type: model.and_then(|m| m.description().map(str::to_string)),
-            model_size: model.map(LoadedModel::weight_bytes),
-            model_n_params: model.map(LoadedModel::parameter_count),
+    /// Saves the result after a point; a failed save stops the grid.
+    fn save(&mut self, observer: &mut dyn GridObserver) {
+        if let Err(e) = observer.save(&mut self.result, true) {
+            self.failure.get_or_insert(super::error_chain(e.as_ref()));
         }
     }
 
     /// Records every point of `cell` as failed with `error`, and goes on.
-    pub(super) fn fail_cell(&mut self, cell: &EngineSettings, path: &Path, error: &str) {
+    pub(super) fn fail_cell<G: GridEngines>(
+        &mut self,
+        engines: &G,
+        cell: &EngineSettings,
+        path: &std::path::Path,
+        error: &str,
+        observer: &mut dyn GridObserver,
+    ) {
         for shape in self.shapes {
             let mut point = unmeasured_point(*shape);
-            point.config = Some(self.config(cell, path, None));
+            point.config = Some(engines.config(self.spec, cell, path, None));
             point.error = Some(error.to_string());
             point.validity = Some(point.assess());
-            self.bar
-                .suspend(|| terminal::print_row(&point, self.varying));
+            observer.point_ended(&point, self.varying);
             self.result.points.push(point);
         }
-        self.save();
-    }
-
-    pub(super) fn save(&mut self) {
-        if let Err(e) = save(&self.writer, &mut self.result, self.csv.as_deref()) {
-            self.failure.get_or_insert(format!("{e:#}"));
-        }
-        if let Err(e) = self.write_llama_bench() {
-            self.failure.get_or_insert(format!("{e:#}"));
-        }
-    }
-
-    /// Writes `--llama-bench-out` with the points measured so far.
-    pub(super) fn write_llama_bench(&self) -> Result<Option<llama_bench_export::Export>> {
-        let Some((path, build)) = &self.llama_bench else {
-            return Ok(None);
-        };
-        let export = llama_bench_export::rows(&self.result, build);
-        llama_bench_export::write(path, &export.rows).context("--llama-bench-out")?;
-        Ok(Some(export))
+        self.save(observer);
     }
 
     /// Measures every shape of the sweep in one cell of the grid. A point
-    /// llama.cpp fails on is recorded with its error; the grid goes on.
-    pub(super) fn measure_cell(
+    /// the engine fails on is recorded with its error; the grid goes on.
+    pub(super) fn measure_cell<'m, G: GridEngines>(
         &mut self,
-        engine: &mut LlamaEngine<'_>,
-        cell: &EngineSettings,
-        path: &Path,
-        loaded: &LoadedModel,
-        counts: &ModelCounts,
+        engines: &'m G,
+        engine: &mut G::Engine<'m>,
+        place: &CellPlace<'_, G::Model>,
+        observer: &mut dyn GridObserver,
     ) {
         for (index, shape) in self.shapes.iter().enumerate() {
             if self.stopped() {
                 return;
             }
-            self.bar.set_message(format!(
+            observer.point_started(&format!(
                 "pp{} tg{} B{} d{} {}",
                 shape.prompt_tokens,
                 shape.gen_tokens,
                 shape.sequences,
                 shape.depth,
-                cell.label(self.varying)
+                place.cell.label(self.varying)
             ));
             let point_spec = PointSpec {
                 shape: *shape,
@@ -121,9 +112,10 @@ impl Grid<'_> {
                 seed: self.spec.seed,
                 point: self.first_point + index as u32,
             };
-            let peak_reset = inferbench_harness::host::reset_peak_rss();
-            let measured = self.measure_point(engine, &point_spec);
-            let Some(measured) = measured else { return };
+            let peak_reset = crate::host::reset_peak_rss();
+            let Some(measured) = self.measure_point(engine, &point_spec, observer) else {
+                return;
+            };
             let point = match measured {
                 Ok(point) => point,
                 Err(RunnerError::Engine(e)) => {
@@ -139,39 +131,52 @@ impl Grid<'_> {
                     return;
                 }
             };
-            self.record(point, engine, cell, path, loaded, counts, peak_reset);
+            self.record(point, engines, engine, place, peak_reset, observer);
+        }
+    }
+
+    /// The limits `--until-precise` sets on a point of `runs` runs.
+    fn precise(spec: &InprocSpec, runs: u32) -> Precise<'_> {
+        let targets = spec.until_precise.as_deref().unwrap_or_default();
+        let max_runs = spec.max_runs.unwrap_or_else(|| {
+            let needed = precision::observations_needed(targets);
+            runs.saturating_mul(20)
+                .max(u32::try_from(needed).unwrap_or(u32::MAX))
+        });
+        Precise {
+            targets,
+            max_runs,
+            max_duration: spec.max_duration,
         }
     }
 
     /// One point's runs, with telemetry over the measured ones and the
     /// point saved every second while it runs; `None` when saving failed.
-    pub(super) fn measure_point(
+    fn measure_point<E: Engine>(
         &mut self,
-        engine: &mut LlamaEngine<'_>,
+        engine: &mut E,
         point_spec: &PointSpec,
-    ) -> Option<Result<InprocPoint, RunnerError<inferbench_ffi::EngineError>>> {
+        observer: &mut dyn GridObserver,
+    ) -> Option<Result<InprocPoint, RunnerError<E::Error>>> {
         let mut last_save = Instant::now();
         let mut save_error = None;
         if point_spec.warmup_runs == 0 {
             self.telemetry.start();
         }
-        let (bar, telemetry, result, writer) =
-            (&self.bar, &mut self.telemetry, &self.result, &self.writer);
-        // --until-precise: runs are added while a statistic is too wide.
-        let targets = self.spec.until_precise.as_deref().unwrap_or_default();
-        let max_runs = self.spec.max_runs.unwrap_or_else(|| {
-            let needed = inferbench_harness::precision::observations_needed(targets);
-            point_spec
-                .runs
-                .saturating_mul(20)
-                .max(u32::try_from(needed).unwrap_or(u32::MAX))
-        });
-        let max_duration = self.spec.max_duration;
+        let Precise {
+            targets,
+            max_runs,
+            max_duration,
+        } = Self::precise(self.spec, point_spec.runs);
+        let (telemetry, result) = (&mut *self.telemetry, &self.result);
+        // Both closures report to the observer; the runner calls them in turn.
+        let observer = RefCell::new(observer);
         // Set by the first measured run, read by `more`: both closures see it.
         // The time cap counts from the end of warm-up.
-        let measuring_since: std::cell::Cell<Option<Instant>> =
-            std::cell::Cell::new((point_spec.warmup_runs == 0).then(Instant::now));
-        let mut stopped_by = "interrupted";
+        let measuring_since: Cell<Option<Instant>> =
+            Cell::new((point_spec.warmup_runs == 0).then(Instant::now));
+        let stopped_by = Cell::new("interrupted");
+        // --until-precise: runs are added while a statistic is too wide.
         let more = |point: &InprocPoint| -> u32 {
             if targets.is_empty() {
                 return 0;
@@ -181,29 +186,30 @@ impl Grid<'_> {
                 .zip(measuring_since.get())
                 .is_some_and(|(d, since)| since.elapsed() >= d);
             let wanted = precision::more_needed(&checks, u64::from(point.runs));
-            stopped_by = match wanted {
+            stopped_by.set(match wanted {
                 None => "precise",
                 Some(_) if point.runs >= max_runs => "max_runs",
                 Some(_) if out_of_time => "max_duration",
                 Some(_) => "",
-            };
+            });
             match wanted {
                 Some(n) if !out_of_time => {
                     let n = u32::try_from(n).unwrap_or(u32::MAX);
                     let added = n.min(max_runs.saturating_sub(point.runs));
-                    bar.inc_length(u64::from(added));
+                    observer.borrow_mut().point_extended(u64::from(added));
                     added
                 }
                 _ => 0,
             }
         };
         let measured = measure_point_until(engine, point_spec, &self.interrupt, more, |progress| {
-            if progress.warmup && progress.done == progress.of {
+            let warmup_over = progress.warmup && progress.done == progress.of;
+            if warmup_over {
                 measuring_since.set(Some(Instant::now()));
             }
-            bar.inc(1);
+            observer.borrow_mut().run_done();
             // Telemetry covers the measured runs: it starts when warm-up ends.
-            if progress.warmup && progress.done == progress.of {
+            if warmup_over {
                 telemetry.start();
             }
             // A long point is saved while it runs, so that even a kill that
@@ -211,15 +217,16 @@ impl Grid<'_> {
             if !progress.warmup && last_save.elapsed() >= SAVE_EVERY && save_error.is_none() {
                 let mut snapshot = result.clone();
                 snapshot.points.push(progress.snapshot());
-                save_error = save(writer, &mut snapshot, None).err();
+                save_error = observer.borrow_mut().save(&mut snapshot, false).err();
                 last_save = Instant::now();
             }
         });
         let summary = self.telemetry.stop();
         if let Some(e) = save_error {
-            self.failure = Some(format!("{e:#}"));
+            self.failure = Some(super::error_chain(e.as_ref()));
             return None;
         }
+        let stopped_by = stopped_by.get();
         Some(measured.map(|mut point| {
             point.energy = summary
                 .as_ref()
@@ -246,37 +253,35 @@ impl Grid<'_> {
     }
 
     /// Completes a measured (or failed) point with its configuration,
-    /// memory and rooflines, prints it and saves the result.
-    #[expect(clippy::too_many_arguments, reason = "one point's every source, once")]
-    pub(super) fn record(
+    /// memory and rooflines, reports it and saves the result.
+    fn record<'m, G: GridEngines>(
         &mut self,
         mut point: InprocPoint,
-        engine: &LlamaEngine<'_>,
-        cell: &EngineSettings,
-        path: &Path,
-        loaded: &LoadedModel,
-        counts: &ModelCounts,
+        engines: &'m G,
+        engine: &G::Engine<'m>,
+        place: &CellPlace<'_, G::Model>,
         peak_reset: bool,
+        observer: &mut dyn GridObserver,
     ) {
-        let config = self.config(cell, path, Some(engine));
-        let kv_bytes_per_cell = counts.kv_bytes_per_cell(cell);
+        let config = engines.config(self.spec, place.cell, place.path, Some(engine));
+        let kv_bytes_per_cell = place.counts.kv_bytes_per_cell(place.cell);
         point.memory = Some(PointMemory {
-            model_bytes: loaded.weight_bytes(),
+            model_bytes: engines.weight_bytes(place.model),
             kv_cache_bytes: kv_bytes_per_cell.map(|b| b * u64::from(config.n_ctx)),
             kv_cache_source: "computed: n_ctx cells x layers x (K row + V row) at the cache types, from the GGUF's attention shape; sliding-window layers counted as full (an overestimate for them without --swa-full, where llama.cpp keeps a window-sized cache; llama_buffers has llama.cpp's own figure)".into(),
-            peak_rss_bytes: inferbench_harness::host::peak_rss_bytes(),
+            peak_rss_bytes: crate::host::peak_rss_bytes(),
             peak_rss_source: if peak_reset {
                 "VmHWM, reset before the point".into()
             } else {
                 "VmHWM since the process started (the kernel refused a reset)".into()
             },
-            // A context llama.cpp refused may have logged some buffers.
-            llama_buffers: engine.buffers().filter(|_| point.error.is_none()),
+            // A context the engine refused may have logged some buffers.
+            llama_buffers: engines.buffers(engine).filter(|_| point.error.is_none()),
         });
         point.config = Some(config);
         point.validity = Some(point.assess());
         if let (Some(t), Some(kv), Some(step)) = (
-            &counts.traffic,
+            &place.counts.traffic,
             kv_bytes_per_cell,
             point.decode_step_ms.as_ref(),
         ) {
@@ -291,28 +296,31 @@ impl Grid<'_> {
                 self.ceiling,
             ));
         }
-        if let (Some(c), Some(prefill)) = (&counts.compute, point.prefill_ms.as_ref()) {
+        if let (Some(c), Some(prefill)) = (&place.counts.compute, point.prefill_ms.as_ref()) {
             point.prefill_roofline = Some(roofline::prefill_roofline(
                 c.flops(point.prompt_tokens, point.batch),
                 prefill.p50,
                 self.peak_gflop_s,
             ));
         }
-        self.bar
-            .suspend(|| terminal::print_row(&point, self.varying));
+        observer.point_ended(&point, self.varying);
         // A point interrupted before its first measured run holds no data;
         // a failed one holds its error.
         if point.runs > 0 || point.error.is_some() {
             self.result.points.push(point);
         }
-        self.save();
+        self.save(observer);
     }
 
-    /// The final status, file and exit code.
-    pub(super) fn finish(mut self, out_path: &Path, planned: usize) -> Result<Sweep> {
-        self.bar.finish_and_clear();
+    /// The final status, saved. A failure to save it is saved once more,
+    /// as failed, where it can be.
+    pub(super) fn finish(
+        self,
+        planned: usize,
+        observer: &mut dyn GridObserver,
+    ) -> Result<GridFinished, GridError> {
         let interrupted = self.interrupt.load(Ordering::Relaxed);
-        let result = &mut self.result;
+        let mut result = self.result;
         result.status = match (&self.failure, interrupted) {
             (Some(_), _) => RunStatus::Failed,
             (None, true) => RunStatus::Interrupted,
@@ -325,45 +333,18 @@ impl Grid<'_> {
                 .points
                 .iter()
                 .any(|p| !p.complete || p.error.is_some());
-        // A failed run's CSV may be what failed: its JSON alone is saved.
-        let csv = if self.failure.is_some() {
-            None
-        } else {
-            self.csv.as_deref()
-        };
-        if let Err(e) = save(&self.writer, result, csv) {
-            return Err(terminal::save_failed(&self.writer, result, e));
+        if let Err(e) = observer.save(&mut result, true) {
+            result.status = RunStatus::Failed;
+            result.error = Some(super::error_chain(e.as_ref()));
+            result.partial = true;
+            // The JSON alone: an output of the whole save may be what failed.
+            let _ = observer.save(&mut result, false);
+            return Err(GridError::Save(e));
         }
-        terminal::print_run_verdict(result);
-        terminal::print_result_path(out_path, result.partial);
-        match self.write_llama_bench() {
-            Ok(Some(export)) => {
-                let path = self.llama_bench.as_ref().map(|(p, _)| p.display());
-                eprintln!(
-                    "llama-bench rows: {} in {}",
-                    export.rows.len(),
-                    path.map(|p| p.to_string()).unwrap_or_default()
-                );
-                for left_out in &export.left_out {
-                    eprintln!("  no row for {left_out}");
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                self.failure.get_or_insert(format!("{e:#}"));
-            }
-        }
-        if let Some(f) = self.failure {
-            bail!("{f}");
-        }
-        let exit = if interrupted {
-            ExitCode::from(crate::exit::INTERRUPTED)
-        } else {
-            ExitCode::SUCCESS
-        };
-        Ok(Sweep {
-            result: self.result,
-            exit,
+        Ok(GridFinished {
+            result,
+            interrupted,
+            failure: self.failure,
         })
     }
 }
