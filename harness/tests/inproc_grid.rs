@@ -11,6 +11,8 @@
     reason = "test code: a panic is a failed test"
 )]
 
+mod common;
+
 use std::cell::RefCell;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -22,7 +24,6 @@ use inferbench_core::engine::{BatchShape, Engine, EngineCounters, PromptVocab, T
 use inferbench_core::schema::telemetry::TelemetrySummary;
 use inferbench_core::schema::{
     EngineConfig, EngineInfo, InprocPoint, InprocResult, LlamaBuffers, Provenance, RunStatus,
-    ToolInfo,
 };
 use inferbench_core::spec::{CacheType, FlashAttn, InprocSpec, Spec};
 use inferbench_harness::fake::{FakeEngine, FakeTimings};
@@ -219,17 +220,7 @@ impl GridEngines for FakeEngines {
 
 fn provenance() -> Provenance {
     Provenance {
-        tool: ToolInfo {
-            name: "inferbench".into(),
-            version: "test".into(),
-            git_commit: None,
-            git_dirty: None,
-            build_profile: "test".into(),
-            target: "test".into(),
-            target_cpu: None,
-            features: Vec::new(),
-            rustc: None,
-        },
+        tool: common::tool_info(),
         engine: EngineInfo {
             name: "fake".into(),
             version: "test".into(),

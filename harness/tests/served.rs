@@ -7,13 +7,15 @@
     reason = "test code: a panic is a failed test"
 )]
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use inferbench_core::schema::{
-    AnyResult, HttpPoint, HttpResult, Provenance, ResultWriter, RunStatus, ToolInfo,
+    AnyResult, HttpPoint, HttpResult, Provenance, ResultWriter, RunStatus,
 };
 use inferbench_core::spec::{HttpSpec, PerLoad, RoundsSpec, Spec};
 use inferbench_harness::http::record::RequestRecord;
@@ -95,17 +97,7 @@ fn spec(server: &MockServer) -> HttpSpec {
 
 fn provenance(spec: &HttpSpec) -> Provenance {
     Provenance {
-        tool: ToolInfo {
-            name: "inferbench".into(),
-            version: "test".into(),
-            git_commit: None,
-            git_dirty: None,
-            build_profile: "test".into(),
-            target: "test".into(),
-            target_cpu: None,
-            features: Vec::new(),
-            rustc: None,
-        },
+        tool: common::tool_info(),
         engine: served::client_engine_info(spec),
         host: inferbench_harness::host::host_info(),
         model: None,

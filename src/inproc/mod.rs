@@ -235,3 +235,118 @@ pub fn sweep(spec: &InprocSpec, outputs: &Outputs, first_point: u32) -> Result<S
     let finished = run_grid(spec, &engines, inputs, &mut observer).map_err(reported)?;
     observer.finish(finished)
 }
+
+#[cfg(test)]
+mod tests {
+    //! llama.cpp under the library's grid runner, in this process: no
+    //! binary, no terminal, the real engine on the generated tiny model.
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+    use std::sync::Arc;
+
+    use inferbench_core::spec::FlashAttn;
+    use inferbench_harness::inproc::grid::GridObserver;
+    use inferbench_harness::schema::{InprocPoint, RunStatus};
+    use inferbench_harness::telemetry::PointSampler;
+    use inferbench_harness::SaveError;
+    use inferbench_models::tiny::{write_tiny_model, TinySpec};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder {
+        ended: Vec<InprocPoint>,
+        runs: u64,
+        saves: usize,
+    }
+
+    impl GridObserver for Recorder {
+        fn run_done(&mut self) {
+            self.runs += 1;
+        }
+        fn point_ended(&mut self, point: &InprocPoint, _varying: &[&'static str]) {
+            self.ended.push(point.clone());
+        }
+        fn save(&mut self, _result: &mut InprocResult, _whole: bool) -> Result<(), SaveError> {
+            self.saves += 1;
+            Ok(())
+        }
+    }
+
+    struct NoTelemetry;
+
+    impl PointSampler for NoTelemetry {
+        fn start(&mut self) {}
+        fn stop(&mut self) -> Option<inferbench_harness::schema::telemetry::TelemetrySummary> {
+            None
+        }
+    }
+
+    #[test]
+    fn llama_cpp_runs_the_library_grid_on_the_tiny_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("tiny.gguf");
+        write_tiny_model(&model, &TinySpec::default()).unwrap();
+        let spec = InprocSpec {
+            model: vec![model.clone()],
+            threads: vec![1],
+            prompt_tokens: vec![8],
+            gen_tokens: 4,
+            batch: vec![1, 3],
+            warmup: 1,
+            runs: 2,
+            flash_attn: vec![FlashAttn::Off, FlashAttn::On],
+            telemetry: false,
+            ..InprocSpec::default()
+        };
+        let engines = LlamaGrid {
+            runtime: Runtime::get(true).unwrap(),
+            spec: &spec,
+            engine_notes: vec!["a note for the engine".into()],
+        };
+        let mut recorder = Recorder::default();
+        let inputs = GridInputs {
+            first_point: 0,
+            interrupt: Arc::default(),
+            telemetry: &mut NoTelemetry,
+        };
+        let finished = run_grid(&spec, &engines, inputs, &mut recorder).unwrap();
+        let result = finished.result;
+        assert_eq!(result.status, RunStatus::Complete);
+        assert!(!result.partial);
+        assert_eq!(result.provenance.engine.name, "llama.cpp");
+        assert!(result
+            .provenance
+            .engine
+            .notes
+            .contains(&"a note for the engine".to_string()));
+        let model_info = result.provenance.model.as_ref().unwrap();
+        assert_eq!(model_info.sha256.as_deref().map(str::len), Some(64));
+        assert!(result.provenance.host.memory_bandwidth.is_some());
+        assert_eq!(result.points.len(), 4);
+        assert_eq!(recorder.ended.len(), 4);
+        assert_eq!(recorder.runs, 4 * 3);
+        for (point, (fa, batch)) in
+            result
+                .points
+                .iter()
+                .zip([("off", 1), ("off", 3), ("on", 1), ("on", 3)])
+        {
+            assert!(point.error.is_none(), "{:?}", point.error);
+            assert_eq!(point.batch, batch);
+            assert_eq!(point.runs, 2);
+            // What llama.cpp itself was given for the shape.
+            let config = point.config.as_ref().unwrap();
+            assert_eq!(config.flash_attn, fa);
+            assert_eq!(config.n_threads, 1);
+            assert!(config.n_seq_max >= batch, "{config:?}");
+            assert!(config.n_ctx >= batch * (8 + 4), "{config:?}");
+            assert!(config.model_n_params.unwrap() > 0);
+            // Every sequence generated every token in every measured run.
+            assert_eq!(point.tokens.generated, u64::from(batch) * 4 * 2);
+            let memory = point.memory.as_ref().unwrap();
+            assert!(memory.llama_buffers.as_ref().unwrap().kv_bytes.unwrap() > 0);
+            assert!(point.roofline.is_some() && point.prefill_roofline.is_some());
+        }
+    }
+}
