@@ -355,7 +355,7 @@ fn a_grid_measures_every_cell_on_one_load_and_saves_as_it_goes() {
     let finished = finished.unwrap();
     let result = &finished.result;
     assert!(!finished.interrupted);
-    assert_eq!(finished.failure, None);
+    assert_eq!(finished.failure(), None);
     assert_eq!(result.status, RunStatus::Complete);
     assert!(!result.partial);
     assert_eq!(result.settings.spec, Some(Spec::Inproc(spec.clone())));
@@ -504,7 +504,7 @@ fn a_failed_save_stops_the_grid_and_leaves_a_failed_file() {
     };
     let (finished, _) = run(&spec(), &engines, &mut recorder, Arc::default(), 0);
     let finished = finished.unwrap();
-    assert_eq!(finished.failure.as_deref(), Some("disk full"));
+    assert_eq!(finished.failure(), Some("disk full"));
     let saved = recorder.last_saved.unwrap();
     assert_eq!(saved.status, RunStatus::Failed);
     assert_eq!(saved.error.as_deref(), Some("disk full"));

@@ -95,15 +95,14 @@ impl TerminalObserver {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+        let mut failure = finished.failure().map(str::to_string);
         let GridFinished {
             result,
             interrupted,
-            failure,
         } = finished;
         terminal::print_run_verdict(&result);
         terminal::print_result_path(&self.out_path, result.partial);
         // The rows of what was measured, a failed run's too.
-        let mut failure = failure;
         match self.write_llama_bench(&result) {
             Ok(Some((path, export))) => {
                 eprintln!(

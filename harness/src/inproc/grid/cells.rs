@@ -344,7 +344,6 @@ impl Grid<'_> {
         Ok(GridFinished {
             result,
             interrupted,
-            failure: self.failure,
         })
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use inferbench_core::engine::{BatchShape, Engine};
 use inferbench_core::schema::LlamaBuffers;
 use inferbench_core::schema::{
-    EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, Provenance,
+    EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, Provenance, RunStatus,
 };
 use inferbench_core::spec::{EngineSettings, InprocSpec, Spec};
 use inferbench_models::gguf::{DecodeTraffic, PrefillCompute};
@@ -189,9 +189,16 @@ pub struct GridFinished {
     pub result: InprocResult,
     /// The run was interrupted.
     pub interrupted: bool,
+}
+
+impl GridFinished {
     /// What stopped the run, if anything but an interrupt did (a save, or
     /// a runner error): the result is saved `failed` with it.
-    pub failure: Option<String>,
+    pub fn failure(&self) -> Option<&str> {
+        (self.result.status == RunStatus::Failed)
+            .then_some(self.result.error.as_deref())
+            .flatten()
+    }
 }
 
 /// What the GGUF reader counts of one model: a decode step's bytes and a
