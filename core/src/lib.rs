@@ -18,3 +18,19 @@ pub mod significance;
 pub mod spec;
 pub mod stats;
 pub mod workload;
+
+/// An error and its causes on one line, `: `-joined, each cause once: a
+/// cause whose text an earlier part already holds (a wrapper that repeats
+/// its source, as hyper's and anyhow's contexts may) is left out.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}

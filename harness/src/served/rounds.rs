@@ -13,6 +13,7 @@ use super::{now_rfc3339, SaveError};
 use crate::rounds::{
     summarize, RoundEntry, RoundsResult, RoundsSettings, TargetRuns, ROUNDS_SCHEMA_VERSION,
 };
+use inferbench_core::error_chain;
 
 /// The confidence of the summary's intervals.
 pub const LEVEL: f64 = 0.95;
@@ -57,18 +58,6 @@ pub enum RoundsError<E: std::fmt::Display + std::fmt::Debug> {
     /// The rounds result could not be saved.
     #[error("saving the rounds result")]
     Save(#[source] SaveError),
-}
-
-/// An error and its causes on one line, as `{:#}` prints an anyhow error.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
-    }
-    line
 }
 
 /// Round `r`'s prompt content, the same for every target: a new stream per

@@ -259,18 +259,3 @@ pub(super) fn failure(class: FailureClass, message: String) -> Failure {
         message,
     }
 }
-
-/// The error and its causes on one line: hyper's own message alone often
-/// omits the part that says what went wrong.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
-}

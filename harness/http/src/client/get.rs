@@ -17,8 +17,9 @@ use tokio_rustls::rustls::pki_types::CertificateDer;
 
 use super::connection::{Connection, Pool, ResponseBody, Target};
 use super::connects::ConnectCount;
-use super::failure::{closed_before_response, connect_class, error_chain, FailureClass};
+use super::failure::{closed_before_response, connect_class, FailureClass};
 use super::tls;
+use inferbench_core::error_chain;
 
 /// Redirects followed before giving up (reqwest's limit, which served
 /// these `GET`s before).

@@ -30,8 +30,9 @@ pub use request::{ChatMessage, Outcome, Prompt, RequestSpec, RequestTag, INTENDE
 pub use stream::read_events;
 
 use connection::{Connection, Pool, ResponseBody, Target};
-use failure::{closed_before_response, connect_class, error_chain, failure, redact, send_class};
+use failure::{closed_before_response, connect_class, failure, redact, send_class};
 use get::Gets;
+use inferbench_core::error_chain;
 
 /// The most of an error response's body kept for its message (which shows
 /// 300 characters of it, or the JSON error inside).

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use super::failure::{body_failure, error_chain, failure, Failure, FailureClass};
+use super::failure::{body_failure, failure, Failure, FailureClass};
 use super::request::Outcome;
 use crate::chunk::Chunk;
 use crate::sse::{Event, EventParser};
+use inferbench_core::error_chain;
 
 /// How long the client waits, after `[DONE]`, for the body's end.
 const DRAIN_AFTER_DONE: Duration = Duration::from_millis(50);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use inferbench_core::engine::{BatchShape, Engine};
+use inferbench_core::error_chain;
 use inferbench_core::schema::validity::Precision;
 use inferbench_core::schema::{InprocPoint, InprocResult, PointMemory, RunStatus};
 use inferbench_core::spec::{EngineSettings, InprocSpec};
@@ -60,7 +61,7 @@ impl Grid<'_> {
     /// Saves the result after a point; a failed save stops the grid.
     fn save(&mut self, observer: &mut dyn GridObserver) {
         if let Err(e) = observer.save(&mut self.result, true) {
-            self.failure.get_or_insert(super::error_chain(e.as_ref()));
+            self.failure.get_or_insert(error_chain(e.as_ref()));
         }
     }
 
@@ -223,7 +224,7 @@ impl Grid<'_> {
         });
         let summary = self.telemetry.stop();
         if let Some(e) = save_error {
-            self.failure = Some(super::error_chain(e.as_ref()));
+            self.failure = Some(error_chain(e.as_ref()));
             return None;
         }
         let stopped_by = stopped_by.get();
@@ -335,7 +336,7 @@ impl Grid<'_> {
                 .any(|p| !p.complete || p.error.is_some());
         if let Err(e) = observer.save(&mut result, true) {
             result.status = RunStatus::Failed;
-            result.error = Some(super::error_chain(e.as_ref()));
+            result.error = Some(error_chain(e.as_ref()));
             result.partial = true;
             // The JSON alone: an output of the whole save may be what failed.
             let _ = observer.save(&mut result, false);

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use inferbench_core::engine::{BatchShape, Engine};
+use inferbench_core::error_chain;
 use inferbench_core::schema::LlamaBuffers;
 use inferbench_core::schema::{
     EngineConfig, InprocPoint, InprocResult, InprocSettings, Mode, Provenance, RunStatus,
@@ -358,18 +359,6 @@ pub fn run_grid<G: GridEngines>(
         }
     }
     grid.finish(valid.len() * shapes.len(), observer)
-}
-
-/// An error and its causes, `: `-joined, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut line = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
 }
 
 /// The grid's cells the engine can run, and a note for each one skipped
